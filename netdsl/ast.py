@@ -1,0 +1,205 @@
+"""The syntax tree of a .net file: one frozen dataclass per grammar rule.
+
+Every node carries the `Span` of the text it came from, so later stages can point at it.
+Spans are left out of equality (`compare=False`): two trees are equal when they say the same
+thing, wherever it was written, which is what a parse/print round trip needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+
+@dataclass(frozen=True)
+class Span:
+    """A region of source text: 1-based line and column of its first character, and of the
+    character just past its end."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+    def __str__(self) -> str:
+        return f"{self.line}:{self.column}"
+
+
+NOWHERE = Span(0, 0, 0, 0)
+
+
+def _span() -> Span:
+    return field(default=NOWHERE, compare=False, repr=False)
+
+
+# --- expressions -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class IntLit:
+    value: int
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class FloatLit:
+    value: float
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class BoolLit:
+    value: bool
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ShapeLit:
+    """`3x224x224` or `7x7`: several sizes written as one token."""
+
+    dims: tuple[int, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class NameRef:
+    """A parameter of the net or block, or a symbol an attribute accepts (`pad=same`)."""
+
+    name: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class TupleLit:
+    items: tuple["Expr", ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class BinOp:
+    op: str  # one of + - * / // %
+    left: "Expr"
+    right: "Expr"
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Neg:
+    operand: "Expr"
+    span: Span = _span()
+
+
+Expr = Union[IntLit, FloatLit, BoolLit, ShapeLit, NameRef, TupleLit, BinOp, Neg]
+
+
+# --- layers and structure ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument of a call: positional when `name` is None."""
+
+    name: Optional[str]
+    value: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Call:
+    """A use of an op or a block: `conv(64, 7, stride=2)`, `relu`."""
+
+    name: str
+    args: tuple[Arg, ...] = ()
+    label: Optional[str] = None
+    span: Span = _span()
+    name_span: Span = _span()
+    label_span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Join:
+    """`concat { a | b }` or `add { a | b }`: parallel branches from one input, joined."""
+
+    kind: str  # "concat" or "add"
+    branches: tuple[tuple["Item", ...], ...]
+    label: Optional[str] = None
+    span: Span = _span()
+    label_span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """`repeat N { body }`: the body N times in a row."""
+
+    count: Expr
+    body: tuple["Item", ...]
+    label: Optional[str] = None
+    span: Span = _span()
+    label_span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Head:
+    """An extra output, tapped from `source` (or from the current tensor)."""
+
+    train_only: bool
+    source: Optional[str]
+    body: tuple["Item", ...]
+    label: Optional[str] = None
+    span: Span = _span()
+    source_span: Span = _span()
+    label_span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Group:
+    """`name: { body }`: a named scope around a chain."""
+
+    body: tuple["Item", ...]
+    label: Optional[str] = None
+    span: Span = _span()
+    label_span: Span = _span()
+
+
+@dataclass(frozen=True)
+class InputDecl:
+    """`input 3x224x224`."""
+
+    dims: tuple[int, ...]
+    span: Span = _span()
+
+
+Element = Union[Call, Join, Repeat, Head, Group]
+Item = Union[InputDecl, Call, Join, Repeat, Head, Group]
+
+
+# --- definitions -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: Optional[Expr] = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class BlockDef:
+    name: str
+    params: tuple[Param, ...]
+    body: tuple[Item, ...]
+    span: Span = _span()
+    name_span: Span = _span()
+
+
+@dataclass(frozen=True)
+class NetDef:
+    name: str
+    params: tuple[Param, ...]
+    body: tuple[Item, ...]
+    span: Span = _span()
+    name_span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Program:
+    """A whole file."""
+
+    definitions: tuple[Union[BlockDef, NetDef], ...]

@@ -1,0 +1,163 @@
+"""Diagnostics: every mistake in a .net file, located, explained, and reported together.
+
+A `Diagnostic` has an error code, a one-line message (lowercase, no final period), the span
+it is about, and optional notes (which may point elsewhere: "this layer produced 256x5x5")
+and a help line. Stages append to a `DiagnosticBag` and keep going; the caller raises one
+`NetDSLError` with all of them at the end. Rendering follows mypy's first line and rustc's
+source excerpt:
+
+    nets/bad.net:7:12: error[E201]: unknown op `cnov`
+      |
+    7 |     conv1: cnov(64, 7, stride=2, pad=3)
+      |            ^^^^
+      = help: did you mean `conv`?
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Iterable, Optional
+
+from .ast import NOWHERE, Span
+
+# One line per error code. The full catalogue with examples is in the README ("Error codes");
+# tests/test_diagnostics.py proves that every code here is produced by some input.
+CODES: dict[str, str] = {
+    "E100": "syntax error: a token that cannot come here",
+    "E101": "syntax error: a character that is not part of the language",
+    "E102": "syntax error: the file ends inside a construct",
+    "E103": "the file is not a readable text file",
+    "E201": "unknown op or block",
+    "E202": "undefined name",
+    "E203": "duplicate name",
+    "E204": "recursive block",
+    "E205": "unknown network parameter",
+    "E206": "the file does not define exactly one net",
+    "E207": "misplaced construct",
+    "E301": "unknown argument",
+    "E302": "missing argument",
+    "E303": "too many positional arguments",
+    "E304": "argument given twice",
+    "E305": "wrong type",
+    "E306": "value out of range",
+    "E307": "arithmetic error",
+    "E401": "window larger than its padded input",
+    "E402": "concat inputs disagree",
+    "E403": "add inputs disagree",
+    "E404": "wrong number of dimensions",
+    "E405": "channels not divisible by groups",
+    "E406": "missing or repeated input declaration",
+    "E407": "the net is too large",
+}
+
+
+@dataclass(frozen=True)
+class Note:
+    """A secondary remark; with a span it is printed with its own source excerpt."""
+
+    message: str
+    span: Optional[Span] = None
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One error: `code`, `message`, where (`line`, `column`, from `span`), notes and help."""
+
+    code: str
+    message: str
+    span: Span = NOWHERE
+    notes: tuple[Note, ...] = ()
+    help: Optional[str] = None
+
+    @property
+    def line(self) -> int:
+        return self.span.line
+
+    @property
+    def column(self) -> int:
+        return self.span.column
+
+
+class NetDSLError(Exception):
+    """Raised for an invalid net; `.diagnostics` lists every error found, `str()` renders them."""
+
+    def __init__(self, diagnostics: Iterable[Diagnostic], source: str = "", filename: str = "<string>"):
+        self.diagnostics = sorted(diagnostics, key=lambda d: (d.span.line, d.span.column))
+        self.source = source
+        self.filename = filename
+        super().__init__(render_all(self.diagnostics, source, filename))
+
+
+class DiagnosticBag:
+    """Collects diagnostics from a stage that goes on after each one."""
+
+    def __init__(self) -> None:
+        self.items: list[Diagnostic] = []
+        self._seen: set = set()
+
+    def error(self, code: str, message: str, span: Span = NOWHERE, *,
+              notes: Iterable[Note] = (), help: Optional[str] = None) -> None:
+        assert code in CODES, code
+        key = (code, message, span)
+        if key in self._seen:  # a block expanded twice must not report its mistake twice
+            return
+        self._seen.add(key)
+        self.items.append(Diagnostic(code, message, span, tuple(notes), help))
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> Optional[str]:
+    """`did you mean `conv`?` for a misspelt name, or None when nothing is close."""
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f"did you mean `{close[0]}`?" if close else None
+
+
+# --- rendering ---------------------------------------------------------------------------
+
+TAB = 4
+
+
+def _excerpt(lines: list[str], span: Span, mark: str) -> list[str]:
+    """The source line of `span` with `mark` characters under it, tabs expanded so the caret
+    lines up with what a terminal shows."""
+    if not (1 <= span.line <= len(lines)):
+        return []
+    text = lines[span.line - 1]
+    start = len(text[: span.column - 1].expandtabs(TAB))
+    if span.end_line == span.line and span.end_column > span.column:
+        end = len(text[: span.end_column - 1].expandtabs(TAB))
+    else:  # a span over several lines: underline to the end of the first
+        end = max(len(text.rstrip().expandtabs(TAB)), start + 1)
+    gutter = str(span.line)
+    pad = " " * len(gutter)
+    return [
+        f"{pad} |",
+        f"{gutter} | {text.expandtabs(TAB)}".rstrip(),
+        f"{pad} | {' ' * start}{mark * max(1, end - start)}",
+    ]
+
+
+def render(diag: Diagnostic, source: str, filename: str) -> str:
+    lines = source.splitlines()
+    where = f"{filename}:{diag.span}" if diag.span.line else filename
+    out = [f"{where}: error[{diag.code}]: {diag.message}"]
+    out += _excerpt(lines, diag.span, "^")
+    for note in diag.notes:
+        if note.span is not None and note.span.line:
+            out.append(f"  = note: {note.message}")
+            out.append(f"  --> {filename}:{note.span}")
+            out += ["  " + line for line in _excerpt(lines, note.span, "-")]
+        else:
+            out.append(f"  = note: {note.message}")
+    if diag.help:
+        out.append(f"  = help: {diag.help}")
+    return "\n".join(out)
+
+
+def render_all(diagnostics: list[Diagnostic], source: str, filename: str) -> str:
+    body = "\n\n".join(render(d, source, filename) for d in diagnostics)
+    n = len(diagnostics)
+    return f"{body}\n\n{n} error{'s' if n != 1 else ''} in {filename}"

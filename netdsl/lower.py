@@ -1,0 +1,565 @@
+"""Syntax tree to layer graph: blocks and repeats expanded, expressions evaluated, arguments
+bound and type-checked against the op registry, every layer given its dotted scope name.
+
+The result is a `networkx.DiGraph` with one node per layer, keyed by its dotted name, and one
+edge per tensor. Node data:
+
+    op          the op's registry name ("conv", "concat", ...; "input" for the input)
+    attrs       the bound, typed attributes (None when the layer is in error)
+    inputs      the names of the layers it reads, in argument order (edges carry `index` too)
+    span        where the layer is written
+    train_only  True inside a `train head`
+
+Nodes are added in an order that is topological (each layer after the layers it reads), so
+later passes walk `graph.nodes` directly. Lowering never stops at the first mistake: it
+records a diagnostic, puts an erroneous layer in the graph (so names and later layers still
+resolve) and goes on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Mapping, Optional
+
+import networkx as nx
+
+from . import ast
+from .diagnostics import DiagnosticBag, Note, did_you_mean
+from .ops import REGISTRY, REQUIRED, AttrError, OpSpec, Symbol, fmt_value
+
+DEFAULT_MAX_LAYERS = 100_000
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A named group of layers: a block instance, a repeat and each of its passes, a branch,
+    a head or a group. `title` is how summaries and diagrams show it."""
+
+    name: str
+    kind: str  # "block", "repeat", "pass", "branch", "join", "head", "group"
+    title: str
+    span: ast.Span
+    train_only: bool = False
+    block: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Output:
+    """An output of the net: the main chain's last layer, or a head."""
+
+    name: str
+    node: str
+    train_only: bool = False
+
+
+@dataclass
+class LoweredNet:
+    name: str
+    params: dict[str, Any]
+    input_shape: Optional[tuple[int, ...]]
+    graph: nx.DiGraph
+    scopes: dict[str, Scope]
+    outputs: list[Output]
+
+
+class _Abort(Exception):
+    """Stops lowering when going on would only produce noise (the net is too large)."""
+
+
+class _EvalError(Exception):
+    def __init__(self, code: str, message: str, span: ast.Span, help: Optional[str] = None):
+        super().__init__(message)
+        self.code, self.message, self.span, self.help = code, message, span, help
+
+
+# --- expressions -------------------------------------------------------------------------
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def evaluate(expr: ast.Expr, env: Mapping[str, Any]) -> Any:
+    """The value of an expression: int, float, bool, tuple, or a `Symbol` for a bare word
+    that is not a parameter (the attribute it is given to decides whether that is allowed)."""
+    if isinstance(expr, (ast.IntLit, ast.FloatLit, ast.BoolLit)):
+        return expr.value
+    if isinstance(expr, ast.ShapeLit):
+        return expr.dims
+    if isinstance(expr, ast.NameRef):
+        return env[expr.name] if expr.name in env else Symbol(expr.name)
+    if isinstance(expr, ast.TupleLit):
+        return tuple(evaluate(e, env) for e in expr.items)
+    if isinstance(expr, ast.Neg):
+        v = _operand(expr.operand, env)
+        return -v
+    assert isinstance(expr, ast.BinOp)
+    a, b = _operand(expr.left, env), _operand(expr.right, env)
+    if expr.op == "+":
+        return a + b
+    if expr.op == "-":
+        return a - b
+    if expr.op == "*":
+        return a * b
+    if b == 0:
+        raise _EvalError("E307", f"division by zero in `{expr.op}`", expr.span)
+    if expr.op == "/":
+        # Exact integer division stays an integer, so `c / 2` can be a channel count.
+        return a // b if isinstance(a, int) and isinstance(b, int) and a % b == 0 else a / b
+    return a // b if expr.op == "//" else a % b
+
+
+def _operand(expr: ast.Expr, env: Mapping[str, Any]) -> Any:
+    v = evaluate(expr, env)
+    if isinstance(v, Symbol):
+        raise _EvalError("E202", f"undefined name `{v}`", expr.span, did_you_mean(v.name, env))
+    if not _is_number(v):
+        raise _EvalError("E305", f"arithmetic needs numbers, got `{fmt_value(v)}`", expr.span)
+    return v
+
+
+# --- binding arguments -------------------------------------------------------------------
+
+def _bind(what: str, names: list[str], positional: int, args: Iterable[ast.Arg],
+          bag: DiagnosticBag) -> Optional[dict[str, ast.Arg]]:
+    """Match a call's arguments to the callee's parameter names (the first `positional` of
+    them may be given by position). None when the call is wrong; diagnostics say why."""
+    bound: dict[str, ast.Arg] = {}
+    ok, seen_keyword, index = True, False, 0
+    for arg in args:
+        if arg.name is None:
+            if seen_keyword:
+                bag.error("E303", f"positional argument after a keyword argument in `{what}`", arg.span,
+                          help="give the keyword arguments last")
+                ok = False
+            elif index >= positional:
+                takes = f"takes {positional} positional argument{'s' if positional != 1 else ''}"
+                bag.error("E303", f"`{what}` {takes}", arg.span,
+                          help=("name the others: " + ", ".join(f"`{n}=...`" for n in names[positional:]))
+                          if len(names) > positional else None)
+                ok = False
+            else:
+                bound[names[index]] = arg
+            index += 1
+            continue
+        seen_keyword = True
+        if arg.name not in names:
+            bag.error("E301", f"`{what}` has no argument `{arg.name}`", arg.span,
+                      help=did_you_mean(arg.name, names) or (f"it takes {', '.join(f'`{n}`' for n in names)}"
+                                                            if names else f"`{what}` takes no arguments"))
+            ok = False
+        elif arg.name in bound:
+            bag.error("E304", f"argument `{arg.name}` of `{what}` is given twice", arg.span,
+                      notes=[Note("given first here", bound[arg.name].span)])
+            ok = False
+        else:
+            bound[arg.name] = arg
+    return bound if ok else None
+
+
+# --- scopes while lowering ---------------------------------------------------------------
+
+def _labels_in(items: Iterable[ast.Item]) -> Iterator[str]:
+    """Labels written directly in this scope (an unlabelled repeat inlines its body)."""
+    for item in items:
+        label = getattr(item, "label", None)
+        if label is not None:
+            yield label
+        elif isinstance(item, ast.Repeat):
+            yield from _labels_in(item.body)
+
+
+@dataclass
+class _Ctx:
+    path: str                      # dotted prefix of names made here ("" at the top)
+    env: Mapping[str, Any]         # parameters visible here
+    reserved: frozenset            # labels written in this scope: automatic names avoid them
+    train_only: bool = False
+    stack: tuple[str, ...] = ()    # blocks being expanded, for recursion errors
+    names: dict[str, ast.Span] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+    top: bool = False
+
+    def full(self, local: str) -> str:
+        return f"{self.path}.{local}" if self.path else local
+
+    def child(self, local: str, items: Iterable[ast.Item], **changes) -> "_Ctx":
+        return _Ctx(self.full(local), changes.get("env", self.env), frozenset(_labels_in(items)),
+                    changes.get("train_only", self.train_only), changes.get("stack", self.stack))
+
+    def auto(self, kind: str) -> str:
+        """The next free automatic name for `kind` here: conv1, conv2, ..."""
+        n = self.counters.get(kind, 0)
+        while True:
+            n += 1
+            name = f"{kind}{n}"
+            if name not in self.reserved and name not in self.names:
+                self.counters[kind] = n
+                self.names[name] = ast.NOWHERE
+                return name
+
+
+class Lowerer:
+    def __init__(self, program: ast.Program, bag: DiagnosticBag, overrides: Mapping[str, Any],
+                 max_layers: int = DEFAULT_MAX_LAYERS):
+        self.program, self.bag, self.overrides, self.max_layers = program, bag, overrides, max_layers
+        self.graph = nx.DiGraph()
+        self.scopes: dict[str, Scope] = {}
+        self.outputs: list[Output] = []
+        self.blocks: dict[str, ast.BlockDef] = {}
+        self.input_shape: Optional[tuple[int, ...]] = None
+
+    # -- entry --------------------------------------------------------------------------
+
+    def run(self) -> Optional[LoweredNet]:
+        nets = [d for d in self.program.definitions if isinstance(d, ast.NetDef)]
+        for d in self.program.definitions:
+            if isinstance(d, ast.BlockDef):
+                self._define_block(d)
+        if len(nets) != 1:
+            where = nets[1].name_span if nets else ast.NOWHERE
+            self.bag.error("E206", "a file defines exactly one net" + (f", this one defines {len(nets)}" if nets else
+                                                                        ", this one defines none"), where,
+                           help=None if nets else "add `net NAME { input CxHxW ... }`")
+            if not nets:
+                return None
+        net = nets[0]
+        params = self._net_params(net)
+        ctx = _Ctx("", params, frozenset(_labels_in(net.body)), top=True)
+        try:
+            last = self._chain(net.body, None, ctx)
+        except _Abort:
+            last = None
+        if self.input_shape is None and not any(d.code == "E406" for d in self.bag.items):
+            self.bag.error("E406", f"net `{net.name}` has no input declaration", net.name_span,
+                           help="start its body with the input shape, e.g. `input 3x224x224`")
+        if last is not None:
+            self.outputs.insert(0, Output(last, last, False))
+        return LoweredNet(net.name, params, self.input_shape, self.graph, self.scopes, self.outputs)
+
+    def _define_block(self, d: ast.BlockDef) -> None:
+        if d.name in self.blocks:
+            self.bag.error("E203", f"block `{d.name}` is defined twice", d.name_span,
+                           notes=[Note("first defined here", self.blocks[d.name].name_span)])
+        elif d.name in REGISTRY:
+            self.bag.error("E203", f"block `{d.name}` has the name of a built-in op", d.name_span,
+                           help="choose another name")
+        else:
+            self.blocks[d.name] = d
+        self._check_params(d.params)
+
+    def _check_params(self, params: Iterable[ast.Param]) -> None:
+        seen: dict[str, ast.Span] = {}
+        for p in params:
+            if p.name in seen:
+                self.bag.error("E203", f"parameter `{p.name}` is declared twice", p.span,
+                               notes=[Note("first declared here", seen[p.name])])
+            seen[p.name] = p.span
+
+    def _net_params(self, net: ast.NetDef) -> dict[str, Any]:
+        self._check_params(net.params)
+        names = [p.name for p in net.params]
+        for key in self.overrides:
+            if key not in names:
+                self.bag.error("E205", f"net `{net.name}` has no parameter `{key}`",
+                               help=did_you_mean(key, names) or (
+                                   f"its parameters are {', '.join(f'`{n}`' for n in names)}" if names
+                                   else f"`{net.name}` declares no parameters"))
+        env: dict[str, Any] = {}
+        for p in net.params:
+            if p.name in self.overrides:
+                env[p.name] = self.overrides[p.name]
+            elif p.default is None:
+                self.bag.error("E302", f"parameter `{p.name}` of net `{net.name}` has no default", p.span,
+                               help=f"give it one (`{p.name} = ...`) or set it (`--set {p.name}=...`)")
+            else:
+                value = self._eval(p.default, env)
+                if value is not None:
+                    env[p.name] = value
+        return env
+
+    def _eval(self, expr: ast.Expr, env: Mapping[str, Any]) -> Any:
+        try:
+            return evaluate(expr, env)
+        except _EvalError as e:
+            self.bag.error(e.code, e.message, e.span, help=e.help)
+            return None
+
+    # -- chains -------------------------------------------------------------------------
+
+    def _chain(self, items: tuple[ast.Item, ...], current: Optional[str], ctx: _Ctx) -> Optional[str]:
+        """Lower items one after another; returns the name of the last layer's output."""
+        for i, item in enumerate(items):
+            if isinstance(item, ast.InputDecl):
+                current = self._input(item, ctx, first=(i == 0))
+            elif isinstance(item, ast.Call):
+                following = items[i + 1] if i + 1 < len(items) else None
+                current = self._call(item, current, ctx, following)
+            elif isinstance(item, ast.Join):
+                current = self._join(item, current, ctx)
+            elif isinstance(item, ast.Repeat):
+                current = self._repeat(item, current, ctx)
+            elif isinstance(item, ast.Head):
+                self._head(item, current, ctx)
+            elif isinstance(item, ast.Group):
+                local = self._local_name(item, "group", ctx)
+                self.scopes[ctx.full(local)] = Scope(ctx.full(local), "group", "group", item.span, ctx.train_only)
+                current = self._chain(item.body, current, ctx.child(local, item.body))
+        return current
+
+    def _input(self, item: ast.InputDecl, ctx: _Ctx, first: bool) -> Optional[str]:
+        if not ctx.top or not first or self.input_shape is not None:
+            what = "is declared twice" if self.input_shape is not None else \
+                "must be the first line of the net's body"
+            self.bag.error("E406", f"the input {what}", item.span)
+            return None
+        if len(item.dims) not in (1, 3):
+            self.bag.error("E404", f"the input is {'x'.join(map(str, item.dims))}; "
+                           "write it as C x H x W (an image) or as one size (a vector)", item.span)
+            return None
+        if min(item.dims) < 1:
+            self.bag.error("E306", "every size of the input must be at least 1", item.span)
+            return None
+        self.input_shape = item.dims
+        self._add_node("input", "input", {"shape": item.dims}, [], item.span, ctx)
+        return "input"
+
+    def _local_name(self, item, kind: str, ctx: _Ctx) -> str:
+        """The item's label, checked to be new in this scope, or an automatic name."""
+        label = getattr(item, "label", None)
+        if label is None:
+            return ctx.auto(kind)
+        if label in ctx.names:
+            first = ctx.names[label]
+            self.bag.error("E203", f"`{ctx.full(label)}` is defined twice", item.label_span,
+                           notes=[Note("first defined here", first)] if first.line else [],
+                           help="labels inside an unlabelled `repeat` clash on each pass: label the repeat "
+                                "so each pass gets its own scope" if first == item.label_span else None)
+            # keep going under a fresh name so later layers still connect
+            return ctx.auto(label + "_")
+        ctx.names[label] = item.label_span
+        return label
+
+    def _add_node(self, name: str, op: Optional[str], attrs: Optional[dict], inputs: list[str],
+                  span: ast.Span, ctx: _Ctx) -> str:
+        if len(self.graph) >= self.max_layers:
+            self.bag.error("E407", f"the net has more than {self.max_layers:,} layers", span,
+                           help="the limit guards against runaway repeats; raise it with `max_layers=` "
+                                "or `--max-layers` if the net is really this large")
+            raise _Abort
+        self.graph.add_node(name, op=op, attrs=attrs, inputs=inputs, span=span, train_only=ctx.train_only)
+        for index, src in enumerate(inputs):
+            self.graph.add_edge(src, name, index=index)
+        return name
+
+    def _needs_input(self, current: Optional[str], span: ast.Span) -> bool:
+        if current is None and self.input_shape is not None:
+            return True  # an error before us already broke the chain; stay quiet
+        if current is None:
+            self.bag.error("E406", "a layer comes before the input declaration", span,
+                           help="start the net's body with the input shape, e.g. `input 3x224x224`")
+        return current is not None
+
+    # -- calls --------------------------------------------------------------------------
+
+    def _call(self, call: ast.Call, current: Optional[str], ctx: _Ctx, following) -> Optional[str]:
+        if call.name in self.blocks:
+            return self._expand_block(call, current, ctx)
+        spec = REGISTRY.get(call.name)
+        if spec is None or spec.join:
+            self._unknown_op(call, following)
+            local = self._local_name(call, call.name, ctx)
+            return self._add_node(ctx.full(local), None, None, [current] if current else [], call.span, ctx)
+        local = self._local_name(call, spec.name, ctx)
+        attrs = self._bind_op(spec, call, ctx.env)
+        if not self._needs_input(current, call.span):
+            return None
+        return self._add_node(ctx.full(local), spec.name, attrs, [current], call.span, ctx)
+
+    def _unknown_op(self, call: ast.Call, following) -> None:
+        known = [n for n, s in REGISTRY.items() if not s.join] + list(self.blocks)
+        if call.name in REGISTRY:  # concat / add written as a call
+            self.bag.error("E207", f"`{call.name}` joins branches: write `{call.name} {{ a | b }}`",
+                           call.name_span)
+            return
+        help_ = did_you_mean(call.name, known)
+        if help_ is None and not call.args and isinstance(following, ast.Call) and following.label is None:
+            help_ = f"to name a layer, write a colon after the name: `{call.name}: {following.name}(...)`"
+        self.bag.error("E201", f"unknown op `{call.name}`", call.name_span,
+                       help=help_ or "ops: " + ", ".join(sorted(known)))
+
+    def _bind_op(self, spec: OpSpec, call: ast.Call, env: Mapping[str, Any]) -> Optional[dict]:
+        names = [a.name for a in spec.attrs]
+        positional = sum(1 for a in spec.attrs if a.positional)
+        bound = _bind(spec.name, names, positional, call.args, self.bag)
+        if bound is None:
+            return None
+        attrs: dict[str, Any] = {}
+        ok = True
+        for attr in spec.attrs:
+            arg = bound.get(attr.name)
+            if arg is None:
+                if attr.default is REQUIRED:
+                    what = f" ({attr.doc})" if attr.doc else ""
+                    self.bag.error("E302", f"`{spec.name}` needs `{attr.name}`{what}", call.span,
+                                   help=f"e.g. `{spec.name}({', '.join(a.name for a in spec.attrs if a.default is REQUIRED)})`")
+                    ok = False
+                    continue
+                if ok:
+                    attrs[attr.name] = attr.default_for(attrs)
+                continue
+            value = self._eval(arg.value, env)
+            if value is None:
+                ok = False
+                continue
+            if isinstance(value, Symbol) and value.name not in getattr(attr.type, "symbols", ()):
+                candidates = list(env) + list(getattr(attr.type, "symbols", ()))
+                self.bag.error("E202", f"undefined name `{value}`", arg.value.span,
+                               help=did_you_mean(value.name, candidates))
+                ok = False
+                continue
+            try:
+                attrs[attr.name] = attr.type.convert(value, attr.name)
+            except AttrError as e:
+                self.bag.error(e.code, f"{e.message} (in `{spec.name}`)", arg.value.span)
+                ok = False
+        return attrs if ok else None
+
+    def _expand_block(self, call: ast.Call, current: Optional[str], ctx: _Ctx) -> Optional[str]:
+        block = self.blocks[call.name]
+        local = self._local_name(call, block.name, ctx)
+        if block.name in ctx.stack:
+            cycle = " -> ".join(ctx.stack[ctx.stack.index(block.name):] + (block.name,))
+            self.bag.error("E204", f"block `{block.name}` calls itself ({cycle})", call.span,
+                           notes=[Note(f"`{block.name}` is defined here", block.name_span)],
+                           help="a block cannot contain itself; use `repeat` for a chain of copies")
+            return self._add_node(ctx.full(local), None, None, [current] if current else [], call.span, ctx)
+        names = [p.name for p in block.params]
+        bound = _bind(block.name, names, len(names), call.args, self.bag)
+        env: dict[str, Any] = {}
+        ok = bound is not None
+        for p in block.params:
+            if not ok:
+                break
+            if p.name in bound:
+                value = self._eval(bound[p.name].value, ctx.env)
+            elif p.default is not None:
+                value = self._eval(p.default, env)
+            else:
+                self.bag.error("E302", f"block `{block.name}` needs `{p.name}`", call.span,
+                               notes=[Note(f"`{block.name}` is defined here", block.name_span)])
+                value = None
+            ok = value is not None
+            env[p.name] = value
+        if not ok:
+            return self._add_node(ctx.full(local), None, None, [current] if current else [], call.span, ctx)
+        title = f"{block.name}({', '.join(fmt_value(env[p.name]) for p in block.params)})"
+        path = ctx.full(local)
+        self.scopes[path] = Scope(path, "block", title, call.span, ctx.train_only, block.name)
+        inner = ctx.child(local, block.body, env=env, stack=ctx.stack + (block.name,))
+        return self._chain(block.body, current, inner)
+
+    # -- structure ----------------------------------------------------------------------
+
+    def _join(self, join: ast.Join, current: Optional[str], ctx: _Ctx) -> Optional[str]:
+        local = self._local_name(join, join.kind, ctx)
+        if len(join.branches) < 2:
+            self.bag.error("E207", f"`{join.kind}` needs at least two branches, separated by `|`", join.span)
+        # A labelled join is a scope of its own; an unlabelled one numbers its branches here.
+        home = ctx
+        if join.label is not None:
+            home = ctx.child(local, ())
+            self.scopes[home.path] = Scope(home.path, "join", join.kind, join.span, ctx.train_only)
+        ends = []
+        for branch in join.branches:
+            name = home.auto("branch")
+            path = home.full(name)
+            self.scopes[path] = Scope(path, "branch", f"{join.kind} branch", _extent(branch), ctx.train_only)
+            end = self._chain(branch, current, home.child(name, branch))
+            if end == current and end is not None:
+                self.bag.error("E207", "a branch needs at least one layer", _extent(branch),
+                               help="write `identity` for a branch that passes its input on")
+            ends.append(end)
+        if not self._needs_input(current, join.span):
+            return None
+        ok = all(e is not None for e in ends)
+        return self._add_node(ctx.full(local), join.kind, {} if ok else None,
+                              [e for e in ends if e is not None], join.span, ctx)
+
+    def _repeat(self, rep: ast.Repeat, current: Optional[str], ctx: _Ctx) -> Optional[str]:
+        count = self._eval(rep.count, ctx.env)
+        if count is None:
+            return current
+        if isinstance(count, Symbol):
+            self.bag.error("E202", f"undefined name `{count}`", rep.count.span, help=did_you_mean(count.name, ctx.env))
+            return current
+        if isinstance(count, bool) or not isinstance(count, int):
+            self.bag.error("E305", f"`repeat` expects an integer count, got {fmt_value(count)}", rep.count.span)
+            return current
+        if count < 1:
+            self.bag.error("E306", f"`repeat` count must be at least 1, got {count}", rep.count.span)
+            return current
+        if rep.label is None:  # inline: the passes' layers join this scope
+            for _ in range(count):
+                current = self._chain(rep.body, current, ctx)
+            return current
+        local = self._local_name(rep, "repeat", ctx)
+        home = ctx.child(local, ())
+        self.scopes[home.path] = Scope(home.path, "repeat", f"repeat {count}", rep.span, ctx.train_only)
+        for i in range(1, count + 1):
+            home.names[str(i)] = rep.span
+            path = home.full(str(i))
+            self.scopes[path] = Scope(path, "pass", f"pass {i} of {count}", rep.span, ctx.train_only)
+            current = self._chain(rep.body, current, home.child(str(i), rep.body))
+        return current
+
+    def _head(self, head: ast.Head, current: Optional[str], ctx: _Ctx) -> None:
+        source = current
+        if head.source is not None:
+            source = self._resolve(head.source, head.source_span, ctx)
+            if source is None:
+                return
+        local = self._local_name(head, "head", ctx)
+        train_only = head.train_only or ctx.train_only
+        path = ctx.full(local)
+        self.scopes[path] = Scope(path, "head", "train head" if train_only else "head", head.span, train_only)
+        end = self._chain(head.body, source, ctx.child(local, head.body, train_only=train_only))
+        if end is not None and end != source:
+            self.outputs.append(Output(path, end, train_only))
+
+    def _resolve(self, name: str, span: ast.Span, ctx: _Ctx) -> Optional[str]:
+        """A layer named from inside a scope: looked up here first, then in enclosing scopes."""
+        parts = ctx.path.split(".") if ctx.path else []
+        for depth in range(len(parts), -1, -1):
+            candidate = ".".join(parts[:depth] + [name])
+            if candidate in self.graph:
+                return candidate
+            # a scope (a block instance, say) stands for its last layer
+            last = self._last_in_scope(candidate)
+            if last is not None:
+                return last
+        self.bag.error("E202", f"no layer `{name}` before this point", span,
+                       help=did_you_mean(name, [n for n in self.graph if n != "input"]))
+        return None
+
+    def _last_in_scope(self, scope: str) -> Optional[str]:
+        if scope not in self.scopes:
+            return None
+        prefix = scope + "."
+        last = None
+        for node in self.graph:  # insertion order: the last match is the scope's output
+            if node.startswith(prefix):
+                last = node
+        return last
+
+
+def _extent(items: tuple[ast.Item, ...]) -> ast.Span:
+    if not items:
+        return ast.NOWHERE
+    a, b = items[0].span, items[-1].span
+    return ast.Span(a.line, a.column, b.end_line, b.end_column)
+
+
+def lower(program: ast.Program, bag: DiagnosticBag, overrides: Optional[Mapping[str, Any]] = None,
+          max_layers: int = DEFAULT_MAX_LAYERS) -> Optional[LoweredNet]:
+    """Lower a parsed file to its layer graph, recording every mistake in `bag`."""
+    return Lowerer(program, bag, overrides or {}, max_layers).run()

@@ -1,0 +1,103 @@
+"""The public entry points: `load` and `loads` run the pipeline (parse, lower, infer shapes)
+and return a checked `Network`, or raise one `NetDSLError` carrying every diagnostic."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import networkx as nx
+
+from . import parser
+from .diagnostics import Diagnostic, DiagnosticBag, NetDSLError
+from .lower import DEFAULT_MAX_LAYERS, LoweredNet, Output, Scope, lower
+from .ops import REGISTRY
+from .shapes import infer_shapes
+
+
+class Network:
+    """A parsed and checked network.
+
+    `graph` is a networkx.DiGraph with a node per layer, keyed by its dotted scope name, with
+    node data `op`, `attrs`, `inputs`, `span`, `train_only`, `shape`, `params` and `macs`,
+    and an edge per tensor. `outputs[0]` is the main output; the rest are heads.
+    """
+
+    def __init__(self, lowered: LoweredNet, source: str, filename: str):
+        self.name: str = lowered.name
+        self.params: dict[str, Any] = lowered.params
+        self.input_shape: tuple[int, ...] = lowered.input_shape
+        self.graph: nx.DiGraph = lowered.graph
+        self.scopes: dict[str, Scope] = lowered.scopes
+        self.outputs: list[Output] = lowered.outputs
+        self.source = source
+        self.filename = filename
+
+    @property
+    def layers(self) -> list[str]:
+        """Layer names in definition order (the input is not a layer)."""
+        return [n for n, op in self.graph.nodes(data="op") if op != "input"]
+
+    def layer(self, name: str) -> dict:
+        """The node data of one layer."""
+        return self.graph.nodes[name]
+
+    def describe(self, name: str) -> str:
+        """A layer as the language writes it, defaults left out: `conv(64, 7x7, stride=2, pad=3)`."""
+        data = self.graph.nodes[name]
+        return REGISTRY[data["op"]].describe(data["attrs"])
+
+    def total_params(self, train: bool = True) -> int:
+        """Learnable parameters; with `train=False`, without training-only heads."""
+        return sum(d["params"] for _, d in self.graph.nodes(data=True) if train or not d["train_only"])
+
+    def total_macs(self, train: bool = True) -> int:
+        return sum(d["macs"] for _, d in self.graph.nodes(data=True) if train or not d["train_only"])
+
+    def summary(self, batch: int = 1):
+        """Per-layer shapes, parameters, MACs and activation memory, with totals."""
+        from .summary import Summary
+        return Summary.of(self, batch)
+
+    def __repr__(self) -> str:
+        shape = "x".join(map(str, self.input_shape))
+        return f"<Network {self.name}: input {shape}, {len(self.layers)} layers, {self.total_params():,} params>"
+
+
+def loads(text: str, filename: str = "<string>", *, max_layers: int = DEFAULT_MAX_LAYERS,
+          **params: Any) -> Network:
+    """Parse and check a network from text. Keyword arguments override the net's parameters
+    (`loads(text, classes=10)`). Raises `NetDSLError` listing every mistake."""
+    return _check(text, filename, params, max_layers)
+
+
+def load(path: os.PathLike | str, *, max_layers: int = DEFAULT_MAX_LAYERS, **params: Any) -> Network:
+    """Parse and check the network in the file at `path`; see `loads`."""
+    path = Path(path)
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")  # a leading BOM is not part of the net
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        from .ast import Span
+        diag = Diagnostic("E103", f"the file is not valid UTF-8 (byte 0x{data[e.start]:02x})",
+                          Span(line, col, line, col + 1), help="save it as UTF-8 text")
+        raise NetDSLError([diag], "", str(path)) from None
+    return _check(text, str(path), params, max_layers)
+
+
+def _check(text: str, filename: str, overrides: Mapping[str, Any], max_layers: int) -> Network:
+    program = parser.parse(text, filename)
+    bag = DiagnosticBag()
+    try:
+        lowered = lower(program, bag, overrides, max_layers)
+        if lowered is not None:  # also after lowering errors: one report holds them all
+            infer_shapes(lowered.graph, bag)
+    except RecursionError:
+        bag.error("E407", "the net is nested too deeply to check",
+                  help="flatten some of its nesting (blocks within blocks, branches within branches)")
+    if bag:
+        raise NetDSLError(bag.items, text, filename)
+    return Network(lowered, text, filename)

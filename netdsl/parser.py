@@ -1,0 +1,297 @@
+"""Text to syntax tree: the Lark LALR parser for grammars/netdsl.lark, building `netdsl.ast`
+nodes directly while it parses (no intermediate parse tree, no recursion, so deep nesting
+costs no stack), and turning Lark's errors into located diagnostics."""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+from dataclasses import replace
+from pathlib import Path
+from typing import Optional
+
+from lark import Lark, Token, Transformer
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from . import ast
+from .diagnostics import Diagnostic, NetDSLError
+
+GRAMMAR_NAME = "netdsl.lark"
+
+
+def grammar_path() -> Path:
+    """The grammar file: the copy shipped inside the installed package, or, in a source
+    checkout, the one in the repository's grammars/ folder."""
+    packaged = importlib.resources.files("netdsl") / GRAMMAR_NAME
+    if packaged.is_file():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / "grammars" / GRAMMAR_NAME
+
+
+def _token_span(tok: Token) -> ast.Span:
+    return ast.Span(tok.line, tok.column, tok.end_line, tok.end_column)
+
+
+def _dims(tok: Token) -> tuple[int, ...]:
+    return tuple(int(d) for d in tok.replace("×", "x").split("x"))
+
+
+def _extent(children) -> ast.Span:
+    """The span from the first to the last positioned child (tokens and AST nodes alike)."""
+    first = last = None
+    for c in children:
+        s = _token_span(c) if isinstance(c, Token) else getattr(c, "span", None)
+        if s is None or not s.line:
+            continue
+        first = first or s
+        last = s
+    if first is None:
+        return ast.NOWHERE
+    return ast.Span(first.line, first.column, last.end_line, last.end_column)
+
+
+# Tokens that are pure syntax: kept by the parser (keep_all_tokens) only so spans can reach
+# from the first keyword to the closing bracket; dropped before building nodes.
+_SYNTAX = {"NET", "BLOCK", "INPUT", "CONCAT", "ADD", "REPEAT", "HEAD", "FROM", "LPAR", "RPAR",
+           "LBRACE", "RBRACE", "COMMA", "COLON", "EQUAL", "VBAR", "DOT", "PLUS", "MINUS", "STAR",
+           "SLASH", "FLOORDIV", "PERCENT", "TRUE", "FALSE"}
+
+
+def _rule(fn):
+    """Adapt a builder to Lark's internal-transformer call: `fn(span, *meaningful_children)`."""
+    @functools.wraps(fn)
+    def callback(self, children):
+        kept = [c for c in children if not (isinstance(c, Token) and c.type in _SYNTAX)]
+        return fn(self, _extent(children), *kept)
+    return callback
+
+
+class _ASTBuilder(Transformer):
+    """One method per grammar rule; each returns the rule's dataclass. It runs inside the
+    LALR parser, on each reduction, so no parse tree is built and nothing recurses."""
+
+    @_rule
+    def start(self, span, *defs):
+        return ast.Program(tuple(defs))
+
+    @_rule
+    def net_def(self, span, name, params, body):
+        return ast.NetDef(str(name), params or (), body, span, _token_span(name))
+
+    @_rule
+    def block_def(self, span, name, params, body):
+        return ast.BlockDef(str(name), params, body, span, _token_span(name))
+
+    @_rule
+    def param_list(self, span, *params):
+        return tuple(p for p in params if p is not None)
+
+    @_rule
+    def param(self, span, name, *default):
+        return ast.Param(str(name), next((d for d in default if d is not None), None), span)
+
+    @_rule
+    def body(self, span, *items):
+        return tuple(items)
+
+    @_rule
+    def input_decl(self, span, tok):
+        return ast.InputDecl(_dims(tok), span)
+
+    @_rule
+    def labelled(self, span, label, element):
+        return replace(element, label=str(label), label_span=_token_span(label), span=span)
+
+    @_rule
+    def call(self, span, name, args):
+        return ast.Call(str(name), args or (), None, span, _token_span(name))
+
+    @_rule
+    def arg_list(self, span, *args):
+        return tuple(a if isinstance(a, ast.Arg) else ast.Arg(None, a, a.span)
+                     for a in args if a is not None)
+
+    @_rule
+    def keyword_arg(self, span, name, value):
+        return ast.Arg(str(name), value, span)
+
+    @_rule
+    def concat(self, span, branches):
+        return ast.Join("concat", branches, None, span)
+
+    @_rule
+    def add(self, span, branches):
+        return ast.Join("add", branches, None, span)
+
+    @_rule
+    def branches(self, span, *chains):
+        return tuple(c for c in chains if c is not None)
+
+    @_rule
+    def chain(self, span, *items):
+        return tuple(items)
+
+    @_rule
+    def repeat(self, span, count, body):
+        return ast.Repeat(count, body, None, span)
+
+    @_rule
+    def head(self, span, train, *rest):
+        *source, body = [r for r in rest if r is not None]
+        src, src_span = source[0] if source else (None, ast.NOWHERE)
+        return ast.Head(train is not None, src, body, None, span, src_span)
+
+    @_rule
+    def group(self, span, body):
+        return ast.Group(body, None, span)
+
+    @_rule
+    def path(self, span, *parts):
+        return ".".join(parts), span
+
+    # expressions
+    @_rule
+    def int_lit(self, span, tok):
+        return ast.IntLit(int(tok), span)
+
+    @_rule
+    def float_lit(self, span, tok):
+        return ast.FloatLit(float(tok), span)
+
+    @_rule
+    def shape_lit(self, span, tok):
+        return ast.ShapeLit(_dims(tok), span)
+
+    @_rule
+    def true_lit(self, span):
+        return ast.BoolLit(True, span)
+
+    @_rule
+    def false_lit(self, span):
+        return ast.BoolLit(False, span)
+
+    @_rule
+    def name_ref(self, span, tok):
+        return ast.NameRef(str(tok), span)
+
+    @_rule
+    def atom(self, span, inner):  # `( expr )`: parentheses only group
+        return inner
+
+    @_rule
+    def tuple_lit(self, span, *items):
+        return ast.TupleLit(tuple(i for i in items if i is not None), span)
+
+    @_rule
+    def neg_op(self, span, operand):
+        return ast.Neg(operand, span)
+
+    def _binop(op):  # noqa: N805 - a factory used while the class body runs
+        @_rule
+        def method(self, span, left, right):
+            return ast.BinOp(op, left, right, span)
+        return method
+
+    add_op, sub_op, mul_op = _binop("+"), _binop("-"), _binop("*")
+    div_op, floordiv_op, mod_op = _binop("/"), _binop("//"), _binop("%")
+    del _binop
+
+
+@functools.lru_cache(maxsize=None)
+def _parser() -> Lark:
+    # cache=True keeps the LALR tables in a temp file, so start-up does not rebuild them.
+    return Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr",
+                keep_all_tokens=True, maybe_placeholders=True, cache=True, start=["start", "expr"],
+                transformer=_ASTBuilder())
+
+
+# --- syntax errors -----------------------------------------------------------------------
+
+# Readable names for the grammar's terminals, for "expected ..." lists.
+_TERMINAL_WORDS = {
+    "NAME": "a name", "INT": "an integer", "FLOAT": "a number", "SHAPE": "a shape like 3x224x224",
+    "LBRACE": "`{`", "RBRACE": "`}`", "LPAR": "`(`", "RPAR": "`)`", "COMMA": "`,`",
+    "COLON": "`:`", "EQUAL": "`=`", "VBAR": "`|`", "DOT": "`.`", "PLUS": "`+`", "MINUS": "`-`",
+    "STAR": "`*`", "SLASH": "`/`", "FLOORDIV": "`//`", "PERCENT": "`%`", "NET": "`net`", "BLOCK": "`block`",
+    "INPUT": "`input`", "CONCAT": "`concat`", "ADD": "`add`", "REPEAT": "`repeat`",
+    "HEAD": "`head`", "TRAIN": "`train`", "FROM": "`from`", "TRUE": "`true`", "FALSE": "`false`",
+    "$END": "the end of the file",
+}
+
+
+_OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH", "FLOORDIV", "PERCENT"}
+
+
+def _expected(expected: set) -> str:
+    words = {_TERMINAL_WORDS.get(t, f"`{t.lower()}`") for t in expected
+             if t not in _OPERATORS and not t.startswith("__")}
+    if expected & _OPERATORS:
+        words.add("an operator")
+    words = sorted(words)
+    if not words:
+        return ""
+    if len(words) > 6:  # a long list helps nobody
+        return "; expected a layer, a value or a closing bracket"
+    return "; expected " + (words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1])
+
+
+def _token_text(tok: Token) -> str:
+    return "the end of the file" if tok.type == "$END" else f"`{tok}`"
+
+
+def syntax_diagnostic(err: UnexpectedInput, text: str) -> Diagnostic:
+    """One diagnostic for a Lark error: where, what was found, what could have come."""
+    line, col = max(err.line, 1), max(err.column, 1)
+    if isinstance(err, UnexpectedCharacters):
+        ch = text[err.pos_in_stream] if err.pos_in_stream < len(text) else "?"
+        hint = None
+        if ch in "\"'":
+            hint = "netdsl has no strings: write names and numbers bare (`pad=same`)"
+        elif ch == ";":
+            hint = "layers need no separator: write them one after another"
+        return Diagnostic("E101", f"unexpected character `{ch}`", ast.Span(line, col, line, col + 1),
+                          help=hint)
+    if isinstance(err, UnexpectedEOF) or (isinstance(err, UnexpectedToken) and err.token.type == "$END"):
+        span = _end_span(text)
+        return Diagnostic("E102", "unexpected end of file" + _expected(err.expected), span,
+                          help="a `{` or `(` is not closed" if ("RBRACE" in err.expected or "RPAR" in err.expected) else None)
+    assert isinstance(err, UnexpectedToken)
+    tok = err.token
+    span = _token_span(tok) if tok.line else ast.Span(line, col, line, col + 1)
+    help_ = _syntax_help(err)
+    return Diagnostic("E100", f"unexpected {_token_text(tok)}" + _expected(err.expected), span,
+                      help=help_)
+
+
+def _syntax_help(err: UnexpectedToken) -> Optional[str]:
+    """The common mistakes, recognised from what the parser was ready to accept."""
+    exp, tok = err.expected, err.token
+    if "COMMA" in exp and "RPAR" in exp and tok.type in {"INT", "NAME", "FLOAT", "SHAPE"}:
+        return "separate arguments with `,`"
+    if tok.type == "COLON":
+        return "a label comes right before its layer: `conv1: conv(64, 7)`"
+    if tok.type == "EQUAL" and "RPAR" not in exp:
+        return "`=` is for arguments (`stride=2`) and parameter defaults only"
+    return None
+
+
+def _end_span(text: str) -> ast.Span:
+    lines = text.splitlines() or [""]
+    n = len(lines)
+    return ast.Span(n, len(lines[-1]) + 1, n, len(lines[-1]) + 2)
+
+
+def parse(text: str, filename: str = "<string>") -> ast.Program:
+    """Parse a whole .net text into an `ast.Program`, or raise `NetDSLError` (code E1xx)."""
+    try:
+        return _parser().parse(text, start="start")
+    except UnexpectedInput as err:
+        raise NetDSLError([syntax_diagnostic(err, text)], text, filename) from None
+
+
+def parse_expr(text: str, filename: str = "<value>") -> ast.Expr:
+    """Parse one expression, such as the value of `--set classes=10`."""
+    try:
+        return _parser().parse(text, start="expr")
+    except UnexpectedInput as err:
+        raise NetDSLError([syntax_diagnostic(err, text)], text, filename) from None

@@ -1,0 +1,178 @@
+"""Summaries: per-layer output shape, parameters, MACs and activation memory, with deploy
+and training totals, as a table (`str`) or as the JSON document tools read (`to_dict`)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+from .ops import REGISTRY, fmt_shape
+
+BYTES_PER_VALUE = 4  # activations are counted in float32
+
+CONVENTIONS = ("MACs count the multiply-accumulates of conv and linear layers; FLOPs = 2 x MACs. "
+               "Params include biases (BatchNorm: 2 x C). Memory: each layer's output in float32.")
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    name: str
+    op: str
+    call: str              # the layer as the language writes it
+    output_shape: list
+    params: int
+    macs: int
+    activation_bytes: int
+    train_only: bool
+    line: int
+
+
+@dataclass(frozen=True)
+class BlockRow:
+    name: str
+    block: str
+    call: str
+    output_shape: list
+    params: int
+    macs: int
+    activation_bytes: int
+    train_only: bool
+
+
+class Summary:
+    """The numbers of a checked `Network` at a given batch size."""
+
+    def __init__(self, net: str, input_shape, batch: int, layers: list[LayerRow],
+                 blocks: list[BlockRow], scope_titles: dict[str, str], outputs: list[dict]):
+        self.net, self.input, self.batch = net, list(input_shape), batch
+        self.layers, self.blocks, self.outputs = layers, blocks, outputs
+        self._titles = scope_titles
+
+    @classmethod
+    def of(cls, network, batch: int = 1) -> "Summary":
+        layers = []
+        g = network.graph
+        for name, d in g.nodes(data=True):
+            if d["op"] == "input":
+                continue
+            layers.append(LayerRow(
+                name, d["op"], REGISTRY[d["op"]].describe(d["attrs"]), list(d["shape"]), d["params"],
+                d["macs"], batch * BYTES_PER_VALUE * math.prod(d["shape"]), d["train_only"], d["span"].line))
+        # One pass: every layer adds itself to each enclosing block instance.
+        block_scopes = {s.name: s for s in network.scopes.values() if s.kind == "block"}
+        acc: dict[str, list] = {}
+        for r in layers:
+            parts = r.name.split(".")
+            for i in range(1, len(parts)):
+                prefix = ".".join(parts[:i])
+                if prefix in block_scopes:
+                    a = acc.setdefault(prefix, [None, 0, 0, 0])
+                    a[0] = r.output_shape
+                    a[1] += r.params
+                    a[2] += r.macs
+                    a[3] += r.activation_bytes
+        blocks = [BlockRow(name, s.block, s.title, *acc[name], s.train_only)
+                  for name, s in block_scopes.items() if name in acc]
+        outputs = [{"name": o.name, "shape": list(g.nodes[o.node]["shape"]), "train_only": o.train_only}
+                   for o in network.outputs]
+        titles = {s.name: s.title for s in network.scopes.values()}
+        return cls(network.name, network.input_shape, batch, layers, blocks, titles, outputs)
+
+    # -- totals -------------------------------------------------------------------------
+
+    @property
+    def totals(self) -> dict:
+        deploy = [r for r in self.layers if not r.train_only]
+        return {
+            "params": sum(r.params for r in self.layers),
+            "macs": sum(r.macs for r in self.layers),
+            "params_deploy": sum(r.params for r in deploy),
+            "macs_deploy": sum(r.macs for r in deploy),
+            "activation_bytes": sum(r.activation_bytes for r in self.layers),
+            "activation_bytes_deploy": sum(r.activation_bytes for r in deploy),
+        }
+
+    def to_dict(self) -> dict:
+        """The documented JSON document (README, "summary --json")."""
+        layer_keys = ("name", "op", "output_shape", "params", "macs", "activation_bytes", "train_only", "line")
+        block_keys = ("name", "block", "output_shape", "params", "macs", "train_only")
+        return {
+            "net": self.net,
+            "input": self.input,
+            "batch": self.batch,
+            "layers": [{k: asdict(r)[k] for k in layer_keys} for r in self.layers],
+            "blocks": [{k: asdict(r)[k] for k in block_keys} for r in self.blocks],
+            "outputs": self.outputs,
+            "totals": self.totals,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1)
+
+    # -- the table ----------------------------------------------------------------------
+
+    def rows(self, depth: Optional[int] = None) -> list[tuple]:
+        """(name, what, shape, params, macs, bytes, train_only) per row, layers deeper than
+        `depth` scope levels rolled up into their scope's row."""
+        out: list[list] = []
+        index: dict[str, int] = {}
+        for r in self.layers:
+            parts = r.name.split(".")
+            if depth is None or len(parts) <= depth:
+                key, what = r.name, r.call
+            else:
+                key = ".".join(parts[:depth])
+                what = self._titles.get(key, "...")
+            if key in index:
+                row = out[index[key]]
+                row[2] = r.output_shape
+                row[3] += r.params
+                row[4] += r.macs
+                row[5] += r.activation_bytes
+                row[6] = row[6] and r.train_only
+            else:
+                index[key] = len(out)
+                out.append([key, what, r.output_shape, r.params, r.macs, r.activation_bytes, r.train_only])
+        return [tuple(r) for r in out]
+
+    def table(self, depth: Optional[int] = 1) -> str:
+        head = ("Layer", "Op", "Output", "Params", "MACs", "Memory")
+        body = [(name + (" [train]" if train else ""), what, fmt_shape(shape), f"{p:,}", f"{m:,}", _kib(b))
+                for name, what, shape, p, m, b, train in self.rows(depth)]
+        t = self.totals
+        widths = [max(len(x) for x in col) for col in zip(head, *body)]
+        right = (False, False, True, True, True, True)
+
+        def line(cells):
+            return "  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right)).rstrip()
+
+        rule = "-" * len(line(head))
+        batch = f", batch {self.batch}" if self.batch != 1 else ""
+        out = [f"{self.net}: input {fmt_shape(self.input)}{batch}", rule, line(head), rule]
+        out += [line(row) for row in body]
+        out.append(rule)
+        split = t["params"] != t["params_deploy"]
+        totals = [("params", t["params_deploy"], t["params"]), ("MACs", t["macs_deploy"], t["macs"]),
+                  ("memory", t["activation_bytes_deploy"], t["activation_bytes"])]
+        fmt = lambda k, v: _kib(v) if k == "memory" else f"{v:,}"  # noqa: E731
+        if split:
+            cells = [("", "deploy", "training")] + [(k, fmt(k, d), fmt(k, a)) for k, d, a in totals]
+        else:
+            cells = [("", "total")] + [(k, fmt(k, a)) for k, d, a in totals]
+        w = [max(len(c[i]) for c in cells) for i in range(len(cells[0]))]
+        for c in cells:
+            out.append("  ".join([c[0].ljust(w[0])] + [x.rjust(wi) for x, wi in zip(c[1:], w[1:])]).rstrip())
+        if split:
+            out.append("training adds the [train] heads, which deploy leaves out")
+        out.append(CONVENTIONS)
+        return "\n".join(out)
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+def _kib(n: int) -> str:
+    k = n / 1024
+    return f"{k:,.0f} KiB" if k >= 100 or k == int(k) else f"{k:,.1f} KiB"
