@@ -1,17 +1,8 @@
 """Syntax tree to layer graph: blocks and repeats expanded, expressions evaluated, arguments
 bound and type-checked against the op registry, every layer given its dotted scope name.
 
-The result is a `networkx.DiGraph` with one node per layer, keyed by its dotted name, and one
-edge per tensor. Node data:
-
-    op          the op's registry name ("conv", "concat", ...; "input" for the input)
-    attrs       the bound, typed attributes (None when the layer is in error)
-    inputs      the names of the layers it reads, in argument order (edges carry `index` too)
-    span        where the layer is written
-    train_only  True inside a `train head`
-
-Nodes are added in an order that is topological (each layer after the layers it reads), so
-later passes walk `graph.nodes` directly. Lowering never stops at the first mistake: it
+The result is a `LayerGraph` (netdsl/graph.py): one node per layer, keyed by its dotted
+name, added in topological order (each layer after the layers it reads). Lowering never stops at the first mistake: it
 records a diagnostic, puts an erroneous layer in the graph (so names and later layers still
 resolve) and goes on.
 """
@@ -21,10 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping, Optional
 
-import networkx as nx
-
 from . import ast
 from .diagnostics import DiagnosticBag, Note, did_you_mean
+from .graph import LayerGraph
 from .ops import REGISTRY, REQUIRED, AttrError, OpSpec, Symbol, fmt_value
 
 DEFAULT_MAX_LAYERS = 100_000
@@ -57,7 +47,7 @@ class LoweredNet:
     name: str
     params: dict[str, Any]
     input_shape: Optional[tuple[int, ...]]
-    graph: nx.DiGraph
+    graph: LayerGraph
     scopes: dict[str, Scope]
     outputs: list[Output]
 
@@ -202,11 +192,13 @@ class Lowerer:
     def __init__(self, program: ast.Program, bag: DiagnosticBag, overrides: Mapping[str, Any],
                  max_layers: int = DEFAULT_MAX_LAYERS):
         self.program, self.bag, self.overrides, self.max_layers = program, bag, overrides, max_layers
-        self.graph = nx.DiGraph()
+        self.graph = LayerGraph()
         self.scopes: dict[str, Scope] = {}
         self.outputs: list[Output] = []
         self.blocks: dict[str, ast.BlockDef] = {}
         self.input_shape: Optional[tuple[int, ...]] = None
+        self._missing_input_reported = False
+        self._input_declared = False
 
     # -- entry --------------------------------------------------------------------------
 
@@ -229,7 +221,7 @@ class Lowerer:
             last = self._chain(net.body, None, ctx)
         except _Abort:
             last = None
-        if self.input_shape is None and not any(d.code == "E406" for d in self.bag.items):
+        if not self._input_declared and not any(d.code == "E406" for d in self.bag.items):
             self.bag.error("E406", f"net `{net.name}` has no input declaration", net.name_span,
                            help="start its body with the input shape, e.g. `input 3x224x224`")
         if last is not None:
@@ -307,11 +299,12 @@ class Lowerer:
         return current
 
     def _input(self, item: ast.InputDecl, ctx: _Ctx, first: bool) -> Optional[str]:
-        if not ctx.top or not first or self.input_shape is not None:
-            what = "is declared twice" if self.input_shape is not None else \
+        if not ctx.top or not first or self._input_declared:
+            what = "is declared twice" if self._input_declared else \
                 "must be the first line of the net's body"
             self.bag.error("E406", f"the input {what}", item.span)
             return None
+        self._input_declared = True
         if len(item.dims) not in (1, 3):
             self.bag.error("E404", f"the input is {'x'.join(map(str, item.dims))}; "
                            "write it as C x H x W (an image) or as one size (a vector)", item.span)
@@ -346,15 +339,14 @@ class Lowerer:
                            help="the limit guards against runaway repeats; raise it with `max_layers=` "
                                 "or `--max-layers` if the net is really this large")
             raise _Abort
-        self.graph.add_node(name, op=op, attrs=attrs, inputs=inputs, span=span, train_only=ctx.train_only)
-        for index, src in enumerate(inputs):
-            self.graph.add_edge(src, name, index=index)
+        self.graph.add(name, op=op, attrs=attrs, inputs=inputs, span=span, train_only=ctx.train_only)
         return name
 
     def _needs_input(self, current: Optional[str], span: ast.Span) -> bool:
-        if current is None and self.input_shape is not None:
-            return True  # an error before us already broke the chain; stay quiet
-        if current is None:
+        """False when there is no tensor to apply a layer to. That is a mistake only before
+        the input declaration; otherwise an earlier error broke the chain and was reported."""
+        if current is None and self.input_shape is None and not self._missing_input_reported:
+            self._missing_input_reported = True
             self.bag.error("E406", "a layer comes before the input declaration", span,
                            help="start the net's body with the input shape, e.g. `input 3x224x224`")
         return current is not None
@@ -365,7 +357,7 @@ class Lowerer:
         if call.name in self.blocks:
             return self._expand_block(call, current, ctx)
         spec = REGISTRY.get(call.name)
-        if spec is None or spec.join:
+        if spec is None or spec.join:  # joins are keywords: only a misspelling gets here
             self._unknown_op(call, following)
             local = self._local_name(call, call.name, ctx)
             return self._add_node(ctx.full(local), None, None, [current] if current else [], call.span, ctx)
@@ -377,10 +369,6 @@ class Lowerer:
 
     def _unknown_op(self, call: ast.Call, following) -> None:
         known = [n for n, s in REGISTRY.items() if not s.join] + list(self.blocks)
-        if call.name in REGISTRY:  # concat / add written as a call
-            self.bag.error("E207", f"`{call.name}` joins branches: write `{call.name} {{ a | b }}`",
-                           call.name_span)
-            return
         help_ = did_you_mean(call.name, known)
         if help_ is None and not call.args and isinstance(following, ast.Call) and following.label is None:
             help_ = f"to name a layer, write a colon after the name: `{call.name}: {following.name}(...)`"

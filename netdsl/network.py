@@ -7,10 +7,9 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-import networkx as nx
-
 from . import parser
 from .diagnostics import Diagnostic, DiagnosticBag, NetDSLError
+from .graph import LayerGraph
 from .lower import DEFAULT_MAX_LAYERS, LoweredNet, Output, Scope, lower
 from .ops import REGISTRY
 from .shapes import infer_shapes
@@ -21,39 +20,49 @@ class Network:
 
     `graph` is a networkx.DiGraph with a node per layer, keyed by its dotted scope name, with
     node data `op`, `attrs`, `inputs`, `span`, `train_only`, `shape`, `params` and `macs`,
-    and an edge per tensor. `outputs[0]` is the main output; the rest are heads.
+    and an edge per tensor (edge data `index`: which input of the target it is). `layer_graph`
+    is the same graph in netdsl's own light form. `outputs[0]` is the main output; the rest
+    are heads.
     """
 
     def __init__(self, lowered: LoweredNet, source: str, filename: str):
         self.name: str = lowered.name
         self.params: dict[str, Any] = lowered.params
         self.input_shape: tuple[int, ...] = lowered.input_shape
-        self.graph: nx.DiGraph = lowered.graph
+        self.layer_graph: LayerGraph = lowered.graph
+        self._nx = None
         self.scopes: dict[str, Scope] = lowered.scopes
         self.outputs: list[Output] = lowered.outputs
         self.source = source
         self.filename = filename
 
     @property
+    def graph(self):
+        """The layer graph as a networkx.DiGraph (built on first use)."""
+        if self._nx is None:
+            self._nx = self.layer_graph.to_networkx()
+        return self._nx
+
+    @property
     def layers(self) -> list[str]:
         """Layer names in definition order (the input is not a layer)."""
-        return [n for n, op in self.graph.nodes(data="op") if op != "input"]
+        return [n for n, d in self.layer_graph.nodes.items() if d["op"] != "input"]
 
     def layer(self, name: str) -> dict:
         """The node data of one layer."""
-        return self.graph.nodes[name]
+        return self.layer_graph.nodes[name]
 
     def describe(self, name: str) -> str:
         """A layer as the language writes it, defaults left out: `conv(64, 7x7, stride=2, pad=3)`."""
-        data = self.graph.nodes[name]
+        data = self.layer_graph.nodes[name]
         return REGISTRY[data["op"]].describe(data["attrs"])
 
     def total_params(self, train: bool = True) -> int:
         """Learnable parameters; with `train=False`, without training-only heads."""
-        return sum(d["params"] for _, d in self.graph.nodes(data=True) if train or not d["train_only"])
+        return sum(d["params"] for d in self.layer_graph.nodes.values() if train or not d["train_only"])
 
     def total_macs(self, train: bool = True) -> int:
-        return sum(d["macs"] for _, d in self.graph.nodes(data=True) if train or not d["train_only"])
+        return sum(d["macs"] for d in self.layer_graph.nodes.values() if train or not d["train_only"])
 
     def summary(self, batch: int = 1):
         """Per-layer shapes, parameters, MACs and activation memory, with totals."""

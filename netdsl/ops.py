@@ -228,18 +228,14 @@ def _needs_image(op: str, shape: Shape) -> None:
 
 
 def window_out(size: int, k: int, s: int, p: int, d: int = 1, ceil: bool = False) -> Optional[int]:
-    """Output length of a sliding window (conv and pools, PyTorch's rule), or None when the
-    window does not fit. In ceil mode a last window that would start inside the right padding
-    is dropped, as PyTorch and ONNX do."""
+    """Output length of a sliding window (conv and pools), or None when no window fits.
+    This is PyTorch's rule: in ceil mode a last, partial window counts if it starts inside
+    the input or the left padding; one that would start inside the right padding is dropped."""
     reach = size + 2 * p - d * (k - 1) - 1
-    if reach < 0:
-        return None
-    if not ceil:
-        return reach // s + 1
-    out = -(-reach // s) + 1
-    if (out - 1) * s >= size + p:
+    out = (reach + (s - 1 if ceil else 0)) // s + 1
+    if ceil and (out - 1) * s >= size + p:
         out -= 1
-    return out
+    return out if out >= 1 else None
 
 
 def _windowed(op: str, shape: Shape, channels: int, kernel, stride, pad, dilation=(1, 1),

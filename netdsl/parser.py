@@ -57,6 +57,19 @@ _SYNTAX = {"NET", "BLOCK", "INPUT", "CONCAT", "ADD", "REPEAT", "HEAD", "FROM", "
            "SLASH", "FLOORDIV", "PERCENT", "TRUE", "FALSE"}
 
 
+class _Seq(tuple):
+    """A tuple that remembers the span of the text it came from (brackets included), while
+    the builder runs; AST nodes store plain tuples."""
+
+    span: ast.Span
+
+
+def _seq(items, span: ast.Span) -> _Seq:
+    seq = _Seq(items)
+    seq.span = span
+    return seq
+
+
 def _rule(fn):
     """Adapt a builder to Lark's internal-transformer call: `fn(span, *meaningful_children)`."""
     @functools.wraps(fn)
@@ -80,11 +93,11 @@ class _ASTBuilder(Transformer):
 
     @_rule
     def block_def(self, span, name, params, body):
-        return ast.BlockDef(str(name), params, body, span, _token_span(name))
+        return ast.BlockDef(str(name), params or (), body, span, _token_span(name))
 
     @_rule
     def param_list(self, span, *params):
-        return tuple(p for p in params if p is not None)
+        return _seq(tuple(p for p in params if p is not None), span)
 
     @_rule
     def param(self, span, name, *default):
@@ -92,7 +105,7 @@ class _ASTBuilder(Transformer):
 
     @_rule
     def body(self, span, *items):
-        return tuple(items)
+        return _seq(tuple(items), span)
 
     @_rule
     def input_decl(self, span, tok):
@@ -100,7 +113,7 @@ class _ASTBuilder(Transformer):
 
     @_rule
     def labelled(self, span, label, element):
-        return replace(element, label=str(label), label_span=_token_span(label), span=span)
+        return replace(element, label=str(label), label_span=_token_span(label))
 
     @_rule
     def call(self, span, name, args):
@@ -108,8 +121,8 @@ class _ASTBuilder(Transformer):
 
     @_rule
     def arg_list(self, span, *args):
-        return tuple(a if isinstance(a, ast.Arg) else ast.Arg(None, a, a.span)
-                     for a in args if a is not None)
+        return _seq((a if isinstance(a, ast.Arg) else ast.Arg(None, a, a.span)
+                     for a in args if a is not None), span)
 
     @_rule
     def keyword_arg(self, span, name, value):
@@ -125,11 +138,11 @@ class _ASTBuilder(Transformer):
 
     @_rule
     def branches(self, span, *chains):
-        return tuple(c for c in chains if c is not None)
+        return _seq(tuple(c for c in chains if c is not None), span)
 
     @_rule
     def chain(self, span, *items):
-        return tuple(items)
+        return _seq(tuple(items), span)
 
     @_rule
     def repeat(self, span, count, body):

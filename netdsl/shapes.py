@@ -7,13 +7,12 @@ reported once and not again by every layer after it.
 
 from __future__ import annotations
 
-import networkx as nx
-
 from .diagnostics import DiagnosticBag, Note
+from .graph import LayerGraph
 from .ops import REGISTRY, ShapeError, fmt_shape
 
 
-def infer_shapes(graph: nx.DiGraph, bag: DiagnosticBag) -> None:
+def infer_shapes(graph: LayerGraph, bag: DiagnosticBag) -> None:
     """Set `shape`, `params` and `macs` on every node; shape is None where unknown."""
     reported: dict[tuple, int] = {}
     nodes = graph.nodes
@@ -43,7 +42,7 @@ def infer_shapes(graph: nx.DiGraph, bag: DiagnosticBag) -> None:
         data["macs"] = spec.macs(ins, attrs, out)
 
 
-def _input_notes(graph: nx.DiGraph, name: str, err: ShapeError) -> list[Note]:
+def _input_notes(graph: LayerGraph, name: str, err: ShapeError) -> list[Note]:
     """Point at the layers that produced the offending inputs."""
     inputs = graph.nodes[name]["inputs"]
     picked = err.bad_inputs or range(len(inputs))

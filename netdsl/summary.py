@@ -53,8 +53,8 @@ class Summary:
     @classmethod
     def of(cls, network, batch: int = 1) -> "Summary":
         layers = []
-        g = network.graph
-        for name, d in g.nodes(data=True):
+        g = network.layer_graph
+        for name, d in g.nodes.items():
             if d["op"] == "input":
                 continue
             layers.append(LayerRow(

@@ -1,0 +1,144 @@
+"""Every error code, from bad input to a located diagnostic, and the rendering of them.
+
+The files in tests/diagnostics/ mark each line that must be reported with `# error: CODE`
+(mypy's trick); one check of a file must report exactly those, all together."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import netdsl
+from netdsl.diagnostics import CODES, NetDSLError
+
+HERE = Path(__file__).parent / "diagnostics"
+MARK = re.compile(r"#\s*error:\s*(E\d{3})")
+
+# Errors that need no file of their own: syntax errors stop the parse, so one per text.
+SYNTAX_CASES = [
+    ("E100", "net n { input 3x8x8 conv(64 3) }", (1, 29), "separate arguments with `,`"),
+    ("E100", "net n { input 3x8x8 a: : relu }", (1, 24), "a label comes right before its layer"),
+    ("E100", "net n { input 3x8x8 conv(8, 3)) }", (1, 31), None),
+    ("E100", "net n { input 3x8x8 relu ) }", (1, 26), None),
+    ("E101", 'net n { input 3x8x8 conv(8, 3, pad="same") }', (1, 36), "netdsl has no strings"),
+    ("E101", "net n { input 3x8x8 relu; relu }", (1, 25), "need no separator"),
+    ("E102", "net n { input 3x8x8 conv(8, 3)", (1, 31), "is not closed"),
+    ("E102", "net n { input 3x8x8 concat { relu | relu ", (1, 42), "is not closed"),
+]
+
+
+def _marked(path: Path) -> set[tuple[int, str]]:
+    return {(i, m.group(1)) for i, line in enumerate(path.read_text().splitlines(), 1)
+            for m in [MARK.search(line)] if m}
+
+
+def _reported(path: Path) -> set[tuple[int, str]]:
+    with pytest.raises(NetDSLError) as err:
+        netdsl.load(path)
+    return {(d.line, d.code) for d in err.value.diagnostics}
+
+
+@pytest.mark.parametrize("path", sorted(HERE.glob("*.net")), ids=lambda p: p.name)
+def test_marked_errors_are_reported_together(path):
+    assert _reported(path) == _marked(path)
+
+
+@pytest.mark.parametrize("code,text,where,help", SYNTAX_CASES)
+def test_syntax_errors(code, text, where, help):
+    with pytest.raises(NetDSLError) as err:
+        netdsl.loads(text)
+    (d,) = err.value.diagnostics
+    assert (d.code, (d.line, d.column)) == (code, where)
+    if help:
+        assert help in (d.help or "")
+
+
+def test_invalid_utf8(tmp_path):
+    path = tmp_path / "bad.net"
+    path.write_bytes(b"net n {\n  input 3x8x8 \xff\n}")
+    with pytest.raises(NetDSLError) as err:
+        netdsl.load(path)
+    (d,) = err.value.diagnostics
+    assert (d.code, d.line, d.column) == ("E103", 2, 15)
+
+
+def test_too_many_layers():
+    with pytest.raises(NetDSLError) as err:
+        netdsl.loads("net n { input 8 repeat 1000000000 { relu } }", max_layers=1000)
+    (d,) = err.value.diagnostics
+    assert d.code == "E407" and "1,000 layers" in d.message
+
+
+def test_unknown_net_parameter():
+    with pytest.raises(NetDSLError) as err:
+        netdsl.loads("net n(classes = 10) { input 8 linear(classes) }", clases=3)
+    (d,) = err.value.diagnostics
+    assert d.code == "E205" and d.help == "did you mean `classes`?"
+
+
+def test_every_code_is_produced_by_a_test():
+    produced = {code for p in HERE.glob("*.net") for _, code in _marked(p)}
+    produced |= {c for c, *_ in SYNTAX_CASES} | {"E103", "E407", "E205"}
+    assert produced == set(CODES)
+
+
+# --- what a diagnostic says and how it looks ---------------------------------------------
+
+def _error(text: str) -> NetDSLError:
+    with pytest.raises(NetDSLError) as err:
+        netdsl.loads(text, filename="t.net")
+    return err.value
+
+
+def test_rendering_has_location_code_source_line_and_caret():
+    err = _error("net n {\n    input 3x8x8\n    c1: cnov(8, 3)\n}\n")
+    assert str(err).splitlines()[:5] == [
+        "t.net:3:9: error[E201]: unknown op `cnov`",
+        "  |",
+        "3 |     c1: cnov(8, 3)",
+        "  |         ^^^^",
+        "  = help: did you mean `conv`?",
+    ]
+    assert str(err).endswith("1 error in t.net")
+    d = err.diagnostics[0]
+    assert (d.code, d.message, d.line, d.column) == ("E201", "unknown op `cnov`", 3, 9)
+
+
+def test_caret_lines_up_under_tabs():
+    err = _error("net n {\n\tinput 3x8x8\n\t\tconv(8, 3, strid=1)\n}\n")
+    lines = str(err).splitlines()
+    source, caret = lines[2], lines[3]
+    assert source.index("strid") == caret.index("^")
+    assert caret.count("^") == len("strid=1")
+
+
+def test_crlf_line_endings_report_the_same_place():
+    err = _error("net n {\r\n    input 3x8x8\r\n    cnov\r\n}\r\n")
+    assert (err.diagnostics[0].line, err.diagnostics[0].column) == (3, 5)
+
+
+def test_shape_error_points_at_the_producers():
+    err = _error("net n {\n  input 3x8x8\n  concat {\n    conv(4, 1)\n  | conv(4, 3)\n  }\n}\n")
+    text = str(err)
+    d = err.diagnostics[0]
+    assert d.code == "E402" and d.line == 3
+    assert "branch 2 ends with `branch2.conv1`, which outputs 4x6x6" in text
+    assert "t.net:5:5" in text  # the secondary span: the layer that made the odd shape
+
+
+def test_an_error_is_reported_once_however_often_its_block_is_used():
+    err = _error("block b { conv(8, 9) }\nnet n { input 3x4x4 x: b y: b z: b }")
+    assert [d.code for d in err.diagnostics] == ["E401"]
+
+
+def test_errors_do_not_cascade_down_the_chain():
+    err = _error("net n { input 3x8x8 cnov(3) conv(8, 3) linear(10) }")
+    assert [d.code for d in err.diagnostics] == ["E201"]
+
+
+def test_diagnostics_are_sorted_by_position():
+    err = _error("net n { input 3x8x8 head { cnov } head { conv(0, 1) } head { relu(2) } }")
+    positions = [(d.line, d.column) for d in err.diagnostics]
+    assert positions == sorted(positions) and len(positions) == 3

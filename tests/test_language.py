@@ -1,0 +1,207 @@
+"""The language: each construct parses to the expected syntax tree and lowers to the expected
+layers, names and shapes."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import netdsl
+from netdsl import ast
+from netdsl.parser import grammar_path, parse
+
+
+def names(text: str, **params) -> list[str]:
+    return netdsl.loads(text, **params).layers
+
+
+def shape(net, name):
+    return net.layer(name)["shape"]
+
+
+def test_grammar_is_lalr_without_conflicts():
+    """strict=True makes Lark refuse any shift/reduce or terminal collision."""
+    from lark import Lark
+    Lark(grammar_path().read_text(), parser="lalr", strict=True, start=["start", "expr"])
+
+
+def test_syntax_tree_of_each_construct():
+    prog = parse("""
+        block b(x, y = 2) { conv(x * y, 3x1) }
+        net n(k = 4) {
+            input 3x32x32
+            c: conv(8, 3, pad=same, bias=false)
+            concat { relu | b(k) }
+            s: repeat 2 { relu }
+            aux: train head from c { linear(-(k // 2) + 5) }
+            g: { identity }
+        }""")
+    block, net = prog.definitions
+    assert block == ast.BlockDef("b", (ast.Param("x"), ast.Param("y", ast.IntLit(2))), (
+        ast.Call("conv", (ast.Arg(None, ast.BinOp("*", ast.NameRef("x"), ast.NameRef("y"))),
+                          ast.Arg(None, ast.ShapeLit((3, 1))))),))
+    assert net.body[0] == ast.InputDecl((3, 32, 32))
+    assert net.body[1] == ast.Call("conv", (ast.Arg(None, ast.IntLit(8)), ast.Arg(None, ast.IntLit(3)),
+                                            ast.Arg("pad", ast.NameRef("same")),
+                                            ast.Arg("bias", ast.BoolLit(False))), label="c")
+    assert net.body[2] == ast.Join("concat", ((ast.Call("relu"),), (ast.Call("b", (ast.Arg(None, ast.NameRef("k")),)),)))
+    assert net.body[3] == ast.Repeat(ast.IntLit(2), (ast.Call("relu"),), label="s")
+    head = net.body[4]
+    assert (head.train_only, head.source, head.label) == (True, "c", "aux")
+    assert head.body[0].args[0].value == ast.BinOp("+", ast.Neg(ast.BinOp("//", ast.NameRef("k"), ast.IntLit(2))),
+                                                   ast.IntLit(5))
+    assert net.body[5] == ast.Group((ast.Call("identity"),), label="g")
+
+
+def test_spans_point_at_the_source():
+    prog = parse("net n {\n  input 3x8x8\n  c1: conv(8,\n    3)\n}")
+    call = prog.definitions[0].body[1]
+    assert (call.label_span.line, call.label_span.column) == (3, 3)
+    assert (call.name_span.line, call.name_span.column) == (3, 7)
+    assert (call.span.line, call.span.column, call.span.end_line, call.span.end_column) == (3, 7, 4, 7)
+
+
+def test_literals():
+    net = netdsl.loads("net n { input 3x9x9  conv(4, 3×3, stride=(1, 1), pad=1) dropout(.25) leaky_relu(1e-2) }")
+    assert net.layer("conv1")["attrs"]["kernel"] == (3, 3)
+    assert net.layer("dropout1")["attrs"]["p"] == 0.25
+    assert net.layer("leaky_relu1")["attrs"]["slope"] == 0.01
+
+
+def test_comments_and_layout_do_not_matter():
+    a = netdsl.loads("net n { input 3x8x8 conv(4, 3) relu }")
+    b = netdsl.loads("# top\nnet n {   # after brace\n  input 3x8x8\n\n  conv(4,\n       3)   # a conv\n  relu\n}\n")
+    assert [(n, a.layer(n)["shape"]) for n in a.layers] == [(n, b.layer(n)["shape"]) for n in b.layers]
+
+
+def test_automatic_names_count_per_op_and_skip_labels():
+    assert names("net n { input 8 relu relu1: relu relu linear(4) }") == ["relu2", "relu1", "relu3", "linear1"]
+
+
+def test_block_instances_are_scopes():
+    net = netdsl.loads("block b(c) { x: conv(c, 1) relu }\nnet n { input 3x8x8 first: b(4) b(6) }")
+    assert net.layers == ["first.x", "first.relu1", "b1.x", "b1.relu1"]
+    assert shape(net, "b1.x") == (6, 8, 8)
+    assert net.scopes["first"].title == "b(4)"
+
+
+def test_block_arithmetic_defaults_and_keywords():
+    net = netdsl.loads("block b(c, k = c / 2 + 1) { conv(c * 2, k, pad=k // 2) }\n"
+                       "net n { input 3x16x16 x: b(4) y: b(c=2, k=1) }")
+    assert net.layer("x.conv1")["attrs"]["kernel"] == (3, 3)
+    assert shape(net, "x.conv1") == (8, 16, 16)
+    assert shape(net, "y.conv1") == (4, 16, 16)
+
+
+def test_nested_blocks():
+    net = netdsl.loads("block inner(c) { conv(c, 1) }\nblock outer(c) { a: inner(c) b: inner(c + 1) }\n"
+                       "net n { input 3x4x4 o: outer(2) }")
+    assert net.layers == ["o.a.conv1", "o.b.conv1"]
+    assert shape(net, "o.b.conv1") == (3, 4, 4)
+
+
+def test_concat_branches_are_numbered_scopes():
+    net = netdsl.loads("net n { input 3x8x8 concat { conv(2, 1) | conv(3, 1) relu | maxpool(3, stride=1, pad=1) } }")
+    assert net.layers == ["branch1.conv1", "branch2.conv1", "branch2.relu1", "branch3.maxpool1", "concat1"]
+    assert shape(net, "concat1") == (8, 8, 8)
+
+
+def test_labelled_join_scopes_its_branches():
+    net = netdsl.loads("net n { input 3x8x8 mix: concat { | conv(2, 1) | conv(3, 1) } }")
+    assert net.layers == ["mix.branch1.conv1", "mix.branch2.conv1", "mix"]
+
+
+def test_residual_add():
+    net = netdsl.loads("net n { input 8x8x8 res: add { identity | conv(8, 3, pad=1) relu conv(8, 3, pad=1) } relu }")
+    assert shape(net, "res") == (8, 8, 8)
+    assert net.layer("res")["inputs"] == ["res.branch1.identity1", "res.branch2.conv2"]
+
+
+def test_repeat_inline_and_labelled():
+    net = netdsl.loads("net n { input 3x8x8 repeat 2 { conv(4, 3, pad=1) relu } s: repeat 2 { conv(4, 1) } }")
+    assert net.layers == ["conv1", "relu1", "conv2", "relu2", "s.1.conv1", "s.2.conv1"]
+    assert net.scopes["s"].title == "repeat 2"
+
+
+def test_repeat_count_from_a_parameter():
+    text = "block stage(c, n) { repeat n { conv(c, 3, pad=1) } maxpool(2) }\nnet n(k = 3) { input 3x8x8 s: stage(4, k) }"
+    assert len(names(text)) == 4
+    assert len(names(text, k=1)) == 2
+
+
+def test_heads_tap_a_layer_and_the_main_chain_goes_on():
+    net = netdsl.loads("net n(classes = 5) { input 8 a: linear(6) aux: train head from a { linear(classes) } "
+                       "b: linear(7) side: head { linear(2) } }")
+    assert [(o.name, o.node, o.train_only) for o in net.outputs] == [
+        ("b", "b", False), ("aux", "aux.linear1", True), ("side", "side.linear1", False)]
+    assert net.layer("b")["inputs"] == ["a"]
+    assert net.layer("side.linear1")["inputs"] == ["b"]
+    assert net.total_params(train=False) == (8 * 6 + 6) + (6 * 7 + 7) + (7 * 2 + 2)
+    assert net.total_params() == net.total_params(train=False) + 6 * 5 + 5
+
+
+def test_head_from_a_block_instance_taps_its_output():
+    net = netdsl.loads("block b { conv(4, 1) relu }\nnet n { input 3x4x4 x: b y: b aux: head from x { flatten } }")
+    assert net.layer("aux.flatten1")["inputs"] == ["x.relu1"]
+
+
+def test_group_scope():
+    assert names("net n { input 3 stem: { linear(4) relu } linear(2) }") == ["stem.linear1", "stem.relu1", "linear1"]
+
+
+def test_symbols_pass_through_block_arguments():
+    net = netdsl.loads("block b(p) { conv(4, 3, pad=p) }\nnet n { input 3x8x8 b(same) }")
+    assert shape(net, "b1.conv1") == (4, 8, 8)
+
+
+def test_vector_input():
+    net = netdsl.loads("net mlp(hidden = 32) { input 784 linear(hidden) relu linear(10) softmax }")
+    assert shape(net, "softmax1") == (10,)
+
+
+def test_networkx_graph():
+    net = netdsl.load("nets/googlenet.net")
+    g = net.graph
+    import networkx as nx
+    assert isinstance(g, nx.DiGraph) and nx.is_directed_acyclic_graph(g)
+    assert g.number_of_nodes() == len(net.layers) + 1
+    assert g.in_degree("inception3a.concat1") == 4
+    assert g.nodes["conv1"]["shape"] == (64, 112, 112)
+    assert g.edges["inception3a.branch4.relu1", "inception3a.concat1"]["index"] == 3
+
+
+# --- property tests ----------------------------------------------------------------------
+
+LAYER = st.sampled_from(["relu", "conv(4, 1)", "conv(4, 3, pad=1)", "maxpool(3, stride=1, pad=1)",
+                         "batchnorm", "identity", "conv(2, 3, pad=same)", "lrn(3)"])
+
+
+@st.composite
+def chains(draw, depth=0):
+    items = draw(st.lists(LAYER if depth > 2 else st.one_of(LAYER, st.deferred(lambda: joins(depth + 1))),
+                          min_size=1, max_size=4))
+    return " ".join(items)
+
+
+@st.composite
+def joins(draw, depth):
+    kind = draw(st.sampled_from(["concat", "repeat", "group", "add"]))
+    if kind == "repeat":
+        return f"repeat {draw(st.integers(1, 3))} {{ {draw(chains(depth))} }}"
+    if kind == "group":
+        return f"{{ {draw(chains(depth))} }}"
+    if kind == "add":
+        return f"add {{ conv(4, 1) {draw(chains(depth))} conv(4, 1) | conv(4, 1) }}"
+    branches = draw(st.lists(chains(depth), min_size=2, max_size=3))
+    return "concat { " + " | ".join(branches) + " }"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=chains(), size=st.integers(4, 12))
+def test_generated_valid_nets_check_and_keep_spatial_size(body, size):
+    """Every layer in the pool keeps H and W, so any composition of them must check, and
+    every layer's output keeps the input's spatial size."""
+    net = netdsl.loads(f"net g {{ input 3x{size}x{size} {body} }}")
+    assert all(net.layer(n)["shape"][1:] == (size, size) for n in net.layers)
+    assert len(set(net.layers)) == len(net.layers)
