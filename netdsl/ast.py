@@ -138,11 +138,12 @@ class Repeat:
 
 @dataclass(frozen=True)
 class Head:
-    """An extra output, tapped from `source` (or from the current tensor)."""
+    """An extra output, tapped from `source` (or from the current tensor). `body` is a chain,
+    or a single `Call` that takes the head's label as its name."""
 
     train_only: bool
     source: Optional[str]
-    body: tuple["Item", ...]
+    body: Union[tuple["Item", ...], Call]
     label: Optional[str] = None
     span: Span = _span()
     source_span: Span = _span()

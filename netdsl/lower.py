@@ -9,7 +9,7 @@ resolve) and goes on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Iterator, Mapping, Optional
 
 from . import ast
@@ -353,15 +353,17 @@ class Lowerer:
 
     # -- calls --------------------------------------------------------------------------
 
-    def _call(self, call: ast.Call, current: Optional[str], ctx: _Ctx, following) -> Optional[str]:
+    def _call(self, call: ast.Call, current: Optional[str], ctx: _Ctx, following,
+              local: Optional[str] = None) -> Optional[str]:
+        """An op or block call; `local` is its name when the caller has already chosen it."""
         if call.name in self.blocks:
-            return self._expand_block(call, current, ctx)
+            return self._expand_block(call, current, ctx, local)
         spec = REGISTRY.get(call.name)
         if spec is None or spec.join:  # joins are keywords: only a misspelling gets here
             self._unknown_op(call, following)
-            local = self._local_name(call, call.name, ctx)
+            local = local or self._local_name(call, call.name, ctx)
             return self._add_node(ctx.full(local), None, None, [current] if current else [], call.span, ctx)
-        local = self._local_name(call, spec.name, ctx)
+        local = local or self._local_name(call, spec.name, ctx)
         attrs = self._bind_op(spec, call, ctx.env)
         if not self._needs_input(current, call.span):
             return None
@@ -412,9 +414,10 @@ class Lowerer:
                 ok = False
         return attrs if ok else None
 
-    def _expand_block(self, call: ast.Call, current: Optional[str], ctx: _Ctx) -> Optional[str]:
+    def _expand_block(self, call: ast.Call, current: Optional[str], ctx: _Ctx,
+                      local: Optional[str] = None) -> Optional[str]:
         block = self.blocks[call.name]
-        local = self._local_name(call, block.name, ctx)
+        local = local or self._local_name(call, block.name, ctx)
         if block.name in ctx.stack:
             cycle = " -> ".join(ctx.stack[ctx.stack.index(block.name):] + (block.name,))
             self.bag.error("E204", f"block `{block.name}` calls itself ({cycle})", call.span,
@@ -506,11 +509,17 @@ class Lowerer:
             source = self._resolve(head.source, head.source_span, ctx)
             if source is None:
                 return
-        local = self._local_name(head, "head", ctx)
         train_only = head.train_only or ctx.train_only
-        path = ctx.full(local)
-        self.scopes[path] = Scope(path, "head", "train head" if train_only else "head", head.span, train_only)
-        end = self._chain(head.body, source, ctx.child(local, head.body, train_only=train_only))
+        if isinstance(head.body, ast.Call):  # `aux1: head f(x)`: the call is named by the head
+            call = replace(head.body, label=head.label, label_span=head.label_span)
+            local = self._local_name(call, call.name, ctx)
+            end = self._call(call, source, replace(ctx, train_only=train_only), None, local)
+            path = ctx.full(local)
+        else:
+            local = self._local_name(head, "head", ctx)
+            path = ctx.full(local)
+            self.scopes[path] = Scope(path, "head", "train head" if train_only else "head", head.span, train_only)
+            end = self._chain(head.body, source, ctx.child(local, head.body, train_only=train_only))
         if end is not None and end != source:
             self.outputs.append(Output(path, end, train_only))
 

@@ -192,7 +192,8 @@ class OpSpec:
 
     def describe(self, attrs: Attrs) -> str:
         """The layer as the language writes it, defaults left out: `conv(64, 7, stride=2)`.
-        Required attributes come by position, the others by name."""
+        Required attributes come by position, the others by name, but for an op's first
+        attribute, whose meaning is plain without one (`dropout(0.7)`, `lrn(5)`)."""
         shown = []
         for a in self.attrs:
             v = attrs[a.name]
@@ -201,7 +202,8 @@ class OpSpec:
             if isinstance(v, tuple) and len(v) == 2 and v[0] == v[1]:
                 v = v[0]  # a square window reads as one size
             text = fmt_value(v)
-            shown.append(text if a.default is REQUIRED else f"{a.name}={text}")
+            bare = a.default is REQUIRED or (a is self.attrs[0] and a.positional)
+            shown.append(text if bare else f"{a.name}={text}")
         return f"{self.name}({', '.join(shown)})" if shown else self.name
 
 

@@ -36,17 +36,27 @@ def _dims(tok: Token) -> tuple[int, ...]:
     return tuple(int(d) for d in tok.replace("×", "x").split("x"))
 
 
+def _position(c) -> Optional[ast.Span]:
+    if isinstance(c, Token):
+        return _token_span(c)
+    span = getattr(c, "span", None)
+    return span if span is not None and span.line else None
+
+
 def _extent(children) -> ast.Span:
-    """The span from the first to the last positioned child (tokens and AST nodes alike)."""
+    """The span from the first to the last positioned child (tokens and AST nodes alike).
+    Only the two ends are looked at: this runs on every reduction."""
     first = last = None
     for c in children:
-        s = _token_span(c) if isinstance(c, Token) else getattr(c, "span", None)
-        if s is None or not s.line:
-            continue
-        first = first or s
-        last = s
+        first = _position(c)
+        if first is not None:
+            break
     if first is None:
         return ast.NOWHERE
+    for c in reversed(children):
+        last = _position(c)
+        if last is not None:
+            break
     return ast.Span(first.line, first.column, last.end_line, last.end_column)
 
 

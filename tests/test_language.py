@@ -205,3 +205,12 @@ def test_generated_valid_nets_check_and_keep_spatial_size(body, size):
     net = netdsl.loads(f"net g {{ input 3x{size}x{size} {body} }}")
     assert all(net.layer(n)["shape"][1:] == (size, size) for n in net.layers)
     assert len(set(net.layers)) == len(net.layers)
+
+
+def test_head_with_a_single_call_takes_the_heads_name():
+    net = netdsl.loads("block clf(k) { flatten fc: linear(k) }\n"
+                       "net n { input 4x2x2 a: relu aux: train head from a clf(3) b: flatten probe: head linear(2) }")
+    assert [(o.name, o.node, o.train_only) for o in net.outputs] == [
+        ("b", "b", False), ("aux", "aux.fc", True), ("probe", "probe", False)]
+    assert net.scopes["aux"].kind == "block" and net.scopes["aux"].train_only
+    assert net.layer("probe")["inputs"] == ["b"] and net.layer("aux.flatten1")["inputs"] == ["a"]
