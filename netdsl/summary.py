@@ -12,7 +12,7 @@ from .ops import REGISTRY, fmt_shape
 
 BYTES_PER_VALUE = 4  # activations are counted in float32
 
-CONVENTIONS = ("MACs count the multiply-accumulates of conv and linear layers; FLOPs = 2 x MACs. "
+CONVENTIONS = ("MACs count the multiply-accumulates of conv and linear layers; FLOPs = 2 x MACs.\n"
                "Params include biases (BatchNorm: 2 x C). Memory: each layer's output in float32.")
 
 
@@ -174,5 +174,7 @@ class Summary:
 
 
 def _kib(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
     k = n / 1024
     return f"{k:,.0f} KiB" if k >= 100 or k == int(k) else f"{k:,.1f} KiB"

@@ -1,0 +1,43 @@
+"""The README states facts that the code can check: keep them true."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from conftest import ROOT
+from netdsl.diagnostics import CODES
+from netdsl.ops import REGISTRY
+
+README = (ROOT / "README.md").read_text()
+
+
+def test_lecture_tables_are_current():
+    """README's side-by-side tables equal docs/lecture_tables.py's output."""
+    out = subprocess.run([sys.executable, str(ROOT / "docs" / "lecture_tables.py")], capture_output=True,
+                         text=True, check=True).stdout
+    begin, end = "<!-- lecture-tables:begin -->", "<!-- lecture-tables:end -->"
+    assert README[README.index(begin) + len(begin):README.index(end)].strip() == out.strip(), \
+        "run: .venv/bin/python docs/lecture_tables.py --write"
+
+
+def test_every_error_code_is_documented():
+    documented = set(re.findall(r"^\| (E\d{3}) \|", README, re.M))
+    assert documented == set(CODES)
+
+
+def test_every_op_and_its_arguments_are_documented():
+    table = README[README.index("### Ops"):README.index("## The command line")]
+    for name, spec in REGISTRY.items():
+        rows = [line.replace("\\|", "") for line in table.splitlines() if line.startswith("| `")]
+        row = next((r for r in rows if f"`{name}" in r.split("|")[1]), None)
+        assert row is not None, f"op {name} missing from the README's op table"
+        for attr in spec.attrs:
+            assert f"`{attr.name}" in row or f"●`{attr.name}`" in row, f"{name}.{attr.name} undocumented"
+
+
+def test_quick_start_commands_are_the_ci_commands():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "./dev demo" in README.split("##")[0] and "./dev test" in README.split("##")[0]
+    assert "exec ./dev test\n" in ci
