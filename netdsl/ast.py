@@ -182,7 +182,9 @@ class Param:
 
 
 @dataclass(frozen=True)
-class BlockDef:
+class Definition:
+    """What `block` and `net` definitions share: a name, parameters and a body."""
+
     name: str
     params: tuple[Param, ...]
     body: tuple[Item, ...]
@@ -191,16 +193,17 @@ class BlockDef:
 
 
 @dataclass(frozen=True)
-class NetDef:
-    name: str
-    params: tuple[Param, ...]
-    body: tuple[Item, ...]
-    span: Span = _span()
-    name_span: Span = _span()
+class BlockDef(Definition):
+    """`block NAME(params) { body }`."""
+
+
+@dataclass(frozen=True)
+class NetDef(Definition):
+    """`net NAME(params) { body }`."""
 
 
 @dataclass(frozen=True)
 class Program:
     """A whole file."""
 
-    definitions: tuple[Union[BlockDef, NetDef], ...]
+    definitions: tuple[Definition, ...]

@@ -5,11 +5,15 @@ costs no stack), and turning Lark's errors into located diagnostics."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.resources
+import os
+import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
+import lark
 from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
@@ -220,11 +224,27 @@ class _ASTBuilder(Transformer):
     del _binop
 
 
+def _cache_file(grammar: str) -> Union[str, bool]:
+    """Where Lark keeps the built LALR tables, so start-up does not rebuild them (0.4 s).
+
+    A private folder in the user's cache, not Lark's default of the shared temp folder: the
+    cache is a pickle, and a pickle someone else could plant there would run as code."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "netdsl"
+    try:
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if base.stat().st_uid != os.getuid() or base.stat().st_mode & 0o022:
+            return False  # not ours alone: build the tables every time instead
+    except OSError:
+        return False
+    key = hashlib.sha256(f"{grammar}{lark.__version__}{sys.version}".encode()).hexdigest()[:16]
+    return str(base / f"grammar-{key}.lark-cache")
+
+
 @functools.lru_cache(maxsize=None)
 def _parser() -> Lark:
-    # cache=True keeps the LALR tables in a temp file, so start-up does not rebuild them.
-    return Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr",
-                keep_all_tokens=True, maybe_placeholders=True, cache=True, start=["start", "expr"],
+    grammar = grammar_path().read_text(encoding="utf-8")
+    return Lark(grammar, parser="lalr",
+                keep_all_tokens=True, maybe_placeholders=True, cache=_cache_file(grammar), start=["start", "expr"],
                 transformer=_ASTBuilder())
 
 
@@ -246,6 +266,10 @@ _OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH", "FLOORDIV", "PERCENT"}
 
 
 def _expected(expected: set) -> str:
+    if "RPAR" in expected or "COMMA" in expected:
+        # LALR merges the state after a value in `(...)` with the one after `repeat N`,
+        # so `{` shows up here too; inside brackets it is never what the user meant
+        expected = expected - {"LBRACE"}
     words = {_TERMINAL_WORDS.get(t, f"`{t.lower()}`") for t in expected
              if t not in _OPERATORS and not t.startswith("__")}
     if expected & _OPERATORS:
@@ -304,12 +328,30 @@ def _end_span(text: str) -> ast.Span:
     return ast.Span(n, len(lines[-1]) + 1, n, len(lines[-1]) + 2)
 
 
+MAX_SYNTAX_ERRORS = 20
+
+
 def parse(text: str, filename: str = "<string>") -> ast.Program:
-    """Parse a whole .net text into an `ast.Program`, or raise `NetDSLError` (code E1xx)."""
+    """Parse a whole .net text into an `ast.Program`, or raise `NetDSLError` (codes E1xx).
+
+    After a syntax error the parser drops the offending token (or character) and goes on, so
+    one run reports the syntax errors of many lines; it keeps one per line, since a second on
+    the same line is nearly always an echo of the first."""
+    found: list[Diagnostic] = []
+
+    def record(err: UnexpectedInput) -> bool:
+        diag = syntax_diagnostic(err, text)
+        if not found or found[-1].line != diag.line:
+            found.append(diag)
+        return len(found) < MAX_SYNTAX_ERRORS
+
     try:
-        return _parser().parse(text, start="start")
-    except UnexpectedInput as err:
-        raise NetDSLError([syntax_diagnostic(err, text)], text, filename) from None
+        program = _parser().parse(text, start="start", on_error=record)
+    except UnexpectedInput as err:  # the end of the file, or too many errors
+        record(err)
+    if found:
+        raise NetDSLError(found, text, filename)
+    return program
 
 
 def parse_expr(text: str, filename: str = "<value>") -> ast.Expr:

@@ -142,3 +142,9 @@ def test_diagnostics_are_sorted_by_position():
     err = _error("net n { input 3x8x8 head { cnov } head { conv(0, 1) } head { relu(2) } }")
     positions = [(d.line, d.column) for d in err.diagnostics]
     assert positions == sorted(positions) and len(positions) == 3
+
+
+def test_syntax_errors_of_several_lines_are_reported_together():
+    err = _error('net n {\n input 3x8x8\n conv(64 3)\n relu)\n conv(8, 3, pad="same")\n}')
+    assert [(d.code, d.line) for d in err.diagnostics] == [("E100", 3), ("E100", 4), ("E101", 5)]
+    assert "expected `)`, `,` or an operator" in err.diagnostics[0].message
