@@ -72,8 +72,8 @@ _SYNTAX = {"NET", "BLOCK", "INPUT", "CONCAT", "ADD", "REPEAT", "HEAD", "FROM", "
 
 
 class _Seq(tuple):
-    """A tuple that remembers the span of the text it came from (brackets included), while
-    the builder runs; AST nodes store plain tuples."""
+    """A tuple that remembers the span of the text it came from (brackets included), so the
+    node built from it can span its brackets too. It equals the plain tuple of its items."""
 
     span: ast.Span
 

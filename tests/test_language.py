@@ -227,3 +227,10 @@ def test_parser_tables_are_cached_in_a_private_folder(tmp_path, monkeypatch):
     assert path.startswith(str(folder)) and stat.S_IMODE(os.stat(folder).st_mode) == 0o700
     folder.chmod(0o777)  # a folder others can write to is not used
     assert _cache_file("grammar text") is False
+
+
+def test_head_from_a_dotted_path():
+    net = netdsl.loads("net n { input 3x8x8 s: repeat 2 { conv(4, 1) relu } "
+                       "h: head from s.1 { flatten } g: head from s.2.conv1 { flatten } }")
+    assert net.layer("h.flatten1")["inputs"] == ["s.1.relu1"]
+    assert net.layer("g.flatten1")["inputs"] == ["s.2.conv1"]
