@@ -18,6 +18,7 @@ from .graph import LayerGraph
 from .ops import REGISTRY, REQUIRED, AttrError, OpSpec, Symbol, fmt_value
 
 DEFAULT_MAX_LAYERS = 100_000
+MAX_INT_BITS = 256  # no size in a net comes near; bigger numbers only arise from mistakes
 
 
 @dataclass(frozen=True)
@@ -84,18 +85,28 @@ def evaluate(expr: ast.Expr, env: Mapping[str, Any]) -> Any:
         return -v
     assert isinstance(expr, ast.BinOp)
     a, b = _operand(expr.left, env), _operand(expr.right, env)
-    if expr.op == "+":
+    try:
+        result = _arithmetic(expr.op, a, b)
+    except ZeroDivisionError:
+        raise _EvalError("E307", f"division by zero in `{expr.op}`", expr.span) from None
+    except OverflowError:  # a float result out of range, from huge integers
+        raise _EvalError("E307", f"the result of `{expr.op}` is too large", expr.span) from None
+    if isinstance(result, int) and result.bit_length() > MAX_INT_BITS:
+        raise _EvalError("E307", f"the result of `{expr.op}` is too large", expr.span)
+    return result
+
+
+def _arithmetic(op: str, a, b):
+    if op == "+":
         return a + b
-    if expr.op == "-":
+    if op == "-":
         return a - b
-    if expr.op == "*":
+    if op == "*":
         return a * b
-    if b == 0:
-        raise _EvalError("E307", f"division by zero in `{expr.op}`", expr.span)
-    if expr.op == "/":
+    if op == "/":
         # Exact integer division stays an integer, so `c / 2` can be a channel count.
-        return a // b if isinstance(a, int) and isinstance(b, int) and a % b == 0 else a / b
-    return a // b if expr.op == "//" else a % b
+        return a // b if isinstance(a, int) and isinstance(b, int) and b and a % b == 0 else a / b
+    return a // b if op == "//" else a % b
 
 
 def _operand(expr: ast.Expr, env: Mapping[str, Any]) -> Any:

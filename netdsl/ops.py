@@ -19,7 +19,7 @@ torch is imported inside the builders only, so checking and summarising never lo
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 Shape = tuple[int, ...]
@@ -90,9 +90,6 @@ class Int:
             raise AttrError("E306", f"`{name}` must be at least {self.min}, got {v}")
         return v
 
-    def __str__(self) -> str:
-        return "positive integer" if self.min == 1 else f"integer >= {self.min}"
-
 
 @dataclass(frozen=True)
 class Float:
@@ -102,13 +99,14 @@ class Float:
     def convert(self, v: Any, name: str) -> float:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise AttrError("E305", f"`{name}` expects a number, got {_describe(v)}")
-        if not (self.min <= v <= self.max) or math.isnan(v):
+        try:
+            x = float(v)
+        except OverflowError:  # an integer of hundreds of digits
+            x = math.inf
+        if not (self.min <= x <= self.max and math.isfinite(x)):
             bound = f"between {self.min} and {self.max}" if self.max != math.inf else f"at least {self.min}"
-            raise AttrError("E306", f"`{name}` must be {bound}, got {v}")
-        return float(v)
-
-    def __str__(self) -> str:
-        return "number" if self.max == math.inf else f"number in [{self.min}, {self.max}]"
+            raise AttrError("E306", f"`{name}` must be a finite number {bound}, got {fmt_value(v)}")
+        return x
 
 
 @dataclass(frozen=True)
@@ -117,9 +115,6 @@ class Bool:
         if not isinstance(v, bool):
             raise AttrError("E305", f"`{name}` expects true or false, got {_describe(v)}")
         return v
-
-    def __str__(self) -> str:
-        return "boolean"
 
 
 @dataclass(frozen=True)
@@ -142,10 +137,6 @@ class Pair:
         if min(v) < self.min:
             raise AttrError("E306", f"`{name}` must be at least {self.min}, got {fmt_value(v)}")
         return v
-
-    def __str__(self) -> str:
-        base = "size or HxW pair" + (" (>= 0)" if self.min == 0 else "")
-        return base + "".join(f" or `{s}`" for s in self.symbols)
 
 
 REQUIRED = object()
@@ -185,11 +176,6 @@ class OpSpec:
     macs: Callable[[Sequence[Shape], Attrs, Shape], int] = _zero
     join: bool = False
     doc: str = ""
-    attr_index: Mapping[str, Attr] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "attr_index", {a.name: a for a in self.attrs})
-
     def describe(self, attrs: Attrs) -> str:
         """The layer as the language writes it, defaults left out: `conv(64, 7, stride=2)`.
         Required attributes come by position, the others by name, but for an op's first

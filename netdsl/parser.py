@@ -36,8 +36,23 @@ def _token_span(tok: Token) -> ast.Span:
     return ast.Span(tok.line, tok.column, tok.end_line, tok.end_column)
 
 
+MAX_DIGITS = 60  # far beyond any size or count in a net; Python refuses str(int) past 4300
+
+
+class _LiteralTooLong(Exception):
+    def __init__(self, tok: Token):
+        super().__init__(tok)
+        self.token = tok
+
+
+def _int(tok: Token, text: str) -> int:
+    if len(text) > MAX_DIGITS:
+        raise _LiteralTooLong(tok)
+    return int(text)
+
+
 def _dims(tok: Token) -> tuple[int, ...]:
-    return tuple(int(d) for d in tok.replace("×", "x").split("x"))
+    return tuple(_int(tok, d) for d in tok.replace("×", "x").split("x"))
 
 
 def _position(c) -> Optional[ast.Span]:
@@ -179,7 +194,7 @@ class _ASTBuilder(Transformer):
     # expressions
     @_rule
     def int_lit(self, span, tok):
-        return ast.IntLit(int(tok), span)
+        return ast.IntLit(_int(tok, tok), span)
 
     @_rule
     def float_lit(self, span, tok):
@@ -349,6 +364,9 @@ def parse(text: str, filename: str = "<string>") -> ast.Program:
         program = _parser().parse(text, start="start", on_error=record)
     except UnexpectedInput as err:  # the end of the file, or too many errors
         record(err)
+    except _LiteralTooLong as err:
+        found.append(Diagnostic("E306", f"a number with more than {MAX_DIGITS} digits",
+                                _token_span(err.token), help="no size or count in a net comes near that"))
     if found:
         raise NetDSLError(found, text, filename)
     return program

@@ -148,3 +148,17 @@ def test_syntax_errors_of_several_lines_are_reported_together():
     err = _error('net n {\n input 3x8x8\n conv(64 3)\n relu)\n conv(8, 3, pad="same")\n}')
     assert [(d.code, d.line) for d in err.diagnostics] == [("E100", 3), ("E100", 4), ("E101", 5)]
     assert "expected `)`, `,` or an operator" in err.diagnostics[0].message
+
+
+@pytest.mark.parametrize("layer,code", [
+    ("conv(1" + "0" * 5000 + ", 3)", "E306"),                  # Python cannot even print such an int
+    ("conv(" + " * ".join(["99999999999999999999"] * 20) + ", 1)", "E307"),
+    ("conv(1" + "0" * 50 + " / 3, 3)", "E305"),                # a float where an integer is needed
+    ("conv(8 % 0, 3)", "E307"),
+    ("lrn(5, alpha=1e999)", "E306"),
+    ("lrn(5, alpha=1" + "0" * 400 + ")", "E306"),
+    ("dropout(1e300 * 1e300 * 0)", "E306"),                   # nan
+])
+def test_extreme_numbers_are_diagnosed(layer, code):
+    err = _error(f"net n {{ input 3x8x8 {layer} }}")
+    assert [d.code for d in err.diagnostics] == [code]
