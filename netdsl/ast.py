@@ -1,20 +1,23 @@
-"""The syntax tree of a .net file: one frozen dataclass per grammar rule.
+"""The syntax tree of a .net file: one dataclass per grammar rule.
 
 Every node carries the `Span` of the text it came from, so later stages can point at it.
 Spans are left out of equality (`compare=False`): two trees are equal when they say the same
 thing, wherever it was written, which is what a parse/print round trip needs.
+
+Nodes are never changed after the parser makes them (`dataclasses.replace` makes new ones).
+They are not declared frozen only because a frozen dataclass takes four times as long to
+build, and the parser builds one per token or so: a third of the parse of a large net.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import NamedTuple, Optional, Union
 
 
-@dataclass(frozen=True)
-class Span:
+class Span(NamedTuple):
     """A region of source text: 1-based line and column of its first character, and of the
-    character just past its end."""
+    character just past its end. (A NamedTuple: immutable, hashable and quick to make.)"""
 
     line: int
     column: int
@@ -34,25 +37,25 @@ def _span() -> Span:
 
 # --- expressions -------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class IntLit:
     value: int
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class FloatLit:
     value: float
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class BoolLit:
     value: bool
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ShapeLit:
     """`3x224x224` or `7x7`: several sizes written as one token."""
 
@@ -60,7 +63,7 @@ class ShapeLit:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class NameRef:
     """A parameter of the net or block, or a symbol an attribute accepts (`pad=same`)."""
 
@@ -68,13 +71,13 @@ class NameRef:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class TupleLit:
     items: tuple["Expr", ...]
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class BinOp:
     op: str  # one of + - * / // %
     left: "Expr"
@@ -82,7 +85,7 @@ class BinOp:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Neg:
     operand: "Expr"
     span: Span = _span()
@@ -93,7 +96,7 @@ Expr = Union[IntLit, FloatLit, BoolLit, ShapeLit, NameRef, TupleLit, BinOp, Neg]
 
 # --- layers and structure ----------------------------------------------------------------
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Arg:
     """One argument of a call: positional when `name` is None."""
 
@@ -102,7 +105,7 @@ class Arg:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Call:
     """A use of an op or a block: `conv(64, 7, stride=2)`, `relu`."""
 
@@ -114,7 +117,7 @@ class Call:
     label_span: Span = _span()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Join:
     """`concat { a | b }` or `add { a | b }`: parallel branches from one input, joined."""
 
@@ -125,7 +128,7 @@ class Join:
     label_span: Span = _span()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Repeat:
     """`repeat N { body }`: the body N times in a row."""
 
@@ -136,7 +139,7 @@ class Repeat:
     label_span: Span = _span()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Head:
     """An extra output, tapped from `source` (or from the current tensor). `body` is a chain,
     or a single `Call` that takes the head's label as its name."""
@@ -150,7 +153,7 @@ class Head:
     label_span: Span = _span()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Group:
     """`name: { body }`: a named scope around a chain."""
 
@@ -160,7 +163,7 @@ class Group:
     label_span: Span = _span()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class InputDecl:
     """`input 3x224x224`."""
 
@@ -174,14 +177,14 @@ Item = Union[InputDecl, Call, Join, Repeat, Head, Group]
 
 # --- definitions -------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Param:
     name: str
     default: Optional[Expr] = None
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Definition:
     """What `block` and `net` definitions share: a name, parameters and a body."""
 
@@ -192,17 +195,17 @@ class Definition:
     name_span: Span = _span()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class BlockDef(Definition):
     """`block NAME(params) { body }`."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class NetDef(Definition):
     """`net NAME(params) { body }`."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Program:
     """A whole file."""
 
