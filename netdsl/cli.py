@@ -13,6 +13,7 @@ from typing import Any, Optional, Sequence
 from . import __version__
 from .diagnostics import NetDSLError
 from .lower import DEFAULT_MAX_LAYERS, evaluate
+from .ops import Symbol
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -32,11 +33,12 @@ def _parse_set(items: Sequence[str]) -> dict[str, Any]:
         if not eq or not key.isidentifier():
             raise UsageError(f"--set expects NAME=VALUE, got {item!r}")
         try:
-            values[key] = evaluate(parse_expr(text.strip(), f"--set {key}"), {})
-        except NetDSLError as e:
-            raise UsageError(f"--set {key}: {text!r} is not a value (a number, true/false or a shape like 3x3)") from e
-        except Exception as e:  # arithmetic on words, division by zero: not a plain value
-            raise UsageError(f"--set {key}: {text!r} is not a plain value") from e
+            value = evaluate(parse_expr(text.strip(), f"--set {key}"), {})
+        except Exception:  # a syntax error, arithmetic on words, division by zero
+            value = None
+        if value is None or isinstance(value, Symbol):
+            raise UsageError(f"--set {key}: {text!r} is not a value (a number, true/false or a shape like 3x3)")
+        values[key] = value
     return values
 
 

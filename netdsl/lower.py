@@ -2,9 +2,10 @@
 bound and type-checked against the op registry, every layer given its dotted scope name.
 
 The result is a `LayerGraph` (netdsl/graph.py): one node per layer, keyed by its dotted
-name, added in topological order (each layer after the layers it reads). Lowering never stops at the first mistake: it
-records a diagnostic, puts an erroneous layer in the graph (so names and later layers still
-resolve) and goes on.
+name, added in topological order (each layer after the layers it reads). Lowering never
+stops at the first mistake: it records a diagnostic, puts an erroneous layer in the graph (so
+names and later layers still resolve) and goes on; a value that failed to evaluate is POISON,
+which later uses pass on without reporting again.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ DEFAULT_MAX_LAYERS = 100_000
 MAX_INT_BITS = 256  # no size in a net comes near; bigger numbers only arise from mistakes
 
 
-@dataclass(frozen=True)
+@dataclass
 class Scope:
     """A named group of layers: a block instance, a repeat and each of its passes, a branch,
-    a head or a group. `title` is how summaries and diagrams show it."""
+    a head or a group. `title` is how summaries and diagrams show it; `output` is the layer
+    whose output the scope stands for: the end of its main chain (not of a head inside it)."""
 
     name: str
     kind: str  # "block", "repeat", "pass", "branch", "join", "head", "group"
@@ -32,6 +34,7 @@ class Scope:
     span: ast.Span
     train_only: bool = False
     block: Optional[str] = None
+    output: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,20 @@ class _Abort(Exception):
     """Stops lowering when going on would only produce noise (the net is too large)."""
 
 
+class _Poison:
+    """The value of an expression that failed; its error is already reported."""
+
+    def __repr__(self) -> str:
+        return "POISON"
+
+
+POISON = _Poison()
+
+
+class _Poisoned(Exception):
+    """Evaluating used a POISON value: fail quietly, the cause is already reported."""
+
+
 class _EvalError(Exception):
     def __init__(self, code: str, message: str, span: ast.Span, help: Optional[str] = None):
         super().__init__(message)
@@ -77,7 +94,11 @@ def evaluate(expr: ast.Expr, env: Mapping[str, Any]) -> Any:
     if isinstance(expr, ast.ShapeLit):
         return expr.dims
     if isinstance(expr, ast.NameRef):
-        return env[expr.name] if expr.name in env else Symbol(expr.name)
+        if expr.name not in env:
+            return Symbol(expr.name)
+        if env[expr.name] is POISON:
+            raise _Poisoned
+        return env[expr.name]
     if isinstance(expr, ast.TupleLit):
         return tuple(evaluate(e, env) for e in expr.items)
     if isinstance(expr, ast.Neg):
@@ -121,7 +142,7 @@ def _operand(expr: ast.Expr, env: Mapping[str, Any]) -> Any:
 # --- binding arguments -------------------------------------------------------------------
 
 def _bind(what: str, names: list[str], positional: int, args: Iterable[ast.Arg],
-          bag: DiagnosticBag) -> Optional[dict[str, ast.Arg]]:
+          error) -> Optional[dict[str, ast.Arg]]:
     """Match a call's arguments to the callee's parameter names (the first `positional` of
     them may be given by position). None when the call is wrong; diagnostics say why."""
     bound: dict[str, ast.Arg] = {}
@@ -129,12 +150,12 @@ def _bind(what: str, names: list[str], positional: int, args: Iterable[ast.Arg],
     for arg in args:
         if arg.name is None:
             if seen_keyword:
-                bag.error("E303", f"positional argument after a keyword argument in `{what}`", arg.span,
+                error("E303", f"positional argument after a keyword argument in `{what}`", arg.span,
                           help="give the keyword arguments last")
                 ok = False
             elif index >= positional:
                 takes = f"takes {positional} positional argument{'s' if positional != 1 else ''}"
-                bag.error("E303", f"`{what}` {takes}", arg.span,
+                error("E303", f"`{what}` {takes}", arg.span,
                           help=("name the others: " + ", ".join(f"`{n}=...`" for n in names[positional:]))
                           if len(names) > positional else None)
                 ok = False
@@ -144,12 +165,12 @@ def _bind(what: str, names: list[str], positional: int, args: Iterable[ast.Arg],
             continue
         seen_keyword = True
         if arg.name not in names:
-            bag.error("E301", f"`{what}` has no argument `{arg.name}`", arg.span,
+            error("E301", f"`{what}` has no argument `{arg.name}`", arg.span,
                       help=did_you_mean(arg.name, names) or (f"it takes {', '.join(f'`{n}`' for n in names)}"
                                                             if names else f"`{what}` takes no arguments"))
             ok = False
         elif arg.name in bound:
-            bag.error("E304", f"argument `{arg.name}` of `{what}` is given twice", arg.span,
+            error("E304", f"argument `{arg.name}` of `{what}` is given twice", arg.span,
                       notes=[Note("given first here", bound[arg.name].span)])
             ok = False
         else:
@@ -175,7 +196,7 @@ class _Ctx:
     env: Mapping[str, Any]         # parameters visible here
     reserved: frozenset            # labels written in this scope: automatic names avoid them
     train_only: bool = False
-    stack: tuple[str, ...] = ()    # blocks being expanded, for recursion errors
+    site: Optional[tuple[str, ast.Span]] = None  # (block instance, its call) when inside a block
     names: dict[str, ast.Span] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
     top: bool = False
@@ -185,7 +206,7 @@ class _Ctx:
 
     def child(self, local: str, items: Iterable[ast.Item], **changes) -> "_Ctx":
         return _Ctx(self.full(local), changes.get("env", self.env), frozenset(_labels_in(items)),
-                    changes.get("train_only", self.train_only), changes.get("stack", self.stack))
+                    changes.get("train_only", self.train_only), changes.get("site", self.site))
 
     def auto(self, kind: str) -> str:
         """The next free automatic name for `kind` here: conv1, conv2, ..."""
@@ -207,9 +228,20 @@ class Lowerer:
         self.scopes: dict[str, Scope] = {}
         self.outputs: list[Output] = []
         self.blocks: dict[str, ast.BlockDef] = {}
+        self.recursive: set[str] = set()  # blocks on a call cycle: reported once, never expanded
         self.input_shape: Optional[tuple[int, ...]] = None
         self._missing_input_reported = False
         self._input_declared = False
+        self._site: Optional[tuple[str, ast.Span]] = None
+
+    def _error(self, code: str, message: str, span: ast.Span = ast.NOWHERE, *,
+               notes: Iterable[Note] = (), help: Optional[str] = None) -> None:
+        """Report a mistake; inside a block, a note says which use of the block found it."""
+        notes = list(notes)
+        if self._site is not None:
+            instance, call_span = self._site
+            notes.append(Note(f"in `{instance}`, the use of the block here", call_span))
+        self.bag.error(code, message, span, notes=notes, help=help)
 
     # -- entry --------------------------------------------------------------------------
 
@@ -218,11 +250,12 @@ class Lowerer:
         for d in self.program.definitions:
             if isinstance(d, ast.BlockDef):
                 self._define_block(d)
+        self._check_blocks()
         if len(nets) != 1:
             where = nets[1].name_span if nets else ast.NOWHERE
-            self.bag.error("E206", "a file defines exactly one net" + (f", this one defines {len(nets)}" if nets else
-                                                                        ", this one defines none"), where,
-                           help=None if nets else "add `net NAME { input CxHxW ... }`")
+            self._error("E206", "a file defines exactly one net" + (f", this one defines {len(nets)}" if nets else
+                                                                     ", this one defines none"), where,
+                        help=None if nets else "add `net NAME { input CxHxW ... }`")
             if not nets:
                 return None
         net = nets[0]
@@ -233,29 +266,61 @@ class Lowerer:
         except _Abort:
             last = None
         if not self._input_declared and not any(d.code == "E406" for d in self.bag.items):
-            self.bag.error("E406", f"net `{net.name}` has no input declaration", net.name_span,
-                           help="start its body with the input shape, e.g. `input 3x224x224`")
+            self._error("E406", f"net `{net.name}` has no input declaration", net.name_span,
+                        help="start its body with the input shape, e.g. `input 3x224x224`")
         if last is not None:
             self.outputs.insert(0, Output(last, last, False))
         return LoweredNet(net.name, params, self.input_shape, self.graph, self.scopes, self.outputs)
 
     def _define_block(self, d: ast.BlockDef) -> None:
         if d.name in self.blocks:
-            self.bag.error("E203", f"block `{d.name}` is defined twice", d.name_span,
-                           notes=[Note("first defined here", self.blocks[d.name].name_span)])
+            self._error("E203", f"block `{d.name}` is defined twice", d.name_span,
+                        notes=[Note("first defined here", self.blocks[d.name].name_span)])
         elif d.name in REGISTRY:
-            self.bag.error("E203", f"block `{d.name}` has the name of a built-in op", d.name_span,
-                           help="choose another name")
+            self._error("E203", f"block `{d.name}` has the name of a built-in op", d.name_span,
+                        help="choose another name")
         else:
             self.blocks[d.name] = d
         self._check_params(d.params)
+
+    def _check_blocks(self) -> None:
+        """What can be checked in a block before it is used, so that a block no net uses yet
+        is checked too: the names it calls, and calls that come back to it (E204)."""
+        calls = {name: list(_calls_in(b.body)) for name, b in self.blocks.items()}
+        known = set(REGISTRY) | set(self.blocks)
+        for name, block_calls in calls.items():
+            for call in block_calls:
+                if call.name not in known:
+                    self._unknown_op(call, None)
+        # Depth-first search for cycles among blocks: a few lines, where importing networkx for
+        # its cycle finder would cost more than checking the whole file.
+        done: set[str] = set()
+        path: list[str] = []  # the blocks being visited, outermost first
+
+        def visit(name: str) -> None:
+            path.append(name)
+            for call in calls[name]:
+                if call.name in path:
+                    cycle = path[path.index(call.name):] + [call.name]
+                    self.recursive.update(cycle)
+                    self._error("E204", f"block `{call.name}` calls itself ({' -> '.join(cycle)})", call.span,
+                                notes=[Note(f"`{call.name}` is defined here", self.blocks[call.name].name_span)],
+                                help="a block cannot contain itself; use `repeat` for a chain of copies")
+                elif call.name in self.blocks and call.name not in done:
+                    visit(call.name)
+            path.pop()
+            done.add(name)
+
+        for name in self.blocks:
+            if name not in done:
+                visit(name)
 
     def _check_params(self, params: Iterable[ast.Param]) -> None:
         seen: dict[str, ast.Span] = {}
         for p in params:
             if p.name in seen:
-                self.bag.error("E203", f"parameter `{p.name}` is declared twice", p.span,
-                               notes=[Note("first declared here", seen[p.name])])
+                self._error("E203", f"parameter `{p.name}` is declared twice", p.span,
+                            notes=[Note("first declared here", seen[p.name])])
             seen[p.name] = p.span
 
     def _net_params(self, net: ast.NetDef) -> dict[str, Any]:
@@ -263,29 +328,58 @@ class Lowerer:
         names = [p.name for p in net.params]
         for key in self.overrides:
             if key not in names:
-                self.bag.error("E205", f"net `{net.name}` has no parameter `{key}`",
-                               help=did_you_mean(key, names) or (
-                                   f"its parameters are {', '.join(f'`{n}`' for n in names)}" if names
-                                   else f"`{net.name}` declares no parameters"))
+                self._error("E205", f"net `{net.name}` has no parameter `{key}`",
+                            help=did_you_mean(key, names) or (
+                                f"its parameters are {', '.join(f'`{n}`' for n in names)}" if names
+                                else f"`{net.name}` declares no parameters"))
         env: dict[str, Any] = {}
         for p in net.params:
             if p.name in self.overrides:
-                env[p.name] = self.overrides[p.name]
+                env[p.name] = self._override(p, self.overrides[p.name])
             elif p.default is None:
-                self.bag.error("E302", f"parameter `{p.name}` of net `{net.name}` has no default", p.span,
-                               help=f"give it one (`{p.name} = ...`) or set it (`--set {p.name}=...`)")
+                self._error("E302", f"parameter `{p.name}` of net `{net.name}` has no default", p.span,
+                            help=f"give it one (`{p.name} = ...`) or set it (`--set {p.name}=...`)")
+                env[p.name] = POISON
             else:
-                value = self._eval(p.default, env)
-                if value is not None:
-                    env[p.name] = value
+                env[p.name] = self._value(p.default, env, p.name)
         return env
 
+    def _override(self, p: ast.Param, value: Any) -> Any:
+        """A parameter value given from outside the file (Python or `--set`)."""
+        if isinstance(value, str) and value.isidentifier():
+            return Symbol(value)  # a word, as the language writes `same`
+        ok = isinstance(value, (bool, int, float, Symbol)) or (
+            isinstance(value, tuple) and all(isinstance(x, int) and not isinstance(x, bool) for x in value))
+        if not ok:
+            self._error("E305", f"parameter `{p.name}` is set to {value!r}; it takes a number, "
+                        "true or false, or a shape like 3x3", p.span)
+            return POISON
+        return value
+
+    def _value(self, expr: ast.Expr, env: Mapping[str, Any], name: str) -> Any:
+        """A parameter's default: a value, a bare word (checked where it is used), or POISON.
+        A word that is not a parameter declared before it is reported here, where it is written."""
+        value = self._eval(expr, env)
+        if isinstance(value, Symbol) and isinstance(expr, ast.NameRef) and value.name in self._param_names:
+            self._error("E202", f"`{value}` is used before it is defined",
+                        expr.span, help=f"declare `{value}` before `{name}`")
+            return POISON
+        return value
+
+    @property
+    def _param_names(self) -> set[str]:
+        names = {p.name for d in self.program.definitions for p in d.params}
+        return names
+
     def _eval(self, expr: ast.Expr, env: Mapping[str, Any]) -> Any:
+        """The value, or POISON after reporting why there is none."""
         try:
             return evaluate(expr, env)
+        except _Poisoned:
+            return POISON
         except _EvalError as e:
-            self.bag.error(e.code, e.message, e.span, help=e.help)
-            return None
+            self._error(e.code, e.message, e.span, help=e.help)
+            return POISON
 
     # -- chains -------------------------------------------------------------------------
 
@@ -305,23 +399,28 @@ class Lowerer:
                 self._head(item, current, ctx)
             elif isinstance(item, ast.Group):
                 local = self._local_name(item, "group", ctx)
-                self.scopes[ctx.full(local)] = Scope(ctx.full(local), "group", "group", item.span, ctx.train_only)
-                current = self._chain(item.body, current, ctx.child(local, item.body))
+                scope = self._scope(ctx.full(local), "group", "group", item.span, ctx)
+                current = scope.output = self._chain(item.body, current, ctx.child(local, item.body))
         return current
+
+    def _scope(self, path: str, kind: str, title: str, span: ast.Span, ctx: _Ctx,
+               block: Optional[str] = None) -> Scope:
+        scope = self.scopes[path] = Scope(path, kind, title, span, ctx.train_only, block)
+        return scope
 
     def _input(self, item: ast.InputDecl, ctx: _Ctx, first: bool) -> Optional[str]:
         if not ctx.top or not first or self._input_declared:
             what = "is declared twice" if self._input_declared else \
                 "must be the first line of the net's body"
-            self.bag.error("E406", f"the input {what}", item.span)
+            self._error("E406", f"the input {what}", item.span)
             return None
         self._input_declared = True
         if len(item.dims) not in (1, 3):
-            self.bag.error("E404", f"the input is {'x'.join(map(str, item.dims))}; "
-                           "write it as C x H x W (an image) or as one size (a vector)", item.span)
+            self._error("E404", f"the input is {'x'.join(map(str, item.dims))}; "
+                        "write it as C x H x W (an image) or as one size (a vector)", item.span)
             return None
         if min(item.dims) < 1:
-            self.bag.error("E306", "every size of the input must be at least 1", item.span)
+            self._error("E306", "every size of the input must be at least 1", item.span)
             return None
         self.input_shape = item.dims
         self._add_node("input", "input", {"shape": item.dims}, [], item.span, ctx)
@@ -334,10 +433,10 @@ class Lowerer:
             return ctx.auto(kind)
         if label in ctx.names:
             first = ctx.names[label]
-            self.bag.error("E203", f"`{ctx.full(label)}` is defined twice", item.label_span,
-                           notes=[Note("first defined here", first)] if first.line else [],
-                           help="labels inside an unlabelled `repeat` clash on each pass: label the repeat "
-                                "so each pass gets its own scope" if first == item.label_span else None)
+            self._error("E203", f"`{ctx.full(label)}` is defined twice", item.label_span,
+                        notes=[Note("first defined here", first)] if first.line and first != item.label_span else [],
+                        help="labels inside an unlabelled `repeat` clash on each pass: label the repeat "
+                             "so each pass gets its own scope" if first == item.label_span else None)
             # keep going under a fresh name so later layers still connect
             return ctx.auto(label + "_")
         ctx.names[label] = item.label_span
@@ -346,11 +445,12 @@ class Lowerer:
     def _add_node(self, name: str, op: Optional[str], attrs: Optional[dict], inputs: list[str],
                   span: ast.Span, ctx: _Ctx) -> str:
         if len(self.graph) >= self.max_layers:
-            self.bag.error("E407", f"the net has more than {self.max_layers:,} layers", span,
-                           help="the limit guards against runaway repeats; raise it with `max_layers=` "
-                                "or `--max-layers` if the net is really this large")
+            self._error("E407", f"the net has more than {self.max_layers:,} layers", span,
+                        help="the limit guards against runaway repeats; raise it with `max_layers=` "
+                             "or `--max-layers` if the net is really this large")
             raise _Abort
-        self.graph.add(name, op=op, attrs=attrs, inputs=inputs, span=span, train_only=ctx.train_only)
+        self.graph.add(name, op=op, attrs=attrs, inputs=inputs, span=span, train_only=ctx.train_only,
+                       site=ctx.site)
         return name
 
     def _needs_input(self, current: Optional[str], span: ast.Span) -> bool:
@@ -358,8 +458,8 @@ class Lowerer:
         the input declaration; otherwise an earlier error broke the chain and was reported."""
         if current is None and self.input_shape is None and not self._missing_input_reported:
             self._missing_input_reported = True
-            self.bag.error("E406", "a layer comes before the input declaration", span,
-                           help="start the net's body with the input shape, e.g. `input 3x224x224`")
+            self._error("E406", "a layer comes before the input declaration", span,
+                        help="start the net's body with the input shape, e.g. `input 3x224x224`")
         return current is not None
 
     # -- calls --------------------------------------------------------------------------
@@ -371,14 +471,35 @@ class Lowerer:
             return self._expand_block(call, current, ctx, local)
         spec = REGISTRY.get(call.name)
         if spec is None or spec.join:  # joins are keywords: only a misspelling gets here
-            self._unknown_op(call, following)
-            local = local or self._local_name(call, call.name, ctx)
-            return self._add_node(ctx.full(local), None, None, [current] if current else [], call.span, ctx)
+            if ctx.site is None:  # inside blocks, _check_blocks has reported it already
+                self._unknown_op(call, following)
+            return self._broken(call, current, ctx, local)
         local = local or self._local_name(call, spec.name, ctx)
-        attrs = self._bind_op(spec, call, ctx.env)
+        with self._inside(ctx):
+            attrs = self._bind_op(spec, call, ctx.env)
         if not self._needs_input(current, call.span):
             return None
         return self._add_node(ctx.full(local), spec.name, attrs, [current], call.span, ctx)
+
+    def _broken(self, call: ast.Call, current: Optional[str], ctx: _Ctx, local: Optional[str]) -> Optional[str]:
+        """A layer that cannot be made: kept in the graph (its name stays taken, later layers
+        still connect) with no attributes, so nothing after it is checked against it."""
+        local = local or self._local_name(call, call.name, ctx)
+        if current is None:
+            return None
+        return self._add_node(ctx.full(local), None, None, [current], call.span, ctx)
+
+    def _inside(self, ctx: _Ctx):
+        """While reporting for this scope, say which use of a block it is."""
+        lowerer = self
+
+        class _Site:
+            def __enter__(self):
+                self.saved, lowerer._site = lowerer._site, ctx.site
+
+            def __exit__(self, *exc):
+                lowerer._site = self.saved
+        return _Site()
 
     def _unknown_op(self, call: ast.Call, following) -> None:
         known = [n for n, s in REGISTRY.items() if not s.join] + list(self.blocks)
@@ -391,7 +512,7 @@ class Lowerer:
     def _bind_op(self, spec: OpSpec, call: ast.Call, env: Mapping[str, Any]) -> Optional[dict]:
         names = [a.name for a in spec.attrs]
         positional = sum(1 for a in spec.attrs if a.positional)
-        bound = _bind(spec.name, names, positional, call.args, self.bag)
+        bound = _bind(spec.name, names, positional, call.args, self._error)
         if bound is None:
             return None
         attrs: dict[str, Any] = {}
@@ -401,85 +522,87 @@ class Lowerer:
             if arg is None:
                 if attr.default is REQUIRED:
                     what = f" ({attr.doc})" if attr.doc else ""
-                    self.bag.error("E302", f"`{spec.name}` needs `{attr.name}`{what}", call.span,
-                                   help=f"e.g. `{spec.name}({', '.join(a.name for a in spec.attrs if a.default is REQUIRED)})`")
+                    self._error("E302", f"`{spec.name}` needs `{attr.name}`{what}", call.span,
+                                help=f"e.g. `{spec.name}({', '.join(a.name for a in spec.attrs if a.default is REQUIRED)})`")
                     ok = False
                     continue
                 if ok:
                     attrs[attr.name] = attr.default_for(attrs)
                 continue
             value = self._eval(arg.value, env)
-            if value is None:
+            if value is POISON:
                 ok = False
                 continue
-            if isinstance(value, Symbol) and value.name not in getattr(attr.type, "symbols", ()):
-                candidates = list(env) + list(getattr(attr.type, "symbols", ()))
-                self.bag.error("E202", f"undefined name `{value}`", arg.value.span,
-                               help=did_you_mean(value.name, candidates))
+            symbols = getattr(attr.type, "symbols", ())
+            if isinstance(value, Symbol) and value.name not in symbols:
+                via = arg.value.name if isinstance(arg.value, ast.NameRef) and arg.value.name != value.name else None
+                self._error("E202", f"undefined name `{value}`" + (f" (the value of `{via}`)" if via else ""),
+                            arg.value.span, help=did_you_mean(value.name, list(env) + list(symbols)))
                 ok = False
                 continue
             try:
                 attrs[attr.name] = attr.type.convert(value, attr.name)
             except AttrError as e:
-                self.bag.error(e.code, f"{e.message} (in `{spec.name}`)", arg.value.span)
+                self._error(e.code, f"{e.message} (in `{spec.name}`)", arg.value.span)
                 ok = False
         return attrs if ok else None
 
     def _expand_block(self, call: ast.Call, current: Optional[str], ctx: _Ctx,
                       local: Optional[str] = None) -> Optional[str]:
         block = self.blocks[call.name]
+        if block.name in self.recursive:  # reported by _check_blocks
+            return self._broken(call, current, ctx, local)
         local = local or self._local_name(call, block.name, ctx)
-        if block.name in ctx.stack:
-            cycle = " -> ".join(ctx.stack[ctx.stack.index(block.name):] + (block.name,))
-            self.bag.error("E204", f"block `{block.name}` calls itself ({cycle})", call.span,
-                           notes=[Note(f"`{block.name}` is defined here", block.name_span)],
-                           help="a block cannot contain itself; use `repeat` for a chain of copies")
-            return self._add_node(ctx.full(local), None, None, [current] if current else [], call.span, ctx)
         names = [p.name for p in block.params]
-        bound = _bind(block.name, names, len(names), call.args, self.bag)
+        with self._inside(ctx):
+            bound = _bind(block.name, names, len(names), call.args, self._error)
         env: dict[str, Any] = {}
         ok = bound is not None
         for p in block.params:
             if not ok:
                 break
             if p.name in bound:
-                value = self._eval(bound[p.name].value, ctx.env)
+                with self._inside(ctx):
+                    value = self._eval(bound[p.name].value, ctx.env)
             elif p.default is not None:
-                value = self._eval(p.default, env)
+                value = self._value(p.default, env, p.name)
             else:
-                self.bag.error("E302", f"block `{block.name}` needs `{p.name}`", call.span,
-                               notes=[Note(f"`{block.name}` is defined here", block.name_span)])
-                value = None
-            ok = value is not None
+                with self._inside(ctx):
+                    self._error("E302", f"block `{block.name}` needs `{p.name}`", call.span,
+                                notes=[Note(f"`{block.name}` is defined here", block.name_span)])
+                value = POISON
+            ok = value is not POISON
             env[p.name] = value
         if not ok:
-            return self._add_node(ctx.full(local), None, None, [current] if current else [], call.span, ctx)
+            return self._broken(call, current, ctx, local)
         title = f"{block.name}({', '.join(fmt_value(env[p.name]) for p in block.params)})"
         path = ctx.full(local)
-        self.scopes[path] = Scope(path, "block", title, call.span, ctx.train_only, block.name)
-        inner = ctx.child(local, block.body, env=env, stack=ctx.stack + (block.name,))
-        return self._chain(block.body, current, inner)
+        scope = self._scope(path, "block", title, call.span, ctx, block.name)
+        inner = ctx.child(local, block.body, env=env, site=(path, call.span))
+        scope.output = self._chain(block.body, current, inner)
+        return scope.output
 
     # -- structure ----------------------------------------------------------------------
 
     def _join(self, join: ast.Join, current: Optional[str], ctx: _Ctx) -> Optional[str]:
         local = self._local_name(join, join.kind, ctx)
         if len(join.branches) < 2:
-            self.bag.error("E207", f"`{join.kind}` needs at least two branches, separated by `|`", join.span)
+            with self._inside(ctx):
+                self._error("E207", f"`{join.kind}` needs at least two branches, separated by `|`", join.span)
         # A labelled join is a scope of its own; an unlabelled one numbers its branches here.
         home = ctx
         if join.label is not None:
             home = ctx.child(local, ())
-            self.scopes[home.path] = Scope(home.path, "join", join.kind, join.span, ctx.train_only)
+            self._scope(home.path, "join", join.kind, join.span, ctx)
         ends = []
         for branch in join.branches:
             name = home.auto("branch")
-            path = home.full(name)
-            self.scopes[path] = Scope(path, "branch", f"{join.kind} branch", _extent(branch), ctx.train_only)
-            end = self._chain(branch, current, home.child(name, branch))
+            scope = self._scope(home.full(name), "branch", f"{join.kind} branch", _extent(branch), ctx)
+            end = scope.output = self._chain(branch, current, home.child(name, branch))
             if end == current and end is not None:
-                self.bag.error("E207", "a branch needs at least one layer", _extent(branch),
-                               help="write `identity` for a branch that passes its input on")
+                with self._inside(ctx):
+                    self._error("E207", "a branch needs at least one layer", _extent(branch),
+                                help="write `identity` for a branch that passes its input on")
             ends.append(end)
         if not self._needs_input(current, join.span):
             return None
@@ -488,31 +611,47 @@ class Lowerer:
                               [e for e in ends if e is not None], join.span, ctx)
 
     def _repeat(self, rep: ast.Repeat, current: Optional[str], ctx: _Ctx) -> Optional[str]:
-        count = self._eval(rep.count, ctx.env)
+        with self._inside(ctx):
+            count = self._repeat_count(rep, ctx)
         if count is None:
             return current
-        if isinstance(count, Symbol):
-            self.bag.error("E202", f"undefined name `{count}`", rep.count.span, help=did_you_mean(count.name, ctx.env))
-            return current
-        if isinstance(count, bool) or not isinstance(count, int):
-            self.bag.error("E305", f"`repeat` expects an integer count, got {fmt_value(count)}", rep.count.span)
-            return current
-        if count < 1:
-            self.bag.error("E306", f"`repeat` count must be at least 1, got {count}", rep.count.span)
-            return current
         if rep.label is None:  # inline: the passes' layers join this scope
-            for _ in range(count):
+            for i in range(count):
+                before = len(self.graph)
                 current = self._chain(rep.body, current, ctx)
+                if len(self.graph) == before and i >= 1:
+                    break  # passes that add no layer: the others would add none either
             return current
         local = self._local_name(rep, "repeat", ctx)
         home = ctx.child(local, ())
-        self.scopes[home.path] = Scope(home.path, "repeat", f"repeat {count}", rep.span, ctx.train_only)
+        scope = self._scope(home.path, "repeat", f"repeat {count}", rep.span, ctx)
         for i in range(1, count + 1):
             home.names[str(i)] = rep.span
-            path = home.full(str(i))
-            self.scopes[path] = Scope(path, "pass", f"pass {i} of {count}", rep.span, ctx.train_only)
-            current = self._chain(rep.body, current, home.child(str(i), rep.body))
+            before = len(self.graph)
+            one = self._scope(home.full(str(i)), "pass", f"pass {i} of {count}", rep.span, ctx)
+            current = one.output = self._chain(rep.body, current, home.child(str(i), rep.body))
+            if len(self.graph) == before and i >= 2:
+                break
+        scope.output = current
         return current
+
+    def _repeat_count(self, rep: ast.Repeat, ctx: _Ctx) -> Optional[int]:
+        count = self._eval(rep.count, ctx.env)
+        if count is POISON:
+            return None
+        if isinstance(count, Symbol):
+            self._error("E202", f"undefined name `{count}`", rep.count.span, help=did_you_mean(count.name, ctx.env))
+            return None
+        if isinstance(count, bool) or not isinstance(count, int):
+            self._error("E305", f"`repeat` expects an integer count, got {fmt_value(count)}", rep.count.span)
+            return None
+        if count < 1:
+            self._error("E306", f"`repeat` count must be at least 1, got {count}", rep.count.span)
+            return None
+        if not rep.body:
+            self._error("E207", "`repeat` has nothing to repeat", rep.span, help="put layers between its braces")
+            return None
+        return count
 
     def _head(self, head: ast.Head, current: Optional[str], ctx: _Ctx) -> None:
         source = current
@@ -521,43 +660,58 @@ class Lowerer:
             if source is None:
                 return
         train_only = head.train_only or ctx.train_only
+        if not train_only and source is not None and self.graph.nodes[source]["train_only"]:
+            with self._inside(ctx):
+                self._error("E207", f"a deploy head cannot read `{source}`, which exists in training only",
+                            head.source_span if head.source is not None else head.span,
+                            help="make it a `train head`, or tap a layer outside the train head")
+            return
+        index = len(self.outputs)  # the head's output comes before any head nested in it
+        inner_ctx = replace(ctx, train_only=train_only)
         if isinstance(head.body, ast.Call):  # `aux1: head f(x)`: the call is named by the head
             call = replace(head.body, label=head.label, label_span=head.label_span)
             local = self._local_name(call, call.name, ctx)
-            end = self._call(call, source, replace(ctx, train_only=train_only), None, local)
-            path = ctx.full(local)
+            end = self._call(call, source, inner_ctx, None, local)
         else:
             local = self._local_name(head, "head", ctx)
-            path = ctx.full(local)
-            self.scopes[path] = Scope(path, "head", "train head" if train_only else "head", head.span, train_only)
-            end = self._chain(head.body, source, ctx.child(local, head.body, train_only=train_only))
+            scope = self._scope(ctx.full(local), "head", "train head" if train_only else "head", head.span, inner_ctx)
+            end = scope.output = self._chain(head.body, source, ctx.child(local, head.body, train_only=train_only))
         if end is not None and end != source:
-            self.outputs.append(Output(path, end, train_only))
+            self.outputs.insert(index, Output(ctx.full(local), end, train_only))
+        elif source is not None and end == source:
+            with self._inside(ctx):
+                self._error("E207", "a head needs at least one layer", head.span)
 
     def _resolve(self, name: str, span: ast.Span, ctx: _Ctx) -> Optional[str]:
-        """A layer named from inside a scope: looked up here first, then in enclosing scopes."""
+        """A layer named from inside a scope: looked up here first, then in enclosing scopes.
+        A scope (a block instance, say) stands for the end of its main chain."""
         parts = ctx.path.split(".") if ctx.path else []
         for depth in range(len(parts), -1, -1):
             candidate = ".".join(parts[:depth] + [name])
             if candidate in self.graph:
                 return candidate
-            # a scope (a block instance, say) stands for its last layer
-            last = self._last_in_scope(candidate)
-            if last is not None:
-                return last
-        self.bag.error("E202", f"no layer `{name}` before this point", span,
-                       help=did_you_mean(name, [n for n in self.graph if n != "input"]))
+            if candidate in self.scopes and self.scopes[candidate].output is not None:
+                return self.scopes[candidate].output
+        with self._inside(ctx):
+            self._error("E202", f"no layer `{name}` before this point", span,
+                        help=did_you_mean(name, [n for n in self.graph if n != "input"]))
         return None
 
-    def _last_in_scope(self, scope: str) -> Optional[str]:
-        if scope not in self.scopes:
-            return None
-        prefix = scope + "."
-        last = None
-        for node in self.graph:  # insertion order: the last match is the scope's output
-            if node.startswith(prefix):
-                last = node
-        return last
+
+def _calls_in(items: Iterable[ast.Item]) -> Iterator[ast.Call]:
+    """Every call written in a body, however deeply nested."""
+    stack = list(items)
+    while stack:
+        item = stack.pop()
+        if isinstance(item, ast.Call):
+            yield item
+        elif isinstance(item, ast.Join):
+            for branch in item.branches:
+                stack.extend(branch)
+        elif isinstance(item, ast.Head):
+            stack.extend([item.body] if isinstance(item.body, ast.Call) else item.body)
+        elif isinstance(item, (ast.Repeat, ast.Group)):
+            stack.extend(item.body)
 
 
 def _extent(items: tuple[ast.Item, ...]) -> ast.Span:

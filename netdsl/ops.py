@@ -471,13 +471,21 @@ register(OpSpec("batchnorm", (Attr("eps", Float(), 1e-5), Attr("momentum", Float
 def _concat_infer(ins, a):
     first = ins[0]
     for i, s in enumerate(ins):
-        if len(s) != len(first) or s[1:] != first[1:]:
-            what = "spatial size" if len(s) == 3 and len(first) == 3 else "rank"
-            raise ShapeError("E402", f"concat branch {i + 1} has {what} {fmt_shape(s[1:] or s)}, "
-                             f"branch 1 has {fmt_shape(first[1:] or first)}",
+        if len(s) != len(first):
+            raise ShapeError("E402", f"concat branch {i + 1} outputs {_kind(s)} {fmt_shape(s)}, "
+                             f"branch 1 {_kind(first)} {fmt_shape(first)}",
+                             help="images and vectors cannot be joined; flatten every branch or none",
+                             bad_inputs=(0, i))
+        if s[1:] != first[1:]:
+            raise ShapeError("E402", f"concat branch {i + 1} has spatial size {fmt_shape(s[1:])}, "
+                             f"branch 1 has {fmt_shape(first[1:])}",
                              help="branches are joined along channels: every other dimension must agree",
                              bad_inputs=(0, i))
     return (sum(s[0] for s in ins),) + first[1:]
+
+
+def _kind(shape: Shape) -> str:
+    return {1: "a vector", 3: "an image"}.get(len(shape), f"a {len(shape)}-d tensor")
 
 
 def _add_infer(ins, a):

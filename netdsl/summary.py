@@ -45,10 +45,11 @@ class Summary:
     """The numbers of a checked `Network` at a given batch size."""
 
     def __init__(self, net: str, input_shape, batch: int, layers: list[LayerRow],
-                 blocks: list[BlockRow], scope_titles: dict[str, str], outputs: list[dict]):
+                 blocks: list[BlockRow], scope_titles: dict[str, str], outputs: list[dict],
+                 scope_shapes: dict[str, list]):
         self.net, self.input, self.batch = net, list(input_shape), batch
         self.layers, self.blocks, self.outputs = layers, blocks, outputs
-        self._titles = scope_titles
+        self._titles, self._scope_shapes = scope_titles, scope_shapes
 
     @classmethod
     def of(cls, network, batch: int = 1) -> "Summary":
@@ -73,12 +74,14 @@ class Summary:
                     a[1] += r.params
                     a[2] += r.macs
                     a[3] += r.activation_bytes
-        blocks = [BlockRow(name, s.block, s.title, *acc[name], s.train_only)
+        shapes = {name: list(g.nodes[s.output]["shape"]) for name, s in network.scopes.items()
+                  if s.output is not None and g.nodes[s.output]["shape"] is not None}
+        blocks = [BlockRow(name, s.block, s.title, shapes.get(name, acc[name][0]), *acc[name][1:], s.train_only)
                   for name, s in block_scopes.items() if name in acc]
         outputs = [{"name": o.name, "shape": list(g.nodes[o.node]["shape"]), "train_only": o.train_only}
                    for o in network.outputs]
         titles = {s.name: s.title for s in network.scopes.values()}
-        return cls(network.name, network.input_shape, batch, layers, blocks, titles, outputs)
+        return cls(network.name, network.input_shape, batch, layers, blocks, titles, outputs, shapes)
 
     # -- totals -------------------------------------------------------------------------
 
@@ -127,7 +130,7 @@ class Summary:
                 what = self._titles.get(key, "...")
             if key in index:
                 row = out[index[key]]
-                row[2] = r.output_shape
+                row[2] = self._scope_shapes.get(key, r.output_shape)
                 row[3] += r.params
                 row[4] += r.macs
                 row[5] += r.activation_bytes

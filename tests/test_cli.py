@@ -45,6 +45,7 @@ def test_invalid_net_exits_1_with_all_diagnostics(run_cli, tmp_path):
     ("check", "nets/lenet5.net", "--set", "classes"),
     ("check", "nets/lenet5.net", "--set", "classes=ten ten"),
     ("check", "nets/lenet5.net", "--set", "clases=3"),
+    ("check", "nets/lenet5.net", "--set", "classes=foo"),
 ])
 def test_usage_errors_exit_2(run_cli, args):
     p = run_cli(*args)

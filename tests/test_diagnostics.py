@@ -162,3 +162,43 @@ def test_syntax_errors_of_several_lines_are_reported_together():
 def test_extreme_numbers_are_diagnosed(layer, code):
     err = _error(f"net n {{ input 3x8x8 {layer} }}")
     assert [d.code for d in err.diagnostics] == [code]
+
+
+def test_a_deploy_head_cannot_read_a_training_only_layer():
+    text = "net n { input 4 relu h: train head { linear(2) } h2: head from h { linear(3) } }"
+    err = _error(text)
+    assert [(d.code, d.column) for d in err.diagnostics] == [("E207", text.index("from h") + 6)]
+    assert "`h.linear1`, which exists in training only" in err.diagnostics[0].message
+
+
+def test_errors_inside_a_block_name_the_use_that_found_them():
+    err = _error("block a(c) {\n  conv(c, 3)\n}\nnet n {\n  input 3x8x8\n  a(8)\n  a(0)\n}\n")
+    (d,) = err.diagnostics
+    assert (d.code, d.line) == ("E306", 2)
+    assert d.notes[-1].message == "in `a2`, the use of the block here" and d.notes[-1].span.line == 7
+
+
+def test_a_failed_parameter_is_reported_once():
+    err = _error("net n(c = 1/0) { input 4 linear(c) linear(c * 2) }")
+    assert [d.code for d in err.diagnostics] == ["E307"]
+
+
+def test_a_default_that_uses_a_later_parameter_is_reported_where_it_is_written():
+    err = _error("block b(y = x, x = 3) { conv(y, 1) }\nnet n { input 3x8x8 b }")
+    assert [(d.code, d.line, d.column) for d in err.diagnostics] == [("E202", 1, 13)]
+
+
+def test_blocks_are_checked_even_when_unused():
+    err = _error("block a { cnov(3) }\nblock b { b }\nnet n { input 4 relu }")
+    assert [(d.code, d.line) for d in err.diagnostics] == [("E201", 1), ("E204", 2)]
+    assert err.diagnostics[1].message == "block `b` calls itself (b -> b)"
+
+
+def test_concat_of_an_image_and_a_vector():
+    err = _error("net n { input 3x8x8 concat { relu | flatten } }")
+    assert err.diagnostics[0].message == "concat branch 2 outputs a vector 192, branch 1 an image 3x8x8"
+
+
+def test_an_empty_head_is_an_error():
+    err = _error("net n { input 4 relu h: head { } }")
+    assert [d.code for d in err.diagnostics] == ["E207"]

@@ -234,3 +234,42 @@ def test_head_from_a_dotted_path():
                        "h: head from s.1 { flatten } g: head from s.2.conv1 { flatten } }")
     assert net.layer("h.flatten1")["inputs"] == ["s.1.relu1"]
     assert net.layer("g.flatten1")["inputs"] == ["s.2.conv1"]
+
+
+# --- regressions from review ---------------------------------------------------------------
+
+def test_empty_repeat_is_an_error_and_never_spins():
+    with pytest.raises(netdsl.NetDSLError) as err:
+        netdsl.loads("net n { input 3x8x8 repeat 1000000000 { } }")
+    assert [d.code for d in err.value.diagnostics] == ["E207"]
+    # bodies that add no layer stop after two passes instead of a billion
+    net = netdsl.loads("block nothing { }\nnet n { input 3x8x8 r: repeat 1000000000 { {} nothing } relu }")
+    assert net.layers == ["relu1"]
+
+
+def test_a_scope_stands_for_its_main_chain_not_a_head_inside_it():
+    net = netdsl.loads("block b { conv(8, 1) h: head { global_avgpool flatten linear(3) } }\n"
+                       "net n { input 3x8x8 b1: b p: head from b1 { relu } relu }")
+    assert net.layer("p.relu1")["inputs"] == ["b1.conv1"]
+    assert net.layer("relu1")["inputs"] == ["b1.conv1"]
+    (block,) = net.summary().blocks
+    assert block.output_shape == [8, 8, 8]
+
+
+def test_an_empty_scope_stands_for_its_input():
+    net = netdsl.loads("net n { input 4 a: relu g: { } h: head from g { linear(2) } }")
+    assert net.layer("h.linear1")["inputs"] == ["a"]
+
+
+def test_nested_heads_are_listed_outermost_first():
+    net = netdsl.loads("net n { input 4 relu t: train head { linear(5) h: head { linear(3) } } }")
+    assert [o.name for o in net.outputs] == ["relu1", "t", "t.h"]
+    assert all(o.train_only for o in net.outputs[1:])  # a head inside a train head is training-only
+
+
+def test_parameter_values_from_python():
+    net = netdsl.loads("net n(c = 8, p = 0) { input 3x8x8 conv(c, 3, pad=p) }", p="same")
+    assert net.layer("conv1")["shape"] == (8, 8, 8)
+    with pytest.raises(netdsl.NetDSLError) as err:
+        netdsl.loads("net n(c = 8) { input 3x8x8 conv(c, 3) }", c=None)
+    assert [d.code for d in err.value.diagnostics] == ["E305"]
