@@ -75,14 +75,15 @@ class Network:
         return f"<Network {self.name}: input {shape}, {len(self.layers)} layers, {self.total_params():,} params>"
 
 
-def loads(text: str, filename: str = "<string>", *, max_layers: int = DEFAULT_MAX_LAYERS,
+def loads(text: str, /, filename: str = "<string>", *, max_layers: int = DEFAULT_MAX_LAYERS,
           **params: Any) -> Network:
-    """Parse and check a network from text. Keyword arguments override the net's parameters
-    (`loads(text, classes=10)`). Raises `NetDSLError` listing every mistake."""
+    """Parse and check a network from text. Other keyword arguments override the net's
+    parameters (`loads(text, classes=10)`): numbers, booleans, tuples of ints, or strings for
+    bare words (`pad="same"`). Raises `NetDSLError` listing every mistake."""
     return _check(text, filename, params, max_layers)
 
 
-def load(path: os.PathLike | str, *, max_layers: int = DEFAULT_MAX_LAYERS, **params: Any) -> Network:
+def load(path: os.PathLike | str, /, *, max_layers: int = DEFAULT_MAX_LAYERS, **params: Any) -> Network:
     """Parse and check the network in the file at `path`; see `loads`."""
     path = Path(path)
     data = path.read_bytes()
