@@ -475,8 +475,7 @@ class Lowerer:
                 self._unknown_op(call, following)
             return self._broken(call, current, ctx, local)
         local = local or self._local_name(call, spec.name, ctx)
-        with self._inside(ctx):
-            attrs = self._bind_op(spec, call, ctx.env)
+        attrs = self._bind_op(spec, call, ctx.env)
         if not self._needs_input(current, call.span):
             return None
         return self._add_node(ctx.full(local), spec.name, attrs, [current], call.span, ctx)
@@ -488,18 +487,6 @@ class Lowerer:
         if current is None:
             return None
         return self._add_node(ctx.full(local), None, None, [current], call.span, ctx)
-
-    def _inside(self, ctx: _Ctx):
-        """While reporting for this scope, say which use of a block it is."""
-        lowerer = self
-
-        class _Site:
-            def __enter__(self):
-                self.saved, lowerer._site = lowerer._site, ctx.site
-
-            def __exit__(self, *exc):
-                lowerer._site = self.saved
-        return _Site()
 
     def _unknown_op(self, call: ast.Call, following) -> None:
         known = [n for n, s in REGISTRY.items() if not s.join] + list(self.blocks)
@@ -554,22 +541,19 @@ class Lowerer:
             return self._broken(call, current, ctx, local)
         local = local or self._local_name(call, block.name, ctx)
         names = [p.name for p in block.params]
-        with self._inside(ctx):
-            bound = _bind(block.name, names, len(names), call.args, self._error)
+        bound = _bind(block.name, names, len(names), call.args, self._error)
         env: dict[str, Any] = {}
         ok = bound is not None
         for p in block.params:
             if not ok:
                 break
             if p.name in bound:
-                with self._inside(ctx):
-                    value = self._eval(bound[p.name].value, ctx.env)
+                value = self._eval(bound[p.name].value, ctx.env)
             elif p.default is not None:
                 value = self._value(p.default, env, p.name)
             else:
-                with self._inside(ctx):
-                    self._error("E302", f"block `{block.name}` needs `{p.name}`", call.span,
-                                notes=[Note(f"`{block.name}` is defined here", block.name_span)])
+                self._error("E302", f"block `{block.name}` needs `{p.name}`", call.span,
+                            notes=[Note(f"`{block.name}` is defined here", block.name_span)])
                 value = POISON
             ok = value is not POISON
             env[p.name] = value
@@ -579,7 +563,11 @@ class Lowerer:
         path = ctx.full(local)
         scope = self._scope(path, "block", title, call.span, ctx, block.name)
         inner = ctx.child(local, block.body, env=env, site=(path, call.span))
-        scope.output = self._chain(block.body, current, inner)
+        outer, self._site = self._site, inner.site  # errors in the body name this use
+        try:
+            scope.output = self._chain(block.body, current, inner)
+        finally:
+            self._site = outer
         return scope.output
 
     # -- structure ----------------------------------------------------------------------
@@ -587,8 +575,7 @@ class Lowerer:
     def _join(self, join: ast.Join, current: Optional[str], ctx: _Ctx) -> Optional[str]:
         local = self._local_name(join, join.kind, ctx)
         if len(join.branches) < 2:
-            with self._inside(ctx):
-                self._error("E207", f"`{join.kind}` needs at least two branches, separated by `|`", join.span)
+            self._error("E207", f"`{join.kind}` needs at least two branches, separated by `|`", join.span)
         # A labelled join is a scope of its own; an unlabelled one numbers its branches here.
         home = ctx
         if join.label is not None:
@@ -600,9 +587,8 @@ class Lowerer:
             scope = self._scope(home.full(name), "branch", f"{join.kind} branch", _extent(branch), ctx)
             end = scope.output = self._chain(branch, current, home.child(name, branch))
             if end == current and end is not None:
-                with self._inside(ctx):
-                    self._error("E207", "a branch needs at least one layer", _extent(branch),
-                                help="write `identity` for a branch that passes its input on")
+                self._error("E207", "a branch needs at least one layer", _extent(branch),
+                            help="write `identity` for a branch that passes its input on")
             ends.append(end)
         if not self._needs_input(current, join.span):
             return None
@@ -611,8 +597,7 @@ class Lowerer:
                               [e for e in ends if e is not None], join.span, ctx)
 
     def _repeat(self, rep: ast.Repeat, current: Optional[str], ctx: _Ctx) -> Optional[str]:
-        with self._inside(ctx):
-            count = self._repeat_count(rep, ctx)
+        count = self._repeat_count(rep, ctx)
         if count is None:
             return current
         if rep.label is None:  # inline: the passes' layers join this scope
@@ -661,10 +646,9 @@ class Lowerer:
                 return
         train_only = head.train_only or ctx.train_only
         if not train_only and source is not None and self.graph.nodes[source]["train_only"]:
-            with self._inside(ctx):
-                self._error("E207", f"a deploy head cannot read `{source}`, which exists in training only",
-                            head.source_span if head.source is not None else head.span,
-                            help="make it a `train head`, or tap a layer outside the train head")
+            self._error("E207", f"a deploy head cannot read `{source}`, which exists in training only",
+                        head.source_span if head.source is not None else head.span,
+                        help="make it a `train head`, or tap a layer outside the train head")
             return
         index = len(self.outputs)  # the head's output comes before any head nested in it
         inner_ctx = replace(ctx, train_only=train_only)
@@ -679,8 +663,7 @@ class Lowerer:
         if end is not None and end != source:
             self.outputs.insert(index, Output(ctx.full(local), end, train_only))
         elif source is not None and end == source:
-            with self._inside(ctx):
-                self._error("E207", "a head needs at least one layer", head.span)
+            self._error("E207", "a head needs at least one layer", head.span)
 
     def _resolve(self, name: str, span: ast.Span, ctx: _Ctx) -> Optional[str]:
         """A layer named from inside a scope: looked up here first, then in enclosing scopes.
@@ -692,9 +675,8 @@ class Lowerer:
                 return candidate
             if candidate in self.scopes and self.scopes[candidate].output is not None:
                 return self.scopes[candidate].output
-        with self._inside(ctx):
-            self._error("E202", f"no layer `{name}` before this point", span,
-                        help=did_you_mean(name, [n for n in self.graph if n != "input"]))
+        self._error("E202", f"no layer `{name}` before this point", span,
+                    help=did_you_mean(name, [n for n in self.graph if n != "input"]))
         return None
 
 

@@ -44,9 +44,14 @@ def infer_shapes(graph: LayerGraph, bag: DiagnosticBag) -> None:
 
 def _input_notes(graph: LayerGraph, name: str, err: ShapeError) -> list[Note]:
     """Point at the layers that produced the offending inputs."""
-    inputs = graph.nodes[name]["inputs"]
+    node = graph.nodes[name]
+    inputs = node["inputs"]
     picked = err.bad_inputs or range(len(inputs))
-    notes = [Note(f"in `{name}`")] if "." in name else []
+    notes = []
+    if node["site"] is not None:  # a layer of a block: which use of the block it is
+        notes.append(Note(f"in `{name}`, from the use of the block here", node["site"][1]))
+    elif "." in name:
+        notes.append(Note(f"in `{name}`"))
     for i in dict.fromkeys(picked):
         src = graph.nodes[inputs[i]]
         label = f"branch {i + 1} ends with" if len(inputs) > 1 else "its input comes from"

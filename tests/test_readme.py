@@ -41,3 +41,19 @@ def test_quick_start_commands_are_the_ci_commands():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "./dev demo" in README.split("##")[0] and "./dev test" in README.split("##")[0]
     assert "exec ./dev test\n" in ci
+
+
+def test_the_mistakes_example_shows_what_netdsl_prints(run_cli):
+    shown = README.split("$ netdsl check examples/mistakes.net\n", 1)[1].split("```", 1)[0]
+    p = run_cli("check", "examples/mistakes.net")
+    assert p.returncode == 1
+    assert p.stderr == shown
+
+
+def test_the_first_look_shows_what_netdsl_prints(run_cli):
+    check = README.split("$ netdsl check nets/googlenet.net\n", 1)[1].split("\n", 1)[0]
+    assert run_cli("check", "nets/googlenet.net").stdout == check + "\n"
+    shown = README.split("$ netdsl summary nets/googlenet.net\n", 1)[1].split("```", 1)[0]
+    actual = run_cli("summary", "nets/googlenet.net").stdout.splitlines()
+    lines = [line for line in shown.splitlines() if line != "..."]
+    assert lines and all(line in actual for line in lines), [l for l in lines if l not in actual]
