@@ -43,10 +43,13 @@ def _parse_set(items: Sequence[str]) -> dict[str, Any]:
 
 
 def _load(args: argparse.Namespace):
-    from .network import load
+    from .network import load, loads
 
+    params = _parse_set(args.set)
+    if args.file == "-":
+        return loads(sys.stdin.read(), "<stdin>", max_layers=args.max_layers, **params)
     try:
-        return load(args.file, max_layers=args.max_layers, **_parse_set(args.set))
+        return load(args.file, max_layers=args.max_layers, **params)
     except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
         raise UsageError(f"cannot read {args.file}: {e.strerror}") from None
 
@@ -55,7 +58,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     net = _load(args)
     train, deploy = net.total_params(), net.total_params(train=False)
     extra = f" ({deploy:,} deploy)" if deploy != train else ""
-    print(f"ok: {net.name}: {len(net.layers)} layers, {train:,} params{extra}")
+    n = len(net.layers)
+    print(f"ok: {net.name}: {n} layer{'s' if n != 1 else ''}, {train:,} params{extra}")
     return EXIT_OK
 
 
@@ -88,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def common(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("file", metavar="FILE", help="a .net file")
+        sp.add_argument("file", metavar="FILE", help="a .net file, or - to read standard input")
         sp.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override a net parameter, e.g. --set classes=10 (repeatable)")
         sp.add_argument("--max-layers", type=_positive, default=DEFAULT_MAX_LAYERS, metavar="N",

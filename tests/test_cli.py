@@ -104,3 +104,12 @@ def test_light_commands_never_import_torch(argv):
             "print('IMPORTED', bad)") % (argv,)
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert p.stdout.strip().endswith("IMPORTED []"), p.stdout[-300:] + p.stderr
+
+
+def test_check_reads_standard_input():
+    p = subprocess.run([sys.executable, "-m", "netdsl", "check", "-"], input="net s { input 4 linear(2) }",
+                       cwd=ROOT, capture_output=True, text=True)
+    assert p.stdout == "ok: s: 1 layer, 10 params\n"
+    p = subprocess.run([sys.executable, "-m", "netdsl", "check", "-"], input="net s { input 4 lnear(2) }",
+                       cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 1 and p.stderr.startswith("<stdin>:1:17: error[E201]")
