@@ -13,7 +13,6 @@ from typing import Any, Optional, Sequence
 from . import __version__
 from .diagnostics import NetDSLError
 from .lower import DEFAULT_MAX_LAYERS, evaluate
-from .ops import Symbol
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -23,7 +22,8 @@ class UsageError(Exception):
 
 
 def _parse_set(items: Sequence[str]) -> dict[str, Any]:
-    """`--set classes=10 --set size=3x3` to {"classes": 10, "size": (3, 3)}."""
+    """`--set classes=10 --set size=3x3 --set pad=same` to {"classes": 10, "size": (3, 3),
+    "pad": Symbol("same")}: values as the language writes them."""
     from .parser import parse_expr
 
     values: dict[str, Any] = {}
@@ -36,18 +36,20 @@ def _parse_set(items: Sequence[str]) -> dict[str, Any]:
             value = evaluate(parse_expr(text.strip(), f"--set {key}"), {})
         except Exception:  # a syntax error, arithmetic on words, division by zero
             value = None
-        if value is None or isinstance(value, Symbol):
-            raise UsageError(f"--set {key}: {text!r} is not a value (a number, true/false or a shape like 3x3)")
+        if value is None:
+            raise UsageError(f"--set {key}: {text!r} is not a value "
+                             "(a number, true/false, a shape like 3x3, or a word like same)")
         values[key] = value
     return values
 
 
 def _load(args: argparse.Namespace):
-    from .network import load, loads
+    from .network import decode, load, loads
 
     params = _parse_set(args.set)
     if args.file == "-":
-        return loads(sys.stdin.read(), "<stdin>", max_layers=args.max_layers, **params)
+        text = decode(sys.stdin.buffer.read(), "<stdin>")
+        return loads(text, "<stdin>", max_layers=args.max_layers, **params)
     try:
         return load(args.file, max_layers=args.max_layers, **params)
     except (FileNotFoundError, IsADirectoryError, PermissionError) as e:

@@ -17,6 +17,7 @@ from . import ast
 from .diagnostics import DiagnosticBag, Note, did_you_mean
 from .graph import LayerGraph
 from .ops import REGISTRY, REQUIRED, AttrError, OpSpec, Symbol, fmt_value
+from .parser import KEYWORDS
 
 DEFAULT_MAX_LAYERS = 100_000
 MAX_INT_BITS = 256  # no size in a net comes near; bigger numbers only arise from mistakes
@@ -269,15 +270,16 @@ class Lowerer:
             self._error("E406", f"net `{net.name}` has no input declaration", net.name_span,
                         help="start its body with the input shape, e.g. `input 3x224x224`")
         if last is not None:
-            self.outputs.insert(0, Output(last, last, False))
+            self.outputs.insert(0, Output(last.split(".")[0], last, False))
         return LoweredNet(net.name, params, self.input_shape, self.graph, self.scopes, self.outputs)
 
     def _define_block(self, d: ast.BlockDef) -> None:
         if d.name in self.blocks:
             self._error("E203", f"block `{d.name}` is defined twice", d.name_span,
                         notes=[Note("first defined here", self.blocks[d.name].name_span)])
-        elif d.name in REGISTRY:
-            self._error("E203", f"block `{d.name}` has the name of a built-in op", d.name_span,
+        elif d.name in REGISTRY or d.name in KEYWORDS:
+            what = "a built-in op" if d.name in REGISTRY else "a keyword"
+            self._error("E203", f"block `{d.name}` has the name of {what}", d.name_span,
                         help="choose another name")
         else:
             self.blocks[d.name] = d
@@ -286,12 +288,15 @@ class Lowerer:
     def _check_blocks(self) -> None:
         """What can be checked in a block before it is used, so that a block no net uses yet
         is checked too: the names it calls, and calls that come back to it (E204)."""
-        calls = {name: list(_calls_in(b.body)) for name, b in self.blocks.items()}
+        calls = {name: [i for i in _items_in(b.body) if isinstance(i, ast.Call)] for name, b in self.blocks.items()}
         known = set(REGISTRY) | set(self.blocks)
         for name, block_calls in calls.items():
             for call in block_calls:
                 if call.name not in known:
                     self._unknown_op(call, None)
+            for item in _items_in(self.blocks[name].body):
+                if isinstance(item, ast.InputDecl):
+                    self._error("E406", "the input belongs in the net's body, not in a block", item.span)
         # Depth-first search for cycles among blocks: a few lines, where importing networkx for
         # its cycle finder would cost more than checking the whole file.
         done: set[str] = set()
@@ -341,7 +346,7 @@ class Lowerer:
                             help=f"give it one (`{p.name} = ...`) or set it (`--set {p.name}=...`)")
                 env[p.name] = POISON
             else:
-                env[p.name] = self._value(p.default, env, p.name)
+                env[p.name] = self._value(p.default, env, p.name, net.params)
         return env
 
     def _override(self, p: ast.Param, value: Any) -> Any:
@@ -356,20 +361,16 @@ class Lowerer:
             return POISON
         return value
 
-    def _value(self, expr: ast.Expr, env: Mapping[str, Any], name: str) -> Any:
+    def _value(self, expr: ast.Expr, env: Mapping[str, Any], name: str,
+               params: Iterable[ast.Param]) -> Any:
         """A parameter's default: a value, a bare word (checked where it is used), or POISON.
-        A word that is not a parameter declared before it is reported here, where it is written."""
+        A parameter of the same definition declared after this one is reported here."""
         value = self._eval(expr, env)
-        if isinstance(value, Symbol) and isinstance(expr, ast.NameRef) and value.name in self._param_names:
+        if isinstance(value, Symbol) and isinstance(expr, ast.NameRef) and value.name in {p.name for p in params}:
             self._error("E202", f"`{value}` is used before it is defined",
                         expr.span, help=f"declare `{value}` before `{name}`")
             return POISON
         return value
-
-    @property
-    def _param_names(self) -> set[str]:
-        names = {p.name for d in self.program.definitions for p in d.params}
-        return names
 
     def _eval(self, expr: ast.Expr, env: Mapping[str, Any]) -> Any:
         """The value, or POISON after reporting why there is none."""
@@ -409,6 +410,8 @@ class Lowerer:
         return scope
 
     def _input(self, item: ast.InputDecl, ctx: _Ctx, first: bool) -> Optional[str]:
+        if ctx.site is not None:
+            return None  # inside a block: _check_blocks has reported it
         if not ctx.top or not first or self._input_declared:
             what = "is declared twice" if self._input_declared else \
                 "must be the first line of the net's body"
@@ -444,7 +447,7 @@ class Lowerer:
 
     def _add_node(self, name: str, op: Optional[str], attrs: Optional[dict], inputs: list[str],
                   span: ast.Span, ctx: _Ctx) -> str:
-        if len(self.graph) >= self.max_layers:
+        if len(self.graph) - self._input_declared >= self.max_layers and op != "input":
             self._error("E407", f"the net has more than {self.max_layers:,} layers", span,
                         help="the limit guards against runaway repeats; raise it with `max_layers=` "
                              "or `--max-layers` if the net is really this large")
@@ -456,7 +459,7 @@ class Lowerer:
     def _needs_input(self, current: Optional[str], span: ast.Span) -> bool:
         """False when there is no tensor to apply a layer to. That is a mistake only before
         the input declaration; otherwise an earlier error broke the chain and was reported."""
-        if current is None and self.input_shape is None and not self._missing_input_reported:
+        if current is None and not self._input_declared and not self._missing_input_reported:
             self._missing_input_reported = True
             self._error("E406", "a layer comes before the input declaration", span,
                         help="start the net's body with the input shape, e.g. `input 3x224x224`")
@@ -550,7 +553,7 @@ class Lowerer:
             if p.name in bound:
                 value = self._eval(bound[p.name].value, ctx.env)
             elif p.default is not None:
-                value = self._value(p.default, env, p.name)
+                value = self._value(p.default, env, p.name, block.params)
             else:
                 self._error("E302", f"block `{block.name}` needs `{p.name}`", call.span,
                             notes=[Note(f"`{block.name}` is defined here", block.name_span)])
@@ -669,7 +672,9 @@ class Lowerer:
         """A layer named from inside a scope: looked up here first, then in enclosing scopes.
         A scope (a block instance, say) stands for the end of its main chain."""
         parts = ctx.path.split(".") if ctx.path else []
-        for depth in range(len(parts), -1, -1):
+        # a block's body sees its own layers only, as it sees its own parameters only
+        floor = len(ctx.site[0].split(".")) if ctx.site else 0
+        for depth in range(len(parts), floor - 1, -1):
             candidate = ".".join(parts[:depth] + [name])
             if candidate in self.graph:
                 return candidate
@@ -680,14 +685,13 @@ class Lowerer:
         return None
 
 
-def _calls_in(items: Iterable[ast.Item]) -> Iterator[ast.Call]:
-    """Every call written in a body, however deeply nested."""
+def _items_in(items: Iterable[ast.Item]) -> Iterator[ast.Item]:
+    """Every item written in a body, however deeply nested."""
     stack = list(items)
     while stack:
         item = stack.pop()
-        if isinstance(item, ast.Call):
-            yield item
-        elif isinstance(item, ast.Join):
+        yield item
+        if isinstance(item, ast.Join):
             for branch in item.branches:
                 stack.extend(branch)
         elif isinstance(item, ast.Head):

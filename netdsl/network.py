@@ -10,6 +10,7 @@ from typing import Any, Mapping, Optional
 
 from . import parser
 from .diagnostics import Diagnostic, DiagnosticBag, NetDSLError
+from .ast import Span
 from .graph import LayerGraph
 from .lower import DEFAULT_MAX_LAYERS, LoweredNet, Output, Scope, lower
 from .ops import REGISTRY
@@ -86,20 +87,25 @@ def loads(text: str, /, filename: str = "<string>", *, max_layers: int = DEFAULT
 def load(path: os.PathLike | str, /, *, max_layers: int = DEFAULT_MAX_LAYERS, **params: Any) -> Network:
     """Parse and check the network in the file at `path`; see `loads`."""
     path = Path(path)
-    data = path.read_bytes()
+    return _check(decode(path.read_bytes(), str(path)), str(path), params, max_layers)
+
+
+def decode(data: bytes, filename: str) -> str:
+    """The text of a .net file's bytes: UTF-8, a leading byte-order mark dropped; anything
+    else is diagnosed (E103) at the first byte that is not UTF-8."""
     try:
-        text = data.decode("utf-8-sig")  # a leading BOM is not part of the net
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
         col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
-        from .ast import Span
         diag = Diagnostic("E103", f"the file is not valid UTF-8 (byte 0x{data[e.start]:02x})",
                           Span(line, col, line, col + 1), help="save it as UTF-8 text")
-        raise NetDSLError([diag], "", str(path)) from None
-    return _check(text, str(path), params, max_layers)
+        raise NetDSLError([diag], "", filename) from None
 
 
 def _check(text: str, filename: str, overrides: Mapping[str, Any], max_layers: int) -> Network:
+    if max_layers < 1:
+        raise ValueError(f"max_layers must be at least 1, got {max_layers}")
     # The pipeline allocates many small objects and frees none of them; Python's cyclic GC
     # would rescan them again and again (a third of the time on large nets, and superlinear).
     # Nothing built here forms a cycle that needs collecting, so it is paused meanwhile.

@@ -61,7 +61,9 @@ def fmt_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, tuple):
-        return "x".join(str(x) for x in v) if all(isinstance(x, int) for x in v) else f"({', '.join(map(fmt_value, v))})"
+        if v and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v):
+            return "x".join(str(x) for x in v)
+        return f"({', '.join(map(fmt_value, v))})"
     return str(v)
 
 
@@ -75,7 +77,8 @@ def _describe(v: Any) -> str:
     if isinstance(v, Symbol):
         return f"the word `{v}`"
     if isinstance(v, tuple):
-        return f"the tuple {fmt_value(v)}"
+        text = fmt_value(v)
+        return f"the tuple {text if len(text) <= 40 else text[:37] + '...'}"
     return repr(v)
 
 
@@ -125,6 +128,7 @@ class Pair:
     symbols: tuple[str, ...] = ()  # bare words also accepted, e.g. ("same", "valid")
 
     def convert(self, v: Any, name: str):
+        given = v
         if isinstance(v, Symbol):
             if v.name in self.symbols:
                 return v.name
@@ -135,7 +139,7 @@ class Pair:
         if not (isinstance(v, tuple) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v)):
             raise AttrError("E305", f"`{name}` expects an integer or a pair like 3x3, got {_describe(v)}")
         if min(v) < self.min:
-            raise AttrError("E306", f"`{name}` must be at least {self.min}, got {fmt_value(v)}")
+            raise AttrError("E306", f"`{name}` must be at least {self.min}, got {fmt_value(given)}")
         return v
 
 
@@ -212,7 +216,8 @@ def fmt_shape(shape: Optional[Shape]) -> str:
 def _needs_image(op: str, shape: Shape) -> None:
     if len(shape) != 3:
         raise ShapeError("E404", f"`{op}` expects an image (C x H x W), got {fmt_shape(shape)}",
-                         help="it comes after a layer that flattened its input" if len(shape) == 1 else None)
+                         help="its input is a vector: from `flatten` or `linear`, or an input declared "
+                              "with one size" if len(shape) == 1 else None)
 
 
 def window_out(size: int, k: int, s: int, p: int, d: int = 1, ceil: bool = False) -> Optional[int]:

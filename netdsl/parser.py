@@ -22,6 +22,10 @@ from .diagnostics import Diagnostic, NetDSLError
 
 GRAMMAR_NAME = "netdsl.lark"
 
+# The grammar's words, which cannot name a layer or a block.
+KEYWORDS = frozenset({"net", "block", "input", "concat", "add", "repeat", "head", "train", "from",
+                      "true", "false"})
+
 
 def grammar_path() -> Path:
     """The grammar file: the copy shipped inside the installed package, or, in a source
@@ -320,14 +324,17 @@ def syntax_diagnostic(err: UnexpectedInput, text: str) -> Diagnostic:
     assert isinstance(err, UnexpectedToken)
     tok = err.token
     span = _token_span(tok) if tok.line else ast.Span(line, col, line, col + 1)
-    help_ = _syntax_help(err)
+    help_ = _syntax_help(err, text)
     return Diagnostic("E100", f"unexpected {_token_text(tok)}" + _expected(err.expected), span,
                       help=help_)
 
 
-def _syntax_help(err: UnexpectedToken) -> Optional[str]:
+def _syntax_help(err: UnexpectedToken, text: str) -> Optional[str]:
     """The common mistakes, recognised from what the parser was ready to accept."""
     exp, tok = err.expected, err.token
+    before = text[: tok.start_pos].rstrip().rsplit(None, 1)[-1:] if tok.start_pos else []
+    if tok.type == "COLON" and before and before[0] in KEYWORDS:
+        return f"`{before[0]}` is a keyword and cannot be a label; choose another name"
     if "COMMA" in exp and "RPAR" in exp and tok.type in {"INT", "NAME", "FLOAT", "SHAPE"}:
         return "separate arguments with `,`"
     if tok.type == "COLON":

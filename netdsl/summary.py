@@ -50,6 +50,7 @@ class Summary:
         self.net, self.input, self.batch = net, list(input_shape), batch
         self.layers, self.blocks, self.outputs = layers, blocks, outputs
         self._titles, self._scope_shapes = scope_titles, scope_shapes
+        self._train_scopes: set[str] = set()
 
     @classmethod
     def of(cls, network, batch: int = 1) -> "Summary":
@@ -81,7 +82,9 @@ class Summary:
         outputs = [{"name": o.name, "shape": list(g.nodes[o.node]["shape"]), "train_only": o.train_only}
                    for o in network.outputs]
         titles = {s.name: s.title for s in network.scopes.values()}
-        return cls(network.name, network.input_shape, batch, layers, blocks, titles, outputs, shapes)
+        summary = cls(network.name, network.input_shape, batch, layers, blocks, titles, outputs, shapes)
+        summary._train_scopes = {s.name for s in network.scopes.values() if s.train_only}
+        return summary
 
     # -- totals -------------------------------------------------------------------------
 
@@ -123,10 +126,16 @@ class Summary:
         index: dict[str, int] = {}
         for r in self.layers:
             parts = r.name.split(".")
-            if depth is None or len(parts) <= depth:
+            cut = len(parts) if depth is None else depth
+            if r.train_only:
+                # a training-only part of a deployed scope gets a row of its own, so that no
+                # row mixes deploy and training numbers
+                cut = max(cut, next((i for i in range(1, len(parts)) if ".".join(parts[:i]) in self._train_scopes),
+                                    len(parts)))
+            if len(parts) <= cut:
                 key, what = r.name, r.call
             else:
-                key = ".".join(parts[:depth])
+                key = ".".join(parts[:cut])
                 what = self._titles.get(key, "...")
             if key in index:
                 row = out[index[key]]
@@ -156,7 +165,7 @@ class Summary:
         out = [f"{self.net}: input {fmt_shape(self.input)}{batch}", rule, line(head), rule]
         out += [line(row) for row in body]
         out.append(rule)
-        split = t["params"] != t["params_deploy"]
+        split = any(r.train_only for r in self.layers)
         totals = [("params", t["params_deploy"], t["params"]), ("MACs", t["macs_deploy"], t["macs"]),
                   ("memory", t["activation_bytes_deploy"], t["activation_bytes"])]
         fmt = lambda k, v: _kib(v) if k == "memory" else f"{v:,}"  # noqa: E731

@@ -45,7 +45,7 @@ def test_invalid_net_exits_1_with_all_diagnostics(run_cli, tmp_path):
     ("check", "nets/lenet5.net", "--set", "classes"),
     ("check", "nets/lenet5.net", "--set", "classes=ten ten"),
     ("check", "nets/lenet5.net", "--set", "clases=3"),
-    ("check", "nets/lenet5.net", "--set", "classes=foo"),
+    ("check", "nets/lenet5.net", "--set", "classes=3 + x"),
 ])
 def test_usage_errors_exit_2(run_cli, args):
     p = run_cli(*args)
@@ -113,3 +113,18 @@ def test_check_reads_standard_input():
     p = subprocess.run([sys.executable, "-m", "netdsl", "check", "-"], input="net s { input 4 lnear(2) }",
                        cwd=ROOT, capture_output=True, text=True)
     assert p.returncode == 1 and p.stderr.startswith("<stdin>:1:17: error[E201]")
+
+
+def test_set_accepts_a_word(run_cli, tmp_path):
+    f = tmp_path / "p.net"
+    f.write_text("net n(p = same) { input 3x8x8 conv(8, 3, pad=p) }")
+    p = run_cli("summary", f, "--set", "p=valid", "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["layers"][0]["output_shape"] == [8, 6, 6]
+    assert json.loads(run_cli("summary", f, "--json").stdout)["layers"][0]["output_shape"] == [8, 8, 8]
+
+
+def test_non_utf8_standard_input():
+    p = subprocess.run([sys.executable, "-m", "netdsl", "check", "-"], input=b"net n { input 3x8x8 \xff relu }",
+                       cwd=ROOT, capture_output=True)
+    assert p.returncode == 1 and b"<stdin>:1:21: error[E103]" in p.stderr

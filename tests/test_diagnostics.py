@@ -202,3 +202,31 @@ def test_concat_of_an_image_and_a_vector():
 def test_an_empty_head_is_an_error():
     err = _error("net n { input 4 relu h: head { } }")
     assert [d.code for d in err.diagnostics] == ["E207"]
+
+
+def test_a_malformed_input_is_reported_once():
+    for text in ("net n { input 3x8 relu }", "net n { input 3x0x8 relu }", "net n { input 0 linear(3) }"):
+        assert len(_error(text).diagnostics) == 1, text
+
+
+def test_input_inside_a_block():
+    err = _error("block b { input 3x8x8 relu }\nnet n { input 3 relu }")
+    assert [(d.code, d.message) for d in err.diagnostics] == [
+        ("E406", "the input belongs in the net's body, not in a block")]
+
+
+def test_a_keyword_as_a_label():
+    err = _error("net n { input 4 train: relu }")
+    assert err.diagnostics[0].help == "`train` is a keyword and cannot be a label; choose another name"
+
+
+def test_vector_into_an_image_op_explains_where_the_vector_comes_from():
+    err = _error("net n { input 8 conv(3, 1) }")
+    assert "its input is a vector" in err.diagnostics[0].help
+
+
+def test_tuples_print_as_written():
+    err = _error("net n { input 3x8x8 conv(8, (true, 1)) conv(8, -3) }")
+    messages = [d.message for d in err.diagnostics]
+    assert "got the tuple (true, 1)" in messages[0]
+    assert messages[1].startswith("`kernel` must be at least 1, got -3 ")

@@ -273,3 +273,45 @@ def test_parameter_values_from_python():
     with pytest.raises(netdsl.NetDSLError) as err:
         netdsl.loads("net n(c = 8) { input 3x8x8 conv(c, 3) }", c=None)
     assert [d.code for d in err.value.diagnostics] == ["E305"]
+
+
+def test_a_default_may_be_a_word_that_names_something_elsewhere():
+    net = netdsl.loads("block b(pad = same) { conv(4, 3, pad=pad) }\nnet n(same = 1) { input 3x8x8 b }")
+    assert net.layer("b1.conv1")["shape"] == (4, 8, 8)
+
+
+def test_max_layers_counts_layers_not_the_input():
+    assert len(netdsl.load("nets/lenet5.net", max_layers=12).layers) == 12
+    with pytest.raises(netdsl.NetDSLError) as err:
+        netdsl.load("nets/lenet5.net", max_layers=11)
+    assert [d.code for d in err.value.diagnostics] == ["E407"]
+    with pytest.raises(ValueError):
+        netdsl.load("nets/lenet5.net", max_layers=0)
+
+
+def test_summary_never_mixes_deploy_and_training_in_one_row():
+    net = netdsl.loads("block withaux(c) { conv(c, 3, pad=1) relu aux: train head { global_avgpool flatten linear(3) } "
+                       "conv(c, 1) }\nnet n { input 3x8x8 s1: withaux(4) s2: withaux(4) }")
+    rows = {name: (params, train) for name, _, _, params, _, _, train in net.summary().rows(depth=1)}
+    assert rows["s1"] == (4 * 3 * 9 + 4 + 4 * 4 + 4, False)
+    assert rows["s1.aux"] == (4 * 3 + 3, True)
+    t = net.summary().totals
+    assert sum(p for p, train in rows.values() if not train) == t["params_deploy"]
+    assert sum(p for p, _ in rows.values()) == t["params"]
+
+
+def test_totals_split_whenever_a_layer_is_training_only():
+    table = netdsl.loads("net n { input 3x64x64 conv(8, 3) t: train head { maxpool(2) flatten } }").summary().table()
+    assert "deploy" in table and "training" in table
+
+
+def test_a_blocks_from_cannot_reach_the_callers_layers():
+    with pytest.raises(netdsl.NetDSLError) as err:
+        netdsl.loads("block b { h: head from stem { flatten } relu }\nnet n { input 3x8x8 stem: conv(4, 3) b }")
+    assert [d.code for d in err.value.diagnostics] == ["E202"]
+
+
+def test_keywords_cannot_name_blocks():
+    with pytest.raises(netdsl.NetDSLError) as err:
+        netdsl.loads("block head { relu }\nnet n { input 4 relu }")
+    assert [d.code for d in err.value.diagnostics] == ["E203"]
