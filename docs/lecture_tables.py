@@ -101,7 +101,8 @@ def _scope(net, prefixes) -> list[str]:
 
 def googlenet() -> str:
     net = netdsl.load(ROOT / "nets" / "googlenet.net")
-    out = ["| layer | output: lecture | netdsl | params: lecture | netdsl weights (biases) | ops: lecture | netdsl MACs | |",
+    out = ["| layer | output: lecture | netdsl | params: lecture | netdsl weights (biases) "
+           "| ops: lecture | netdsl MACs | |",
            "|---|---|---|---|---|---|---|---|"]
     for name, lec_out, lec_params, lec_ops in GOOGLENET_TABLE:
         names = ["conv2_reduce", "conv2"] if "+" in name else _scope(net, [name])
@@ -140,10 +141,12 @@ def _prod(shape) -> int:
 
 def alexnet() -> str:
     net = netdsl.load(ROOT / "nets" / "alexnet.net")
-    out = ["| layer | output: lecture | netdsl | params: lecture | netdsl | MACs (netdsl) |", "|---|---|---|---|---|---|"]
+    out = ["| layer | output: lecture | netdsl | params: lecture | netdsl | MACs (netdsl) |",
+           "|---|---|---|---|---|---|"]
     for name, lec_out, lec_params in ALEXNET_TABLE:
         d = net.layer(name)
-        ours = " ".join(map(str, list(d["shape"][1:]) + [d["shape"][0]])) if len(d["shape"]) == 3 else str(d["shape"][0])
+        shape = d["shape"]
+        ours = " ".join(map(str, [*shape[1:], shape[0]])) if len(shape) == 3 else str(shape[0])
         mark = "" if (ours, d["params"]) == (lec_out, lec_params) else " ✗"
         out.append(f"| {name} | {lec_out} | {ours} | {lec_params:,} | {d['params']:,}{mark} | {d['macs']:,} |")
     t = net.summary().totals
@@ -162,7 +165,8 @@ def lenet() -> str:
             cin = net.layer(d["inputs"][0])["shape"][0]
             k = d["attrs"].get("kernel", (None,))
             w = f"{d['attrs']['out']} x {cin}" + (f" x {k[0]} x {k[1]}" if d["op"] == "conv" else "")
-        out.append(f"| {row} | {lec_out} | {lec_w} | `{name}: {net.describe(name)}` | {' x '.join(map(str, d['shape']))} "
+        out.append(f"| {row} | {lec_out} | {lec_w} | `{name}: {net.describe(name)}` "
+                   f"| {' x '.join(map(str, d['shape']))} "
                    f"| {w} | {d['params']:,} |")
     out.append(f"| **total** | | | | | | {net.total_params():,} |")
     return "\n".join(out)

@@ -16,7 +16,7 @@ source excerpt:
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Optional
 
 from .ast import NOWHERE, Span

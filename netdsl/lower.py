@@ -513,7 +513,7 @@ class Lowerer:
                 if attr.default is REQUIRED:
                     what = f" ({attr.doc})" if attr.doc else ""
                     self._error("E302", f"`{spec.name}` needs `{attr.name}`{what}", call.span,
-                                help=f"e.g. `{spec.name}({', '.join(a.name for a in spec.attrs if a.default is REQUIRED)})`")
+                                help=f"e.g. `{spec.name}({', '.join(_required(spec))})`")
                     ok = False
                     continue
                 if ok:
@@ -698,6 +698,10 @@ def _items_in(items: Iterable[ast.Item]) -> Iterator[ast.Item]:
             stack.extend([item.body] if isinstance(item.body, ast.Call) else item.body)
         elif isinstance(item, (ast.Repeat, ast.Group)):
             stack.extend(item.body)
+
+
+def _required(spec: OpSpec) -> list[str]:
+    return [a.name for a in spec.attrs if a.default is REQUIRED]
 
 
 def _extent(items: tuple[ast.Item, ...]) -> ast.Span:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import os
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping
 
 from . import parser
 from .diagnostics import Diagnostic, DiagnosticBag, NetDSLError

@@ -56,12 +56,16 @@ class Symbol:
 
 # --- attribute types ---------------------------------------------------------------------
 
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
 def fmt_value(v: Any) -> str:
     """A value as the language writes it."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, tuple):
-        if v and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v):
+        if v and all(_is_int(x) and x >= 0 for x in v):
             return "x".join(str(x) for x in v)
         return f"({', '.join(map(fmt_value, v))})"
     return str(v)
@@ -87,7 +91,7 @@ class Int:
     min: int = 1
 
     def convert(self, v: Any, name: str) -> int:
-        if isinstance(v, bool) or not isinstance(v, int):
+        if not _is_int(v):
             raise AttrError("E305", f"`{name}` expects an integer, got {_describe(v)}")
         if v < self.min:
             raise AttrError("E306", f"`{name}` must be at least {self.min}, got {v}")
@@ -134,9 +138,9 @@ class Pair:
                 return v.name
             raise AttrError("E305", f"`{name}` does not accept the word `{v}`"
                             + (f" (it accepts {', '.join(self.symbols)})" if self.symbols else ""))
-        if isinstance(v, int) and not isinstance(v, bool):
+        if _is_int(v):
             v = (v, v)
-        if not (isinstance(v, tuple) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v)):
+        if not (isinstance(v, tuple) and len(v) == 2 and all(_is_int(x) for x in v)):
             raise AttrError("E305", f"`{name}` expects an integer or a pair like 3x3, got {_describe(v)}")
         if min(v) < self.min:
             raise AttrError("E306", f"`{name}` must be at least {self.min}, got {fmt_value(given)}")

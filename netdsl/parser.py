@@ -320,7 +320,7 @@ def syntax_diagnostic(err: UnexpectedInput, text: str) -> Diagnostic:
     if isinstance(err, UnexpectedEOF) or (isinstance(err, UnexpectedToken) and err.token.type == "$END"):
         span = _end_span(text)
         return Diagnostic("E102", "unexpected end of file" + _expected(err.expected), span,
-                          help="a `{` or `(` is not closed" if ("RBRACE" in err.expected or "RPAR" in err.expected) else None)
+                          help="a `{` or `(` is not closed" if {"RBRACE", "RPAR"} & set(err.expected) else None)
     assert isinstance(err, UnexpectedToken)
     tok = err.token
     span = _token_span(tok) if tok.line else ast.Span(line, col, line, col + 1)

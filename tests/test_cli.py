@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import LECTURE_NETS, ROOT, net_files
+from conftest import ROOT, net_files
 
 
 @pytest.mark.parametrize("path", net_files(), ids=lambda p: p.name)

@@ -45,7 +45,8 @@ def test_syntax_tree_of_each_construct():
     assert net.body[1] == ast.Call("conv", (ast.Arg(None, ast.IntLit(8)), ast.Arg(None, ast.IntLit(3)),
                                             ast.Arg("pad", ast.NameRef("same")),
                                             ast.Arg("bias", ast.BoolLit(False))), label="c")
-    assert net.body[2] == ast.Join("concat", ((ast.Call("relu"),), (ast.Call("b", (ast.Arg(None, ast.NameRef("k")),)),)))
+    assert net.body[2] == ast.Join("concat", ((ast.Call("relu"),),
+                                              (ast.Call("b", (ast.Arg(None, ast.NameRef("k")),)),)))
     assert net.body[3] == ast.Repeat(ast.IntLit(2), (ast.Call("relu"),), label="s")
     head = net.body[4]
     assert (head.train_only, head.source, head.label) == (True, "c", "aux")
@@ -125,7 +126,8 @@ def test_repeat_inline_and_labelled():
 
 
 def test_repeat_count_from_a_parameter():
-    text = "block stage(c, n) { repeat n { conv(c, 3, pad=1) } maxpool(2) }\nnet n(k = 3) { input 3x8x8 s: stage(4, k) }"
+    text = ("block stage(c, n) { repeat n { conv(c, 3, pad=1) } maxpool(2) }\n"
+            "net n(k = 3) { input 3x8x8 s: stage(4, k) }")
     assert len(names(text)) == 4
     assert len(names(text, k=1)) == 2
 

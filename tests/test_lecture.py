@@ -52,7 +52,7 @@ def test_totals(summaries, name):
 def _by_position(rows, ref_layers):
     """Match the reference's layers to ours: same order, same shapes (its names are its own)."""
     ours = [(r["output_shape"], r["params"], r["macs"], r["activation_bytes"]) for r in rows]
-    theirs = [(l["output_shape"], l["params"], l["macs"], l["activation_bytes"]) for l in ref_layers.values()]
+    theirs = [(x["output_shape"], x["params"], x["macs"], x["activation_bytes"]) for x in ref_layers.values()]
     return ours, theirs
 
 

@@ -56,4 +56,4 @@ def test_the_first_look_shows_what_netdsl_prints(run_cli):
     shown = README.split("$ netdsl summary nets/googlenet.net\n", 1)[1].split("```", 1)[0]
     actual = run_cli("summary", "nets/googlenet.net").stdout.splitlines()
     lines = [line for line in shown.splitlines() if line != "..."]
-    assert lines and all(line in actual for line in lines), [l for l in lines if l not in actual]
+    assert lines and all(line in actual for line in lines), [x for x in lines if x not in actual]
