@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
-from typing import Optional
+from dataclasses import dataclass
+from typing import Mapping, Optional
 
+from .lower import Scope
 from .ops import REGISTRY, fmt_shape
 
 BYTES_PER_VALUE = 4  # activations are counted in float32
@@ -44,13 +45,14 @@ class BlockRow:
 class Summary:
     """The numbers of a checked `Network` at a given batch size."""
 
-    def __init__(self, net: str, input_shape, batch: int, layers: list[LayerRow],
-                 blocks: list[BlockRow], scope_titles: dict[str, str], outputs: list[dict],
-                 scope_shapes: dict[str, list]):
+    def __init__(self, net: str, input_shape, batch: int, layers: list[LayerRow], blocks: list[BlockRow],
+                 outputs: list[dict], scopes: Mapping[str, Scope], scope_shapes: Mapping[str, list]):
         self.net, self.input, self.batch = net, list(input_shape), batch
         self.layers, self.blocks, self.outputs = layers, blocks, outputs
-        self._titles, self._scope_shapes = scope_titles, scope_shapes
-        self._train_scopes: set[str] = set()
+        # for rolling layers up into their scopes' rows
+        self._titles = {name: scope.title for name, scope in scopes.items()}
+        self._train_scopes = {name for name, scope in scopes.items() if scope.train_only}
+        self._scope_shapes = scope_shapes
 
     @classmethod
     def of(cls, network, batch: int = 1) -> "Summary":
@@ -81,10 +83,7 @@ class Summary:
                   for name, s in block_scopes.items() if name in acc]
         outputs = [{"name": o.name, "shape": list(g.nodes[o.node]["shape"]), "train_only": o.train_only}
                    for o in network.outputs]
-        titles = {s.name: s.title for s in network.scopes.values()}
-        summary = cls(network.name, network.input_shape, batch, layers, blocks, titles, outputs, shapes)
-        summary._train_scopes = {s.name for s in network.scopes.values() if s.train_only}
-        return summary
+        return cls(network.name, network.input_shape, batch, layers, blocks, outputs, network.scopes, shapes)
 
     # -- totals -------------------------------------------------------------------------
 
@@ -108,8 +107,8 @@ class Summary:
             "net": self.net,
             "input": self.input,
             "batch": self.batch,
-            "layers": [{k: asdict(r)[k] for k in layer_keys} for r in self.layers],
-            "blocks": [{k: asdict(r)[k] for k in block_keys} for r in self.blocks],
+            "layers": [_pick(r, layer_keys) for r in self.layers],
+            "blocks": [_pick(r, block_keys) for r in self.blocks],
             "outputs": self.outputs,
             "totals": self.totals,
         }
@@ -183,6 +182,10 @@ class Summary:
 
     def __str__(self) -> str:
         return self.table()
+
+
+def _pick(row, keys) -> dict:
+    return {k: getattr(row, k) for k in keys}
 
 
 def _kib(n: int) -> str:
