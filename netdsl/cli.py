@@ -75,6 +75,55 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_compile(args: argparse.Namespace) -> int:
+    net = _load(args)
+    from .backend import CompileError, WeightsError
+    from .backend.command import CompileOptions, compile_and_run
+
+    options = CompileOptions(device=args.device, dtype=args.dtype, batch=args.batch, weights=args.weights,
+                             init=args.init, max_params=args.max_params, optimize=args.optimize,
+                             save=args.save, export=args.export, output=args.output)
+    try:
+        report = compile_and_run(net, options)
+    except CompileError as e:
+        print(f"netdsl: error: {e}", file=sys.stderr)
+        return EXIT_USAGE if e.usage else EXIT_INVALID
+    except WeightsError as e:
+        print(f"netdsl: error: {args.weights}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        import json
+        print(json.dumps(report, indent=2))
+    else:
+        print(_compile_text(report))
+    return EXIT_OK
+
+
+def _compile_text(r: dict[str, Any]) -> str:
+    ms = lambda s: f"{s * 1000:.1f} ms"  # noqa: E731
+    p = r["params"]
+    lines = [f"{r['net']}: compiled for {r['device']} ({r['device_name']}), {r['dtype']}, "
+             f"init {r['init']}, in {ms(r['seconds']['build'])}",
+             f"params:   {p['deploy']:,}" + (f" deploy, {p['train']:,} with training heads" if p["train"] != p["deploy"]
+                                            else "") + " (equal to the summary's)",
+             f"forward:  batch {r['batch']}, {r['layers_checked']} layers, every shape as inferred "
+             f"(checked pass {ms(r['seconds']['checked_pass'])}); generated forward {ms(r['seconds']['forward'])}"]
+    for o in r["outputs"]:
+        kind = " (training head)" if o["train_only"] else ""
+        lines.append(f"output:   {o['name']}{kind} {'×'.join(map(str, o['shape']))}")
+    if "optimize" in r:
+        o = r["optimize"]
+        verdict = "outputs within tolerance" if o["within_tolerance"] else "OUTPUTS DIFFER"
+        lines.append(f"optimize: {o['level']}: forward {ms(o['forward'])}, {o['speedup']:.2f}x "
+                     f"(max |diff| {o['max_abs_diff']:.2g}, {verdict}; took {ms(o['seconds'])})")
+    if "saved" in r:
+        lines.append(f"saved:    {r['saved']}")
+    if "exported" in r:
+        e = r["exported"]
+        lines.append(f"exported: {e['format']} to {e['path']} in {ms(e['seconds'])}")
+    return "\n".join(lines)
+
+
 def _positive(text: str) -> int:
     try:
         n = int(text)
@@ -88,7 +137,8 @@ def _positive(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="netdsl",
-        description="Write a convolutional network as a short text file; check it, summarise it.",
+        description="Write a convolutional network as a short text file; check it, summarise it, "
+                    "compile it to torch.",
         epilog="Exit codes: 0 ok, 1 the net has errors, 2 usage error. See README.md for the language.")
     p.add_argument("--version", action="version", version=f"netdsl {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -117,6 +167,35 @@ def build_parser() -> argparse.ArgumentParser:
                          help="batch size for activation memory (default 1)")
     summary.add_argument("--json", action="store_true", help="print the summary as JSON")
     summary.set_defaults(run=cmd_summary)
+
+    compile_ = sub.add_parser(
+        "compile", help="build the torch module, run it once, check every shape",
+        description="Build the net as a torch module (torch.fx), run one forward pass on random input of "
+                    "the declared shape, check every layer's runtime shape against the inferred one, and "
+                    "print outputs, parameters, device and timings.")
+    common(compile_)
+    compile_.add_argument("--device", default="cpu", metavar="DEVICE",
+                          help="cpu, cuda, cuda:N, or auto (CUDA when present); default cpu")
+    compile_.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default=None,
+                          help="parameter and input type (default float32)")
+    compile_.add_argument("--batch", type=_positive, default=1, metavar="B", help="batch size of the test input")
+    compile_.add_argument("--weights", metavar="W",
+                          help="load weights: .safetensors, or a state_dict file (.pt/.pth) read with "
+                               "torch.load(weights_only=True); by name, else by order, shapes checked")
+    compile_.add_argument("--init", choices=["default", "none", "meta"], default="default",
+                          help="default: torch's initialisation; none/meta: skip it (for --weights)")
+    compile_.add_argument("--max-params", type=_positive, default=None, metavar="N",
+                          help="refuse nets with more parameters (default 10,000,000,000)")
+    compile_.add_argument("--optimize", nargs="?", const="fuse", choices=["fuse", "compile"], default=None,
+                          help="also build an inference module (fuse: BatchNorm folding + channels_last; "
+                               "compile: fuse + torch.compile) and report its speed-up")
+    compile_.add_argument("--save", metavar="PATH", help="save the weights (.safetensors, or .pt/.pth)")
+    compile_.add_argument("--export", choices=["torchscript", "exported", "onnx"],
+                          help="export the evaluation graph (onnx needs pip install 'netdsl[onnx]')")
+    compile_.add_argument("-o", "--output", metavar="PATH",
+                          help="where --export writes (default NET.pt, NET.pt2 or NET.onnx)")
+    compile_.add_argument("--json", action="store_true", help="print the report as JSON")
+    compile_.set_defaults(run=cmd_compile)
     return p
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 from . import parser
 from .diagnostics import Diagnostic, DiagnosticBag, NetDSLError
@@ -15,6 +15,8 @@ from .graph import LayerGraph
 from .lower import DEFAULT_MAX_LAYERS, LoweredNet, Output, Scope, lower
 from .ops import REGISTRY
 from .shapes import infer_shapes
+
+DEFAULT_MAX_PARAMS = 10_000_000_000  # 40 GB of float32: beyond one machine's memory for training
 
 
 class Network:
@@ -70,6 +72,38 @@ class Network:
         """Per-layer shapes, parameters, MACs and activation memory, with totals."""
         from .summary import Summary
         return Summary.of(self, batch)
+
+    def compile(self, device: Any = "cpu", dtype: Any = None, weights: Any = None, init: str = "default", *,
+                optimize: Optional[str] = None, max_params: int = DEFAULT_MAX_PARAMS):
+        """The net as a torch module: a `torch.fx.GraphModule` with one submodule per layer,
+        named by its scope path (`state_dict` keys like `inception3a.branch2.conv2.weight`),
+        and a generated straight-line `forward` (see `module.code`).
+
+        In training mode (torch's default) a net with training-only heads returns a named
+        tuple of every output (`out.fc`, `out.aux1`); in evaluation mode only the main output
+        and any deploy heads.
+
+        - `device`: `"cpu"`, `"cuda"`, `"cuda:1"`, `"auto"` (CUDA when present) or a torch.device;
+        - `dtype`: None (float32), a torch dtype or its name (`"float16"`, `"bfloat16"`);
+        - `weights`: a `.safetensors` file, a `.pt`/`.pth` state_dict (read with
+          `torch.load(weights_only=True)`) or a mapping of names to tensors. Keys match by
+          name, the rest by definition order; every shape is checked before anything is
+          loaded (`netdsl.backend.WeightsError` names the first tensor that disagrees);
+        - `init`: `"default"` (each torch layer's own initialisation), `"none"` (memory is
+          allocated, values are undefined: for weights loaded afterwards) or `"meta"` (nothing
+          allocated: with `weights`, the fastest way to load a net; without, a module on the
+          meta device, for inspecting shapes or `to_empty()` later);
+        - `optimize`: None, `"fuse"` or `"compile"`: an inference-only module (see
+          `netdsl.backend.optimize`);
+        - `max_params`: nets with more parameters are refused before anything is allocated.
+
+        Raises `netdsl.backend.CompileError` for options it cannot honour (no CUDA, say).
+        """
+        from .backend import compile_network
+        from .backend.optimize import optimize as optimize_module
+
+        module = compile_network(self, device, dtype, weights, init, max_params)
+        return module if optimize is None else optimize_module(module, optimize)
 
     def __repr__(self) -> str:
         shape = "x".join(map(str, self.input_shape))

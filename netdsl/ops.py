@@ -174,7 +174,8 @@ def _zero(in_shapes: Sequence[Shape], attrs: Attrs, out: Shape) -> int:
 class OpSpec:
     """Everything about one op. `infer(in_shapes, attrs) -> Shape` raises ShapeError;
     `params` and `macs` take (in_shapes, attrs, out_shape); `build(in_shapes, attrs)` returns
-    a torch.nn.Module. `join` ops take the outputs of several branches."""
+    a torch.nn.Module. `join` ops take the outputs of several branches, and their modules take
+    them as one list."""
 
     name: str
     attrs: tuple[Attr, ...]

@@ -1,7 +1,12 @@
 """The few torch modules netdsl needs that torch.nn lacks: joins of several branches.
-Imported only by op builders, so nothing else loads torch."""
+Imported only by op builders, so nothing else loads torch.
+
+Joins take their branches as one list (the compiled graph passes `[a, b, c]`) rather than as
+`*xs`, because TorchScript cannot compile variadic arguments."""
 
 from __future__ import annotations
+
+from typing import List
 
 import torch
 from torch import nn
@@ -10,14 +15,14 @@ from torch import nn
 class Concat(nn.Module):
     """Concatenates its inputs along the channels (dim 1, after the batch)."""
 
-    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+    def forward(self, xs: List[torch.Tensor]) -> torch.Tensor:
         return torch.cat(xs, dim=1)
 
 
 class Add(nn.Module):
     """Sums its inputs element by element."""
 
-    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+    def forward(self, xs: List[torch.Tensor]) -> torch.Tensor:
         out = xs[0]
         for x in xs[1:]:
             out = out + x

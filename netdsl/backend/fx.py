@@ -1,0 +1,199 @@
+"""The layer graph to a `torch.fx.GraphModule`.
+
+Every layer becomes one submodule, built by its op's `build` in the registry and registered
+under the layer's dotted scope path, so `state_dict` keys read like the `.net` file
+(`inception3a.branch2.conv2.weight`). The graph is then handed to fx, which generates a plain
+Python `forward` (`module.code`): straight-line calls, no walking of the graph at run time.
+
+A net with training-only heads has two graphs over the same submodules: the training graph
+computes the heads too and returns every output as a named tuple (GoogLeNet: main output,
+aux1, aux2), the evaluation graph leaves them out. `NetModule.train(mode)` switches between
+them, so each mode runs straight-line code of its own.
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import math
+from typing import Any, Optional, Union
+
+import torch
+import torch.fx
+from torch import nn
+
+from ..network import DEFAULT_MAX_PARAMS
+from ..ops import REGISTRY
+
+INITS = ("default", "none", "meta")
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
+          "float64": torch.float64}
+
+
+class CompileError(Exception):
+    """A net or option the backend cannot honour; the message is one plain sentence.
+    `usage` tells the command line whether the call (True) or the net (False) is at fault."""
+
+    def __init__(self, message: str, usage: bool = True):
+        super().__init__(message)
+        self.usage = usage
+
+
+class NetModule(torch.fx.GraphModule):
+    """A compiled net: a GraphModule whose generated `forward` follows the mode.
+
+    In training mode it returns the main output, or, when the net has training-only heads, a
+    named tuple of all outputs (`out.aux1`); in evaluation mode only what deployment needs.
+    """
+
+    def __init__(self, root: Union[nn.Module, dict[str, Any]], graph: torch.fx.Graph,
+                 class_name: str = "GraphModule", eval_graph: Optional[torch.fx.Graph] = None):
+        super().__init__(root, graph, class_name)  # the training graph names every submodule
+        self._graphs = {True: graph, False: graph if eval_graph is None else eval_graph}
+
+    def train(self, mode: bool = True) -> "NetModule":
+        super().train(mode)
+        graphs = self.__dict__.get("_graphs")
+        if graphs is not None and self.graph is not graphs[mode]:
+            self.graph = graphs[mode]  # fx regenerates `forward` for the mode's graph
+        return self
+
+    def __deepcopy__(self, memo: dict) -> "NetModule":
+        # GraphModule's deepcopy rebuilds the copy from the current graph only.
+        result = super().__deepcopy__(memo)
+        result._graphs = copy.deepcopy(self._graphs, memo)
+        return result
+
+
+def resolve_device(device: Union[str, torch.device]) -> torch.device:
+    """`auto` is CUDA when present, else the CPU; asking for CUDA without it is a CompileError."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise CompileError(f"unknown device {device!r} (use cpu, cuda, cuda:N or auto)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CompileError("CUDA was asked for but this machine has no CUDA GPU that torch can use "
+                           f"(torch {torch.__version__}); use --device cpu or auto")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise CompileError(f"there is no {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
+def resolve_dtype(dtype: Union[None, str, torch.dtype]) -> Optional[torch.dtype]:
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise CompileError(f"unknown dtype {dtype!r} (use one of {', '.join(DTYPES)})")
+    return DTYPES[dtype]
+
+
+def compile_network(network, device: Union[str, torch.device] = "cpu", dtype=None, weights=None,
+                    init: str = "default", max_params: int = DEFAULT_MAX_PARAMS) -> NetModule:
+    """Build `network` as a `NetModule`; see `Network.compile` for the arguments."""
+    from .weights import load_weights
+
+    if init not in INITS:
+        raise CompileError(f"unknown init {init!r} (use one of {', '.join(INITS)})")
+    device, dtype = resolve_device(device), resolve_dtype(dtype)
+    _check_size(network, dtype, max_params)
+    _check_names(network)
+    lazy = init in ("none", "meta")
+    # Modules are made where they will live: on the device itself (no copy afterwards), or on
+    # the meta device, which records shapes and allocates nothing, when weights will replace
+    # the initial values anyway.
+    with torch.device("meta" if lazy else device):
+        modules = _build_modules(network)
+    module = NetModule(modules, build_graph(network, training=True), network.name,
+                       eval_graph=build_graph(network, training=False))
+    if weights is not None:
+        load_weights(module, weights, assign=lazy)
+    elif init == "none":
+        module.to_empty(device=device)  # memory without values: for weights loaded later
+    if dtype is not None:
+        module.to(dtype=dtype)
+    if weights is not None or init != "meta":
+        module.to(device=device)
+    return module
+
+
+def _check_size(network, dtype: Optional[torch.dtype], max_params: int) -> None:
+    total = network.total_params()
+    if total > max_params:
+        itemsize = (dtype or torch.get_default_dtype()).itemsize
+        raise CompileError(
+            f"{network.name} has {total:,} parameters ({_bytes(total * itemsize)} as "
+            f"{str(dtype or torch.get_default_dtype()).removeprefix('torch.')}); compile refuses nets over "
+            f"{max_params:,} parameters (raise the limit with max_params= or --max-params if the memory is there)",
+            usage=False)
+
+
+def _bytes(n: int) -> str:
+    units = ("B", "KB", "MB", "GB", "TB", "PB", "EB")
+    k = min(int(math.log(max(n, 1), 1000)), len(units) - 1)
+    return f"{n / 1000 ** k:.1f} {units[k]}"
+
+
+_RESERVED = frozenset(dir(NetModule))
+
+
+def _check_names(network) -> None:
+    """A layer named like a Module attribute (`forward`, `training`, `to`) would shadow it."""
+    for name in network.layers:
+        for part in name.split("."):
+            if part in _RESERVED:
+                span = network.layer(name)["span"]
+                raise CompileError(
+                    f"{network.filename}:{span.line}:{span.column}: the name `{part}` of layer `{name}` is "
+                    "an attribute of torch.nn.Module in torch; rename it to compile the net")
+
+
+def _build_modules(network) -> dict[str, nn.Module]:
+    nodes = network.layer_graph.nodes
+    modules = {}
+    for name, data in nodes.items():
+        if data["op"] != "input":
+            in_shapes = [nodes[i]["shape"] for i in data["inputs"]]
+            modules[name] = REGISTRY[data["op"]].build(in_shapes, data["attrs"])
+    return modules
+
+
+def build_graph(network, training: bool) -> torch.fx.Graph:
+    """The fx graph of the net: one `call_module` per layer, in definition order. Without
+    `training`, layers of training-only heads are left out. Each node's `meta["netdsl"]` holds
+    the layer's name, static shape and span, for runtime checks that point into the source."""
+    graph = torch.fx.Graph()
+    values: dict[str, torch.fx.Node] = {}
+    for name, data in network.layer_graph.nodes.items():
+        if data["train_only"] and not training:
+            continue
+        if data["op"] == "input":
+            node = graph.placeholder("x")
+        else:
+            args = [values[i] for i in data["inputs"]]
+            node = graph.call_module(name, (args,) if REGISTRY[data["op"]].join else tuple(args))
+        node.meta["netdsl"] = {"layer": name, "shape": data["shape"], "span": data["span"]}
+        values[name] = node
+    outputs = [o for o in network.outputs if training or not o.train_only]
+    if len(outputs) == 1:
+        graph.output(values[outputs[0].node])
+    else:
+        graph.output(graph.call_function(outputs_type(network.name, [o.name for o in outputs]),
+                                         tuple(values[o.node] for o in outputs)))
+    graph.lint()
+    return graph
+
+
+_OUTPUT_TYPES: dict[tuple[str, tuple[str, ...]], type] = {}
+
+
+def outputs_type(net: str, names: list[str]) -> type:
+    """The named tuple a net with several outputs returns: `GooglenetOutputs(fc, aux1, aux2)`.
+    One class per net and set of outputs, so results of two compiles compare and pickle alike."""
+    key = (net, tuple(names))
+    if key not in _OUTPUT_TYPES:
+        cls = collections.namedtuple(f"{net[:1].upper()}{net[1:]}Outputs", names)
+        cls.__module__ = __name__
+        _OUTPUT_TYPES[key] = cls
+    return _OUTPUT_TYPES[key]

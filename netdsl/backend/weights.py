@@ -1,0 +1,125 @@
+"""Weights in and out of a compiled module, safely.
+
+Files are read only as data: `.safetensors` through safetensors, `.pt`/`.pth`/`.bin` through
+`torch.load(weights_only=True)`, which unpickles tensors and plain containers and refuses
+anything that would run code.
+
+Tensors are matched to the module's state by name; those whose names do not match (weights
+from torchvision, say, where netdsl names `inception3a.branch2.conv2` what torchvision calls
+`inception3a.branch2.1.conv`) are matched by definition order. Every shape is checked before
+anything is copied, so a mismatch leaves the module as it was.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping, Union
+
+import torch
+from torch import nn
+
+WeightsSource = Union[str, os.PathLike, Mapping[str, torch.Tensor]]
+TORCH_SUFFIXES = (".pt", ".pth", ".bin")
+
+
+class WeightsError(ValueError):
+    """Weights that cannot be read or do not fit the net; the message names the first tensor
+    that disagrees."""
+
+
+def read_weights(source: WeightsSource) -> dict[str, torch.Tensor]:
+    """A state_dict from a path (safetensors or a torch state_dict file) or a mapping."""
+    if isinstance(source, Mapping):
+        state = dict(source)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise WeightsError(f"cannot read weights from {path}: no such file")
+        if path.suffix == ".safetensors":
+            from safetensors import SafetensorError
+            from safetensors.torch import load_file
+            try:
+                state = load_file(path)
+            except (SafetensorError, OSError) as e:
+                raise WeightsError(f"{path} is not a readable safetensors file: {e}") from None
+        elif path.suffix in TORCH_SUFFIXES:
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as e:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+                raise WeightsError(f"{path} is not a state_dict that torch.load(weights_only=True) "
+                                   f"accepts: {str(e).splitlines()[0]}") from None
+            if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
+                state = state["state_dict"]  # a training checkpoint: {"state_dict": ..., "epoch": ...}
+        else:
+            raise WeightsError(f"cannot read weights from {path}: use a .safetensors file "
+                               f"or a state_dict saved with torch.save ({', '.join(TORCH_SUFFIXES)})")
+    if not isinstance(state, Mapping):
+        raise WeightsError(f"the weights are a {type(state).__name__}, not a state_dict (names to tensors)")
+    bad = next((k for k, v in state.items() if not isinstance(v, torch.Tensor)), None)
+    if bad is not None:
+        raise WeightsError(f"the weights' entry `{bad}` is a {type(state[bad]).__name__}, not a tensor")
+    return dict(state)
+
+
+def match_weights(module: nn.Module, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`state` renamed to the module's keys: by name where names agree, the rest in order.
+    Raises WeightsError at the first tensor whose shape disagrees or that has no partner."""
+    ours = {k: v.shape for k, v in module.state_dict().items()}
+    matched: dict[str, torch.Tensor] = {}
+    for key, shape in ours.items():
+        if key in state:
+            _same_shape(key, shape, key, state[key])
+            matched[key] = state[key]
+    rest_ours = [k for k in ours if k not in matched]
+    rest_theirs = [k for k in state if k not in ours]
+    position = {k: i for i, k in enumerate(ours, 1)}
+    for mine, theirs in zip(rest_ours, rest_theirs):
+        _same_shape(mine, ours[mine], theirs, state[theirs], position=position[mine])
+    if len(rest_ours) != len(rest_theirs):
+        n = min(len(rest_ours), len(rest_theirs))
+        if len(rest_ours) > n:
+            key = rest_ours[n]
+            raise WeightsError(f"the weights have no tensor for the net's `{key}` "
+                               f"({_shape(ours[key])}): the net has {len(ours)} tensors, the weights {len(state)}")
+        key = rest_theirs[n]
+        raise WeightsError(f"the weights' `{key}` ({_shape(state[key].shape)}) has no place in the net: "
+                           f"the net has {len(ours)} tensors, the weights {len(state)}")
+    matched.update((mine, state[theirs]) for mine, theirs in zip(rest_ours, rest_theirs))
+    return {k: matched[k] for k in ours}  # the module's order
+
+
+def load_weights(module: nn.Module, source: WeightsSource, assign: bool = False) -> None:
+    """Read `source` and load it into `module` (all or nothing). With `assign`, the tensors
+    replace the module's (which may live on the meta device) instead of being copied in."""
+    state = match_weights(module, read_weights(source))
+    if assign:
+        # The module's own dtypes rule: a float64 file does not make a float32 net float64.
+        current = module.state_dict()
+        state = {k: v.to(current[k].dtype) if v.is_floating_point() else v for k, v in state.items()}
+    module.load_state_dict(state, strict=True, assign=assign)
+
+
+def save_weights(module: nn.Module, path: Union[str, os.PathLike]) -> Path:
+    """Write the module's state_dict: safetensors for `.safetensors`, else `torch.save`."""
+    path = Path(path)
+    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+        save_file(state, path)
+    elif path.suffix in TORCH_SUFFIXES:
+        torch.save(state, path)
+    else:
+        raise WeightsError(f"cannot save weights as {path.name}: use .safetensors, {', '.join(TORCH_SUFFIXES)}")
+    return path
+
+
+def _same_shape(mine: str, shape: torch.Size, theirs: str, tensor: torch.Tensor, position: int = 0) -> None:
+    if tuple(tensor.shape) != tuple(shape):
+        where = f"matching by order, tensor {position}: " if position else ""
+        other = f"the weights' `{theirs}`" if theirs != mine else "the weights'"
+        raise WeightsError(f"{where}the net's `{mine}` is {_shape(shape)} but {other} is {_shape(tensor.shape)}")
+
+
+def _shape(shape) -> str:
+    return "×".join(map(str, shape)) if len(shape) else "a scalar"
