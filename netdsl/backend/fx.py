@@ -16,7 +16,7 @@ from __future__ import annotations
 import collections
 import copy
 import math
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 import torch
 import torch.fx
@@ -46,7 +46,7 @@ class NetModule(torch.fx.GraphModule):
     named tuple of all outputs (`out.aux1`); in evaluation mode only what deployment needs.
     """
 
-    def __init__(self, root: Union[nn.Module, dict[str, Any]], graph: torch.fx.Graph,
+    def __init__(self, root: nn.Module, graph: torch.fx.Graph,
                  class_name: str = "GraphModule", eval_graph: Optional[torch.fx.Graph] = None):
         super().__init__(root, graph, class_name)  # the training graph names every submodule
         self._graphs = {True: graph, False: graph if eval_graph is None else eval_graph}
@@ -149,14 +149,26 @@ def _check_names(network) -> None:
                     "an attribute of torch.nn.Module in torch; rename it to compile the net")
 
 
-def _build_modules(network) -> dict[str, nn.Module]:
+def _build_modules(network) -> nn.Module:
+    """Every layer's module, in a tree of containers following the scope paths, built in
+    definition order: that order is the state_dict's, which loading weights by order relies on.
+    (Given a dict instead, GraphModule would register shallow names before deep ones.)"""
     nodes = network.layer_graph.nodes
-    modules = {}
+    root = nn.Module()
     for name, data in nodes.items():
-        if data["op"] != "input":
-            in_shapes = [nodes[i]["shape"] for i in data["inputs"]]
-            modules[name] = REGISTRY[data["op"]].build(in_shapes, data["attrs"])
-    return modules
+        if data["op"] == "input":
+            continue
+        *path, leaf = name.split(".")
+        parent = root
+        for part in path:
+            child = parent._modules.get(part)
+            if child is None:
+                child = nn.Module()
+                parent.add_module(part, child)
+            parent = child
+        in_shapes = [nodes[i]["shape"] for i in data["inputs"]]
+        parent.add_module(leaf, REGISTRY[data["op"]].build(in_shapes, data["attrs"]))
+    return root
 
 
 def build_graph(network, training: bool) -> torch.fx.Graph:
