@@ -89,7 +89,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         print(f"netdsl: error: {e}", file=sys.stderr)
         return EXIT_USAGE if e.usage else EXIT_INVALID
     except WeightsError as e:
-        print(f"netdsl: error: {args.weights}: {e}", file=sys.stderr)
+        print(f"netdsl: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     if args.json:
         import json

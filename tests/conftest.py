@@ -21,7 +21,7 @@ def run_cli():
     """Run `python -m netdsl ARGS` in a subprocess; returns the CompletedProcess."""
     import subprocess
 
-    def run(*args: str, cwd: Path = ROOT):
-        return subprocess.run([sys.executable, "-m", "netdsl", *map(str, args)], cwd=cwd,
-                              capture_output=True, text=True, timeout=120)
+    def run(*args: str, cwd: Path = ROOT, input_text: str | None = None):
+        return subprocess.run([sys.executable, "-m", "netdsl", *map(str, args)], cwd=cwd, input=input_text,
+                              capture_output=True, text=True, timeout=300)
     return run

@@ -145,8 +145,8 @@ def _check_names(network) -> None:
             if part in _RESERVED:
                 span = network.layer(name)["span"]
                 raise CompileError(
-                    f"{network.filename}:{span.line}:{span.column}: the name `{part}` of layer `{name}` is "
-                    "an attribute of torch.nn.Module in torch; rename it to compile the net")
+                    f"{network.filename}:{span.line}:{span.column}: layer `{name}`: torch.nn.Module uses the "
+                    f"name `{part}` itself; rename the layer to compile the net")
 
 
 def _build_modules(network) -> nn.Module:

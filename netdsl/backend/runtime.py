@@ -24,6 +24,7 @@ class _ShapeChecker(torch.fx.Interpreter):
         super().__init__(module, graph=graph)
         self.filename = filename
         self.checked = 0
+        self.mismatch = ""
 
     def run_node(self, node: torch.fx.Node) -> Any:
         result = super().run_node(node)
@@ -32,11 +33,12 @@ class _ShapeChecker(torch.fx.Interpreter):
             got, want = tuple(result.shape[1:]), tuple(info["shape"])
             if got != want:
                 span = info["span"]
-                raise RuntimeShapeError(
+                self.mismatch = (
                     f"{self.filename}:{span.line}:{span.column}: layer `{info['layer']}`: torch computed "
                     f"{'×'.join(map(str, got))} where netdsl inferred {'×'.join(map(str, want))} "
                     "(a bug in netdsl's shape rule for this op; please report it)")
-            self.checked += 1
+                raise RuntimeShapeError(self.mismatch)
+            self.checked += node.op == "call_module"  # layers; the input is checked too
         return result
 
 
@@ -68,7 +70,10 @@ def check_run(module, network, x: torch.Tensor) -> CheckedRun:
         checker = _ShapeChecker(module, network.filename, graph=module._graphs[True])
         with torch.inference_mode():
             start = time.perf_counter()
-            result = checker.run(x)
+            try:
+                result = checker.run(x)
+            except RuntimeShapeError:
+                raise RuntimeShapeError(checker.mismatch) from None  # without fx's notes on the node
             _sync(x)
             seconds = time.perf_counter() - start
     finally:

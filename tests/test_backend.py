@@ -1,0 +1,380 @@
+"""The torch backend: every net compiles and runs with the inferred shapes and counts; the
+torchvision-equivalent nets equal torchvision's modules; weights load safely and all or
+nothing; the module is a plain module (modes, deepcopy, training, exports)."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import pytest
+import torch
+import torchvision
+
+import netdsl
+from netdsl.backend import CompileError, NetModule, WeightsError
+from netdsl.backend.runtime import RuntimeShapeError, check_run, example_input
+from netdsl.backend.weights import save_weights
+
+from conftest import NETS, net_files
+
+TOLERANCE = 1e-5  # max|a - b| <= TOLERANCE * max|b|, float32
+
+TORCHVISION = {
+    "alexnet": lambda: torchvision.models.alexnet(),
+    "vgg16": lambda: torchvision.models.vgg16(),
+    "googlenet": lambda: torchvision.models.googlenet(aux_logits=True, init_weights=True),
+    "resnet18": lambda: torchvision.models.resnet18(),
+}
+
+SMALL = """
+net small(classes = 5) {
+    input 3x16x16
+    stem: { conv(8, 3, pad=1)  batchnorm  relu }
+    concat { conv(4, 1) | maxpool(3, stride=1, pad=1)  conv(4, 1) }
+    add { identity | conv(8, 3, pad=1)  batchnorm }
+    relu
+    aux: train head { global_avgpool  flatten  linear(classes) }
+    global_avgpool  flatten  dropout(0.5)
+    fc: linear(classes)
+}
+"""
+
+
+def close(a: torch.Tensor, b: torch.Tensor, tolerance: float = TOLERANCE) -> bool:
+    return (a - b).abs().max().item() <= tolerance * b.abs().max().item()
+
+
+@pytest.fixture(scope="module")
+def small():
+    return netdsl.loads(SMALL, "small.net")
+
+
+# --- every net ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", net_files(), ids=lambda p: str(p.relative_to(NETS)))
+def test_every_net_compiles_runs_and_counts_as_the_summary(path):
+    net = netdsl.load(path)
+    module = net.compile()
+    assert isinstance(module, NetModule) and isinstance(module, torch.fx.GraphModule)
+    run = check_run(module, net, example_input(net, batch=2))
+    assert run.layers_checked == len(net.layers)  # every layer's shape compared, heads included
+    for output in net.outputs:
+        assert tuple(run.outputs[output.name].shape) == (2, *net.layer(output.node)["shape"])
+    assert sum(p.numel() for p in module.parameters()) == net.total_params()
+    deploy = [n.target for n in module._graphs[False].nodes if n.op == "call_module"]
+    assert sum(p.numel() for t in deploy for p in module.get_submodule(t).parameters()) \
+        == net.total_params(train=False)
+
+
+def test_state_dict_keys_read_like_the_file():
+    module = netdsl.load(NETS / "googlenet.net").compile(init="meta")
+    keys = module.state_dict().keys()
+    assert "inception3a.branch2.conv2.weight" in keys and "aux1.fc2.bias" in keys
+    assert "self.inception3a.branch2.conv2(" in module.code  # straight-line generated forward
+
+
+def test_compile_refuses_too_many_parameters_before_allocating():
+    # 10^12 parameters: 4 TB of float32. Checking and summarising allocate nothing and work.
+    net = netdsl.loads("net huge { input 1000000  linear(1000000) }")
+    assert net.total_params() == 1_000_000 * 1_000_001
+    with pytest.raises(CompileError, match=r"1,000,001,000,000 parameters \(4\.0 TB as float32\).*"
+                                           r"10,000,000,000") as e:
+        net.compile()
+    assert not e.value.usage
+
+
+def test_layer_named_like_a_module_attribute_is_refused_with_its_place():
+    net = netdsl.loads("net t {\n  input 4\n  forward: linear(2)\n}", "t.net")
+    with pytest.raises(CompileError, match=r"t\.net:3:12: layer `forward`: torch.nn.Module uses the name `forward` itself"):
+        net.compile()
+
+
+def test_runtime_shape_check_points_into_the_source():
+    net = netdsl.loads(SMALL, "small.net")
+    net.layer("fc")["shape"] = (6,)  # as if the linear rule were wrong
+    module = net.compile()
+    with pytest.raises(RuntimeShapeError, match=r"small\.net:10:9: layer `fc`: torch computed 5 "
+                                                 r"where netdsl inferred 6"):
+        check_run(module, net, example_input(net))
+
+
+# --- modes ----------------------------------------------------------------------------------
+
+def test_eval_returns_the_main_output_and_train_every_output(small):
+    module = small.compile()
+    x = torch.randn(2, 3, 16, 16)
+    out = module.train()(x)
+    assert out._fields == ("fc", "aux") and out.aux.shape == (2, 5)
+    assert "aux" in module.code
+    main = module.eval()(x)
+    assert isinstance(main, torch.Tensor) and main.shape == (2, 5)
+    assert "aux" not in module.code  # the evaluation graph leaves the head out
+
+
+def test_deepcopy_keeps_both_modes(small):
+    module = small.compile().eval()
+    twin = copy.deepcopy(module)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(twin(x), module(x))
+    assert twin.train()(x)._fields == ("fc", "aux")
+    assert set(twin.state_dict()) == set(module.state_dict())
+
+
+def test_output_tuples_pickle(small):
+    out = small.compile().train()(torch.randn(2, 3, 16, 16))
+    again = pickle.loads(pickle.dumps(tuple(out)))
+    assert torch.equal(again[0], out.fc)
+
+
+# --- torchvision as the oracle ------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(TORCHVISION))
+def test_torchvision_nets_equal_torchvision(name):
+    torch.manual_seed(0)
+    reference = TORCHVISION[name]().eval()
+    module = netdsl.load(NETS / "torchvision" / f"{name}.net").compile(weights=reference.state_dict())
+    module.eval()
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        assert close(module(x), reference(x))
+    if name == "googlenet":  # the auxiliary heads too, in training mode (same dropout draws)
+        module.train(), reference.train()
+        with torch.no_grad():
+            torch.manual_seed(1)
+            ours = module(x)
+            torch.manual_seed(1)
+            theirs = reference(x)
+        assert ours._fields == ("fc", "aux1", "aux2")
+        assert close(ours.fc, theirs.logits)
+        assert close(ours.aux1, theirs.aux_logits1) and close(ours.aux2, theirs.aux_logits2)
+
+
+# --- weights ----------------------------------------------------------------------------
+
+def test_weights_round_trip_through_safetensors_and_torch_files(small, tmp_path):
+    source = small.compile().eval()
+    x = torch.randn(2, 3, 16, 16)
+    for suffix in (".safetensors", ".pt"):
+        path = save_weights(source, tmp_path / f"w{suffix}")
+        for init in ("default", "none", "meta"):
+            loaded = small.compile(weights=path, init=init).eval()
+            with torch.no_grad():
+                assert torch.equal(loaded(x), source(x)), (suffix, init)
+
+
+def test_torch_files_are_read_without_running_code(small, tmp_path):
+    marker = tmp_path / "ran"
+
+    class Exploit:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"stem.conv1.weight": Exploit()}, path)
+    with pytest.raises(WeightsError, match="weights_only"):
+        small.compile(weights=path)
+    assert not marker.exists()
+
+
+def test_a_shape_mismatch_names_both_tensors_and_loads_nothing(small):
+    module = small.compile()
+    state = {k: v.clone() for k, v in module.state_dict().items()}
+    before = {k: v.clone() for k, v in state.items()}
+    renamed = {f"t{i}": v for i, v in enumerate(state.values())}  # no names match: by order
+    renamed["t3"] = torch.zeros(7)  # stem.batchnorm1.bias is 8
+    with pytest.raises(WeightsError, match=r"matching by order, tensor 4: the net's `stem.batchnorm1.bias` is 8 "
+                                           r"but the weights' `t3` is 7"):
+        netdsl.backend.load_weights(module, renamed)
+    assert all(torch.equal(module.state_dict()[k], v) for k, v in before.items())
+
+
+def test_missing_extra_and_odd_entries_are_named(small):
+    module = small.compile()
+    state = dict(module.state_dict())
+    last = list(state)[-1]
+    with pytest.raises(WeightsError, match=f"no tensor for the net's `{last}`"):
+        netdsl.backend.load_weights(module, {k: v for k, v in state.items() if k != last})
+    with pytest.raises(WeightsError, match="`extra.weight` .* has no place in the net"):
+        netdsl.backend.load_weights(module, {**state, "extra.weight": torch.zeros(3)})
+    with pytest.raises(WeightsError, match="`epoch` is a int, not a tensor"):
+        netdsl.backend.load_weights(module, {**state, "epoch": 3})
+    with pytest.raises(WeightsError, match="use a .safetensors file"):
+        netdsl.backend.load_weights(module, __file__)
+
+
+def test_by_name_wins_over_order(small):
+    module = small.compile()
+    state = module.state_dict()
+    shuffled = dict(reversed(list(state.items())))  # same names, other order
+    fresh = small.compile()
+    netdsl.backend.load_weights(fresh, shuffled)
+    assert all(torch.equal(fresh.state_dict()[k], v) for k, v in state.items())
+
+
+def test_meta_init_allocates_nothing_and_none_allocates(small):
+    assert all(p.is_meta for p in small.compile(init="meta").parameters())
+    assert not any(p.is_meta for p in small.compile(init="none").parameters())
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", torch.float64])
+def test_dtypes(small, dtype):
+    module = small.compile(dtype=dtype).eval()
+    want = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    assert {p.dtype for p in module.parameters()} == {want}
+    with torch.no_grad():
+        assert module(torch.randn(2, 3, 16, 16, dtype=want)).dtype == want
+
+
+def test_unavailable_options_are_compile_errors(small):
+    with pytest.raises(CompileError, match="unknown dtype"):
+        small.compile(dtype="float8")
+    with pytest.raises(CompileError, match="unknown init"):
+        small.compile(init="xavier")
+    if not torch.cuda.is_available():
+        with pytest.raises(CompileError, match="no CUDA GPU"):
+            small.compile(device="cuda")
+        assert next(small.compile(device="auto").parameters()).device.type == "cpu"
+
+
+# --- a plain module: training, optimisation, exports ------------------------------------------
+
+def test_training_lowers_the_loss(small):
+    torch.manual_seed(0)
+    module = small.compile().train()
+    x, y = torch.randn(16, 3, 16, 16), torch.randint(0, 5, (16,))
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(40):
+        out = module(x)
+        loss = torch.nn.functional.cross_entropy(out.fc, y) + 0.3 * torch.nn.functional.cross_entropy(out.aux, y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.parametrize("name", ["googlenet", "resnet18"])
+def test_optimize_fuse_keeps_outputs(name):
+    torch.manual_seed(0)
+    reference = TORCHVISION[name]().eval()
+    net = netdsl.load(NETS / "torchvision" / f"{name}.net")
+    fused = net.compile(weights=reference.state_dict(), optimize="fuse")
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())  # folded away
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        assert close(fused(x), reference(x))
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "exported", "onnx"])
+def test_exports_round_trip(small, fmt, tmp_path):
+    from netdsl.backend.export import FORMATS, export
+
+    module = small.compile().eval()
+    x = torch.randn(3, 3, 16, 16)  # another batch than the export's example: the batch is dynamic
+    with torch.no_grad():
+        want = module(x)
+    path = export(module, torch.randn(1, 3, 16, 16), fmt, tmp_path / f"small{FORMATS[fmt]}")
+    if fmt == "torchscript":
+        got = torch.jit.load(str(path))(x)
+    elif fmt == "exported":
+        got = torch.export.load(path).module()(x)
+    else:
+        onnxruntime = pytest.importorskip("onnxruntime")
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        got = torch.from_numpy(session.run(None, {"x": x.numpy()})[0])
+    assert close(got, want)
+
+
+# --- CUDA (skipped without a GPU) --------------------------------------------------------------
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.mark.cuda
+@cuda
+@pytest.mark.parametrize("name", sorted(TORCHVISION))
+def test_cuda_equals_cpu(name):
+    torch.manual_seed(0)
+    reference = TORCHVISION[name]().eval()
+    net = netdsl.load(NETS / "torchvision" / f"{name}.net")
+    module = net.compile(device="cuda", weights=reference.state_dict(), init="meta").eval()
+    assert {p.device.type for p in module.parameters()} == {"cuda"}
+    x = torch.randn(4, 3, 224, 224)
+    with torch.no_grad():
+        want = reference(x)
+        # TF32 convolutions differ from the CPU's float32 in the fourth digit
+        assert close(module(x.cuda()).cpu(), want, 1e-2)
+
+
+@pytest.mark.cuda
+@cuda
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_cuda_half_precision(dtype):
+    net = netdsl.load(NETS / "googlenet.net")
+    module = net.compile(device="auto", dtype=dtype).eval()
+    run = check_run(module, net, example_input(net, 8, torch.device("cuda"), getattr(torch, dtype)))
+    assert run.outputs["fc"].dtype == getattr(torch, dtype) and torch.isfinite(run.outputs["fc"]).all()
+
+
+@pytest.mark.cuda
+@cuda
+def test_cli_compile_on_cuda(run_cli):
+    result = run_cli("compile", NETS / "googlenet.net", "--device", "cuda", "--batch", "8")
+    assert result.returncode == 0, result.stderr
+    assert "compiled for cuda" in result.stdout
+
+
+# --- netdsl compile --------------------------------------------------------------------------
+
+def test_cli_compile_reports_outputs_params_device_and_timings(run_cli):
+    result = run_cli("compile", NETS / "googlenet.net", "--batch", "2")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "googlenet: compiled for cpu" in out
+    assert "params:   6,998,552 deploy, 13,378,280 with training heads (equal to the summary's)" in out
+    assert "every shape as inferred" in out
+    assert "output:   fc 2×1000" in out and "output:   aux1 (training head) 2×1000" in out
+
+
+def test_cli_compile_json_save_weights_and_export(run_cli, tmp_path):
+    import json
+
+    weights, exported = tmp_path / "lenet.safetensors", tmp_path / "lenet.pt2"
+    result = run_cli("compile", NETS / "lenet5.net", "--json", "--save", weights, "--export", "exported",
+                     "-o", exported, "--optimize")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["params"] == {"train": 61_706, "deploy": 61_706}
+    assert report["layers_checked"] == 12 and report["outputs"][0]["shape"] == [1, 10]
+    assert report["optimize"]["within_tolerance"] and report["saved"] == str(weights)
+    assert exported.stat().st_size > 61_706 * 4
+    again = run_cli("compile", NETS / "lenet5.net", "--weights", weights, "--init", "meta")
+    assert again.returncode == 0, again.stderr
+
+
+@pytest.mark.parametrize("args,code,message", [
+    (["--weights", "missing.safetensors"], 2, "cannot read weights from missing.safetensors: no such file"),
+    (["--init", "meta"], 2, "--init meta builds a module without memory; it can run only with --weights"),
+    (["--max-params", "1000"], 1, "lenet5 has 61,706 parameters (246.8 KB as float32); compile refuses nets "
+                                  "over 1,000 parameters"),
+    (["--device", "tpu"], 2, "unknown device 'tpu'"),
+])
+def test_cli_compile_errors_are_one_line_without_traceback(run_cli, args, code, message):
+    result = run_cli("compile", NETS / "lenet5.net", *args)
+    assert result.returncode == code
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cli_compile_on_cuda_without_cuda_is_a_usage_error(run_cli):
+    result = run_cli("compile", NETS / "lenet5.net", "--device", "cuda")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("netdsl: error: CUDA was asked for but this machine has no CUDA GPU")
+
+
+def test_cli_compile_of_a_bad_net_prints_diagnostics(run_cli):
+    result = run_cli("compile", "-", input_text="net t { input 3x8x8  conv(4, 9) }")
+    assert result.returncode == 1 and "E401" in result.stderr
