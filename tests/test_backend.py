@@ -268,6 +268,7 @@ def test_optimize_fuse_keeps_outputs(name):
         assert close(fused(x), reference(x))
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 @pytest.mark.parametrize("fmt", ["torchscript", "exported", "onnx"])
 def test_exports_round_trip(small, fmt, tmp_path):
     from netdsl.backend.export import FORMATS, export
