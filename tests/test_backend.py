@@ -86,7 +86,8 @@ def test_compile_refuses_too_many_parameters_before_allocating():
 
 def test_layer_named_like_a_module_attribute_is_refused_with_its_place():
     net = netdsl.loads("net t {\n  input 4\n  forward: linear(2)\n}", "t.net")
-    with pytest.raises(CompileError, match=r"t\.net:3:12: layer `forward`: torch.nn.Module uses the name `forward` itself"):
+    with pytest.raises(CompileError, match=r"t\.net:3:12: layer `forward`: torch.nn.Module uses the name "
+                                           r"`forward` itself"):
         net.compile()
 
 
