@@ -478,7 +478,7 @@ class _Builder:
                     lines = ["+"]
                     attrs.update(fontsize="14", width="0.3", fixedsize="true")
             else:
-                lines = [f"<b>{html.escape(name)}</b>", html.escape(what + (f"  × {box.count}" if box.count > 1
+                lines = [f"<b>{html.escape(name)}</b>", html.escape(what + (f" × {box.count}" if box.count > 1
                                                                              else ""))]
                 if params:
                     lines.append(f'<font point-size="9" color="#555555">{fmt_count(params)} params</font>')
