@@ -305,3 +305,16 @@ def test_render_without_graphviz_says_how_to_install_it(tmp_path):
     assert p.stderr == ("netdsl: error: Graphviz's dot program is not installed; the DOT source is in l.gv "
                         "(install Graphviz: apt-get install graphviz / brew install graphviz)\n")
     assert (tmp_path / "l.gv").read_text().startswith("digraph lenet5 {")
+
+
+@pytest.mark.parametrize("svg, make", [
+    ("googlenet.svg", lambda: netdsl.load(ROOT / "nets/googlenet.net").to_dot(1)),
+    ("googlenet-expanded.svg", lambda: netdsl.load(ROOT / "nets/googlenet.net").to_dot(None)),
+    ("mistakes.svg", _mistakes),
+])
+def test_the_readme_pictures_are_current(svg, make):
+    """docs/*.svg show what render draws now: the same boxes (the SVG itself depends on the
+    Graphviz version, so only its node ids are compared). Regenerate: see README, Diagrams."""
+    shown = {g.findtext(SVG + "title") for g in svg_groups((ROOT / "docs" / svg).read_bytes())["node"]}
+    drawn = {g.findtext(SVG + "title") for g in svg_groups(make().pipe(format="svg"))["node"]}
+    assert shown == drawn
