@@ -434,19 +434,24 @@ class _Builder:
         if box.scope is not None:
             kind = "scope"
             scope = self.d.scopes.get(box.scope)
-            name = local
-            if box.count > 1:
-                name = f"{local}–{box.heads[-1].rsplit('.', 1)[-1]} × {box.count}"
+            last = box.heads[-1] if box.count > 1 else box.id  # the last scope of a run
+            span = local if box.count == 1 else f"{local}–{last.rsplit('.', 1)[-1]}"
+            if scope is not None and scope.kind == "pass":  # a repeat's pass: what it holds
+                name = f"pass {span}" if box.count == 1 else f"passes {span}"
+                title = self._blocks_in(box.scope)
             elif scope is not None and scope.kind == "repeat":
-                name = f"{local} {scope.title.replace('repeat ', '× ')}"
-            title = scope.title if scope is not None and scope.kind in ("block", "group", "join") else ""
-            if scope is not None and scope.kind == "pass":
-                title = ""
+                name = f"{span} {scope.title.replace('repeat ', '× ')}"
+                title = self._blocks_in(box.scope + ".1")
+            else:
+                name = span
+                title = scope.title if scope is not None and scope.kind in ("block", "join") else ""
+            if box.count > 1:
+                title = (title + " " if title else "") + f"× {box.count}"
             lines = [f"<b>{html.escape(name)}</b>"]
             if title:
                 lines.append(html.escape(title))
-            if box.scope in self.d.scopes and self.d.scopes[box.scope].output is not None:
-                last_shape = nodes[self.d.scopes[box.scope].output].get("shape")
+            if last in self.d.scopes and self.d.scopes[last].output is not None:
+                last_shape = nodes[self.d.scopes[last].output].get("shape")
             facts = [fmt_dims(last_shape)] if last_shape is not None and not failed else []
             if not failed:
                 facts.append(f"{fmt_count(params)} params")
@@ -502,6 +507,10 @@ class _Builder:
         if box.id in self.spine:
             attrs["group"] = "main"  # dot keeps edges within a group straight
         g.node(box.id, "<" + "<br/>".join(lines) + ">", **attrs)
+
+    def _blocks_in(self, path: str) -> str:
+        """The calls of the block instances directly in a scope: what a pass of a repeat does."""
+        return " · ".join(s.title for p, s in self.d.scopes.items() if s.kind == "block" and _parent(p) == path)
 
     def _written(self, data) -> str:
         """The source text of a layer that could not be made, as written."""

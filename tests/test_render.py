@@ -129,10 +129,10 @@ def test_repeats_fold_and_collapse():
     """
     net = netdsl.loads(text)
     collapsed = net.to_dot(1).source
-    assert "layer1 × 3" in collapsed
+    assert "<b>layer1 × 3</b><br/>basic(8)<br/>" in collapsed
     folded = net.to_dot(2, fold_repeats=True)
     svg = folded.pipe(format="svg")
-    assert "1–3 × 3" in node_text(svg_node(svg, "layer1.1"))
+    assert "passes 1–3 basic(8) × 3" in node_text(svg_node(svg, "layer1.1"))
     assert "conv 8 3×3 + relu × 2" in node_text(svg_node(svg, "conv1"))
     assert "layer1.2" not in folded.source  # drawn once
     # without folding, each pass is a box
