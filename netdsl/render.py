@@ -197,6 +197,7 @@ class _Builder:
             self._fold_runs()
         self.box_of = {m: b for b in self.boxes.values() for m in b.members}
         self.spine = self._spine()
+        self._block_titles: Optional[dict[str, list[str]]] = None
 
     # -- failures -----------------------------------------------------------------------
 
@@ -236,7 +237,7 @@ class _Builder:
         box_of: dict[str, _Box] = {}
         for name, data in self.nodes.items():
             key = name if data["op"] == "input" else rollup(name, data["train_only"], self.depth, train_scopes)
-            if key != name:  # rolled up into its scope
+            if key != name or key in boxes:  # rolled up into its scope (a labelled join is named as its scope)
                 box = boxes.get(key)
                 if box is None:
                     box = boxes[key] = _Box(key, [], _parent(key), scope=key)
@@ -336,18 +337,23 @@ class _Builder:
     def _align(self, g: graphviz.Digraph) -> None:
         """Branches side by side: the first boxes of a join's branches share a rank."""
         firsts: dict[str, list[str]] = {}  # the box the branches read -> each branch's first box
-        for path, scope in self.d.scopes.items():
-            if scope.kind != "branch":
-                continue
-            inside = path + "."
-            first = next((b for b in self.boxes.values()
-                          if b.id == path or b.frame == path or b.frame.startswith(inside)), None)
-            if first is None or first.id == path and first.scope is None:
-                continue
-            source = next((self.box_of[i].id for m in first.members for i in self.nodes[m]["inputs"]
-                           if self.box_of[i] is not first), None)
-            if source is not None and first.id not in firsts.setdefault(source, []):
-                firsts[source].append(first.id)
+        seen: set[str] = set()
+        for box in self.boxes.values():
+            # the scopes this box is in: its frame and the frames around it, and itself if rolled up
+            paths = [box.id] if box.scope is not None else []
+            path = box.frame
+            while path:
+                paths.append(path)
+                path = _parent(path)
+            for path in paths:
+                scope = self.d.scopes.get(path)
+                if scope is None or scope.kind != "branch" or path in seen:
+                    continue
+                seen.add(path)  # the first box of this branch
+                source = next((self.box_of[i].id for m in box.members for i in self.nodes[m]["inputs"]
+                               if self.box_of[i] is not box), None)
+                if source is not None and box.id not in firsts.setdefault(source, []):
+                    firsts[source].append(box.id)
         for ids in firsts.values():
             if len(ids) > 1:
                 with g.subgraph() as same:
@@ -510,7 +516,12 @@ class _Builder:
 
     def _blocks_in(self, path: str) -> str:
         """The calls of the block instances directly in a scope: what a pass of a repeat does."""
-        return " · ".join(s.title for p, s in self.d.scopes.items() if s.kind == "block" and _parent(p) == path)
+        if self._block_titles is None:
+            self._block_titles = {}
+            for p, scope in self.d.scopes.items():
+                if scope.kind == "block":
+                    self._block_titles.setdefault(_parent(p), []).append(scope.title)
+        return " · ".join(self._block_titles.get(path, ()))
 
     def _written(self, data) -> str:
         """The source text of a layer that could not be made, as written."""
@@ -530,8 +541,12 @@ class _Builder:
         lines = []
         for m in box.members[:8]:
             data = self.nodes[m]
-            made = data["op"] in REGISTRY and data["attrs"] is not None
-            what = REGISTRY[data["op"]].describe(data["attrs"]) if made else "not made"
+            if data["op"] == "input":
+                what = "x".join(map(str, data["attrs"]["shape"]))
+            elif data["op"] in REGISTRY and data["attrs"] is not None:
+                what = REGISTRY[data["op"]].describe(data["attrs"])
+            else:
+                what = "could not be made"
             lines.append(f"{m}: {what}")
         return "\n".join(lines + (["..."] if len(box.members) > 8 else []))
 
@@ -561,8 +576,7 @@ class _Builder:
                 continue
             end = f"output {out.name}"  # a space: no layer or scope has this id
             text = "output" if i == 0 else f"{out.name} output"
-            g.node(end, text, shape="plaintext", style="dashed" if out.train_only else "", fontsize="10",
-                   height="0.2", fillcolor="", color="")
+            g.node(end, text, shape="plaintext", style="solid", fontsize="10", height="0.2")
             shape = data.get("shape")
             attrs = {"style": "dashed"} if out.train_only else {}
             g.edge(box.id, end, label=" " + fmt_dims(shape) if shape is not None else None, **attrs)

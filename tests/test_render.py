@@ -17,10 +17,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 import netdsl
 from conftest import ROOT, net_files
+from test_language import chains
 from netdsl.render import GraphvizMissing, failure_diagram, fmt_count, save
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -68,6 +71,40 @@ def test_every_net_renders_one_box_per_summary_row(path, depth):
     assert len(groups["cluster"]) == len(open_scopes & set(net.scopes))
     titles = {g.findtext(SVG + "title") for g in groups["node"]}
     assert set(rows) <= titles
+
+
+def dot_boxes(dot: str) -> list[str]:
+    """The ids of the boxes in DOT text (not the output arrows' ends)."""
+    ids = re.findall(r'^\t+("(?:[^"\\]|\\.)*"|[\w.]+) \[label=', dot, re.M)
+    return [i.strip('"') for i in ids if not i.startswith('"output ')]
+
+
+SCOPED = [  # every kind of scope, labelled and not
+    "net s { input 8x8x8 j: concat { conv(4, 1) | conv(4, 1) relu } k: add { identity | conv(8, 1) } "
+    "r: repeat 2 { conv(8, 1) relu } g: { relu dropout } concat { relu | relu } "
+    "aux: train head { flatten linear(3) } h: head from j { flatten } }",
+    "block b(c) { a: add { identity | conv(c, 3, pad=1) } relu } block s(c) { repeat 2 { b(c) } maxpool(2) }\n"
+    "net t { input 4x8x8 s1: s(4) l: repeat 2 { b(4) s(4) } head from s1 { flatten } }",
+]
+
+
+@pytest.mark.parametrize("text", SCOPED)
+@pytest.mark.parametrize("depth", [1, 2, 3, None])
+def test_boxes_are_the_summary_rows_for_every_kind_of_scope(text, depth):
+    net = netdsl.loads(text)
+    rows = [row[0] for row in net.summary().rows(depth)]
+    assert dot_boxes(net.to_dot(depth, fold_activations=False).source) == ["input"] + rows
+    ET.fromstring(net.to_dot(depth, fold_repeats=True).pipe(format="svg"))  # and dot draws it
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=chains(), depth=st.sampled_from([1, 2, 3, None]))
+def test_generated_nets_draw_one_box_per_summary_row(body, depth):
+    net = netdsl.loads(f"net g {{ input 3x8x8 {body} }}")
+    rows = [row[0] for row in net.summary().rows(depth)]
+    assert dot_boxes(net.to_dot(depth, fold_activations=False).source) == ["input"] + rows
+    folded = dot_boxes(net.to_dot(depth, fold_repeats=True).source)
+    assert folded[0] == "input" and set(folded) <= {"input"} | set(rows)
 
 
 def test_googlenet_at_each_depth():
