@@ -77,7 +77,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from .render import GraphvizMissing, failure_diagram, output_format, save
+    from .render import GraphvizFailed, GraphvizMissing, failure_diagram, output_format, save
 
     if args.output is not None:
         try:
@@ -99,7 +99,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     path = args.output or f"{name}.svg"
     try:
         save(dot, path)
-    except GraphvizMissing as e:
+    except (GraphvizMissing, GraphvizFailed) as e:
         raise UsageError(str(e)) from None
     except OSError as e:
         raise UsageError(f"cannot write {path}: {e.strerror}") from None

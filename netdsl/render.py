@@ -617,6 +617,10 @@ class GraphvizMissing(Exception):
         self.dot_path = dot_path
 
 
+class GraphvizFailed(Exception):
+    """Graphviz's `dot` ran but failed; the message is the end of what it printed."""
+
+
 def output_format(path: Path | str) -> Optional[str]:
     """The Graphviz format a file name asks for (None for DOT text); ValueError for others."""
     suffix = Path(path).suffix.lower()
@@ -648,9 +652,13 @@ def _pipe(dot: graphviz.Digraph, fmt: str) -> bytes:
         dot = dot.copy()
         dot.graph_attr["dpi"] = PNG_DPI
     try:
-        return dot.pipe(format=fmt)
+        return dot.pipe(format=fmt, quiet=True)
     except graphviz.ExecutableNotFound:
         raise GraphvizMissing() from None
+    except graphviz.CalledProcessError as e:  # dot crashed or ran out of memory on a huge net
+        said = (e.stderr or b"").decode("utf-8", "replace").strip().splitlines()
+        raise GraphvizFailed(f"Graphviz's dot failed (exit {e.returncode})" + (f": {said[-1]}" if said else "")) \
+            from None
 
 
 def svg(dot: graphviz.Digraph) -> str:

@@ -355,3 +355,14 @@ def test_the_readme_pictures_are_current(svg, make):
     shown = {g.findtext(SVG + "title") for g in svg_groups((ROOT / "docs" / svg).read_bytes())["node"]}
     drawn = {g.findtext(SVG + "title") for g in svg_groups(make().pipe(format="svg"))["node"]}
     assert shown == drawn
+
+
+def test_render_when_dot_fails_says_why(tmp_path):
+    fake = tmp_path / "bin" / "dot"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'dot: out of memory' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    p = subprocess.run([sys.executable, "-m", "netdsl", "render", str(ROOT / "nets/lenet5.net")], cwd=tmp_path,
+                       capture_output=True, text=True, env={**os.environ, "PATH": f"{fake.parent}{os.pathsep}/bin"})
+    assert p.returncode == 2
+    assert p.stderr == "netdsl: error: Graphviz's dot failed (exit 3): dot: out of memory\n"
