@@ -214,8 +214,8 @@ class _Builder:
         return failed, unchecked
 
     def _messages(self) -> dict[str, list[Diagnostic]]:
-        """The diagnostics about each failed layer: those inside its span, innermost layer first;
-        the rest (about names, parameters, the file) go in the diagram's title."""
+        """The diagnostics about each failed layer: those inside its span, given to the innermost
+        such layer; the rest (about names, parameters, the file) go in the diagram's title."""
         out: dict[str, list[Diagnostic]] = {}
         self.loose: list[Diagnostic] = []
         for diag in self.d.diagnostics:
@@ -428,71 +428,11 @@ class _Builder:
 
     def _box(self, g: graphviz.Digraph, box: _Box) -> None:
         nodes = self.nodes
-        lead = nodes[box.members[0]]
         failed = [m for m in box.members if m in self.failed]
-        unchecked = bool(box.members) and all(m in self.unchecked for m in box.members)
-        train = all(nodes[m]["train_only"] for m in box.members)
-        params = sum(nodes[m].get("params", 0) for m in box.members)
-        last_shape = nodes[box.members[-1]].get("shape")
-        local = box.id.rsplit(".", 1)[-1] if box.frame else box.id
-        attrs: dict[str, str] = {}
-
         if box.scope is not None:
-            kind = "scope"
-            scope = self.d.scopes.get(box.scope)
-            last = box.heads[-1] if box.count > 1 else box.id  # the last scope of a run
-            span = local if box.count == 1 else f"{local}–{last.rsplit('.', 1)[-1]}"
-            if scope is not None and scope.kind == "pass":  # a repeat's pass: what it holds
-                name = f"pass {span}" if box.count == 1 else f"passes {span}"
-                title = self._blocks_in(box.scope)
-            elif scope is not None and scope.kind == "repeat":
-                name = f"{span} {scope.title.replace('repeat ', '× ')}"
-                title = self._blocks_in(box.scope + ".1")
-            else:
-                name = span
-                title = scope.title if scope is not None and scope.kind in ("block", "join") else ""
-            if box.count > 1:
-                title = (title + " " if title else "") + f"× {box.count}"
-            lines = [f"<b>{html.escape(name)}</b>"]
-            if title:
-                lines.append(html.escape(title))
-            if last in self.d.scopes and self.d.scopes[last].output is not None:
-                last_shape = nodes[self.d.scopes[last].output].get("shape")
-            facts = [fmt_dims(last_shape)] if last_shape is not None and not failed else []
-            if not failed:
-                facts.append(f"{fmt_count(params)} params")
-            if facts:
-                lines.append(f'<font point-size="9" color="#555555">{" · ".join(facts)}</font>')
-            attrs["peripheries"] = "2" if box.count == 1 else "1"
-            if box.count > 1:
-                attrs["peripheries"] = "3"
+            kind, lines, attrs = self._scope_label(box, failed)
         else:
-            op = lead["op"]
-            kind = "input" if op == "input" else kind_of(op)
-            per = len(box.members) // box.count
-            what = " + ".join(brief(nodes[m]["op"], nodes[m]["attrs"]) for m in box.members[:per])
-            if op is None or lead["attrs"] is None:
-                what = self._written(lead) or what
-            name = local if box.count == 1 else f"{local}–{box.heads[-1].rsplit('.', 1)[-1]}"
-            if op == "input":
-                lines = [f"<b>input</b> {fmt_dims(lead['attrs']['shape'])}"]
-                attrs["shape"] = "box"
-                attrs["style"] = "filled,bold"
-            elif kind in ("activation", "dropout", "reshape") and len(box.members) == 1 and not failed:
-                lines = [html.escape(what)]
-                attrs.update(fontsize="9", height="0.25", margin="0.08,0.03")
-            elif kind == "join" and len(box.members) == 1 and not failed:
-                lines = [html.escape(op)]
-                attrs.update(shape="ellipse" if op == "concat" else "circle", fontsize="9", height="0.3",
-                             margin="0.04,0.02", style="filled")
-                if op == "add":
-                    lines = ["+"]
-                    attrs.update(fontsize="14", width="0.3", fixedsize="true")
-            else:
-                lines = [f"<b>{html.escape(name)}</b>", html.escape(what + (f" × {box.count}" if box.count > 1
-                                                                             else ""))]
-                if params:
-                    lines.append(f'<font point-size="9" color="#555555">{fmt_count(params)} params</font>')
+            kind, lines, attrs = self._layer_label(box, failed)
         if failed:
             kind = "error"
             for m in failed:
@@ -501,18 +441,73 @@ class _Builder:
                     lines.append(f'<font color="{PALETTE["error"][1]}" point-size="10">'
                                  + html.escape(text).replace("\n", "<br/>") + "</font>")
             attrs["penwidth"] = "2.5"
-        elif unchecked:
+        elif all(m in self.unchecked for m in box.members):
             kind = "unchecked"
             attrs["fontcolor"] = "#999999"
         fill, border = PALETTE[kind]
         style = attrs.get("style", "rounded,filled")
-        if train:
+        if all(nodes[m]["train_only"] for m in box.members):
             style += ",dashed"
-        attrs.update(fillcolor=fill, color=border, style=style)
-        attrs["tooltip"] = self._tooltip(box)
+        attrs.update(fillcolor=fill, color=border, style=style, tooltip=self._tooltip(box))
         if box.id in self.spine:
             attrs["group"] = "main"  # dot keeps edges within a group straight
         g.node(box.id, "<" + "<br/>".join(lines) + ">", **attrs)
+
+    def _scope_label(self, box: _Box, failed: list[str]) -> tuple[str, list[str], dict[str, str]]:
+        """A rolled-up scope: its name, its call, its output shape and parameters."""
+        scope = self.d.scopes.get(box.scope)
+        local = _local(box)
+        last = box.heads[-1] if box.count > 1 else box.id  # the last scope of a run
+        span = local if box.count == 1 else f"{local}–{last.rsplit('.', 1)[-1]}"
+        if scope is not None and scope.kind == "pass":  # a repeat's pass: what it holds
+            name = f"pass {span}" if box.count == 1 else f"passes {span}"
+            title = self._blocks_in(box.scope)
+        elif scope is not None and scope.kind == "repeat":
+            name = f"{span} {scope.title.replace('repeat ', '× ')}"
+            title = self._blocks_in(box.scope + ".1")
+        else:
+            name = span
+            title = scope.title if scope is not None and scope.kind in ("block", "join") else ""
+        if box.count > 1:
+            title = (title + " " if title else "") + f"× {box.count}"
+        lines = [f"<b>{html.escape(name)}</b>"] + ([html.escape(title)] if title else [])
+        if not failed:
+            end = self.d.scopes[last].output if last in self.d.scopes else None
+            shape = self.nodes[end or box.members[-1]].get("shape")
+            params = sum(self.nodes[m].get("params", 0) for m in box.members)
+            facts = ([fmt_dims(shape)] if shape is not None else []) + [f"{fmt_count(params)} params"]
+            lines.append(f'<font point-size="9" color="#555555">{" · ".join(facts)}</font>')
+        # a double border: more inside; a triple one: a run of them
+        return "scope", lines, {"peripheries": "2" if box.count == 1 else "3"}
+
+    def _layer_label(self, box: _Box, failed: list[str]) -> tuple[str, list[str], dict[str, str]]:
+        """A layer (and what is folded into it): its name, op, key attributes and parameters."""
+        nodes = self.nodes
+        lead = nodes[box.members[0]]
+        op = lead["op"]
+        if op == "input":
+            return "input", [f"<b>input</b> {fmt_dims(lead['attrs']['shape'])}"], {"style": "filled,bold"}
+        kind = kind_of(op)
+        one = box.members[:len(box.members) // box.count]  # one repetition
+        what = " + ".join(brief(nodes[m]["op"], nodes[m]["attrs"]) for m in one)
+        if failed and (op is None or lead["attrs"] is None):
+            what = self._written(lead) or what
+        if len(box.members) == 1 and not failed:  # small marks for what computes nothing new
+            if kind in ("activation", "dropout", "reshape"):
+                return kind, [html.escape(what)], {"fontsize": "9", "height": "0.25", "margin": "0.08,0.03"}
+            if op == "add":
+                return kind, ["+"], {"shape": "circle", "fontsize": "14", "width": "0.3", "height": "0.3",
+                                     "fixedsize": "true", "margin": "0.04,0.02", "style": "filled"}
+            if op == "concat":
+                return kind, ["concat"], {"shape": "ellipse", "fontsize": "9", "height": "0.3",
+                                          "margin": "0.04,0.02", "style": "filled"}
+        local = _local(box)
+        name = local if box.count == 1 else f"{local}–{box.heads[-1].rsplit('.', 1)[-1]}"
+        lines = [f"<b>{html.escape(name)}</b>", html.escape(what + (f" × {box.count}" if box.count > 1 else ""))]
+        params = sum(nodes[m].get("params", 0) for m in box.members)
+        if params:
+            lines.append(f'<font point-size="9" color="#555555">{fmt_count(params)} params</font>')
+        return kind, lines, {}
 
     def _blocks_in(self, path: str) -> str:
         """The calls of the block instances directly in a scope: what a pass of a repeat does."""
@@ -580,6 +575,11 @@ class _Builder:
             shape = data.get("shape")
             attrs = {"style": "dashed"} if out.train_only else {}
             g.edge(box.id, end, label=" " + fmt_dims(shape) if shape is not None else None, **attrs)
+
+
+def _local(box: _Box) -> str:
+    """A box's name inside its frame, which names the scope around it."""
+    return box.id.rsplit(".", 1)[-1] if box.frame else box.id
 
 
 def _parent(path: str) -> str:
