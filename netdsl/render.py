@@ -472,8 +472,11 @@ class _Builder:
             title = (title + " " if title else "") + f"× {box.count}"
         lines = [f"<b>{html.escape(name)}</b>"] + ([html.escape(title)] if title else [])
         if not failed:
+            # what the scope outputs: the end of its main chain, or a labelled join's own layer;
+            # nothing for a scope whose lowering stopped inside it
             end = self.d.scopes[last].output if last in self.d.scopes else None
-            shape = self.nodes[end or box.members[-1]].get("shape")
+            end = end or (last if last in self.nodes else None)
+            shape = self.nodes[end].get("shape") if end is not None else None
             params = sum(self.nodes[m].get("params", 0) for m in box.members)
             facts = ([fmt_dims(shape)] if shape is not None else []) + [f"{fmt_count(params)} params"]
             lines.append(f'<font point-size="9" color="#555555">{" · ".join(facts)}</font>')

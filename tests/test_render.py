@@ -214,6 +214,17 @@ def test_errors_about_no_layer_go_in_the_title():
     assert "E203" in dot.split("node [", 1)[0]  # in the graph label
 
 
+def test_a_net_over_the_layer_limit_is_drawn_up_to_the_limit():
+    with pytest.raises(netdsl.NetDSLError) as info:
+        netdsl.load(ROOT / "nets/googlenet.net", max_layers=20)
+    dot = failure_diagram(info.value).source
+    assert "E407: the net has more than 20 layers" in dot.split("node [", 1)[0]
+    assert dot_boxes(dot) == ["input", "conv1", "pool1", "lrn1", "conv2_reduce", "conv2", "lrn2", "pool2",
+                              "inception3a"]
+    # the block was cut short: its parameters so far, and no output shape
+    assert "inception(64, 96, 128, 16, 32, 32)<br/><font point-size=\"9\" color=\"#555555\">158K params<" in dot
+
+
 def test_nothing_to_draw_after_a_syntax_error():
     assert failure_diagram(failure("net bad { input 3x8x8 conv(8 3) }")) is None
 
