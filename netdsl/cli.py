@@ -91,9 +91,11 @@ def cmd_render(args: argparse.Namespace) -> int:
         net = _load(args)
         dot, name = net.to_dot(**options), net.name
     except NetDSLError as e:
+        if all(d.code == "E205" for d in e.diagnostics):
+            raise  # a mistake in the call, not the net
         dot = failure_diagram(e, **options)
-        if dot is None or all(d.code == "E205" for d in e.diagnostics):
-            raise  # nothing to draw, or a mistake in the call
+        if dot is None:
+            raise  # nothing was built to draw: a syntax error, no net
         failure, name = e, e.partial.name
         print(e, file=sys.stderr)
     path = args.output or f"{name}.svg"

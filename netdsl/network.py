@@ -88,10 +88,10 @@ class Network:
     def _repr_svg_(self) -> Optional[str]:
         """The diagram, inline in a Jupyter notebook (None without Graphviz: the notebook
         falls back to the text repr)."""
-        from .render import GraphvizMissing, svg
+        from .render import GraphvizFailed, GraphvizMissing, svg
         try:
             return svg(self.to_dot())
-        except GraphvizMissing:
+        except (GraphvizMissing, GraphvizFailed):
             return None
 
     def __repr__(self) -> str:
