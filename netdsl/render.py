@@ -367,7 +367,7 @@ class _Builder:
         total = sum(self.nodes[n].get("params", 0) for n in layers)
         deploy = sum(self.nodes[n].get("params", 0) for n in layers if not self.nodes[n]["train_only"])
         inp = self.nodes.get("input")
-        parts = [f"<b>{html.escape(d.name)}</b>"]
+        parts = [f"<b>{_escape(d.name)}</b>"]
         if inp is not None:
             parts.append(f"input {fmt_dims(inp['attrs']['shape'])}")
         parts.append(f"{len(layers)} layers")
@@ -379,7 +379,7 @@ class _Builder:
                          "drawn up to the failure</font>")
             for diag in self.loose:
                 lines.append(f'<font color="{PALETTE["error"][1]}" point-size="11">'
-                             f'{html.escape(_one_line(diag))}</font>')
+                             f'{_escape(_one_line(diag))}</font>')
         return "<" + '<br align="left"/>'.join(lines) + '<br align="left"/>>'
 
     def _frames(self, g: graphviz.Digraph) -> None:
@@ -416,12 +416,12 @@ class _Builder:
             return {"label": "", "style": "invis", "margin": "4"}
         fill, border = CLUSTER_COLOURS.get(scope.kind, CLUSTER_COLOURS["group"])
         title = {
-            "block": f"<b>{html.escape(local)}</b>  {html.escape(scope.title)}",
-            "repeat": f"<b>{html.escape(local)}</b>  {html.escape(scope.title.replace('repeat ', '× '))}",
-            "pass": f"pass {html.escape(local)}",
-            "head": f"<b>{html.escape(local)}</b>  {html.escape(scope.title)}",
-            "join": f"<b>{html.escape(local)}</b>  {html.escape(scope.title)}",
-        }.get(scope.kind, f"<b>{html.escape(local)}</b>")
+            "block": f"<b>{_escape(local)}</b>  {_escape(scope.title)}",
+            "repeat": f"<b>{_escape(local)}</b>  {_escape(scope.title.replace('repeat ', '× '))}",
+            "pass": f"pass {_escape(local)}",
+            "head": f"<b>{_escape(local)}</b>  {_escape(scope.title)}",
+            "join": f"<b>{_escape(local)}</b>  {_escape(scope.title)}",
+        }.get(scope.kind, f"<b>{_escape(local)}</b>")
         style = "rounded,filled" + (",dashed" if scope.train_only else "")
         return {"label": f"<{title}>", "style": style, "fillcolor": fill, "color": border, "fontsize": "11",
                 "fontcolor": "#333333", "labeljust": "l", "margin": "10"}
@@ -439,7 +439,7 @@ class _Builder:
                 for diag in self.messages.get(m, ()):
                     text = "\n".join(textwrap.wrap(f"{diag.code}: {diag.message}", 44))
                     lines.append(f'<font color="{PALETTE["error"][1]}" point-size="10">'
-                                 + html.escape(text).replace("\n", "<br/>") + "</font>")
+                                 + _escape(text).replace("\n", "<br/>") + "</font>")
             attrs["penwidth"] = "2.5"
         elif all(m in self.unchecked for m in box.members):
             kind = "unchecked"
@@ -470,7 +470,7 @@ class _Builder:
             title = scope.title if scope is not None and scope.kind in ("block", "join") else ""
         if box.count > 1:
             title = (title + " " if title else "") + f"× {box.count}"
-        lines = [f"<b>{html.escape(name)}</b>"] + ([html.escape(title)] if title else [])
+        lines = [f"<b>{_escape(name)}</b>"] + ([_escape(title)] if title else [])
         if not failed:
             # what the scope outputs: the end of its main chain, or a labelled join's own layer;
             # nothing for a scope whose lowering stopped inside it
@@ -497,7 +497,7 @@ class _Builder:
             what = self._written(lead) or what
         if len(box.members) == 1 and not failed:  # small marks for what computes nothing new
             if kind in ("activation", "dropout", "reshape"):
-                return kind, [html.escape(what)], {"fontsize": "9", "height": "0.25", "margin": "0.08,0.03"}
+                return kind, [_escape(what)], {"fontsize": "9", "height": "0.25", "margin": "0.08,0.03"}
             if op == "add":
                 return kind, ["+"], {"shape": "circle", "fontsize": "14", "width": "0.3", "height": "0.3",
                                      "fixedsize": "true", "margin": "0.04,0.02", "style": "filled"}
@@ -506,7 +506,7 @@ class _Builder:
                                           "margin": "0.04,0.02", "style": "filled"}
         local = _local(box)
         name = local if box.count == 1 else f"{local}–{box.heads[-1].rsplit('.', 1)[-1]}"
-        lines = [f"<b>{html.escape(name)}</b>", html.escape(what + (f" × {box.count}" if box.count > 1 else ""))]
+        lines = [f"<b>{_escape(name)}</b>", _escape(what + (f" × {box.count}" if box.count > 1 else ""))]
         params = sum(nodes[m].get("params", 0) for m in box.members)
         if params:
             lines.append(f'<font point-size="9" color="#555555">{fmt_count(params)} params</font>')
@@ -578,6 +578,11 @@ class _Builder:
             shape = data.get("shape")
             attrs = {"style": "dashed"} if out.train_only else {}
             g.edge(box.id, end, label=" " + fmt_dims(shape) if shape is not None else None, **attrs)
+
+
+def _escape(text: str) -> str:
+    """Text for a Graphviz HTML-like label (quotes need no escaping between tags)."""
+    return html.escape(text, quote=False)
 
 
 def _local(box: _Box) -> str:
