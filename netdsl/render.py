@@ -100,8 +100,8 @@ def _pair(v) -> str:
 
 
 def brief(op: Optional[str], attrs: Optional[Mapping]) -> str:
-    """An op as a diagram writes it: `conv 64 7×7/2`, `maxpool 3×3/2`, `linear 1000`; other ops
-    as the language writes them, defaults left out."""
+    """An op as a diagram writes it: `conv 64 7×7/2`, `maxpool 3×3/2`, `linear 1000`, `lrn 5`;
+    other ops as the language writes them, defaults left out."""
     if op is None or attrs is None:
         return op or "?"
     if op == "conv":
@@ -122,6 +122,8 @@ def brief(op: Optional[str], attrs: Optional[Mapping]) -> str:
         return f"linear {attrs['out']}"
     if op == "dropout":
         return f"dropout {attrs['p']:g}"
+    if op == "lrn":
+        return f"lrn {attrs['size']}"
     if op == "input":
         return "input"
     return REGISTRY[op].describe(attrs)
