@@ -1,7 +1,8 @@
 """The `netdsl` command line.
 
 Exit codes: 0 success, 1 the net is invalid (diagnostics on stderr), 2 usage error (bad
-options, unreadable file). `check`, `summary` and `--help` never import torch.
+options, unreadable file, Graphviz missing). `check`, `summary`, `render` and `--help` never
+import torch.
 """
 
 from __future__ import annotations
@@ -122,6 +123,37 @@ def _compile_text(r: dict[str, Any]) -> str:
         e = r["exported"]
         lines.append(f"exported: {e['format']} to {e['path']} in {ms(e['seconds'])}")
     return "\n".join(lines)
+def cmd_render(args: argparse.Namespace) -> int:
+    from .render import GraphvizFailed, GraphvizMissing, failure_diagram, output_format, save
+
+    if args.output is not None:
+        try:
+            output_format(args.output)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    options = dict(depth=None if args.expand else args.depth, rankdir=args.rankdir,
+                   fold_activations=not args.no_fold, fold_repeats=args.fold_repeats)
+    failure = None
+    try:
+        net = _load(args)
+        dot, name = net.to_dot(**options), net.name
+    except NetDSLError as e:
+        if all(d.code == "E205" for d in e.diagnostics):
+            raise  # a mistake in the call, not the net
+        dot = failure_diagram(e, **options)
+        if dot is None:
+            raise  # nothing was built to draw: a syntax error, no net
+        failure, name = e, e.partial.name
+        print(e, file=sys.stderr)
+    path = args.output or f"{name}.svg"
+    try:
+        save(dot, path)
+    except (GraphvizMissing, GraphvizFailed) as e:
+        raise UsageError(str(e)) from None
+    except OSError as e:
+        raise UsageError(f"cannot write {path}: {e.strerror}") from None
+    print(f"wrote {path}" + (" (drawn up to the errors)" if failure else ""))
+    return EXIT_INVALID if failure else EXIT_OK
 
 
 def _positive(text: str) -> int:
@@ -196,6 +228,26 @@ def build_parser() -> argparse.ArgumentParser:
                           help="where --export writes (default NET.pt, NET.pt2 or NET.onnx)")
     compile_.add_argument("--json", action="store_true", help="print the report as JSON")
     compile_.set_defaults(run=cmd_compile)
+    render = sub.add_parser("render", help="draw the net as a diagram (SVG, PNG, PDF or DOT)",
+                            description="Draw the net with Graphviz: a box per layer or rolled-up block, "
+                                        "each edge labelled with its tensor shape. A net with errors is "
+                                        "drawn up to them, the failing layer in red.")
+    common(render)
+    render.add_argument("-o", "--output", metavar="OUT",
+                        help="the file to write; its extension picks the format: .svg, .png, .pdf, or .gv "
+                             "for the DOT text (default: NET.svg in the current folder)")
+    depth = render.add_mutually_exclusive_group()
+    depth.add_argument("--depth", type=_positive, default=1, metavar="N",
+                       help="open scopes N levels deep, deeper ones drawn as one box (default 1), as summary")
+    depth.add_argument("--expand", action="store_true", help="draw every layer")
+    render.add_argument("--rankdir", choices=("TB", "LR"), default="TB",
+                        help="top to bottom (default) or left to right")
+    render.add_argument("--fold-repeats", action="store_true",
+                        help="draw a run of identical layers or block instances once, marked x N")
+    render.add_argument("--no-fold", action="store_true",
+                        help="draw activations and dropout as boxes of their own, not folded into "
+                             "the layer before them")
+    render.set_defaults(run=cmd_render)
     return p
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from typing import Any, Iterable, Optional
 
 from .ast import NOWHERE, Span
 
@@ -80,12 +80,17 @@ class Diagnostic:
 
 
 class NetDSLError(Exception):
-    """Raised for an invalid net; `.diagnostics` lists every error found, `str()` renders them."""
+    """Raised for an invalid net; `.diagnostics` lists every error found, `str()` renders them.
+    `.partial` is what could be built despite them (a `netdsl.lower.LoweredNet`, shapes
+    inferred up to the errors), so a diagram can show where the net breaks; None when the
+    file did not parse or defines no net."""
 
-    def __init__(self, diagnostics: Iterable[Diagnostic], source: str = "", filename: str = "<string>"):
+    def __init__(self, diagnostics: Iterable[Diagnostic], source: str = "", filename: str = "<string>",
+                 partial: Any = None):
         self.diagnostics = sorted(diagnostics, key=lambda d: (d.span.line, d.span.column))
         self.source = source
         self.filename = filename
+        self.partial = partial
         super().__init__(render_all(self.diagnostics, source, filename))
 
 

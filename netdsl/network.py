@@ -105,6 +105,29 @@ class Network:
         module = compile_network(self, device, dtype, weights, init, max_params)
         return module if optimize is None else optimize_module(module, optimize)
 
+    def to_dot(self, depth: Optional[int] = 1, rankdir: str = "TB", *, fold_activations: bool = True,
+               fold_repeats: bool = False):
+        """The diagram as a `graphviz.Digraph`; `str()` or `.source` is the DOT text. `depth` as in
+        `summary` (None: every layer), `rankdir` "TB" (top to bottom) or "LR"; see netdsl.render."""
+        from .render import diagram
+        return diagram(self, depth=depth, rankdir=rankdir, fold_activations=fold_activations,
+                       fold_repeats=fold_repeats)
+
+    def render(self, path: os.PathLike | str, depth: Optional[int] = 1, rankdir: str = "TB", **options) -> Path:
+        """Write the diagram to `path`, in the format its extension names (.svg, .png, .pdf, or
+        .gv for DOT text); needs Graphviz's `dot` for all but .gv. Returns the path."""
+        from .render import save
+        return save(self.to_dot(depth, rankdir, **options), path)
+
+    def _repr_svg_(self) -> Optional[str]:
+        """The diagram, inline in a Jupyter notebook (None without Graphviz: the notebook
+        falls back to the text repr)."""
+        from .render import GraphvizFailed, GraphvizMissing, svg
+        try:
+            return svg(self.to_dot())
+        except (GraphvizMissing, GraphvizFailed):
+            return None
+
     def __repr__(self) -> str:
         shape = "x".join(map(str, self.input_shape))
         return f"<Network {self.name}: input {shape}, {len(self.layers)} layers, {self.total_params():,} params>"
@@ -155,6 +178,7 @@ def _check(text: str, filename: str, overrides: Mapping[str, Any], max_layers: i
 def _pipeline(text: str, filename: str, overrides: Mapping[str, Any], max_layers: int) -> Network:
     program = parser.parse(text, filename)
     bag = DiagnosticBag()
+    lowered = None
     try:
         lowered = lower(program, bag, overrides, max_layers)
         if lowered is not None:  # also after lowering errors: one report holds them all
@@ -163,5 +187,5 @@ def _pipeline(text: str, filename: str, overrides: Mapping[str, Any], max_layers
         bag.error("E407", "the net is nested too deeply to check",
                   help="flatten some of its nesting (blocks within blocks, branches within branches)")
     if bag:
-        raise NetDSLError(bag.items, text, filename)
+        raise NetDSLError(bag.items, text, filename, partial=lowered)
     return Network(lowered, text, filename)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Container, Mapping, Optional
 
 from .lower import Scope
 from .ops import REGISTRY, fmt_shape
@@ -124,18 +124,8 @@ class Summary:
         out: list[list] = []
         index: dict[str, int] = {}
         for r in self.layers:
-            parts = r.name.split(".")
-            cut = len(parts) if depth is None else depth
-            if r.train_only:
-                # a training-only part of a deployed scope gets a row of its own, so that no
-                # row mixes deploy and training numbers
-                cut = max(cut, next((i for i in range(1, len(parts)) if ".".join(parts[:i]) in self._train_scopes),
-                                    len(parts)))
-            if len(parts) <= cut:
-                key, what = r.name, r.call
-            else:
-                key = ".".join(parts[:cut])
-                what = self._titles.get(key, "...")
+            key = rollup(r.name, r.train_only, depth, self._train_scopes)
+            what = r.call if key == r.name else self._titles.get(key, "...")
             if key in index:
                 row = out[index[key]]
                 row[2] = self._scope_shapes.get(key, r.output_shape)
@@ -182,6 +172,19 @@ class Summary:
 
     def __str__(self) -> str:
         return self.table()
+
+
+def rollup(name: str, train_only: bool, depth: Optional[int], train_scopes: Container[str]) -> str:
+    """The row a layer is rolled up into at `depth` scope levels (None: every layer its own
+    row): the layer's name, or the enclosing scope `depth` levels deep. `summary --depth` and
+    `render --depth` both use it, so a diagram's boxes are the table's rows."""
+    parts = name.split(".")
+    cut = len(parts) if depth is None else depth
+    if train_only:
+        # a training-only part of a deployed scope gets a row of its own, so that no row
+        # mixes deploy and training numbers
+        cut = max(cut, next((i for i in range(1, len(parts)) if ".".join(parts[:i]) in train_scopes), len(parts)))
+    return name if len(parts) <= cut else ".".join(parts[:cut])
 
 
 def _pick(row, keys) -> dict:

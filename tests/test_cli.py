@@ -96,14 +96,17 @@ def test_python_m_and_console_script_agree():
 
 
 @pytest.mark.parametrize("argv", [["check", "nets/googlenet.net"], ["summary", "nets/googlenet.net", "--json"],
-                                  ["--help"], ["summary", "--help"]])
-def test_light_commands_never_import_torch(argv):
+                                  ["--help"], ["summary", "--help"], ["render", "--help"],
+                                  ["render", "nets/googlenet.net", "--expand", "-o", "{tmp}/g.svg"]])
+def test_light_commands_never_import_torch(argv, tmp_path):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     code = ("import sys\nfrom netdsl.cli import main\n"
             "try:\n    main(%r)\nexcept SystemExit:\n    pass\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'networkx'))\n"
             "print('IMPORTED', bad)") % (argv,)
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert p.stdout.strip().endswith("IMPORTED []"), p.stdout[-300:] + p.stderr
+    assert "-o" not in argv or (tmp_path / "g.svg").stat().st_size > 0  # the diagram was drawn
 
 
 def test_check_reads_standard_input():

@@ -1,0 +1,677 @@
+"""Diagrams: a net's layer graph and scopes as a Graphviz picture for a paper or a notebook.
+
+One box per row of `netdsl summary --depth N` (the same rule, `summary.rollup`): a layer shows
+its name, its op with the key attributes (`conv 64 7×7/2`) and its parameter count; a scope
+rolled up into one box (a block instance, a labelled repeat) shows its name, its title, its
+output shape and its parameters. Every edge is labelled with the shape of the tensor it carries.
+Scopes that are drawn open become clusters: a labelled frame per block instance, repeat, head
+or group; a join's branches sit side by side in frames of their own, left unframed.
+
+Readability choices, stated once:
+- an activation or dropout that only follows one layer is folded into that layer's box
+  (`conv 64 7×7/2 + relu`), unless `fold_activations=False`;
+- with `fold_repeats=True`, a run of identical boxes in a chain (a `repeat`'s passes, the convs
+  of a VGG stage, identical block instances) is drawn once, marked `× n`;
+- training-only layers and heads are dashed; a layer that failed its check is red, with the
+  diagnostic in its box, and the layers after it, which could not be checked, are grey.
+
+The DOT text is deterministic: box ids are layer or scope names, in the graph's order.
+Graphviz's `dot` is needed only to turn DOT into SVG, PNG or PDF (`save`, `svg`).
+"""
+
+from __future__ import annotations
+
+import html
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Optional, Sequence
+
+import graphviz
+
+from .diagnostics import Diagnostic
+from .graph import LayerGraph
+from .lower import Output, Scope
+from .ops import REGISTRY
+from .summary import rollup
+
+FONT = "Helvetica"
+
+# Fill and border per kind of op, the same in every net.
+PALETTE: dict[str, tuple[str, str]] = {
+    "input": ("#ffffff", "#333333"),
+    "conv": ("#dbe8f7", "#3f6fae"),
+    "pool": ("#dcf0d5", "#4b8a3a"),
+    "norm": ("#fbf0c4", "#b08d1a"),
+    "linear": ("#e8dcf3", "#7a52a6"),
+    "activation": ("#eeeeee", "#888888"),
+    "dropout": ("#f4f4f4", "#9a9a9a"),
+    "reshape": ("#f4f4f4", "#9a9a9a"),
+    "join": ("#fde3c8", "#c26a12"),
+    "scope": ("#d8efee", "#2f7f7a"),
+    "error": ("#fde2e1", "#cc2222"),
+    "unchecked": ("#ffffff", "#bbbbbb"),
+}
+
+KIND_OF_OP: dict[str, str] = {
+    "conv": "conv", "maxpool": "pool", "avgpool": "pool", "adaptive_avgpool": "pool", "global_avgpool": "pool",
+    "lrn": "norm", "batchnorm": "norm", "linear": "linear", "flatten": "reshape", "identity": "reshape",
+    "relu": "activation", "sigmoid": "activation", "tanh": "activation", "relu6": "activation",
+    "gelu": "activation", "leaky_relu": "activation", "softmax": "activation", "dropout": "dropout",
+    "concat": "join", "add": "join", "input": "input",
+}
+FOLDED_KINDS = ("activation", "dropout")  # folded into the box of the layer before them
+
+CLUSTER_COLOURS = {  # (fill, border) of an open scope's frame
+    "block": ("#f5f8fc", "#9fb3cc"),
+    "repeat": ("#f7f7f2", "#b5b59a"),
+    "pass": ("#fbfbf8", "#cfcfbd"),
+    "head": ("#fbf6fb", "#c2a3c2"),
+    "group": ("#f7f7f7", "#aaaaaa"),
+    "join": ("#fdf8f2", "#d9b38c"),
+}
+
+
+def kind_of(op: Optional[str]) -> str:
+    """The colour group of an op (`conv`, `pool`, `norm`, `linear`, `activation`, ...)."""
+    return KIND_OF_OP.get(op or "", "reshape")
+
+
+def fmt_count(n: int) -> str:
+    """A count in three significant figures: 156, 9.47K, 164K, 7.00M."""
+    if n < 1000:
+        return str(n)
+    for unit, scale in (("K", 1e3), ("M", 1e6), ("G", 1e9), ("T", 1e12)):
+        v = n / scale
+        if round(v) < 1000 or unit == "T":
+            return f"{v:.2f}{unit}" if v < 9.995 else f"{v:.1f}{unit}" if v < 99.95 else f"{v:.0f}{unit}"
+    raise AssertionError("unreachable")
+
+
+def fmt_dims(shape: Optional[Sequence[int]]) -> str:
+    """`64×112×112`; `?` where inference stopped."""
+    return "?" if shape is None else "×".join(map(str, shape))
+
+
+def _pair(v) -> str:
+    if isinstance(v, tuple):
+        return f"{v[0]}×{v[1]}"
+    return str(v)
+
+
+def brief(op: Optional[str], attrs: Optional[Mapping]) -> str:
+    """An op as a diagram writes it: `conv 64 7×7/2`, `maxpool 3×3/2`, `linear 1000`, `lrn 5`;
+    other ops as the language writes them, defaults left out."""
+    if op is None or attrs is None:
+        return op or "?"
+    if op == "conv":
+        text = f"conv {attrs['out']} {_pair(attrs['kernel'])}"
+        if attrs["stride"] != (1, 1):
+            text += "/" + (str(attrs["stride"][0]) if attrs["stride"][0] == attrs["stride"][1]
+                           else _pair(attrs["stride"]))
+        if attrs["dilation"] != (1, 1):
+            text += f" dil {_pair(attrs['dilation'])}"
+        if attrs["groups"] != 1:
+            text += f" g{attrs['groups']}"
+        return text
+    if op in ("maxpool", "avgpool"):
+        text = f"{op} {_pair(attrs['kernel'])}"
+        stride = attrs["stride"]
+        return text + ("/" + (str(stride[0]) if stride[0] == stride[1] else _pair(stride)) if stride != (1, 1) else "")
+    if op == "linear":
+        return f"linear {attrs['out']}"
+    if op == "dropout":
+        return f"dropout {attrs['p']:g}"
+    if op == "lrn":
+        return f"lrn {attrs['size']}"
+    if op == "input":
+        return "input"
+    return REGISTRY[op].describe(attrs)
+
+
+# --- what is drawn -----------------------------------------------------------------------
+
+@dataclass
+class _Box:
+    """One node of the diagram: a layer (with the activations folded into it), a scope rolled
+    up into one box, or a run of identical ones (`count` > 1)."""
+
+    id: str
+    members: list[str]                 # the layers it stands for, in order
+    frame: str                         # the open scope it is drawn in ("" at the top)
+    scope: Optional[str] = None        # the rolled-up scope, if it is one
+    count: int = 1
+    heads: list[str] = field(default_factory=list)  # the ids of the boxes folded into it
+
+
+@dataclass
+class Diagram:
+    """A net's diagram before it is written as DOT: see `diagram`."""
+
+    name: str
+    graph: LayerGraph
+    scopes: Mapping[str, Scope]
+    outputs: Sequence[Output]
+    diagnostics: Sequence[Diagnostic] = ()
+    source: str = ""
+
+
+def diagram(net, *, depth: Optional[int] = 1, rankdir: str = "TB", fold_activations: bool = True,
+            fold_repeats: bool = False) -> graphviz.Digraph:
+    """The diagram of a checked `Network` as a `graphviz.Digraph` (`.source` is the DOT text).
+    `depth` as in `netdsl summary --depth` (None: every layer); `rankdir` "TB" or "LR"."""
+    return to_digraph(Diagram(net.name, net.layer_graph, net.scopes, net.outputs, (), net.source),
+                      depth=depth, rankdir=rankdir, fold_activations=fold_activations, fold_repeats=fold_repeats)
+
+
+def failure_diagram(error, **options) -> Optional[graphviz.Digraph]:
+    """The diagram of a net that failed its check, drawn up to the failure: `error` is the
+    `NetDSLError`; None when nothing was built (a syntax error, no net). Options as `diagram`."""
+    partial = getattr(error, "partial", None)
+    if partial is None:
+        return None
+    return to_digraph(Diagram(partial.name, partial.graph, partial.scopes, partial.outputs,
+                              error.diagnostics, error.source), **options)
+
+
+def to_digraph(d: Diagram, *, depth: Optional[int] = 1, rankdir: str = "TB", fold_activations: bool = True,
+               fold_repeats: bool = False) -> graphviz.Digraph:
+    """Lay the diagram out as DOT."""
+    if rankdir not in ("TB", "LR"):
+        raise ValueError(f"rankdir must be 'TB' or 'LR', got {rankdir!r}")
+    if depth is not None and depth < 1:
+        raise ValueError(f"depth must be at least 1, got {depth}")
+    return _Builder(d, depth, rankdir, fold_activations, fold_repeats).build()
+
+
+class _Builder:
+    def __init__(self, d: Diagram, depth: Optional[int], rankdir: str, fold_activations: bool,
+                 fold_repeats: bool):
+        self.d, self.depth, self.rankdir = d, depth, rankdir
+        self.nodes = d.graph.nodes
+        self.consumers: dict[str, list[str]] = {name: [] for name in self.nodes}
+        for src, dst, _ in d.graph.edges():
+            self.consumers[src].append(dst)
+        self.failed, self.unchecked = self._failures()
+        self.messages = self._messages()
+        self.boxes = self._boxes(fold_activations)
+        if fold_repeats:
+            self._fold_runs()
+        self.box_of = {m: b for b in self.boxes.values() for m in b.members}
+        self.spine = self._spine()
+        self._block_titles: Optional[dict[str, list[str]]] = None
+
+    # -- failures -----------------------------------------------------------------------
+
+    def _failures(self) -> tuple[set[str], set[str]]:
+        """Layers that failed (could not be made, or their shape rule refused their inputs),
+        and the layers after them, which could not be checked."""
+        failed, unchecked = set(), set()
+        for name, data in self.nodes.items():
+            inputs = data["inputs"]
+            if any(i in failed or i in unchecked for i in inputs):
+                unchecked.add(name)
+            elif data["op"] is None or data["attrs"] is None or data.get("shape") is None:
+                failed.add(name)
+        return failed, unchecked
+
+    def _messages(self) -> dict[str, list[Diagnostic]]:
+        """The diagnostics about each failed layer: those inside its span, given to the innermost
+        such layer; the rest (about names, parameters, the file) go in the diagram's title."""
+        out: dict[str, list[Diagnostic]] = {}
+        self.loose: list[Diagnostic] = []
+        for diag in self.d.diagnostics:
+            holders = [n for n in self.failed if _contains(self.nodes[n]["span"], diag.span)]
+            if not holders:
+                self.loose.append(diag)
+                continue
+            tightest = min(_extent(self.nodes[n]["span"]) for n in holders)
+            for n in holders:
+                if _extent(self.nodes[n]["span"]) == tightest:
+                    out.setdefault(n, []).append(diag)
+        return out
+
+    # -- boxes --------------------------------------------------------------------------
+
+    def _boxes(self, fold_activations: bool) -> dict[str, _Box]:
+        train_scopes = {n for n, s in self.d.scopes.items() if s.train_only}
+        boxes: dict[str, _Box] = {}
+        box_of: dict[str, _Box] = {}
+        for name, data in self.nodes.items():
+            key = name if data["op"] == "input" else rollup(name, data["train_only"], self.depth, train_scopes)
+            if key != name or key in boxes:  # rolled up into its scope (a labelled join is named as its scope)
+                box = boxes.get(key)
+                if box is None:
+                    box = boxes[key] = _Box(key, [], _parent(key), scope=key)
+                box.members.append(name)
+                box_of[name] = box
+                continue
+            if fold_activations and self._folds(name, box_of):
+                box = box_of[data["inputs"][0]]
+                box.members.append(name)
+                box_of[name] = box
+                continue
+            box = boxes[name] = _Box(name, [name], _parent(name))
+            box_of[name] = box
+        return boxes
+
+    def _folds(self, name: str, box_of: Mapping[str, _Box]) -> bool:
+        """Whether an activation or dropout joins the box of the one layer it follows."""
+        data = self.nodes[name]
+        if kind_of(data["op"]) not in FOLDED_KINDS or len(data["inputs"]) != 1 or name in self.failed:
+            return False
+        src = data["inputs"][0]
+        box = box_of[src]
+        return (box.scope is None and box.members[-1] == src and self.consumers[src] == [name]
+                and _parent(src) == _parent(name) and self.nodes[src]["op"] != "input"
+                and self.nodes[src]["train_only"] == data["train_only"]
+                and src not in self.failed and src not in self.unchecked)
+
+    def _signature(self, box: _Box):
+        """What makes two boxes alike: the same ops and attributes, or the same block with the
+        same arguments (a repeat's passes are alike by construction)."""
+        if box.scope is None:
+            return tuple((self.nodes[m]["op"], repr(self.nodes[m]["attrs"])) for m in box.members)
+        scope = self.d.scopes.get(box.scope)
+        if scope is None or scope.kind not in ("block", "pass"):
+            return None
+        return ("pass", _parent(box.scope)) if scope.kind == "pass" else ("block", scope.title)
+
+    def _fold_runs(self) -> None:
+        """Merge each run of alike boxes in a chain into its first box, `count` times."""
+        order = list(self.boxes.values())
+        box_of = {m: b for b in order for m in b.members}
+        signature = {b.id: self._signature(b) for b in order}
+        kept: dict[str, _Box] = {}
+        prev: Optional[_Box] = None
+        for box in order:
+            if prev is not None and signature[box.id] is not None and signature[box.id] == signature[prev.id] \
+                    and self._chained(prev, box, box_of):
+                prev.count += 1
+                prev.members += box.members
+                prev.heads.append(box.id)
+                for m in box.members:
+                    box_of[m] = prev
+                continue
+            kept[box.id] = box
+            prev = box
+        self.boxes = kept
+
+    def _chained(self, prev: _Box, box: _Box, box_of: Mapping[str, _Box]) -> bool:
+        """Whether `box` reads `prev` alone and is all that reads it, in the same frame, all checked."""
+        if prev.frame != box.frame or any(m in self.failed or m in self.unchecked
+                                          for m in prev.members + box.members):
+            return False
+        inputs = {box_of[i].id for m in box.members for i in self.nodes[m]["inputs"] if box_of[i] is not box}
+        readers = {box_of[c].id for m in prev.members for c in self.consumers[m] if box_of[c] is not prev}
+        return inputs == {prev.id} and readers == {box.id}
+
+    def _spine(self) -> set[str]:
+        """The top-level boxes on the way from the input to the main output, along first inputs."""
+        spine: set[str] = set()
+        name = self.d.outputs[0].node if self.d.outputs else None
+        while name is not None:
+            box = self.box_of[name]
+            if not box.frame:
+                spine.add(box.id)
+            inputs = self.nodes[name]["inputs"]
+            name = inputs[0] if inputs else None
+        return spine
+
+    # -- DOT ----------------------------------------------------------------------------
+
+    def build(self) -> graphviz.Digraph:
+        g = graphviz.Digraph(self.d.name, graph_attr={
+            "rankdir": self.rankdir, "fontname": FONT, "fontsize": "14", "labelloc": "t", "labeljust": "l",
+            "nodesep": "0.25", "ranksep": "0.3", "newrank": "true", "bgcolor": "white",
+            "label": self._title(), "pad": "0.2",
+        }, node_attr={
+            "fontname": FONT, "fontsize": "11", "shape": "box", "style": "rounded,filled", "margin": "0.12,0.05",
+            "penwidth": "1.2",
+        }, edge_attr={
+            "fontname": FONT, "fontsize": "9", "fontcolor": "#555555", "color": "#666666", "arrowsize": "0.6",
+        })
+        self._frames(g)
+        self._align(g)
+        self._edges(g)
+        return g
+
+    def _align(self, g: graphviz.Digraph) -> None:
+        """Branches side by side: the first boxes of a join's branches share a rank."""
+        firsts: dict[str, list[str]] = {}  # the box the branches read -> each branch's first box
+        seen: set[str] = set()
+        for box in self.boxes.values():
+            # the scopes this box is in: its frame and the frames around it, and itself if rolled up
+            paths = [box.id] if box.scope is not None else []
+            path = box.frame
+            while path:
+                paths.append(path)
+                path = _parent(path)
+            for path in paths:
+                scope = self.d.scopes.get(path)
+                if scope is None or scope.kind != "branch" or path in seen:
+                    continue
+                seen.add(path)  # the first box of this branch
+                source = next((self.box_of[i].id for m in box.members for i in self.nodes[m]["inputs"]
+                               if self.box_of[i] is not box), None)
+                if source is not None and box.id not in firsts.setdefault(source, []):
+                    firsts[source].append(box.id)
+        for ids in firsts.values():
+            if len(ids) > 1:
+                with g.subgraph() as same:
+                    same.attr(rank="same")
+                    for box_id in ids:
+                        same.node(box_id)
+
+    def _title(self) -> str:
+        d = self.d
+        layers = [n for n, data in self.nodes.items() if data["op"] != "input"]
+        total = sum(self.nodes[n].get("params", 0) for n in layers)
+        deploy = sum(self.nodes[n].get("params", 0) for n in layers if not self.nodes[n]["train_only"])
+        inp = self.nodes.get("input")
+        parts = [f"<b>{_escape(d.name)}</b>"]
+        if inp is not None:
+            parts.append(f"input {fmt_dims(inp['attrs']['shape'])}")
+        parts.append(f"{len(layers)} layers")
+        parts.append(f"{fmt_count(total)} params" + (f" ({fmt_count(deploy)} deploy)" if deploy != total else ""))
+        lines = ["  ·  ".join(parts)]
+        if d.diagnostics:
+            n = len(d.diagnostics)
+            lines.append(f'<font color="{PALETTE["error"][1]}">{n} error{"s" if n != 1 else ""}: '
+                         "drawn up to the failure</font>")
+            for diag in self.loose:
+                lines.append(f'<font color="{PALETTE["error"][1]}" point-size="11">'
+                             f'{_escape(_one_line(diag))}</font>')
+        return "<" + '<br align="left"/>'.join(lines) + '<br align="left"/>>'
+
+    def _frames(self, g: graphviz.Digraph) -> None:
+        """Boxes in nested clusters, one per open scope, in the graph's order."""
+        tree: dict[str, list] = {"": []}  # frame -> its items: ("box", _Box) or ("frame", path)
+        for box in self.boxes.values():
+            path = box.frame
+            item = ("box", box)
+            while True:
+                if path in tree:
+                    tree[path].append(item)
+                    break
+                tree[path] = []
+                tree[path].append(item)
+                item, path = ("frame", path), _parent(path)
+                # a frame is listed in its parent once, where its first box comes
+        self._emit(g, "", tree)
+
+    def _emit(self, g: graphviz.Digraph, path: str, tree: Mapping[str, list]) -> None:
+        for kind, item in tree[path]:
+            if kind == "box":
+                self._box(g, item)
+                continue
+            scope = self.d.scopes.get(item)
+            with g.subgraph(name="cluster_" + item) as c:
+                c.attr(**self._frame_style(item, scope))
+                self._emit(c, item, tree)
+
+    def _frame_style(self, path: str, scope: Optional[Scope]) -> dict[str, str]:
+        local = path.rsplit(".", 1)[-1]
+        if scope is None:
+            return {"label": local, "style": "rounded"}
+        if scope.kind == "branch":
+            return {"label": "", "style": "invis", "margin": "4"}
+        fill, border = CLUSTER_COLOURS.get(scope.kind, CLUSTER_COLOURS["group"])
+        title = {
+            "block": f"<b>{_escape(local)}</b>  {_escape(scope.title)}",
+            "repeat": f"<b>{_escape(local)}</b>  {_escape(scope.title.replace('repeat ', '× '))}",
+            "pass": f"pass {_escape(local)}",
+            "head": f"<b>{_escape(local)}</b>  {_escape(scope.title)}",
+            "join": f"<b>{_escape(local)}</b>  {_escape(scope.title)}",
+        }.get(scope.kind, f"<b>{_escape(local)}</b>")
+        style = "rounded,filled" + (",dashed" if scope.train_only else "")
+        return {"label": f"<{title}>", "style": style, "fillcolor": fill, "color": border, "fontsize": "11",
+                "fontcolor": "#333333", "labeljust": "l", "margin": "10"}
+
+    def _box(self, g: graphviz.Digraph, box: _Box) -> None:
+        nodes = self.nodes
+        failed = [m for m in box.members if m in self.failed]
+        if box.scope is not None:
+            kind, lines, attrs = self._scope_label(box, failed)
+        else:
+            kind, lines, attrs = self._layer_label(box, failed)
+        if failed:
+            kind = "error"
+            for m in failed:
+                for diag in self.messages.get(m, ()):
+                    text = "\n".join(textwrap.wrap(f"{diag.code}: {diag.message}", 44))
+                    lines.append(f'<font color="{PALETTE["error"][1]}" point-size="10">'
+                                 + _escape(text).replace("\n", "<br/>") + "</font>")
+            attrs["penwidth"] = "2.5"
+        elif all(m in self.unchecked for m in box.members):
+            kind = "unchecked"
+            attrs["fontcolor"] = "#999999"
+        fill, border = PALETTE[kind]
+        style = attrs.get("style", "rounded,filled")
+        if all(nodes[m]["train_only"] for m in box.members):
+            style += ",dashed"
+        attrs.update(fillcolor=fill, color=border, style=style, tooltip=self._tooltip(box))
+        if box.id in self.spine:
+            attrs["group"] = "main"  # dot keeps edges within a group straight
+        g.node(box.id, "<" + "<br/>".join(lines) + ">", **attrs)
+
+    def _scope_label(self, box: _Box, failed: list[str]) -> tuple[str, list[str], dict[str, str]]:
+        """A rolled-up scope: its name, its call, its output shape and parameters."""
+        scope = self.d.scopes.get(box.scope)
+        local = _local(box)
+        last = box.heads[-1] if box.count > 1 else box.id  # the last scope of a run
+        span = local if box.count == 1 else f"{local}–{last.rsplit('.', 1)[-1]}"
+        if scope is not None and scope.kind == "pass":  # a repeat's pass: what it holds
+            name = f"pass {span}" if box.count == 1 else f"passes {span}"
+            title = self._blocks_in(box.scope)
+        elif scope is not None and scope.kind == "repeat":
+            name = f"{span} {scope.title.replace('repeat ', '× ')}"
+            title = self._blocks_in(box.scope + ".1")
+        else:
+            name = span
+            title = scope.title if scope is not None and scope.kind in ("block", "join") else ""
+        if box.count > 1:
+            title = (title + " " if title else "") + f"× {box.count}"
+        lines = [f"<b>{_escape(name)}</b>"] + ([_escape(title)] if title else [])
+        if not failed:
+            # what the scope outputs: the end of its main chain, or a labelled join's own layer;
+            # nothing for a scope whose lowering stopped inside it
+            end = self.d.scopes[last].output if last in self.d.scopes else None
+            end = end or (last if last in self.nodes else None)
+            shape = self.nodes[end].get("shape") if end is not None else None
+            params = sum(self.nodes[m].get("params", 0) for m in box.members)
+            facts = ([fmt_dims(shape)] if shape is not None else []) + [f"{fmt_count(params)} params"]
+            lines.append(f'<font point-size="9" color="#555555">{" · ".join(facts)}</font>')
+        # a double border: more inside; a triple one: a run of them
+        return "scope", lines, {"peripheries": "2" if box.count == 1 else "3"}
+
+    def _layer_label(self, box: _Box, failed: list[str]) -> tuple[str, list[str], dict[str, str]]:
+        """A layer (and what is folded into it): its name, op, key attributes and parameters."""
+        nodes = self.nodes
+        lead = nodes[box.members[0]]
+        op = lead["op"]
+        if op == "input":
+            return "input", [f"<b>input</b> {fmt_dims(lead['attrs']['shape'])}"], {"style": "filled,bold"}
+        kind = kind_of(op)
+        one = box.members[:len(box.members) // box.count]  # one repetition
+        what = " + ".join(brief(nodes[m]["op"], nodes[m]["attrs"]) for m in one)
+        if failed and (op is None or lead["attrs"] is None):
+            what = self._written(lead) or what
+        if len(box.members) == 1 and not failed:  # small marks for what computes nothing new
+            if kind in ("activation", "dropout", "reshape"):
+                return kind, [_escape(what)], {"fontsize": "9", "height": "0.25", "margin": "0.08,0.03"}
+            if op == "add":
+                return kind, ["+"], {"shape": "circle", "fontsize": "14", "width": "0.3", "height": "0.3",
+                                     "fixedsize": "true", "margin": "0.04,0.02", "style": "filled"}
+            if op == "concat":
+                return kind, ["concat"], {"shape": "ellipse", "fontsize": "9", "height": "0.3",
+                                          "margin": "0.04,0.02", "style": "filled"}
+        local = _local(box)
+        name = local if box.count == 1 else f"{local}–{box.heads[-1].rsplit('.', 1)[-1]}"
+        lines = [f"<b>{_escape(name)}</b>", _escape(what + (f" × {box.count}" if box.count > 1 else ""))]
+        params = sum(nodes[m].get("params", 0) for m in box.members)
+        if params:
+            lines.append(f'<font point-size="9" color="#555555">{fmt_count(params)} params</font>')
+        return kind, lines, {}
+
+    def _blocks_in(self, path: str) -> str:
+        """The calls of the block instances directly in a scope: what a pass of a repeat does."""
+        if self._block_titles is None:
+            self._block_titles = {}
+            for p, scope in self.d.scopes.items():
+                if scope.kind == "block":
+                    self._block_titles.setdefault(_parent(p), []).append(scope.title)
+        return " · ".join(self._block_titles.get(path, ()))
+
+    def _written(self, data) -> str:
+        """The source text of a layer that could not be made, as written."""
+        span = data["span"]
+        lines = self.d.source.splitlines()
+        if not self.d.source or not (1 <= span.line <= len(lines)) or span.end_line != span.line:
+            return ""
+        text = lines[span.line - 1][span.column - 1:span.end_column - 1]
+        return text if len(text) <= 40 else text[:37] + "..."
+
+    def _tooltip(self, box: _Box) -> str:
+        """Shown on hover in SVG: the layers, as the language writes them."""
+        if box.scope is not None:
+            scope = self.d.scopes.get(box.scope)
+            n = len(box.members)
+            return f"{box.scope}: {scope.title if scope else ''}, {n} layer{'s' if n != 1 else ''}"
+        lines = []
+        for m in box.members[:8]:
+            data = self.nodes[m]
+            if data["op"] == "input":
+                what = "x".join(map(str, data["attrs"]["shape"]))
+            elif data["op"] in REGISTRY and data["attrs"] is not None:
+                what = REGISTRY[data["op"]].describe(data["attrs"])
+            else:
+                what = "could not be made"
+            lines.append(f"{m}: {what}")
+        return "\n".join(lines + (["..."] if len(box.members) > 8 else []))
+
+    def _edges(self, g: graphviz.Digraph) -> None:
+        box_of = self.box_of
+        seen: dict[tuple[str, str], tuple[str, dict]] = {}
+        for src, dst, _ in self.d.graph.edges():
+            a, b = box_of[src], box_of[dst]
+            if a is b or (a.id, b.id) in seen:
+                continue
+            shape = self.nodes[src].get("shape")
+            attrs: dict[str, str] = {}
+            if dst in self.failed and src not in self.failed:
+                attrs.update(color=PALETTE["error"][1], fontcolor=PALETTE["error"][1], penwidth="2")
+            elif src in self.failed or src in self.unchecked:
+                attrs.update(color="#bbbbbb", style="dashed")
+            if self.nodes[dst]["train_only"] and not self.nodes[src]["train_only"]:
+                attrs["style"] = "dashed"
+            seen[(a.id, b.id)] = (fmt_dims(shape) if shape is not None else "", attrs)
+        for (a, b), (label, attrs) in seen.items():
+            g.edge(a, b, label=" " + label if label else None, **attrs)
+        # each output ends in an arrow labelled with what the net returns
+        for i, out in enumerate(self.d.outputs):
+            box = box_of.get(out.node)
+            data = self.nodes.get(out.node)
+            if box is None or data is None:
+                continue
+            end = f"output {out.name}"  # a space: no layer or scope has this id
+            text = "output" if i == 0 else f"{out.name} output"
+            g.node(end, text, shape="plaintext", style="solid", fontsize="10", height="0.2")
+            shape = data.get("shape")
+            attrs = {"style": "dashed"} if out.train_only else {}
+            g.edge(box.id, end, label=" " + fmt_dims(shape) if shape is not None else None, **attrs)
+
+
+def _escape(text: str) -> str:
+    """Text for a Graphviz HTML-like label (quotes need no escaping between tags)."""
+    return html.escape(text, quote=False)
+
+
+def _local(box: _Box) -> str:
+    """A box's name inside its frame, which names the scope around it."""
+    return box.id.rsplit(".", 1)[-1] if box.frame else box.id
+
+
+def _parent(path: str) -> str:
+    return path.rsplit(".", 1)[0] if "." in path else ""
+
+
+def _contains(outer, inner) -> bool:
+    return (outer.line, outer.column) <= (inner.line, inner.column) and \
+        (inner.end_line, inner.end_column) <= (outer.end_line, outer.end_column) and outer.line > 0
+
+
+def _extent(span) -> tuple[int, int]:
+    return (span.end_line - span.line, span.end_column - span.column)
+
+
+def _one_line(diag: Diagnostic) -> str:
+    where = f"{diag.span.line}:{diag.span.column}: " if diag.span.line else ""
+    return f"{where}{diag.code}: {diag.message}"
+
+
+# --- writing -----------------------------------------------------------------------------
+
+FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".gv": None, ".dot": None}
+PNG_DPI = "144"  # crisp on a slide or a high-density screen
+
+
+class GraphvizMissing(Exception):
+    """Graphviz's `dot` program is not installed; `.dot_path` holds the DOT text written
+    instead, if any."""
+
+    def __init__(self, dot_path: Optional[Path] = None):
+        where = f"; the DOT source is in {dot_path}" if dot_path is not None else ""
+        super().__init__(f"Graphviz's dot program is not installed{where} "
+                         "(install Graphviz: apt-get install graphviz / brew install graphviz)")
+        self.dot_path = dot_path
+
+
+class GraphvizFailed(Exception):
+    """Graphviz's `dot` ran but failed; the message is the end of what it printed."""
+
+
+def output_format(path: Path | str) -> Optional[str]:
+    """The Graphviz format a file name asks for (None for DOT text); ValueError for others."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(f"cannot tell the format of {path}: name it .svg, .png, .pdf or .gv")
+    return FORMATS[suffix]
+
+
+def save(dot: graphviz.Digraph, path: Path | str) -> Path:
+    """Write the diagram in the format the file name asks for (.svg, .png, .pdf; .gv or .dot for
+    the DOT text). Without `dot`, writes the DOT text beside it and raises `GraphvizMissing`."""
+    path = Path(path)
+    fmt = output_format(path)
+    if fmt is None:
+        path.write_text(dot.source, encoding="utf-8")
+        return path
+    try:
+        data = _pipe(dot, fmt)
+    except GraphvizMissing:
+        gv = path.with_suffix(".gv")
+        gv.write_text(dot.source, encoding="utf-8")
+        raise GraphvizMissing(gv) from None
+    path.write_bytes(data)
+    return path
+
+
+def _pipe(dot: graphviz.Digraph, fmt: str) -> bytes:
+    if fmt == "png":
+        dot = dot.copy()
+        dot.graph_attr["dpi"] = PNG_DPI
+    try:
+        return dot.pipe(format=fmt, quiet=True)
+    except graphviz.ExecutableNotFound:
+        raise GraphvizMissing() from None
+    except graphviz.CalledProcessError as e:  # dot crashed or ran out of memory on a huge net
+        said = (e.stderr or b"").decode("utf-8", "replace").strip().splitlines()
+        raise GraphvizFailed(f"Graphviz's dot failed (exit {e.returncode})" + (f": {said[-1]}" if said else "")) \
+            from None
+
+
+def svg(dot: graphviz.Digraph) -> str:
+    """The diagram as SVG text (needs Graphviz's `dot`)."""
+    return _pipe(dot, "svg").decode("utf-8")
+
