@@ -92,6 +92,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
     except WeightsError as e:
         print(f"netdsl: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except RuntimeError as e:  # torch failed to run the net here (an op without a kernel for the dtype, say)
+        print(f"netdsl: error: torch could not run {net.name}: {str(e).splitlines()[0]}", file=sys.stderr)
+        return EXIT_INVALID
     if args.json:
         import json
         print(json.dumps(report, indent=2))

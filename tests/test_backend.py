@@ -84,10 +84,13 @@ def test_compile_refuses_too_many_parameters_before_allocating():
     assert not e.value.usage
 
 
-def test_layer_named_like_a_module_attribute_is_refused_with_its_place():
-    net = netdsl.loads("net t {\n  input 4\n  forward: linear(2)\n}", "t.net")
-    with pytest.raises(CompileError, match=r"t\.net:3:12: layer `forward`: torch.nn.Module uses the name "
-                                           r"`forward` itself"):
+@pytest.mark.parametrize("label,why", [
+    ("forward", "torch.nn.Module uses the name `forward` itself"),
+    ("class", "`class` is a Python keyword"),
+])
+def test_layer_named_like_a_module_attribute_or_keyword_is_refused_with_its_place(label, why):
+    net = netdsl.loads(f"net t {{\n  input 4\n  {label}: {{ linear(2) }}\n}}", "t.net")
+    with pytest.raises(CompileError, match=rf"t\.net:3:{len(label) + 7}: layer `{label}.linear1`: {why}"):
         net.compile()
 
 

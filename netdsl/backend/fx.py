@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import keyword
 import math
 from typing import Optional, Union
 
@@ -139,14 +140,20 @@ _RESERVED = frozenset(dir(NetModule))
 
 
 def _check_names(network) -> None:
-    """A layer named like a Module attribute (`forward`, `training`, `to`) would shadow it."""
+    """Submodules are attributes: a layer named like a Module attribute (`forward`, `to`)
+    would shadow it, and one named like a Python keyword (`class`) cannot appear in the
+    generated code."""
     for name in network.layers:
         for part in name.split("."):
             if part in _RESERVED:
-                span = network.layer(name)["span"]
-                raise CompileError(
-                    f"{network.filename}:{span.line}:{span.column}: layer `{name}`: torch.nn.Module uses the "
-                    f"name `{part}` itself; rename the layer to compile the net")
+                why = f"torch.nn.Module uses the name `{part}` itself"
+            elif keyword.iskeyword(part):
+                why = f"`{part}` is a Python keyword, which generated torch code cannot use as a name"
+            else:
+                continue
+            span = network.layer(name)["span"]
+            raise CompileError(f"{network.filename}:{span.line}:{span.column}: layer `{name}`: {why}; "
+                               "rename the layer to compile the net", usage=False)
 
 
 def _build_modules(network) -> nn.Module:
