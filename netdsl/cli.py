@@ -104,7 +104,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def _compile_text(r: dict[str, Any]) -> str:
-    ms = lambda s: f"{s * 1000:.1f} ms"  # noqa: E731
+    ms = lambda s: f"{s * 1000:.3g} ms"  # noqa: E731
     p = r["params"]
     lines = [f"{r['net']}: compiled for {r['device']} ({r['device_name']}), {r['dtype']}, "
              f"init {r['init']}, in {ms(r['seconds']['build'])}",
