@@ -17,6 +17,13 @@ from .lower import DEFAULT_MAX_LAYERS, evaluate
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
+# The choices of `compile`, spelt out here because `--help` must not import torch; a test keeps
+# them equal to the backend's own lists.
+COMPILE_DTYPES = ("float32", "float16", "bfloat16", "float64")
+COMPILE_INITS = ("default", "none", "meta")
+COMPILE_OPTIMIZE = ("fuse", "compile")
+COMPILE_EXPORTS = ("torchscript", "exported", "onnx")
+
 
 class UsageError(Exception):
     """A mistake in how netdsl was called, not in the net."""
@@ -78,23 +85,18 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     net = _load(args)
-    from .backend import CompileError, WeightsError
+    from .backend import CompileError, UncompilableNet, WeightsError
     from .backend.command import CompileOptions, compile_and_run
+    from .network import DEFAULT_MAX_PARAMS
 
     options = CompileOptions(device=args.device, dtype=args.dtype, batch=args.batch, weights=args.weights,
-                             init=args.init, max_params=args.max_params, optimize=args.optimize,
+                             init=args.init, max_params=args.max_params or DEFAULT_MAX_PARAMS, optimize=args.optimize,
                              save=args.save, export=args.export, output=args.output)
     try:
         report = compile_and_run(net, options)
-    except CompileError as e:
+    except (CompileError, WeightsError) as e:
         print(f"netdsl: error: {e}", file=sys.stderr)
-        return EXIT_USAGE if e.usage else EXIT_INVALID
-    except WeightsError as e:
-        print(f"netdsl: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except RuntimeError as e:  # torch failed to run the net here (an op without a kernel for the dtype, say)
-        print(f"netdsl: error: torch could not run {net.name}: {str(e).splitlines()[0]}", file=sys.stderr)
-        return EXIT_INVALID
+        return EXIT_INVALID if isinstance(e, UncompilableNet) else EXIT_USAGE
     if args.json:
         import json
         print(json.dumps(report, indent=2))
@@ -126,6 +128,8 @@ def _compile_text(r: dict[str, Any]) -> str:
         e = r["exported"]
         lines.append(f"exported: {e['format']} to {e['path']} in {ms(e['seconds'])}")
     return "\n".join(lines)
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     from .render import GraphvizFailed, GraphvizMissing, failure_diagram, output_format, save
 
@@ -211,21 +215,21 @@ def build_parser() -> argparse.ArgumentParser:
     common(compile_)
     compile_.add_argument("--device", default="cpu", metavar="DEVICE",
                           help="cpu, cuda, cuda:N, or auto (CUDA when present); default cpu")
-    compile_.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default=None,
+    compile_.add_argument("--dtype", choices=COMPILE_DTYPES, default=None,
                           help="parameter and input type (default float32)")
     compile_.add_argument("--batch", type=_positive, default=1, metavar="B", help="batch size of the test input")
     compile_.add_argument("--weights", metavar="W",
                           help="load weights: .safetensors, or a state_dict file (.pt/.pth) read with "
                                "torch.load(weights_only=True); by name, else by order, shapes checked")
-    compile_.add_argument("--init", choices=["default", "none", "meta"], default="default",
+    compile_.add_argument("--init", choices=COMPILE_INITS, default="default",
                           help="default: torch's initialisation; none/meta: skip it (for --weights)")
     compile_.add_argument("--max-params", type=_positive, default=None, metavar="N",
                           help="refuse nets with more parameters (default 10,000,000,000)")
-    compile_.add_argument("--optimize", nargs="?", const="fuse", choices=["fuse", "compile"], default=None,
+    compile_.add_argument("--optimize", nargs="?", const="fuse", choices=COMPILE_OPTIMIZE, default=None,
                           help="also build an inference module (fuse: BatchNorm folding + channels_last; "
                                "compile: fuse + torch.compile) and report its speed-up")
     compile_.add_argument("--save", metavar="PATH", help="save the weights (.safetensors, or .pt/.pth)")
-    compile_.add_argument("--export", choices=["torchscript", "exported", "onnx"],
+    compile_.add_argument("--export", choices=COMPILE_EXPORTS,
                           help="export the evaluation graph (onnx needs pip install 'netdsl[onnx]')")
     compile_.add_argument("-o", "--output", metavar="PATH",
                           help="where --export writes (default NET.pt, NET.pt2 or NET.onnx)")

@@ -4,14 +4,17 @@ This package is the only part of netdsl that imports torch (the op registry's bu
 and nothing imports it until `Network.compile` or `netdsl compile` asks for it.
 
 - `fx`: the layer graph to an fx graph and a `NetModule` (one submodule per layer, named by
-  its scope path; a straight-line generated `forward`);
+  its scope path; a straight-line generated `forward`); `outputs`: the named tuple of a net
+  with several outputs; `errors`: what the backend raises;
 - `weights`: reading safetensors / state_dict files and matching them to a module;
 - `runtime`: running a module once while checking every shape against the static ones;
 - `export`: TorchScript, `torch.export` and ONNX;
 - `optimize`: inference rewrites (BatchNorm folding, channels_last, `torch.compile`).
 """
 
-from .fx import CompileError, NetModule, compile_network
-from .weights import WeightsError, load_weights
+from .errors import CompileError, UncompilableNet
+from .fx import NetModule, compile_network
+from .weights import WeightsError, load_weights, save_weights
 
-__all__ = ["CompileError", "NetModule", "WeightsError", "compile_network", "load_weights"]
+__all__ = ["CompileError", "NetModule", "UncompilableNet", "WeightsError", "compile_network", "load_weights",
+           "save_weights"]

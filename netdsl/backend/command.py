@@ -4,14 +4,19 @@ the command line prints as text or JSON."""
 
 from __future__ import annotations
 
+import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Optional
+from pathlib import Path
+from typing import Any, Iterator, Optional
 
 import torch
 
-from .fx import CompileError, compile_network, resolve_device, resolve_dtype
-from .runtime import check_run, example_input, time_forward
+from ..network import DEFAULT_MAX_PARAMS
+from .errors import CompileError
+from .fx import compile_network, resolve_device, resolve_dtype
+from .runtime import RuntimeShapeError, check_run, example_input, time_forward
 
 # Outputs of an optimised module must agree with the plain one to this fraction of their
 # largest magnitude (float32; BatchNorm folding reorders a few multiplications).
@@ -20,12 +25,14 @@ OPTIMIZE_TOLERANCE = 1e-5
 
 @dataclass
 class CompileOptions:
+    """The options of `netdsl compile`, as `compile_and_run` takes them."""
+
     device: str = "cpu"
     dtype: Optional[str] = None
     batch: int = 1
     weights: Optional[str] = None
     init: str = "default"
-    max_params: Optional[int] = None
+    max_params: int = DEFAULT_MAX_PARAMS
     optimize: Optional[str] = None
     save: Optional[str] = None
     export: Optional[str] = None
@@ -34,14 +41,20 @@ class CompileOptions:
 
 def compile_and_run(network, options: CompileOptions) -> dict[str, Any]:
     """Compile `network`, run it on random input of its declared shape and report."""
-    from ..network import DEFAULT_MAX_PARAMS
+    from .export import FORMATS
 
     device, dtype = resolve_device(options.device), resolve_dtype(options.dtype)
     if options.init == "meta" and options.weights is None:
         raise CompileError("--init meta builds a module without memory; it can run only with --weights")
+    export_path = None
+    if options.export:
+        export_path = Path(options.output or f"{network.name}{FORMATS[options.export]}")
+    elif options.output:
+        raise CompileError("-o names where --export writes; give --export too")
+    _check_writable(options.save, export_path)
+
     start = time.perf_counter()
-    module = compile_network(network, device, dtype, options.weights, options.init,
-                             options.max_params or DEFAULT_MAX_PARAMS)
+    module = compile_network(network, device, dtype, options.weights, options.init, options.max_params)
     build_seconds = time.perf_counter() - start
 
     params = {"train": _count(module, network, train=True), "deploy": _count(module, network, train=False)}
@@ -50,50 +63,95 @@ def compile_and_run(network, options: CompileOptions) -> dict[str, Any]:
         raise RuntimeError(f"the module has {params} parameters but the summary counts {expected}")
 
     x = example_input(network, options.batch, device, dtype)
-    run = check_run(module, network, x)
-    module.eval()
+    with _torch_failures(network, device, dtype):
+        run = check_run(module, network, x)
+        module.eval()
+        forward_seconds = time_forward(module, x)
     report: dict[str, Any] = {
         "net": network.name,
         "device": str(device),
         "device_name": _device_name(device),
-        "dtype": str(next(iter(module.state_dict().values())).dtype).removeprefix("torch."),
+        "dtype": str(dtype or torch.get_default_dtype()).removeprefix("torch."),
         "init": options.init,
         "batch": options.batch,
         "params": params,
         "layers_checked": run.layers_checked,
         "outputs": [{"name": o.name, "shape": list(run.outputs[o.name].shape), "train_only": o.train_only}
                     for o in network.outputs],
-        "seconds": {"build": build_seconds, "checked_pass": run.seconds, "forward": time_forward(module, x)},
+        "seconds": {"build": build_seconds, "checked_pass": run.seconds, "forward": forward_seconds},
     }
     if options.optimize:
-        report["optimize"] = _optimize(module, x, options.optimize)
+        with _torch_failures(network, device, dtype):
+            report["optimize"] = _optimize(module, x, options.optimize)
     if options.save:
         from .weights import save_weights
         report["saved"] = str(save_weights(module, options.save))
-    if options.export:
-        from .export import FORMATS, export
-        path = options.output or f"{network.name}{FORMATS.get(options.export, '')}"
+    if export_path is not None:
+        from .export import export
         start = time.perf_counter()
-        report["exported"] = {"format": options.export, "path": str(export(module, x, options.export, path)),
-                              "seconds": time.perf_counter() - start}
+        with _torch_failures(network, device, dtype):
+            path = export(module, x, options.export, export_path)
+        report["exported"] = {"format": options.export, "path": str(path), "seconds": time.perf_counter() - start}
     return report
 
 
+def _check_writable(save: Optional[str], export_path: Optional[Path]) -> None:
+    """Refuse, before any work, files that could not be written or would overwrite each other."""
+    paths = [Path(p) for p in (save, export_path) if p is not None]
+    if len(paths) == 2 and paths[0].resolve() == paths[1].resolve():
+        raise CompileError(f"--save and --export would both write {paths[0]}; give -o another path")
+    for path in paths:
+        folder = path.parent
+        if path.is_dir():
+            raise CompileError(f"cannot write {path}: it is a folder")
+        if not folder.is_dir():
+            raise CompileError(f"cannot write {path}: there is no folder {folder}")
+        if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            raise CompileError(f"cannot write {path}: permission denied")
+
+
+@contextmanager
+def _torch_failures(network, device: torch.device, dtype: Optional[torch.dtype]) -> Iterator[None]:
+    """torch failing to run a checked net is the platform's limit (no kernel for a dtype on
+    this device, out of memory) or the disk's, not the net's: one line, with what to try."""
+    try:
+        yield
+    except RuntimeShapeError:
+        raise
+    except OSError as e:
+        raise CompileError(f"cannot write: {_first_line(e)}") from None
+    except RuntimeError as e:
+        hint = ""
+        if isinstance(e, torch.OutOfMemoryError):
+            hint = "; try a smaller --batch"
+        elif dtype in (torch.float16, torch.bfloat16) and device.type == "cpu":
+            hint = "; half precision on the CPU lacks some ops: use float32 there, or a CUDA device"
+        raise CompileError(f"torch could not run {network.name} on {device}: {_first_line(e)}{hint}") from None
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def _count(module, network, train: bool) -> int:
+    # recurse=False: a labelled join's module also holds its branches, counted as layers of their own
     return sum(p.numel() for name in network.layers if train or not network.layer(name)["train_only"]
-               for p in module.get_submodule(name).parameters())
+               for p in module.get_submodule(name).parameters(recurse=False))
 
 
 def _optimize(module, x: torch.Tensor, level: str) -> dict[str, Any]:
+    from torch.utils._pytree import tree_leaves
+
     from .optimize import optimize
 
     start = time.perf_counter()
     fast = optimize(module, level)
     with torch.inference_mode():
-        want, got = module(x), fast(x)  # the first call also warms torch.compile up
+        want, got = tree_leaves(module(x)), tree_leaves(fast(x))  # the first call also warms torch.compile up
     seconds = time.perf_counter() - start
-    error = (got.float() - want.float()).abs().max().item()
-    scale = want.float().abs().max().item()
+    error = max((g.float() - w.float()).abs().max().item() for g, w in zip(got, want))
+    scale = max(w.float().abs().max().item() for w in want)
     base, optimised = time_forward(module, x), time_forward(fast, x)
     return {"level": level, "seconds": seconds, "forward": optimised, "speedup": base / optimised,
             "max_abs_diff": error, "within_tolerance": error <= OPTIMIZE_TOLERANCE * scale}

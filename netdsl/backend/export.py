@@ -2,14 +2,17 @@
 
 - `torchscript`: `torch.jit.script` of the generated forward, saved with `.save` (load with
   `torch.jit.load`);
-- `exported`: a `torch.export` program with a dynamic batch dimension (`torch.export.load`);
+- `exported`: a `torch.export` program with a dynamic batch dimension, 1 to 65,536
+  (`torch.export.load`);
 - `onnx`: `torch.onnx.export` (needs the `onnx` extra: `pip install netdsl[onnx]`), batch dynamic.
 
-Each exports the evaluation graph: deployment is what leaves netdsl.
+Each exports the evaluation graph (deployment is what leaves netdsl); several outputs become a
+plain tuple, in the net's order.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from pathlib import Path
@@ -17,9 +20,32 @@ from typing import Union
 
 import torch
 
-from .fx import CompileError
+from .errors import CompileError
+from .outputs import outputs
 
 FORMATS = {"torchscript": ".pt", "exported": ".pt2", "onnx": ".onnx"}
+MAX_BATCH = 1 << 16  # the exported programs' batch dimension runs from 1 to this
+
+
+def plain_outputs(module: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """`module`'s current graph returning a plain tuple where it returns named outputs (every
+    exporter and TorchScript take tuples); the submodules are shared, not copied."""
+    graph = copy.deepcopy(module.graph)
+    result = graph.output_node()
+    call = result.args[0]
+    if not (isinstance(call, torch.fx.Node) and call.op == "call_function" and call.target is outputs):
+        return module
+    result.args = (tuple(call.args[1:]),)
+    graph.erase_node(call)
+    return torch.fx.GraphModule(module, graph, type(module).__name__)
+
+
+def output_names(module: torch.fx.GraphModule) -> list[str]:
+    """The names of the outputs `module`'s current graph returns."""
+    call = module.graph.output_node().args[0]
+    if isinstance(call, torch.fx.Node) and call.op == "call_function" and call.target is outputs:
+        return list(call.args[0])
+    return ["output"]
 
 
 def export(module: torch.nn.Module, example: torch.Tensor, fmt: str, path: Union[str, os.PathLike]) -> Path:
@@ -28,12 +54,14 @@ def export(module: torch.nn.Module, example: torch.Tensor, fmt: str, path: Union
         raise CompileError(f"unknown export format {fmt!r} (use one of {', '.join(FORMATS)})")
     path = Path(path)
     module.eval()
-    batch = torch.export.Dim("batch", min=1, max=1 << 16)
+    names = output_names(module)
+    module = plain_outputs(module)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # deprecation notices of TorchScript and the exporters
         if fmt == "torchscript":
             torch.jit.script(module).save(str(path))
         elif fmt == "exported":
+            batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
             program = torch.export.export(module, (_batch_of_two(example),), dynamic_shapes={"x": {0: batch}})
             torch.export.save(program, path)
         else:
@@ -43,7 +71,8 @@ def export(module: torch.nn.Module, example: torch.Tensor, fmt: str, path: Union
                 raise CompileError("exporting ONNX needs the onnx extra: pip install 'netdsl[onnx]'") from None
             # One self-contained file, unless protobuf's 2 GB limit forces the weights out.
             external = sum(t.numel() * t.element_size() for t in module.state_dict().values()) >= 2**31
-            torch.onnx.export(module, (_batch_of_two(example),), path, input_names=["x"],
+            batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+            torch.onnx.export(module, (_batch_of_two(example),), path, input_names=["x"], output_names=names,
                               dynamic_shapes={"x": {0: batch}}, dynamo=True, external_data=external,
                               verbose=False)
     return path

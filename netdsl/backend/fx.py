@@ -13,7 +13,6 @@ them, so each mode runs straight-line code of its own.
 
 from __future__ import annotations
 
-import collections
 import copy
 import keyword
 import math
@@ -25,19 +24,12 @@ from torch import nn
 
 from ..network import DEFAULT_MAX_PARAMS
 from ..ops import REGISTRY
+from .errors import CompileError, UncompilableNet
+from .outputs import outputs
 
 INITS = ("default", "none", "meta")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
           "float64": torch.float64}
-
-
-class CompileError(Exception):
-    """A net or option the backend cannot honour; the message is one plain sentence.
-    `usage` tells the command line whether the call (True) or the net (False) is at fault."""
-
-    def __init__(self, message: str, usage: bool = True):
-        super().__init__(message)
-        self.usage = usage
 
 
 class NetModule(torch.fx.GraphModule):
@@ -45,35 +37,59 @@ class NetModule(torch.fx.GraphModule):
 
     In training mode it returns the main output, or, when the net has training-only heads, a
     named tuple of all outputs (`out.aux1`); in evaluation mode only what deployment needs.
+    Each mode's forward is generated once; `train()`/`eval()` swap them.
     """
 
     def __init__(self, root: nn.Module, graph: torch.fx.Graph,
                  class_name: str = "GraphModule", eval_graph: Optional[torch.fx.Graph] = None):
         super().__init__(root, graph, class_name)  # the training graph names every submodule
         self._graphs = {True: graph, False: graph if eval_graph is None else eval_graph}
+        self._forwards = {True: self._generated()}
 
     def train(self, mode: bool = True) -> "NetModule":
         super().train(mode)
         graphs = self.__dict__.get("_graphs")
-        if graphs is not None and self.graph is not graphs[mode]:
-            self.graph = graphs[mode]  # fx regenerates `forward` for the mode's graph
+        if graphs is not None and self._graph is not graphs[mode]:
+            if mode in self._forwards:
+                self._graph = graphs[mode]
+                cls = type(self)
+                cls.forward, self._code, self._lineno_map, self._prologue_start = self._forwards[mode]
+            else:
+                self.graph = graphs[mode]  # fx generates the mode's forward, once
+                self._forwards[mode] = self._generated()
         return self
+
+    def _generated(self) -> tuple:
+        """What fx's recompile set for the current graph."""
+        return type(self).forward, self._code, self._lineno_map, self._prologue_start
 
     def __deepcopy__(self, memo: dict) -> "NetModule":
         # GraphModule's deepcopy rebuilds the copy from the current graph only.
         result = super().__deepcopy__(memo)
         result._graphs = copy.deepcopy(self._graphs, memo)
+        result._forwards = {result._graph is result._graphs[True]: result._generated()}
         return result
+
+    def __reduce__(self):
+        # Pickled as fx pickles any GraphModule (its code, not its graphs): the current mode only.
+        ours = {k: self.__dict__.pop(k) for k in ("_graphs", "_forwards") if k in self.__dict__}
+        try:
+            return super().__reduce__()
+        finally:
+            self.__dict__.update(ours)
 
 
 def resolve_device(device: Union[str, torch.device]) -> torch.device:
     """`auto` is CUDA when present, else the CPU; asking for CUDA without it is a CompileError."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    asked = device
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError):
-        raise CompileError(f"unknown device {device!r} (use cpu, cuda, cuda:N or auto)") from None
+        device = None
+    if device is None or device.type not in ("cpu", "cuda") or (device.type == "cpu" and device.index):
+        raise CompileError(f"unknown device {str(asked)!r} (use cpu, cuda, cuda:N or auto)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise CompileError("CUDA was asked for but this machine has no CUDA GPU that torch can use "
                            f"(torch {torch.__version__}); use --device cpu or auto")
@@ -83,6 +99,7 @@ def resolve_device(device: Union[str, torch.device]) -> torch.device:
 
 
 def resolve_dtype(dtype: Union[None, str, torch.dtype]) -> Optional[torch.dtype]:
+    """A torch dtype from its name (`"bfloat16"`); None stays None (torch's default, float32)."""
     if dtype is None or isinstance(dtype, torch.dtype):
         return dtype
     if dtype not in DTYPES:
@@ -122,12 +139,11 @@ def compile_network(network, device: Union[str, torch.device] = "cpu", dtype=Non
 def _check_size(network, dtype: Optional[torch.dtype], max_params: int) -> None:
     total = network.total_params()
     if total > max_params:
-        itemsize = (dtype or torch.get_default_dtype()).itemsize
-        raise CompileError(
-            f"{network.name} has {total:,} parameters ({_bytes(total * itemsize)} as "
-            f"{str(dtype or torch.get_default_dtype()).removeprefix('torch.')}); compile refuses nets over "
-            f"{max_params:,} parameters (raise the limit with max_params= or --max-params if the memory is there)",
-            usage=False)
+        dtype = dtype or torch.get_default_dtype()
+        raise UncompilableNet(
+            f"{network.name} has {total:,} parameters ({_bytes(total * dtype.itemsize)} as "
+            f"{str(dtype).removeprefix('torch.')}); compile refuses nets over "
+            f"{max_params:,} parameters (raise the limit with max_params= or --max-params if the memory is there)")
 
 
 def _bytes(n: int) -> str:
@@ -136,7 +152,20 @@ def _bytes(n: int) -> str:
     return f"{n / 1000 ** k:.1f} {units[k]}"
 
 
-_RESERVED = frozenset(dir(NetModule))
+def _reserved_names() -> frozenset[str]:
+    """Attribute names of a NetModule, of its class and of every instance (`training`,
+    `meta`), and `self`, which the generated code uses."""
+    instance = NetModule(nn.Module(), _empty_graph())
+    return frozenset(dir(NetModule)) | frozenset(vars(instance)) | {"self"}
+
+
+def _empty_graph() -> torch.fx.Graph:
+    graph = torch.fx.Graph()
+    graph.output(graph.placeholder("x"))
+    return graph
+
+
+_RESERVED = _reserved_names()
 
 
 def _check_names(network) -> None:
@@ -147,19 +176,23 @@ def _check_names(network) -> None:
         for part in name.split("."):
             if part in _RESERVED:
                 why = f"torch.nn.Module uses the name `{part}` itself"
+            elif part.startswith("_"):
+                why = "torch.nn.Module keeps names that start with `_` for itself"
             elif keyword.iskeyword(part):
                 why = f"`{part}` is a Python keyword, which generated torch code cannot use as a name"
             else:
                 continue
             span = network.layer(name)["span"]
-            raise CompileError(f"{network.filename}:{span.line}:{span.column}: layer `{name}`: {why}; "
-                               "rename the layer to compile the net", usage=False)
+            raise UncompilableNet(f"{network.filename}:{span.line}:{span.column}: layer `{name}`: {why}; "
+                                  "rename the layer to compile the net")
 
 
 def _build_modules(network) -> nn.Module:
     """Every layer's module, in a tree of containers following the scope paths, built in
     definition order: that order is the state_dict's, which loading weights by order relies on.
-    (Given a dict instead, GraphModule would register shallow names before deep ones.)"""
+    (Given a dict instead, GraphModule would register shallow names before deep ones.) A
+    labelled join (`res: add { ... }`) is both a layer and the scope of its branches: its
+    module holds the branches' modules."""
     nodes = network.layer_graph.nodes
     root = nn.Module()
     for name, data in nodes.items():
@@ -174,7 +207,12 @@ def _build_modules(network) -> nn.Module:
                 parent.add_module(part, child)
             parent = child
         in_shapes = [nodes[i]["shape"] for i in data["inputs"]]
-        parent.add_module(leaf, REGISTRY[data["op"]].build(in_shapes, data["attrs"]))
+        module = REGISTRY[data["op"]].build(in_shapes, data["attrs"])
+        scope = parent._modules.get(leaf)
+        if scope is not None:  # the branches came first: adopt them, keeping their order
+            for child_name, child in scope.named_children():
+                module.add_module(child_name, child)
+        parent.add_module(leaf, module)
     return root
 
 
@@ -194,25 +232,11 @@ def build_graph(network, training: bool) -> torch.fx.Graph:
             node = graph.call_module(name, (args,) if REGISTRY[data["op"]].join else tuple(args))
         node.meta["netdsl"] = {"layer": name, "shape": data["shape"], "span": data["span"]}
         values[name] = node
-    outputs = [o for o in network.outputs if training or not o.train_only]
-    if len(outputs) == 1:
-        graph.output(values[outputs[0].node])
+    results = [o for o in network.outputs if training or not o.train_only]
+    if len(results) == 1:
+        graph.output(values[results[0].node])
     else:
-        graph.output(graph.call_function(outputs_type(network.name, [o.name for o in outputs]),
-                                         tuple(values[o.node] for o in outputs)))
+        names = tuple(o.name for o in results)
+        graph.output(graph.call_function(outputs, (names, *(values[o.node] for o in results))))
     graph.lint()
     return graph
-
-
-_OUTPUT_TYPES: dict[tuple[str, tuple[str, ...]], type] = {}
-
-
-def outputs_type(net: str, names: list[str]) -> type:
-    """The named tuple a net with several outputs returns: `GooglenetOutputs(fc, aux1, aux2)`.
-    One class per net and set of outputs, so results of two compiles compare and pickle alike."""
-    key = (net, tuple(names))
-    if key not in _OUTPUT_TYPES:
-        cls = collections.namedtuple(f"{net[:1].upper()}{net[1:]}Outputs", names)
-        cls.__module__ = __name__
-        _OUTPUT_TYPES[key] = cls
-    return _OUTPUT_TYPES[key]

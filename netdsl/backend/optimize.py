@@ -4,7 +4,8 @@
   parameters in channels_last memory order, which oneDNN and cuDNN convolve faster;
 - `compile`: `fuse`, then `torch.compile` (slow to warm up, fastest after).
 
-Both give a module for inference only: evaluation mode, training-only heads left out.
+Both give a module for inference only: evaluation mode, training-only heads left out, several
+outputs as a plain tuple.
 """
 
 from __future__ import annotations
@@ -14,17 +15,19 @@ import copy
 import torch
 from torch.fx.experimental.optimization import fuse
 
+from .errors import CompileError
+from .export import plain_outputs
+
 LEVELS = ("fuse", "compile")
 
 
 def optimize(module: torch.nn.Module, level: str = "fuse") -> torch.nn.Module:
-    """An optimised copy of `module` for inference; the original is left as it was."""
-    from .fx import CompileError
-
+    """An optimised copy of `module` for inference; the original is left as it was. Several
+    outputs come as a plain tuple."""
     if level not in LEVELS:
         raise CompileError(f"unknown optimisation {level!r} (use one of {', '.join(LEVELS)})")
-    optimized = copy.deepcopy(module).eval()
-    optimized = fuse(optimized)  # folds Conv2d + BatchNorm2d pairs; needs evaluation mode
+    optimized = plain_outputs(copy.deepcopy(module).eval())
+    optimized = fuse(optimized, inplace=True)  # folds Conv2d + BatchNorm2d pairs; needs evaluation mode
     optimized = optimized.to(memory_format=torch.channels_last)
     if level == "compile":
         optimized = torch.compile(optimized)

@@ -20,6 +20,8 @@ class RuntimeShapeError(RuntimeError):
 
 
 class _ShapeChecker(torch.fx.Interpreter):
+    """Runs a graph node by node, comparing each tensor's shape with `meta["netdsl"]["shape"]`."""
+
     def __init__(self, module: torch.fx.GraphModule, filename: str, graph: Optional[torch.fx.Graph] = None):
         super().__init__(module, graph=graph)
         self.filename = filename
@@ -82,9 +84,12 @@ def check_run(module, network, x: torch.Tensor) -> CheckedRun:
     return CheckedRun(dict(zip((o.name for o in network.outputs), values)), checker.checked, seconds)
 
 
-def time_forward(module: torch.nn.Module, x: torch.Tensor, runs: int = 5, warmup: int = 1) -> float:
-    """Median seconds of `module(x)` under inference mode, after `warmup` untimed calls."""
-    times = []
+def time_forward(module: torch.nn.Module, x: torch.Tensor, runs: int = 5, warmup: int = 1,
+                 budget: float = 5.0) -> float:
+    """Median seconds of `module(x)` under inference mode, after `warmup` untimed calls;
+    fewer runs (at least one) where they would take more than `budget` seconds."""
+    times: list[float] = []
+    began = time.perf_counter()
     with torch.inference_mode():
         for i in range(warmup + runs):
             start = time.perf_counter()
@@ -92,6 +97,8 @@ def time_forward(module: torch.nn.Module, x: torch.Tensor, runs: int = 5, warmup
             _sync(x)
             if i >= warmup:
                 times.append(time.perf_counter() - start)
+            if times and time.perf_counter() - began > budget:
+                break
     return sorted(times)[len(times) // 2]
 
 

@@ -56,26 +56,29 @@ def read_weights(source: WeightsSource) -> dict[str, torch.Tensor]:
                                f"or a state_dict saved with torch.save ({', '.join(TORCH_SUFFIXES)})")
     if not isinstance(state, Mapping):
         raise WeightsError(f"the weights are a {type(state).__name__}, not a state_dict (names to tensors)")
-    bad = next((k for k, v in state.items() if not isinstance(v, torch.Tensor)), None)
-    if bad is not None:
-        raise WeightsError(f"the weights' entry `{bad}` is a {type(state[bad]).__name__}, not a tensor")
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise WeightsError(f"the weights' entry `{key}` is a {type(value).__name__}, not a tensor")
+        if value.is_meta:
+            raise WeightsError(f"the weights' `{key}` is on the meta device: it has a shape but no values")
     return dict(state)
 
 
 def match_weights(module: nn.Module, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """`state` renamed to the module's keys: by name where names agree, the rest in order.
     Raises WeightsError at the first tensor whose shape disagrees or that has no partner."""
-    ours = {k: v.shape for k, v in module.state_dict().items()}
+    current = module.state_dict()
+    ours = {k: v.shape for k, v in current.items()}
     matched: dict[str, torch.Tensor] = {}
-    for key, shape in ours.items():
+    for key in ours:
         if key in state:
-            _same_shape(key, shape, key, state[key])
+            _same_kind(key, current[key], key, state[key])
             matched[key] = state[key]
     rest_ours = [k for k in ours if k not in matched]
     rest_theirs = [k for k in state if k not in ours]
     position = {k: i for i, k in enumerate(ours, 1)}
     for mine, theirs in zip(rest_ours, rest_theirs):
-        _same_shape(mine, ours[mine], theirs, state[theirs], position=position[mine])
+        _same_kind(mine, current[mine], theirs, state[theirs], position=position[mine])
     if len(rest_ours) != len(rest_theirs):
         n = min(len(rest_ours), len(rest_theirs))
         if len(rest_ours) > n:
@@ -90,35 +93,49 @@ def match_weights(module: nn.Module, state: Mapping[str, torch.Tensor]) -> dict[
 
 
 def load_weights(module: nn.Module, source: WeightsSource, assign: bool = False) -> None:
-    """Read `source` and load it into `module` (all or nothing). With `assign`, the tensors
-    replace the module's (which may live on the meta device) instead of being copied in."""
+    """Read `source` and load it into `module` (all or nothing: every name, shape and kind of
+    number is checked first). With `assign`, the tensors replace the module's (which may live
+    on the meta device) instead of being copied in; the module never shares a caller's tensors."""
     state = match_weights(module, read_weights(source))
     if assign:
         # The module's own dtypes rule: a float64 file does not make a float32 net float64.
         current = module.state_dict()
-        state = {k: v.to(current[k].dtype) if v.is_floating_point() else v for k, v in state.items()}
+        state = {k: v.to(current[k].dtype, copy=isinstance(source, Mapping)) for k, v in state.items()}
     module.load_state_dict(state, strict=True, assign=assign)
 
 
 def save_weights(module: nn.Module, path: Union[str, os.PathLike]) -> Path:
     """Write the module's state_dict: safetensors for `.safetensors`, else `torch.save`."""
     path = Path(path)
-    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-    if path.suffix == ".safetensors":
-        from safetensors.torch import save_file
-        save_file(state, path)
-    elif path.suffix in TORCH_SUFFIXES:
-        torch.save(state, path)
-    else:
+    if path.suffix != ".safetensors" and path.suffix not in TORCH_SUFFIXES:
         raise WeightsError(f"cannot save weights as {path.name}: use .safetensors, {', '.join(TORCH_SUFFIXES)}")
+    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    from safetensors import SafetensorError
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import save_file
+            save_file(state, path)
+        else:
+            torch.save(state, path)
+    except (OSError, RuntimeError, SafetensorError) as e:  # torch.save reports a missing folder as RuntimeError
+        raise WeightsError(f"cannot write {path}: {str(e).strip().splitlines()[0]}") from None
     return path
 
 
-def _same_shape(mine: str, shape: torch.Size, theirs: str, tensor: torch.Tensor, position: int = 0) -> None:
-    if tuple(tensor.shape) != tuple(shape):
-        where = f"matching by order, tensor {position}: " if position else ""
-        other = f"the weights' `{theirs}`" if theirs != mine else "the weights'"
-        raise WeightsError(f"{where}the net's `{mine}` is {_shape(shape)} but {other} is {_shape(tensor.shape)}")
+def _same_kind(mine: str, ours: torch.Tensor, theirs: str, tensor: torch.Tensor, position: int = 0) -> None:
+    """The same shape, and numbers of the same kind (floating point or integer), which loading
+    may convert between precisions but not across."""
+    where = f"matching by order, tensor {position}: " if position else ""
+    if tuple(tensor.shape) != tuple(ours.shape):
+        raise WeightsError(f"{where}the net's `{mine}` is {_shape(ours.shape)} but the weights' `{theirs}` "
+                           f"is {_shape(tensor.shape)}")
+    if tensor.is_floating_point() != ours.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
+        raise WeightsError(f"{where}the net's `{mine}` holds {_kind(ours)} numbers but the weights' `{theirs}` "
+                           f"is {str(tensor.dtype).removeprefix('torch.')}")
+
+
+def _kind(tensor: torch.Tensor) -> str:
+    return "floating-point" if tensor.is_floating_point() else "integer"
 
 
 def _shape(shape) -> str:

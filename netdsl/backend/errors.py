@@ -1,0 +1,11 @@
+"""The backend's errors: one plain sentence each, for the user, never a traceback."""
+
+
+class CompileError(Exception):
+    """A request the backend cannot honour: an unknown option, a device that is not there,
+    a file it cannot write, torch unable to run the net in the dtype asked for."""
+
+
+class UncompilableNet(CompileError):
+    """A net that checks but cannot become a torch module: too many parameters to allocate,
+    or a layer name torch cannot use."""
