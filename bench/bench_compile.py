@@ -134,7 +134,7 @@ def bench_forward(name: str, batches: list[int], args) -> list[Row]:
     return rows
 
 
-def bench_build(name: str, args) -> list[Row]:
+def bench_build(name: str, batches: list[int], args) -> list[Row]:
     """Goals 2 and 3: building, with default initialisation and with `init="meta"` + weights."""
     path = net_path(name)
     network = netdsl.load(path)
@@ -149,7 +149,8 @@ def bench_build(name: str, args) -> list[Row]:
     med, runs = interleaved(contenders, args.budget * 2, 1, max(3, args.min_runs // 2), args.max_runs)
     base = med["torchvision"]
     rows = []
-    for case, key in (("load(path).compile()", "load+compile"), ("network.compile() (file already checked)", "compile")):
+    for case, key in (("load(path).compile()", "load+compile"),
+                      ("network.compile() (file already checked)", "compile")):
         ratio = med[key] / base
         rows.append(Row("build, default init", name, case, med[key], base, ratio, f"<= {BUILD_GOAL}",
                         ratio <= BUILD_GOAL, runs))
@@ -192,6 +193,9 @@ def bench_optimize(name: str, batches: list[int], args) -> list[Row]:
     return rows
 
 
+SECTIONS = {"forward": bench_forward, "build": bench_build, "optimize": bench_optimize}
+
+
 def print_table(rows: list[Row]) -> None:
     section = None
     for row in rows:
@@ -214,7 +218,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--threads", type=int, default=torch.get_num_threads(),
                     help="torch's CPU threads for every contender (default: torch's own choice here)")
     ap.add_argument("--budget", type=float, help="seconds of timed runs per comparison (default 12, quick 3)")
-    ap.add_argument("--sections", default="forward,build,optimize", help="which comparisons to run")
+    ap.add_argument("--sections", default=",".join(SECTIONS), help="which comparisons to run")
     ap.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     args = ap.parse_args(argv)
     nets = [n for n in args.nets.split(",") if n]
@@ -222,8 +226,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     if unknown:
         ap.error(f"unknown net(s) {', '.join(unknown)}; choose from {', '.join(NETS)}")
     sections = set(args.sections.split(","))
+    if not sections <= set(SECTIONS):
+        ap.error(f"unknown section(s) {', '.join(sorted(sections - set(SECTIONS)))}; choose from {', '.join(SECTIONS)}")
     args.budget = args.budget or (3.0 if args.quick else 12.0)
-    args.warmup, args.min_runs, args.max_runs = (2, 5, 200) if args.quick else (3, 11, 400)
+    args.warmup, args.min_runs, args.max_runs = (2, 5, 200) if args.quick else (3, 7, 400)
     batches = [1] if args.quick else [1, 16]
 
     torch.set_num_threads(args.threads)
@@ -233,14 +239,14 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     rows: list[Row] = []
     for name in nets:
-        if "forward" in sections:
-            rows += bench_forward(name, batches, args)
-        if "build" in sections:
-            rows += bench_build(name, args)
-        if "optimize" in sections:
-            rows += bench_optimize(name, batches, args)
-        gc.collect()
-        print(f"  ... {name} done", file=sys.stderr, flush=True)
+        for section, bench in SECTIONS.items():
+            if section in sections:
+                new = bench(name, batches, args)
+                rows += new
+                for row in new:  # as they come, for long runs; the table follows at the end
+                    figure = row.ratio if row.ratio is not None else row.netdsl_s
+                    print(f"  {row.net} {section}: {row.case}: {figure:.4g}", file=sys.stderr, flush=True)
+            gc.collect()
     order = ["forward, eager", "build, default init", "build, meta + weights (speed-up)",
              "optimize (speed-up over torchvision eager)"]
     rows.sort(key=lambda r: order.index(r.section))  # stable: nets keep their order within a section
