@@ -92,6 +92,8 @@ def interleaved(contenders: dict[str, Callable[[], object]], budget: float, warm
     one_round = 0.0
     for _ in range(warmup):
         one_round = sum(_seconds(contenders[n]) for n in names)
+        if one_round > budget / 4:
+            break  # calls of seconds (VGG16 at batch 16): one warm-up call is enough
     runs = max(min_runs, min(max_runs, int(budget / max(one_round, 1e-9))))
     times: dict[str, list[float]] = {n: [] for n in names}
     for r in range(runs):
@@ -215,6 +217,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="batch 1 only, a smaller time budget")
     ap.add_argument("--nets", default=",".join(NETS), help=f"comma-separated, from {', '.join(NETS)}")
+    ap.add_argument("--batches", help="comma-separated batch sizes (default 1,16; quick 1)")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads(),
                     help="torch's CPU threads for every contender (default: torch's own choice here)")
     ap.add_argument("--budget", type=float, help="seconds of timed runs per comparison (default 12, quick 3)")
@@ -229,8 +232,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     if not sections <= set(SECTIONS):
         ap.error(f"unknown section(s) {', '.join(sorted(sections - set(SECTIONS)))}; choose from {', '.join(SECTIONS)}")
     args.budget = args.budget or (3.0 if args.quick else 12.0)
-    args.warmup, args.min_runs, args.max_runs = (2, 5, 200) if args.quick else (3, 7, 400)
-    batches = [1] if args.quick else [1, 16]
+    args.warmup, args.min_runs, args.max_runs = (2, 5, 200) if args.quick else (3, 5, 400)
+    batches = [int(b) for b in args.batches.split(",")] if args.batches else [1] if args.quick else [1, 16]
 
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", category=UserWarning)  # torch.compile's notes about CPU capability
