@@ -3,8 +3,8 @@
 The data is scikit-learn's bundled digits set (1,797 scans of 8x8 pixels, shipped inside the
 package: nothing is downloaded), scaled up to the 28x28 input LeNet-5 expects and standardised.
 A seeded, stratified fifth of it is held out. The net is the lecture's, sigmoids and average
-pools included; a plain PyTorch loop trains it with Adam for 20 epochs, and it reaches about
-97% held-out accuracy in seconds on a CPU.
+pools included; a plain PyTorch loop trains it with Adam for 20 epochs, and it reaches 97-99%
+held-out accuracy (seeds 0-9) in 10-20 seconds on one CPU thread.
 
     pip install 'netdsl[examples]'
     python examples/train_lenet_digits.py                       # 20 epochs, seed 0, CPU
