@@ -1,10 +1,12 @@
 """How the compiled nets compare with torchvision's own modules. Prints figures, their ratios
 and the goals (PASS/MISS); asserts nothing (timings belong here, not in the test suite).
 
-    .venv/bin/python bench/bench_compile.py [--quick] [--nets vgg16,resnet18] [--threads N] [--json PATH]
+    .venv/bin/python bench/bench_compile.py [--quick] [--nets vgg16,resnet18] [--threads N]
+        [--sections forward,build,optimize] [--batches 1,16] [--budget SECONDS] [--json PATH]
 
-The contenders are nets/torchvision/*.net, which are torchvision's architectures exactly, against
-torchvision 0.16+ (alexnet, vgg16, googlenet, resnet18). Goals (issue "torch backend"):
+The contenders are nets/torchvision/*.net, which are torchvision's architectures exactly (alexnet,
+vgg16, googlenet, resnet18), against torchvision's own modules. Goals of the torch backend
+(ratios below 1 are netdsl faster; "speed-up" rows are torchvision's time over netdsl's):
   1. forward, eager, with torchvision's weights loaded: at most 1.03 x torchvision's time
      (evaluation mode, `torch.inference_mode()`, batch 1 and 16);
   2. building with default initialisation, `netdsl.load(path).compile()`: at most 1.1 x
@@ -36,8 +38,8 @@ import sys
 import tempfile
 import time
 import warnings
-from functools import partial
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable, Optional
 
