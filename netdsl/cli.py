@@ -13,6 +13,7 @@ from typing import Any, Optional, Sequence
 from . import __version__
 from .diagnostics import NetDSLError
 from .lower import DEFAULT_MAX_LAYERS, evaluate
+from .network import DEFAULT_MAX_BYTES
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -44,14 +45,14 @@ def _parse_set(items: Sequence[str]) -> dict[str, Any]:
 
 
 def _load(args: argparse.Namespace):
-    from .network import decode, load, loads
+    from .network import load, loads, read_source
 
     params = _parse_set(args.set)
     if args.file == "-":
-        text = decode(sys.stdin.buffer.read(), "<stdin>")
-        return loads(text, "<stdin>", max_layers=args.max_layers, **params)
+        text = read_source(sys.stdin.buffer, "<stdin>", args.max_bytes)
+        return loads(text, "<stdin>", max_layers=args.max_layers, max_bytes=args.max_bytes, **params)
     try:
-        return load(args.file, max_layers=args.max_layers, **params)
+        return load(args.file, max_layers=args.max_layers, max_bytes=args.max_bytes, **params)
     except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
         raise UsageError(f"cannot read {args.file}: {e.strerror}") from None
 
@@ -99,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override a net parameter, e.g. --set classes=10 (repeatable)")
         sp.add_argument("--max-layers", type=_positive, default=DEFAULT_MAX_LAYERS, metavar="N",
                         help=f"refuse nets that expand to more layers (default {DEFAULT_MAX_LAYERS:,})")
+        sp.add_argument("--max-bytes", type=_positive, default=DEFAULT_MAX_BYTES, metavar="N",
+                        help=f"refuse larger files (default {DEFAULT_MAX_BYTES:,})")
 
     check = sub.add_parser("check", help="parse and check a net: shapes, names, arguments",
                            description="Parse and check a net; print a one-line verdict or every error.")

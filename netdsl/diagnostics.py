@@ -28,6 +28,7 @@ CODES: dict[str, str] = {
     "E101": "syntax error: a character that is not part of the language",
     "E102": "syntax error: the file ends inside a construct",
     "E103": "the file is not a readable text file",
+    "E104": "the file is larger than the size limit",
     "E201": "unknown op or block",
     "E202": "undefined name",
     "E203": "duplicate name",
@@ -49,6 +50,7 @@ CODES: dict[str, str] = {
     "E405": "channels not divisible by groups",
     "E406": "missing or repeated input declaration",
     "E407": "the net is too large",
+    "E408": "nested too deeply",
 }
 
 
@@ -120,12 +122,23 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> Optional[str]:
 TAB = 4
 
 
+# Control characters would garble a terminal (or drive it: an escape sequence in a comment);
+# each is shown as its one-column Unicode picture (NUL as ␀), so the caret still lines up.
+_CONTROL_PICTURES = {c: 0x2400 + c for c in range(32) if c != 9} | {127: 0x2421}
+
+
+def source_lines(source: str) -> list[str]:
+    """The lines as the parser counts them: split at `\n` only (str.splitlines would also
+    split at form feeds and other separators, putting carets on the wrong line)."""
+    return [line.removesuffix("\r") for line in source.split("\n")]
+
+
 def _excerpt(lines: list[str], span: Span, mark: str) -> list[str]:
     """The source line of `span` with `mark` characters under it, tabs expanded so the caret
     lines up with what a terminal shows."""
     if not (1 <= span.line <= len(lines)):
         return []
-    text = lines[span.line - 1]
+    text = lines[span.line - 1].translate(_CONTROL_PICTURES)
     start = len(text[: span.column - 1].expandtabs(TAB))
     if span.end_line == span.line and span.end_column > span.column:
         end = len(text[: span.end_column - 1].expandtabs(TAB))
@@ -141,7 +154,7 @@ def _excerpt(lines: list[str], span: Span, mark: str) -> list[str]:
 
 
 def render(diag: Diagnostic, source: str, filename: str) -> str:
-    lines = source.splitlines()
+    lines = source_lines(source)
     where = f"{filename}:{diag.span}" if diag.span.line else filename
     out = [f"{where}: error[{diag.code}]: {diag.message}"]
     out += _excerpt(lines, diag.span, "^")

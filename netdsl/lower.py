@@ -253,7 +253,9 @@ class Lowerer:
                 self._define_block(d)
         self._check_blocks()
         if len(nets) != 1:
-            where = nets[1].name_span if nets else ast.NOWHERE
+            end = self.program.span  # with no net, point at the end of the file, where one could go
+            where = nets[1].name_span if nets else ast.Span(end.end_line, end.end_column, end.end_line,
+                                                            end.end_column + 1)
             self._error("E206", "a file defines exactly one net" + (f", this one defines {len(nets)}" if nets else
                                                                      ", this one defines none"), where,
                         help=None if nets else "add `net NAME { input CxHxW ... }`")
@@ -609,6 +611,8 @@ class Lowerer:
                 current = self._chain(rep.body, current, ctx)
                 if len(self.graph) == before and i >= 1:
                     break  # passes that add no layer: the others would add none either
+                if i == 0:
+                    self._check_repeat_size(rep, count, len(self.graph) - before)
             return current
         local = self._local_name(rep, "repeat", ctx)
         home = ctx.child(local, ())
@@ -620,8 +624,21 @@ class Lowerer:
             current = one.output = self._chain(rep.body, current, home.child(str(i), rep.body))
             if len(self.graph) == before and i >= 2:
                 break
+            if i == 1:
+                self._check_repeat_size(rep, count, len(self.graph) - before)
         scope.output = current
         return current
+
+    def _check_repeat_size(self, rep: ast.Repeat, count: int, per_pass: int) -> None:
+        """After the first pass, refuse at once a repeat whose passes would pass the layer
+        limit (every pass makes as many layers as the first), rather than expanding up to it."""
+        layers = len(self.graph) - self._input_declared
+        if layers + (count - 1) * per_pass > self.max_layers:
+            self._error("E407", f"`repeat {count:,}` of {per_pass:,} layer{'s' if per_pass != 1 else ''} "
+                        f"would make the net larger than the limit of {self.max_layers:,} layers", rep.count.span,
+                        help="the limit guards against runaway repeats; raise it with `max_layers=` "
+                             "or `--max-layers` if the net is really this large")
+            raise _Abort
 
     def _repeat_count(self, rep: ast.Repeat, ctx: _Ctx) -> Optional[int]:
         count = self._eval(rep.count, ctx.env)

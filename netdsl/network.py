@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, BinaryIO, Mapping
 
 from . import parser
 from .diagnostics import Diagnostic, DiagnosticBag, NetDSLError
@@ -76,18 +76,44 @@ class Network:
         return f"<Network {self.name}: input {shape}, {len(self.layers)} layers, {self.total_params():,} params>"
 
 
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024  # 10 MiB: a thousand times the largest net in nets/
+
+
 def loads(text: str, /, filename: str = "<string>", *, max_layers: int = DEFAULT_MAX_LAYERS,
-          **params: Any) -> Network:
+          max_bytes: int = DEFAULT_MAX_BYTES, **params: Any) -> Network:
     """Parse and check a network from text. Other keyword arguments override the net's
     parameters (`loads(text, classes=10)`): numbers, booleans, tuples of ints, or strings for
-    bare words (`pad="same"`). Raises `NetDSLError` listing every mistake."""
-    return _check(text, filename, params, max_layers)
+    bare words (`pad="same"`). Raises `NetDSLError` listing every mistake. Text longer than
+    `max_bytes` characters is refused (E104)."""
+    if len(text) > max_bytes:
+        raise _too_large(f"{len(text):,} characters", max_bytes, filename)
+    return _check(text.removeprefix("\ufeff"), filename, params, max_layers)
 
 
-def load(path: os.PathLike | str, /, *, max_layers: int = DEFAULT_MAX_LAYERS, **params: Any) -> Network:
-    """Parse and check the network in the file at `path`; see `loads`."""
+def load(path: os.PathLike | str, /, *, max_layers: int = DEFAULT_MAX_LAYERS, max_bytes: int = DEFAULT_MAX_BYTES,
+         **params: Any) -> Network:
+    """Parse and check the network in the file at `path`; see `loads`. A file larger than
+    `max_bytes` is refused (E104) without being read."""
     path = Path(path)
-    return _check(decode(path.read_bytes(), str(path)), str(path), params, max_layers)
+    with path.open("rb") as f:
+        text = read_source(f, str(path), max_bytes)
+    return _check(text, str(path), params, max_layers)
+
+
+def read_source(stream: BinaryIO, filename: str, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+    """The text of a .net file from a binary stream (a file, standard input), reading at most
+    one byte past `max_bytes`, so a huge file (or an endless stream) is refused (E104) quickly."""
+    data = stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise _too_large(f"more than {max_bytes:,} bytes", max_bytes, filename)
+    return decode(data, filename)
+
+
+def _too_large(size: str, limit: int, filename: str) -> NetDSLError:
+    diag = Diagnostic("E104", f"the file is {size}, over the limit of {limit:,} bytes", Span(1, 1, 1, 1),
+                      help="a net is a few kilobytes; raise the limit with `max_bytes=` or `--max-bytes` "
+                           "if this really is one")
+    return NetDSLError([diag], "", filename)
 
 
 def decode(data: bytes, filename: str) -> str:
