@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Optional
 
 from . import ast
 from .parser import parse
@@ -35,11 +35,9 @@ _UNARY = 3
 _CANONICAL_WIDTH = 60  # without a source to follow, a nested construct longer than this gets lines of its own
 _COMMENT = re.compile(r"#[^\n]*")  # the grammar's COMMENT; there are no strings, so every `#` starts one
 
-
 def to_text(program: ast.Program) -> str:
     """Canonical .net text for a syntax tree (spans, if any, are ignored)."""
     return _Printer(None).program(program)
-
 
 def format_source(text: str, filename: str = "<string>") -> str:
     """The text formatted: the same tree, canonical layout, comments and alignment kept.
@@ -50,11 +48,9 @@ def format_source(text: str, filename: str = "<string>") -> str:
     program = parse(text, filename)
     return _Printer(_Source(text)).program(program).replace("\n", newline)
 
-
 def expr_text(expr: ast.Expr) -> str:
     """An expression as the language writes it, with brackets only where they are needed."""
     return _Printer(None).expr(expr)
-
 
 # --- what the source tells about layout ----------------------------------------------------
 
@@ -89,16 +85,13 @@ class _Source:
         """Is any line strictly between source lines `first` and `last` blank?"""
         return any(not self.lines[i - 1].strip() for i in range(first + 1, last))
 
-
 def _sep(gap: int, canonical: str = " ") -> str:
     """The author's gap when it is wide enough to be alignment, else the canonical one."""
     return " " * gap if gap >= 2 else canonical
 
-
 def _start(item) -> ast.Span:
     label_span = getattr(item, "label_span", ast.NOWHERE)
     return label_span if getattr(item, "label", None) is not None and label_span.line else item.span
-
 
 # --- lines of output -----------------------------------------------------------------------
 
@@ -112,7 +105,6 @@ class _Line:
     comment_indent: int = 0  # where a comment just before this line goes
     trailing: list[str] = field(default_factory=list)
     top_close: bool = False  # closes a definition: a blank line follows
-
 
 class _Printer:
     def __init__(self, source: Optional[_Source]):
@@ -306,11 +298,7 @@ class _Printer:
             text.pop()
         return "\n".join(text) + "\n"
 
-
 def _float(value: float) -> str:
     if value == float("inf"):
         return "1e999"  # what the parser reads as infinity
     return repr(value)
-
-
-Printable = Union[ast.Program, ast.Expr]
