@@ -123,10 +123,13 @@ def decode(data: bytes, filename: str) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        line_start = data.rfind(b"\n", 0, e.start) + 1
+        # columns count characters, as everywhere else: what precedes the bad byte is valid UTF-8
+        col = len(data[line_start:e.start].decode("utf-8-sig")) + 1
         diag = Diagnostic("E103", f"the file is not valid UTF-8 (byte 0x{data[e.start]:02x})",
                           Span(line, col, line, col + 1), help="save it as UTF-8 text")
-        raise NetDSLError([diag], "", filename) from None
+        shown = data.decode("utf-8-sig", errors="replace")  # the excerpt shows the bad byte as �
+        raise NetDSLError([diag], shown, filename) from None
 
 
 def _check(text: str, filename: str, overrides: Mapping[str, Any], max_layers: int) -> Network:
