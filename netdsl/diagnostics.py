@@ -84,11 +84,16 @@ class Diagnostic:
 class NetDSLError(Exception):
     """Raised for an invalid net; `.diagnostics` lists every error found, `str()` renders them."""
 
-    def __init__(self, diagnostics: Iterable[Diagnostic], source: str = "", filename: str = "<string>"):
+    def __init__(self, diagnostics: Iterable[Diagnostic], source: str = "", filename: str = "<string>",
+                 truncated: bool = False):
         self.diagnostics = sorted(diagnostics, key=lambda d: (d.span.line, d.span.column))
         self.source = source
         self.filename = filename
-        super().__init__(render_all(self.diagnostics, source, filename))
+        self.truncated = truncated  # checking stopped after MAX_DIAGNOSTICS errors
+        super().__init__(render_all(self.diagnostics, source, filename, truncated))
+
+
+MAX_DIAGNOSTICS = 100  # a file with more errors is not worth checking further (nor printing)
 
 
 class DiagnosticBag:
@@ -97,10 +102,19 @@ class DiagnosticBag:
     def __init__(self) -> None:
         self.items: list[Diagnostic] = []
         self._seen: set = set()
+        self.truncated = False
+
+    @property
+    def full(self) -> bool:
+        """True once MAX_DIAGNOSTICS errors are in: the stage may stop."""
+        return len(self.items) >= MAX_DIAGNOSTICS
 
     def error(self, code: str, message: str, span: Span = NOWHERE, *,
               notes: Iterable[Note] = (), help: Optional[str] = None) -> None:
         assert code in CODES, code
+        if self.full:
+            self.truncated = True
+            return
         key = (code, message, span)
         if key in self._seen:  # a block expanded twice must not report its mistake twice
             return
@@ -153,8 +167,9 @@ def _excerpt(lines: list[str], span: Span, mark: str) -> list[str]:
     ]
 
 
-def render(diag: Diagnostic, source: str, filename: str) -> str:
-    lines = source_lines(source)
+def render(diag: Diagnostic, source: str, filename: str, lines: Optional[list[str]] = None) -> str:
+    if lines is None:
+        lines = source_lines(source)
     where = f"{filename}:{diag.span}" if diag.span.line else filename
     out = [f"{where}: error[{diag.code}]: {diag.message}"]
     out += _excerpt(lines, diag.span, "^")
@@ -170,7 +185,9 @@ def render(diag: Diagnostic, source: str, filename: str) -> str:
     return "\n".join(out)
 
 
-def render_all(diagnostics: list[Diagnostic], source: str, filename: str) -> str:
-    body = "\n\n".join(render(d, source, filename) for d in diagnostics)
+def render_all(diagnostics: list[Diagnostic], source: str, filename: str, truncated: bool = False) -> str:
+    lines = source_lines(source)  # once: a file may have many errors
+    body = "\n\n".join(render(d, source, filename, lines) for d in diagnostics)
     n = len(diagnostics)
-    return f"{body}\n\n{n} error{'s' if n != 1 else ''} in {filename}"
+    more = "; checking stopped there, there are more" if truncated else ""
+    return f"{body}\n\n{n} error{'s' if n != 1 else ''} in {filename}{more}"

@@ -243,6 +243,8 @@ class Lowerer:
             instance, call_span = self._site
             notes.append(Note(f"in `{instance}`, the use of the block here", call_span))
         self.bag.error(code, message, span, notes=notes, help=help)
+        if self.bag.full:
+            raise _Abort
 
     # -- entry --------------------------------------------------------------------------
 
@@ -500,6 +502,8 @@ class Lowerer:
             help_ = f"to name a layer, write a colon after the name: `{call.name}: {following.name}(...)`"
         self.bag.error("E201", f"unknown op `{call.name}`", call.name_span,
                        help=help_ or "ops: " + ", ".join(sorted(known)))
+        if self.bag.full:
+            raise _Abort
 
     def _bind_op(self, spec: OpSpec, call: ast.Call, env: Mapping[str, Any]) -> Optional[dict]:
         names = [a.name for a in spec.attrs]
@@ -731,4 +735,7 @@ def _extent(items: tuple[ast.Item, ...]) -> ast.Span:
 def lower(program: ast.Program, bag: DiagnosticBag, overrides: Optional[Mapping[str, Any]] = None,
           max_layers: int = DEFAULT_MAX_LAYERS) -> Optional[LoweredNet]:
     """Lower a parsed file to its layer graph, recording every mistake in `bag`."""
-    return Lowerer(program, bag, overrides or {}, max_layers).run()
+    try:
+        return Lowerer(program, bag, overrides or {}, max_layers).run()
+    except _Abort:  # too many errors before the net's body: nothing more is worth checking
+        return None

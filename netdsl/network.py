@@ -76,7 +76,9 @@ class Network:
         return f"<Network {self.name}: input {shape}, {len(self.layers)} layers, {self.total_params():,} params>"
 
 
-DEFAULT_MAX_BYTES = 10 * 1024 * 1024  # 10 MiB: a thousand times the largest net in nets/
+# 1 MiB: four hundred times googlenet.net, room for 50,000 layers written out one by one. Parsing
+# takes time in proportion to the text (10 s for the densest 1 MiB on a slow machine): the limit bounds it.
+DEFAULT_MAX_BYTES = 1024 * 1024
 
 
 def loads(text: str, /, filename: str = "<string>", *, max_layers: int = DEFAULT_MAX_LAYERS,
@@ -158,5 +160,5 @@ def _pipeline(text: str, filename: str, overrides: Mapping[str, Any], max_layers
         bag.error("E407", "the net is nested too deeply to check",
                   help="flatten some of its nesting (blocks within blocks, branches within branches)")
     if bag:
-        raise NetDSLError(bag.items, text, filename)
+        raise NetDSLError(bag.items, text, filename, bag.truncated)
     return Network(lowered, text, filename)

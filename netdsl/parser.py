@@ -384,9 +384,26 @@ def _end_span(text: str) -> ast.Span:
 _BRACKETS = re.compile(r"#[^\n]*|[({]|[)}]")  # comments are skipped: brackets in them do not count
 
 
+# `- - - 1` nests without brackets and to the right, so the parser would shift the whole run
+# before the first reduction could count it: runs of minus signs are found before parsing too.
+_MINUS_RUN = re.compile(r"(?:-[ \t\r\n]*){%d}-" % MAX_EXPR_DEPTH)
+
+
+def _position_span(text: str, pos: int) -> ast.Span:
+    line = text.count("\n", 0, pos) + 1
+    col = pos - text.rfind("\n", 0, pos)
+    return ast.Span(line, col, line, col + 1)
+
+
 def _nesting_diagnostic(text: str) -> Optional[Diagnostic]:
-    """An error at the first bracket nested deeper than MAX_NESTING, found by a scan of the
-    text before parsing, so that even a million open brackets cost one quick pass."""
+    """An error at the first bracket nested deeper than MAX_NESTING (or at a run of more than
+    MAX_EXPR_DEPTH minus signs), found by a scan of the text before parsing, so that even a
+    million open brackets cost one quick pass."""
+    if text.count("-") > MAX_EXPR_DEPTH:  # the regular expression only when it may match
+        run = _MINUS_RUN.search(text)
+        if run is not None:
+            return Diagnostic("E408", f"an expression nested more than {MAX_EXPR_DEPTH} levels deep",
+                              _position_span(text, run.end() - 1), help="each `-` nests one level")
     if text.count("(") + text.count("{") <= MAX_NESTING:
         return None
     depth = 0
@@ -395,11 +412,8 @@ def _nesting_diagnostic(text: str) -> Optional[Diagnostic]:
         if ch in "({":
             depth += 1
             if depth > MAX_NESTING:
-                pos = m.start()
-                line = text.count("\n", 0, pos) + 1
-                col = pos - text.rfind("\n", 0, pos)
                 return Diagnostic("E408", f"brackets nested more than {MAX_NESTING} levels deep",
-                                  ast.Span(line, col, line, col + 1),
+                                  _position_span(text, m.start()),
                                   help="no net needs this much nesting: move the inner part into a block")
         elif ch in ")}":
             depth = max(depth - 1, 0)
@@ -407,6 +421,7 @@ def _nesting_diagnostic(text: str) -> Optional[Diagnostic]:
 
 
 MAX_SYNTAX_ERRORS = 20
+MAX_SYNTAX_RECOVERIES = 200
 
 
 def parse(text: str, filename: str = "<string>") -> ast.Program:
@@ -419,12 +434,17 @@ def parse(text: str, filename: str = "<string>") -> ast.Program:
     if too_deep is not None:
         raise NetDSLError([too_deep], text, filename)
     found: list[Diagnostic] = []
+    seen = 0
 
     def record(err: UnexpectedInput) -> bool:
+        nonlocal seen
+        seen += 1
         diag = syntax_diagnostic(err, text)
         if not found or found[-1].line != diag.line:
             found.append(diag)
-        return len(found) < MAX_SYNTAX_ERRORS
+        # stop at so many reported errors, or at so many in all: a line of 100,000 stray `)`
+        # would otherwise cost 100,000 recoveries to report one error
+        return len(found) < MAX_SYNTAX_ERRORS and seen < MAX_SYNTAX_RECOVERIES
 
     try:
         program = _parser().parse(text, start="start", on_error=record)
