@@ -189,5 +189,5 @@ def render_all(diagnostics: list[Diagnostic], source: str, filename: str, trunca
     lines = source_lines(source)  # once: a file may have many errors
     body = "\n\n".join(render(d, source, filename, lines) for d in diagnostics)
     n = len(diagnostics)
-    more = "; checking stopped there, there are more" if truncated else ""
+    more = "; checking stopped there" if truncated else ""
     return f"{body}\n\n{n} error{'s' if n != 1 else ''} in {filename}{more}"

@@ -17,7 +17,7 @@ from . import ast
 from .diagnostics import DiagnosticBag, Note, did_you_mean
 from .graph import LayerGraph
 from .ops import REGISTRY, REQUIRED, AttrError, OpSpec, Symbol, fmt_value
-from .parser import KEYWORDS
+from .parser import KEYWORDS, MAX_NESTING
 
 DEFAULT_MAX_LAYERS = 100_000
 MAX_INT_BITS = 256  # no size in a net comes near; bigger numbers only arise from mistakes
@@ -234,6 +234,7 @@ class Lowerer:
         self._missing_input_reported = False
         self._input_declared = False
         self._site: Optional[tuple[str, ast.Span]] = None
+        self._depth = 0  # chains being lowered, one inside another
 
     def _error(self, code: str, message: str, span: ast.Span = ast.NOWHERE, *,
                notes: Iterable[Note] = (), help: Optional[str] = None) -> None:
@@ -244,6 +245,7 @@ class Lowerer:
             notes.append(Note(f"in `{instance}`, the use of the block here", call_span))
         self.bag.error(code, message, span, notes=notes, help=help)
         if self.bag.full:
+            self.bag.truncated = True
             raise _Abort
 
     # -- entry --------------------------------------------------------------------------
@@ -307,6 +309,8 @@ class Lowerer:
         path: list[str] = []  # the blocks being visited, outermost first
 
         def visit(name: str) -> None:
+            if len(path) > MAX_NESTING:  # lowering reports such depth (E408) where a net reaches it
+                return
             path.append(name)
             for call in calls[name]:
                 if call.name in path:
@@ -390,6 +394,20 @@ class Lowerer:
 
     def _chain(self, items: tuple[ast.Item, ...], current: Optional[str], ctx: _Ctx) -> Optional[str]:
         """Lower items one after another; returns the name of the last layer's output."""
+        # Lowering recurses once per level of nesting. The parser bounds the brackets of one
+        # definition; blocks using blocks could still nest without end (b1 uses b2 uses b3 ...).
+        self._depth += 1
+        try:
+            if self._depth > MAX_NESTING:
+                self.bag.error("E408", f"blocks and brackets nested more than {MAX_NESTING} levels deep",
+                               self._site[1] if self._site else _extent(items),
+                               help="a block that uses a block that uses a block ...: flatten some of them")
+                raise _Abort
+            return self._chain_items(items, current, ctx)
+        finally:
+            self._depth -= 1
+
+    def _chain_items(self, items: tuple[ast.Item, ...], current: Optional[str], ctx: _Ctx) -> Optional[str]:
         for i, item in enumerate(items):
             if isinstance(item, ast.InputDecl):
                 current = self._input(item, ctx, first=(i == 0))
@@ -503,6 +521,7 @@ class Lowerer:
         self.bag.error("E201", f"unknown op `{call.name}`", call.name_span,
                        help=help_ or "ops: " + ", ".join(sorted(known)))
         if self.bag.full:
+            self.bag.truncated = True
             raise _Abort
 
     def _bind_op(self, spec: OpSpec, call: ast.Call, env: Mapping[str, Any]) -> Optional[dict]:
