@@ -118,6 +118,21 @@ def cmd_fmt(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    """An error code's entry in the catalogue, or the list of codes."""
+    from .catalogue import CATALOGUE, explain, lookup, suggestion
+
+    if args.code is None:
+        for code, entry in CATALOGUE.items():
+            print(f"{code}  {entry.title}")
+        return EXIT_OK
+    entry = lookup(args.code)
+    if entry is None:
+        raise UsageError(suggestion(args.code))
+    print(explain(entry), end="")
+    return EXIT_OK
+
+
 def _replace(path: str, text: str) -> None:
     """Write `text` over the file at `path` through a temporary file beside it, so an
     interrupted write never leaves half a net; the file keeps its permissions."""
@@ -194,6 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--max-bytes", type=_positive, default=DEFAULT_MAX_BYTES, metavar="N",
                      help=f"refuse larger files (default {DEFAULT_MAX_BYTES:,})")
     fmt.set_defaults(run=cmd_fmt)
+
+    explain = sub.add_parser("explain", help="what an error code means, with an example",
+                             description="Print an error code's explanation, an example file that makes "
+                                         "the error and what netdsl says about it; without a code, list the codes.")
+    explain.add_argument("code", nargs="?", metavar="CODE", help="an error code, such as E402")
+    explain.set_defaults(run=cmd_explain)
     return p
 
 

@@ -88,7 +88,7 @@ def loads(text: str, /, filename: str = "<string>", *, max_layers: int = DEFAULT
     bare words (`pad="same"`). Raises `NetDSLError` listing every mistake. Text longer than
     `max_bytes` characters is refused (E104)."""
     if len(text) > max_bytes:
-        raise _too_large(f"{len(text):,} characters", max_bytes, filename)
+        raise _too_large(f"the text is {len(text):,} characters, over the limit of {max_bytes:,}", filename)
     return _check(text.removeprefix("\ufeff"), filename, params, max_layers)
 
 
@@ -97,6 +97,9 @@ def load(path: os.PathLike | str, /, *, max_layers: int = DEFAULT_MAX_LAYERS, ma
     """Parse and check the network in the file at `path`; see `loads`. A file larger than
     `max_bytes` is refused (E104) without being read."""
     path = Path(path)
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise _too_large(f"the file is {size:,} bytes, over the limit of {max_bytes:,}", str(path))
     with path.open("rb") as f:
         text = read_source(f, str(path), max_bytes)
     return _check(text, str(path), params, max_layers)
@@ -107,12 +110,13 @@ def read_source(stream: BinaryIO, filename: str, max_bytes: int = DEFAULT_MAX_BY
     one byte past `max_bytes`, so a huge file (or an endless stream) is refused (E104) quickly."""
     data = stream.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise _too_large(f"more than {max_bytes:,} bytes", max_bytes, filename)
+        raise _too_large(f"the file is larger than the limit of {max_bytes:,} bytes", filename)
     return decode(data, filename)
 
 
-def _too_large(size: str, limit: int, filename: str) -> NetDSLError:
-    diag = Diagnostic("E104", f"the file is {size}, over the limit of {limit:,} bytes", Span(1, 1, 1, 1),
+def _too_large(message: str, filename: str) -> NetDSLError:
+    # about the file as a whole: located by its name alone, no line of it is shown
+    diag = Diagnostic("E104", message,
                       help="a net is a few kilobytes; raise the limit with `max_bytes=` or `--max-bytes` "
                            "if this really is one")
     return NetDSLError([diag], "", filename)

@@ -115,8 +115,9 @@ def test_a_file_over_the_size_limit_is_refused_unread(tmp_path, run_cli):
         netdsl.load(path)
     assert time.perf_counter() - start < QUICK_S
     (d,) = err.value.diagnostics
-    assert (d.code, d.line, d.column) == ("E104", 1, 1)
-    assert f"over the limit of {DEFAULT_MAX_BYTES:,} bytes" in d.message
+    assert (d.code, d.line, d.column) == ("E104", 0, 0)  # the whole file
+    assert d.message == f"the file is {2**30:,} bytes, over the limit of {DEFAULT_MAX_BYTES:,}"
+    assert str(err.value).startswith(f"{path}: error[E104]: the file is")
     small = tmp_path / "small.net"
     small.write_text("net n { input 8 relu }")
     assert pytest.raises(NetDSLError, netdsl.load, small, max_bytes=10).value.diagnostics[0].code == "E104"
@@ -126,7 +127,7 @@ def test_a_file_over_the_size_limit_is_refused_unread(tmp_path, run_cli):
     assert p.returncode == 1 and "error[E104]" in p.stderr
     p = subprocess.run([sys.executable, "-m", "netdsl", "check", "-"], input=b"#" * (DEFAULT_MAX_BYTES + 1),
                        cwd=ROOT, capture_output=True)
-    assert p.returncode == 1 and b"<stdin>:1:1: error[E104]" in p.stderr
+    assert p.returncode == 1 and b"<stdin>: error[E104]: the file is larger than the limit of" in p.stderr
 
 
 def test_nul_bytes_are_shown_as_pictures():
