@@ -20,8 +20,8 @@ from netdsl.diagnostics import NetDSLError, source_lines
 from netdsl.parser import grammar_path, parse, parse_expr
 from netdsl.printer import expr_text, format_source, to_text
 
-settings.register_profile("ci", max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-settings.register_profile("long", max_examples=5000, deadline=None, suppress_health_check=list(HealthCheck))
+settings.register_profile("ci", max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
+settings.register_profile("long", max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck))
 settings.load_profile(os.environ.get("NETDSL_HYPOTHESIS_PROFILE", "ci"))
 
 GRAMMAR = Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr", start=["start", "expr"])
@@ -64,7 +64,6 @@ def _assert_located(err: NetDSLError, text: str) -> None:
         assert str(err)  # renders
 
 
-@settings(max_examples=settings().max_examples // 3)  # each generated file costs ~40 ms to draw
 @given(TEXTS)
 def test_generated_files_check_or_report_located_errors_and_print_back(text):
     try:
