@@ -82,7 +82,7 @@ def cmd_fmt(args: argparse.Namespace) -> int:
     import difflib
 
     from .network import read_source
-    from .printer import format_source
+    from .printer import FormatError, format_source
 
     status = EXIT_OK
     for name in args.files:
@@ -99,6 +99,10 @@ def cmd_fmt(args: argparse.Namespace) -> int:
             raise UsageError(f"cannot read {name}: {e.strerror}") from None
         except NetDSLError as e:  # the file is left as it is
             print(e, file=sys.stderr)
+            status = EXIT_INVALID
+            continue
+        except FormatError as e:
+            print(f"netdsl: error: {e}", file=sys.stderr)
             status = EXIT_INVALID
             continue
         changed = formatted.encode("utf-8") != original

@@ -46,7 +46,16 @@ def format_source(text: str, filename: str = "<string>") -> str:
     newline = "\r\n" if "\r\n" in text else "\n"
     text = text.replace("\r\n", "\n")
     program = parse(text, filename)
-    return _Printer(_Source(text)).program(program).replace("\n", newline)
+    result = _Printer(_Source(text)).program(program)
+    # As black does: never hand back text that means something else (it would be a bug here).
+    if parse(result, filename) != program:
+        raise FormatError(f"formatting {filename} would change its meaning; it is left as it is "
+                          "(a bug in netdsl: please report it with the file)")
+    return result.replace("\n", newline)
+
+
+class FormatError(RuntimeError):
+    """The formatter's output would not parse to the same tree: a bug, never the file's fault."""
 
 def expr_text(expr: ast.Expr) -> str:
     """An expression as the language writes it, with brackets only where they are needed."""

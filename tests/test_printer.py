@@ -131,3 +131,16 @@ def test_fmt_leaves_a_file_with_syntax_errors_untouched(tmp_path):
     assert p.returncode == 1 and f"{bad}:2:10: error[E100]" in p.stderr
     assert bad.read_text() == "net n {\n  conv(3 4)\n}\n"
     assert _fmt(tmp_path / "missing.net").returncode == 2
+
+
+def test_fmt_never_writes_text_that_means_something_else(monkeypatch, tmp_path, capsys):
+    from netdsl import printer
+    from netdsl.cli import main
+
+    monkeypatch.setattr(printer._Printer, "program", lambda self, program: "net other {\n}\n")  # a broken printer
+    path = tmp_path / "n.net"
+    path.write_text(MESSY)
+    with pytest.raises(printer.FormatError):
+        format_source(MESSY)
+    assert main(["fmt", str(path)]) == 1
+    assert path.read_text() == MESSY and "would change its meaning" in capsys.readouterr().err
