@@ -134,6 +134,7 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> Optional[str]:
 # --- rendering ---------------------------------------------------------------------------
 
 TAB = 4
+EXCERPT_WIDTH = 120  # longer source lines are shown as a window of this many columns around the place
 
 
 # Control characters would garble a terminal (or drive it: an escape sequence in a comment);
@@ -158,11 +159,18 @@ def _excerpt(lines: list[str], span: Span, mark: str) -> list[str]:
         end = len(text[: span.end_column - 1].expandtabs(TAB))
     else:  # a span over several lines: underline to the end of the first
         end = max(len(text.rstrip().expandtabs(TAB)), start + 1)
+    shown = text.expandtabs(TAB)
+    if len(shown) > EXCERPT_WIDTH:  # a window around the place, so a huge line stays readable
+        lo = max(0, min(start - EXCERPT_WIDTH // 3, len(shown) - EXCERPT_WIDTH))
+        hi = lo + EXCERPT_WIDTH
+        before, after = ("..." if lo else ""), ("..." if hi < len(shown) else "")
+        shown = before + shown[lo:hi] + after
+        start, end = start - lo + len(before), min(end, hi) - lo + len(before)
     gutter = str(span.line)
     pad = " " * len(gutter)
     return [
         f"{pad} |",
-        f"{gutter} | {text.expandtabs(TAB)}".rstrip(),
+        f"{gutter} | {shown}".rstrip(),
         f"{pad} | {' ' * start}{mark * max(1, end - start)}",
     ]
 
