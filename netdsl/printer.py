@@ -22,6 +22,7 @@ The result is a fixed point: formatting it again changes nothing.
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, field
 from typing import Optional
@@ -35,9 +36,11 @@ _UNARY = 3
 _CANONICAL_WIDTH = 60  # without a source to follow, a nested construct longer than this gets lines of its own
 _COMMENT = re.compile(r"#[^\n]*")  # the grammar's COMMENT; there are no strings, so every `#` starts one
 
+
 def to_text(program: ast.Program) -> str:
     """Canonical .net text for a syntax tree (spans, if any, are ignored)."""
     return _Printer(None).program(program)
+
 
 def format_source(text: str, filename: str = "<string>") -> str:
     """The text formatted: the same tree, canonical layout, comments and alignment kept.
@@ -57,9 +60,11 @@ def format_source(text: str, filename: str = "<string>") -> str:
 class FormatError(RuntimeError):
     """The formatter's output would not parse to the same tree: a bug, never the file's fault."""
 
+
 def expr_text(expr: ast.Expr) -> str:
     """An expression as the language writes it, with brackets only where they are needed."""
     return _Printer(None).expr(expr)
+
 
 # --- what the source tells about layout ----------------------------------------------------
 
@@ -72,7 +77,7 @@ class _Source:
             self.starts.append(self.starts[-1] + len(line) + 1)
         self.comments = []  # (line, column, text, trailing)
         for m in _COMMENT.finditer(text):
-            line = text.count("\n", 0, m.start()) + 1
+            line = bisect.bisect_right(self.starts, m.start())
             col = m.start() - self.starts[line - 1]
             trailing = bool(self.lines[line - 1][:col].strip())
             self.comments.append((line, col, m.group().rstrip(), trailing))
@@ -94,13 +99,16 @@ class _Source:
         """Is any line strictly between source lines `first` and `last` blank?"""
         return any(not self.lines[i - 1].strip() for i in range(first + 1, last))
 
+
 def _sep(gap: int, canonical: str = " ") -> str:
     """The author's gap when it is wide enough to be alignment, else the canonical one."""
     return " " * gap if gap >= 2 else canonical
 
+
 def _start(item) -> ast.Span:
     label_span = getattr(item, "label_span", ast.NOWHERE)
     return label_span if getattr(item, "label", None) is not None and label_span.line else item.span
+
 
 # --- lines of output -----------------------------------------------------------------------
 
@@ -114,6 +122,7 @@ class _Line:
     comment_indent: int = 0  # where a comment just before this line goes
     trailing: list[str] = field(default_factory=list)
     top_close: bool = False  # closes a definition: a blank line follows
+
 
 class _Printer:
     def __init__(self, source: Optional[_Source]):
@@ -280,18 +289,30 @@ class _Printer:
     # -- comments and blank lines -------------------------------------------------------
 
     def _place_comments(self) -> None:
-        lines = self.out
+        """Each comment goes at the end of the output line holding its source line's code, or,
+        on a line of its own, before the first output line from later in the source."""
+        code = self.out
+        owner_of: dict[int, int] = {}  # source line -> the last output line that holds code from it
+        reached, highest = [], 0       # the highest source line reached by each output line and before it
+        for i, line in enumerate(code):
+            if line.first:
+                owner_of.update(dict.fromkeys(range(line.first, line.last + 1), i))
+            highest = max(highest, line.first)
+            reached.append(highest)
+        before: dict[int, list[_Line]] = {}
         for line_no, col, text, trailing in self.src.comments:
-            if trailing:
-                owner = next((ln for ln in reversed(lines) if ln.kind != "comment" and ln.first <= line_no <= ln.last),
-                             None)
-                if owner is not None:
-                    code_end = len(self.src.lines[line_no - 1][:col].rstrip())
-                    owner.trailing.append(_sep(col - code_end, "  ") + text)
-                    continue
-            at = next((i for i, ln in enumerate(lines) if ln.kind != "comment" and ln.first > line_no), len(lines))
-            indent = lines[at].comment_indent if at < len(lines) else 0
-            lines.insert(at, _Line(indent, text, line_no, line_no, "comment"))
+            if trailing and line_no in owner_of:
+                code_end = len(self.src.lines[line_no - 1][:col].rstrip())
+                code[owner_of[line_no]].trailing.append(_sep(col - code_end, "  ") + text)
+                continue
+            at = bisect.bisect_right(reached, line_no)
+            indent = code[at].comment_indent if at < len(code) else 0
+            before.setdefault(at, []).append(_Line(indent, text, line_no, line_no, "comment"))
+        self.out = []
+        for i, line in enumerate(code):
+            self.out += before.get(i, [])
+            self.out.append(line)
+        self.out += before.get(len(code), [])
 
     def _render(self) -> str:
         text: list[str] = []
@@ -306,6 +327,7 @@ class _Printer:
         while text and not text[-1]:
             text.pop()
         return "\n".join(text) + "\n"
+
 
 def _float(value: float) -> str:
     if value == float("inf"):
