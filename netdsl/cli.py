@@ -54,7 +54,7 @@ def _load(args: argparse.Namespace):
         return loads(text, "<stdin>", max_layers=args.max_layers, max_bytes=args.max_bytes, **params)
     try:
         return load(args.file, max_layers=args.max_layers, max_bytes=args.max_bytes, **params)
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
+    except OSError as e:  # missing, a folder, no permission, a symlink loop ...
         raise UsageError(f"cannot read {args.file}: {e.strerror}") from None
 
 
@@ -95,7 +95,7 @@ def cmd_fmt(args: argparse.Namespace) -> int:
                     original = f.read(args.max_bytes + 1)
                 text = read_source(io.BytesIO(original), name, args.max_bytes)
             formatted = format_source(text, "<stdin>" if name == "-" else name)
-        except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
+        except OSError as e:  # missing, a folder, no permission, a symlink loop ...
             raise UsageError(f"cannot read {name}: {e.strerror}") from None
         except NetDSLError as e:  # the file is left as it is
             print(e, file=sys.stderr)
@@ -117,7 +117,10 @@ def cmd_fmt(args: argparse.Namespace) -> int:
             if not args.diff:
                 sys.stdout.write(formatted)
         elif changed and not args.diff:
-            _replace(name, formatted)
+            try:
+                _replace(name, formatted)
+            except OSError as e:
+                raise UsageError(f"cannot write {name}: {e.strerror}") from None
             print(f"reformatted {name}", file=sys.stderr)
     return status
 

@@ -188,3 +188,13 @@ def test_a_huge_line_is_shown_as_a_window_around_the_mistake():
     source, caret = str(err).splitlines()[2:4]
     assert len(source) < 140 and source.startswith("1 | ...") and source.endswith("...")
     assert source[caret.index("^"):].startswith("cnov") and caret.count("^") == 4
+
+
+@pytest.mark.parametrize("command", ["check", "fmt"])
+def test_unreadable_paths_are_usage_errors(run_cli, tmp_path, command):
+    loop = tmp_path / "loop.net"
+    loop.symlink_to(tmp_path / "loop2.net")
+    (tmp_path / "loop2.net").symlink_to(loop)
+    for path in (loop, tmp_path, tmp_path / "missing.net"):
+        p = run_cli(command, path)
+        assert p.returncode == 2 and p.stderr.startswith(f"netdsl: error: cannot read {path}: "), p.stderr
