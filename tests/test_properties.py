@@ -48,7 +48,12 @@ TERMINALS = {
     "COMMENT": st.just("# note\n"),
     "WS": st.sampled_from([" ", "\n", "  ", "\t", "\r\n"]),
 }
-TEXTS = from_lark(GRAMMAR, start="start", explicit=TERMINALS)
+TEXTS = st.one_of(
+    from_lark(GRAMMAR, start="start", explicit=TERMINALS),
+    # and without the spaces: neighbouring tokens run together, as a careless file's do
+    from_lark(GRAMMAR, start="start", explicit={
+        "NAME": st.sampled_from(NAMES), "INT": st.integers(0, 12).map(str), "WS": TERMINALS["WS"],
+        "COMMENT": TERMINALS["COMMENT"]}))
 
 
 def _inside(span, lines) -> bool:
@@ -86,10 +91,15 @@ LEAVES = st.one_of(st.integers(0, 10**6).map(ast.IntLit),
                    st.booleans().map(ast.BoolLit),
                    st.lists(st.integers(1, 64), min_size=2, max_size=4).map(lambda d: ast.ShapeLit(tuple(d))),
                    st.sampled_from(NAMES).map(ast.NameRef))
-EXPR_TREES = st.recursive(LEAVES, lambda inner: st.one_of(
-    inner.map(ast.Neg),
-    st.builds(ast.BinOp, st.sampled_from(["+", "-", "*", "/", "//", "%"]), inner, inner),
-    st.lists(inner, min_size=2, max_size=3).map(lambda items: ast.TupleLit(tuple(items)))), max_leaves=12)
+
+
+def _compound(inner):
+    return st.one_of(inner.map(ast.Neg),
+                     st.builds(ast.BinOp, st.sampled_from(["+", "-", "*", "/", "//", "%"]), inner, inner),
+                     st.lists(inner, min_size=2, max_size=3).map(lambda items: ast.TupleLit(tuple(items))))
+
+
+EXPR_TREES = st.recursive(LEAVES, _compound, max_leaves=12)
 
 
 @given(EXPR_TREES)
