@@ -49,11 +49,12 @@ def _load(args: argparse.Namespace):
     from .network import load, loads, read_source
 
     params = _parse_set(args.set)
+    max_bytes = getattr(args, "max_bytes", DEFAULT_MAX_BYTES)  # for commands that do not offer --max-bytes
     if args.file == "-":
-        text = read_source(sys.stdin.buffer, "<stdin>", args.max_bytes)
-        return loads(text, "<stdin>", max_layers=args.max_layers, max_bytes=args.max_bytes, **params)
+        text = read_source(sys.stdin.buffer, "<stdin>", max_bytes)
+        return loads(text, "<stdin>", max_layers=args.max_layers, max_bytes=max_bytes, **params)
     try:
-        return load(args.file, max_layers=args.max_layers, max_bytes=args.max_bytes, **params)
+        return load(args.file, max_layers=args.max_layers, max_bytes=max_bytes, **params)
     except OSError as e:  # missing, a folder, no permission, a symlink loop ...
         raise UsageError(f"cannot read {args.file}: {e.strerror}") from None
 
