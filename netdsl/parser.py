@@ -386,7 +386,7 @@ _BRACKETS = re.compile(r"#[^\n]*|[({]|[)}]")  # comments are skipped: brackets i
 
 # `- - - 1` nests without brackets and to the right, so the parser would shift the whole run
 # before the first reduction could count it: runs of minus signs are found before parsing too.
-_MINUS_RUN = re.compile(r"(?:-[ \t\r\n]*){%d}-" % MAX_EXPR_DEPTH)
+_MINUS_RUN = re.compile(r"-(?:[ \t\r\n]*-)+")  # a maximal run of two or more, found in one linear pass
 
 
 def _position_span(text: str, pos: int) -> ast.Span:
@@ -399,11 +399,14 @@ def _nesting_diagnostic(text: str) -> Optional[Diagnostic]:
     """An error at the first bracket nested deeper than MAX_NESTING (or at a run of more than
     MAX_EXPR_DEPTH minus signs), found by a scan of the text before parsing, so that even a
     million open brackets cost one quick pass."""
-    if text.count("-") > MAX_EXPR_DEPTH:  # the regular expression only when it may match
-        run = _MINUS_RUN.search(text)
-        if run is not None:
-            return Diagnostic("E408", f"an expression nested more than {MAX_EXPR_DEPTH} levels deep",
-                              _position_span(text, run.end() - 1), help="each `-` nests one level")
+    if text.count("-") > MAX_EXPR_DEPTH:  # the scan only when it may find something
+        for run in _MINUS_RUN.finditer(text):
+            if text.count("-", run.start(), run.end()) > MAX_EXPR_DEPTH:
+                at = run.start()
+                for _ in range(MAX_EXPR_DEPTH):  # the first minus past the limit
+                    at = text.index("-", at + 1)
+                return Diagnostic("E408", f"an expression nested more than {MAX_EXPR_DEPTH} levels deep",
+                                  _position_span(text, at), help="each `-` nests one level")
     if text.count("(") + text.count("{") <= MAX_NESTING:
         return None
     depth = 0

@@ -14,6 +14,7 @@ import io
 import random
 import re
 import signal
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -118,7 +119,7 @@ def run(data: bytes, budget: float = BUDGET_S, interrupt: bool = True) -> Outcom
     running after twice the budget is interrupted (where signals allow it)."""
     start = time.perf_counter()
     old = None
-    if interrupt and hasattr(signal, "setitimer"):
+    if interrupt and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
         old = signal.signal(signal.SIGALRM, _alarm)
         signal.setitimer(signal.ITIMER_REAL, 2 * budget)
     try:
