@@ -118,9 +118,9 @@ _ENTRIES = [
           "before it has nothing to read, and blocks take their input from where they are used.",
           "net n { conv(8, 3) }"),
     Entry("E407", "The net would have more layers than the limit (100,000 unless set otherwise). The "
-          "limit guards against runaway repeats and blocks that multiply; a `repeat` is refused after "
-          "its first pass, before making the rest. Raise it with `--max-layers N` or "
-          "`load(path, max_layers=N)`.",
+          "limit guards against runaway repeats and blocks that multiply; the layers are counted before "
+          "any is made, so the error comes at once, at the line that passes the limit. Raise it with "
+          "`--max-layers N` or `load(path, max_layers=N)`.",
           "net n { input 8 repeat 1000000000 { relu } }"),
     Entry("E408", f"The file nests too deeply: brackets more than {MAX_NESTING} levels deep, an "
           f"expression of more than {MAX_EXPR_DEPTH} nested operators (each `+` of a long sum and each "

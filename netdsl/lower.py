@@ -267,6 +267,8 @@ class Lowerer:
                 return None
         net = nets[0]
         params = self._net_params(net)
+        if self._too_large(net, params):
+            return None
         ctx = _Ctx("", params, frozenset(_labels_in(net.body)), top=True)
         try:
             last = self._chain(net.body, None, ctx)
@@ -278,6 +280,23 @@ class Lowerer:
         if last is not None:
             self.outputs.insert(0, Output(last.split(".")[0], last, False))
         return LoweredNet(net.name, params, self.input_shape, self.graph, self.scopes, self.outputs)
+
+    def _too_large(self, net: ast.NetDef, params: Mapping[str, Any]) -> bool:
+        """Refuse at once (E407) a net whose layers surely pass the limit, at the top-level item
+        that passes it, rather than after making the first `max_layers` of them."""
+        if not (net.body and isinstance(net.body[0], ast.InputDecl)):
+            return False  # a net without its input is reported as such
+        bound, total = _LayerBound(self.blocks, self.recursive), 0
+        for item in net.body:
+            total += bound.item(item, params)
+            if total > self.max_layers:
+                where = item.count.span if isinstance(item, ast.Repeat) else item.span
+                self._error("E407", f"the net would have more than {self.max_layers:,} layers "
+                            f"(at least {total:,} by here)", where,
+                            help="the limit guards against runaway repeats and blocks; raise it with "
+                                 "`max_layers=` or `--max-layers` if the net is really this large")
+                return True
+        return False
 
     def _define_block(self, d: ast.BlockDef) -> None:
         if d.name in self.blocks:
@@ -723,6 +742,70 @@ class Lowerer:
         self._error("E202", f"no layer `{name}` before this point", span,
                     help=did_you_mean(name, [n for n in self.graph if n != "input"]))
         return None
+
+
+class _LayerBound:
+    """A lower bound on the layers items will make, counted without making them and remembered
+    per block and arguments, so blocks that multiply (each using the one before twice, thirty
+    deep: a billion layers) cost a few steps. Only what is certain counts: ops, joins, groups,
+    and blocks and repeats whose arguments evaluate and bind; heads and anything in doubt count
+    what lowering makes at least (a block in error is one broken layer, a head nothing)."""
+
+    def __init__(self, blocks: Mapping[str, ast.BlockDef], recursive: set[str]):
+        self.blocks, self.recursive = blocks, recursive
+        self.memo: dict[tuple, int] = {}
+        self.depth = 0
+
+    def chain(self, items: Iterable[ast.Item], env: Mapping[str, Any]) -> int:
+        return sum(self.item(i, env) for i in items)
+
+    def item(self, item: ast.Item, env: Mapping[str, Any]) -> int:
+        if isinstance(item, ast.Call):
+            return self.call(item, env)
+        if isinstance(item, ast.Join):
+            return 1 + sum(self.chain(b, env) for b in item.branches)
+        if isinstance(item, ast.Repeat):
+            count = _value(item.count, env)
+            ok = isinstance(count, int) and not isinstance(count, bool) and count > 0
+            return count * self.chain(item.body, env) if ok else 0
+        if isinstance(item, ast.Group):
+            return self.chain(item.body, env)
+        return 0  # the input; heads
+
+    def call(self, call: ast.Call, env: Mapping[str, Any]) -> int:
+        block = self.blocks.get(call.name)
+        if block is None or block.name in self.recursive or self.depth >= MAX_NESTING:
+            return 1
+        names = [p.name for p in block.params]
+        positional = [a for a in call.args if a.name is None]
+        keywords = {a.name: a for a in call.args if a.name is not None}
+        if (len(positional) > len(names) or len(keywords) + len(positional) != len(call.args)
+                or any(k not in names[len(positional):] for k in keywords)
+                or any(a.name is None for a in call.args[len(positional):])):
+            return 1  # arguments that do not bind: one broken layer
+        inner: dict[str, Any] = {}
+        for i, p in enumerate(block.params):
+            arg = positional[i] if i < len(positional) else keywords.get(p.name)
+            value = _value(arg.value, env) if arg is not None else (
+                _value(p.default, inner) if p.default is not None else None)
+            if value is None:
+                return 1
+            inner[p.name] = value
+        key = (block.name, repr(list(inner.values())))
+        if key not in self.memo:
+            self.depth += 1
+            self.memo[key] = self.chain(block.body, inner)
+            self.depth -= 1
+        return self.memo[key]
+
+
+def _value(expr: ast.Expr, env: Mapping[str, Any]) -> Any:
+    """The value of an expression, or None when it has none (the error is lowering's to report)."""
+    try:
+        value = evaluate(expr, env)
+    except (_Poisoned, _EvalError):
+        return None
+    return None if value is POISON else value
 
 
 def _items_in(items: Iterable[ast.Item]) -> Iterator[ast.Item]:
