@@ -20,6 +20,9 @@ from .ops import REGISTRY, REQUIRED, AttrError, OpSpec, Symbol, fmt_value
 from .parser import KEYWORDS, MAX_NESTING
 
 DEFAULT_MAX_LAYERS = 100_000
+# Once a net is known to pass the layer limit, lowering goes on only this far: enough for the
+# errors among the first layers and for a partial net to draw, never the whole limit's worth.
+PARTIAL_LAYERS = 1_000
 MAX_INT_BITS = 256  # no size in a net comes near; bigger numbers only arise from mistakes
 
 
@@ -225,6 +228,8 @@ class Lowerer:
     def __init__(self, program: ast.Program, bag: DiagnosticBag, overrides: Mapping[str, Any],
                  max_layers: int = DEFAULT_MAX_LAYERS):
         self.program, self.bag, self.overrides, self.max_layers = program, bag, overrides, max_layers
+        self._stop_at = max_layers  # layers made before lowering stops
+        self._limit_reported = False
         self.graph = LayerGraph()
         self.scopes: dict[str, Scope] = {}
         self.outputs: list[Output] = []
@@ -268,7 +273,7 @@ class Lowerer:
         net = nets[0]
         params = self._net_params(net)
         if self._too_large(net, params):
-            return None
+            self._stop_at = min(self.max_layers, PARTIAL_LAYERS)
         ctx = _Ctx("", params, frozenset(_labels_in(net.body)), top=True)
         try:
             last = self._chain(net.body, None, ctx)
@@ -291,10 +296,8 @@ class Lowerer:
             total += bound.item(item, params)
             if total > self.max_layers:
                 where = item.count.span if isinstance(item, ast.Repeat) else item.span
-                self._error("E407", f"the net would have more than {self.max_layers:,} layers "
-                            f"(at least {total:,} by here)", where,
-                            help="the limit guards against runaway repeats and blocks; raise it with "
-                                 "`max_layers=` or `--max-layers` if the net is really this large")
+                self._limit_passed(f"the net has more than {self.max_layers:,} layers: {total:,} at least, "
+                                   "by here", where)
                 return True
         return False
 
@@ -488,10 +491,8 @@ class Lowerer:
 
     def _add_node(self, name: str, op: Optional[str], attrs: Optional[dict], inputs: list[str],
                   span: ast.Span, ctx: _Ctx) -> str:
-        if len(self.graph) - self._input_declared >= self.max_layers and op != "input":
-            self._error("E407", f"the net has more than {self.max_layers:,} layers", span,
-                        help="the limit guards against runaway repeats; raise it with `max_layers=` "
-                             "or `--max-layers` if the net is really this large")
+        if len(self.graph) - self._input_declared >= self._stop_at and op != "input":
+            self._limit_passed(f"the net has more than {self.max_layers:,} layers", span)
             raise _Abort
         self.graph.add(name, op=op, attrs=attrs, inputs=inputs, span=span, train_only=ctx.train_only,
                        site=ctx.site)
@@ -676,11 +677,18 @@ class Lowerer:
         limit (every pass makes as many layers as the first), rather than expanding up to it."""
         layers = len(self.graph) - self._input_declared
         if layers + (count - 1) * per_pass > self.max_layers:
-            self._error("E407", f"`repeat {count:,}` of {per_pass:,} layer{'s' if per_pass != 1 else ''} "
-                        f"would make the net larger than the limit of {self.max_layers:,} layers", rep.count.span,
-                        help="the limit guards against runaway repeats; raise it with `max_layers=` "
-                             "or `--max-layers` if the net is really this large")
+            self._limit_passed(f"`repeat {count:,}` of {per_pass:,} layer{'s' if per_pass != 1 else ''} "
+                               f"would make the net larger than the limit of {self.max_layers:,} layers",
+                               rep.count.span)
             raise _Abort
+
+    def _limit_passed(self, message: str, span: ast.Span) -> None:
+        """Report (once) that the net passes the layer limit."""
+        if not self._limit_reported:
+            self._limit_reported = True
+            self._error("E407", message, span,
+                        help="the limit guards against runaway repeats and blocks; raise it with `max_layers=` "
+                             "or `--max-layers` if the net is really this large")
 
     def _repeat_count(self, rep: ast.Repeat, ctx: _Ctx) -> Optional[int]:
         count = self._eval(rep.count, ctx.env)

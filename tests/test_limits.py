@@ -90,7 +90,7 @@ def test_the_layer_limit_is_configurable():
     with pytest.raises(NetDSLError) as err:
         netdsl.loads(text, max_layers=10)
     (d,) = err.value.diagnostics
-    assert (d.code, d.message) == ("E407", "the net would have more than 10 layers (at least 20 by here)")
+    assert (d.code, d.message) == ("E407", "the net has more than 10 layers: 20 at least, by here")
     assert len(netdsl.loads(text, max_layers=20).layers) == 20
 
 
@@ -230,3 +230,20 @@ def test_the_layer_bound_never_exceeds_the_layers_made():
             assert bound <= len(net.layers) and (heads or bound == len(net.layers)), (text, bound, len(net.layers))
             checked += 1
     assert checked > 100
+
+
+def test_a_net_over_the_limit_is_lowered_only_a_little_further():
+    """What lowering made before stopping stays available (a diagram can show it), but a net known
+    to pass the limit is not expanded up to it."""
+    from netdsl.lower import PARTIAL_LAYERS, lower
+    from netdsl.parser import parse
+
+    doubling = "block b0 { relu relu }\n" + "".join(f"block b{i} {{ b{i - 1} b{i - 1} }}\n" for i in range(1, 31))
+    bag = DiagnosticBag()
+    start = time.perf_counter()
+    lowered = lower(parse(doubling + "net n { input 8 b30 }"), bag)
+    assert time.perf_counter() - start < QUICK_S
+    assert [d.code for d in bag.items] == ["E407"]
+    assert len(lowered.graph) - 1 == PARTIAL_LAYERS
+    small = lower(parse("net n { input 8 " + "relu " * 50 + "}"), bag := DiagnosticBag(), max_layers=20)
+    assert len(small.graph) - 1 == 20 and [(d.code, d.column) for d in bag.items] == [("E407", 17 + 5 * 20)]
