@@ -71,10 +71,16 @@ class NameRef:
     span: Span = _span()
 
 
+def _depth():
+    # How deeply the expression nests (the parser limits it); not part of what it says.
+    return field(default=1, compare=False, repr=False)
+
+
 @dataclass(slots=True)
 class TupleLit:
     items: tuple["Expr", ...]
     span: Span = _span()
+    depth: int = _depth()
 
 
 @dataclass(slots=True)
@@ -83,12 +89,14 @@ class BinOp:
     left: "Expr"
     right: "Expr"
     span: Span = _span()
+    depth: int = _depth()
 
 
 @dataclass(slots=True)
 class Neg:
     operand: "Expr"
     span: Span = _span()
+    depth: int = _depth()
 
 
 Expr = Union[IntLit, FloatLit, BoolLit, ShapeLit, NameRef, TupleLit, BinOp, Neg]
@@ -207,6 +215,7 @@ class NetDef(Definition):
 
 @dataclass(slots=True)
 class Program:
-    """A whole file."""
+    """A whole file; `span` covers all of its text."""
 
     definitions: tuple[Definition, ...]
+    span: Span = _span()

@@ -8,12 +8,14 @@ import torch.
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from typing import Any, Optional, Sequence
 
 from . import __version__
 from .diagnostics import NetDSLError
 from .lower import DEFAULT_MAX_LAYERS, evaluate
+from .network import DEFAULT_MAX_BYTES
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -52,15 +54,16 @@ def _parse_set(items: Sequence[str]) -> dict[str, Any]:
 
 
 def _load(args: argparse.Namespace):
-    from .network import decode, load, loads
+    from .network import load, loads, read_source
 
     params = _parse_set(args.set)
+    max_bytes = getattr(args, "max_bytes", DEFAULT_MAX_BYTES)  # for commands that do not offer --max-bytes
     if args.file == "-":
-        text = decode(sys.stdin.buffer.read(), "<stdin>")
-        return loads(text, "<stdin>", max_layers=args.max_layers, **params)
+        text = read_source(sys.stdin.buffer, "<stdin>", max_bytes)
+        return loads(text, "<stdin>", max_layers=args.max_layers, max_bytes=max_bytes, **params)
     try:
-        return load(args.file, max_layers=args.max_layers, **params)
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
+        return load(args.file, max_layers=args.max_layers, max_bytes=max_bytes, **params)
+    except OSError as e:  # missing, a folder, no permission, a symlink loop ...
         raise UsageError(f"cannot read {args.file}: {e.strerror}") from None
 
 
@@ -161,6 +164,86 @@ def cmd_render(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot write {path}: {e.strerror}") from None
     print(f"wrote {path}" + (" (drawn up to the errors)" if failure else ""))
     return EXIT_INVALID if failure else EXIT_OK
+def cmd_fmt(args: argparse.Namespace) -> int:
+    """Format files in place (or check, or show the diff); `-` reads stdin, writes stdout."""
+    import difflib
+
+    from .network import read_source
+    from .printer import FormatError, format_source
+
+    status = EXIT_OK
+    for name in args.files:
+        try:
+            if name == "-":
+                original = sys.stdin.buffer.read(args.max_bytes + 1)
+                text = read_source(io.BytesIO(original), "<stdin>", args.max_bytes)
+            else:
+                with open(name, "rb") as f:
+                    original = f.read(args.max_bytes + 1)
+                text = read_source(io.BytesIO(original), name, args.max_bytes)
+            formatted = format_source(text, "<stdin>" if name == "-" else name)
+        except OSError as e:  # missing, a folder, no permission, a symlink loop ...
+            raise UsageError(f"cannot read {name}: {e.strerror}") from None
+        except NetDSLError as e:  # the file is left as it is
+            print(e, file=sys.stderr)
+            status = EXIT_INVALID
+            continue
+        except FormatError as e:
+            print(f"netdsl: error: {e}", file=sys.stderr)
+            status = EXIT_INVALID
+            continue
+        changed = formatted.encode("utf-8") != original
+        if args.diff and changed:
+            sys.stdout.writelines(difflib.unified_diff(
+                text.splitlines(keepends=True), formatted.splitlines(keepends=True), name, name))
+        if args.check:
+            if changed:
+                print(f"would reformat {name}", file=sys.stderr)
+                status = max(status, EXIT_INVALID)
+        elif name == "-":
+            if not args.diff:
+                sys.stdout.write(formatted)
+        elif changed and not args.diff:
+            try:
+                _replace(name, formatted)
+            except OSError as e:
+                raise UsageError(f"cannot write {name}: {e.strerror}") from None
+            print(f"reformatted {name}", file=sys.stderr)
+    return status
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """An error code's entry in the catalogue, or the list of codes."""
+    from .catalogue import CATALOGUE, explain, lookup, suggestion
+
+    if args.code is None:
+        for code, entry in CATALOGUE.items():
+            print(f"{code}  {entry.title}")
+        return EXIT_OK
+    entry = lookup(args.code)
+    if entry is None:
+        raise UsageError(suggestion(args.code))
+    print(explain(entry), end="")
+    return EXIT_OK
+
+
+def _replace(path: str, text: str) -> None:
+    """Write `text` over the file at `path` through a temporary file beside it, so an
+    interrupted write never leaves half a net; the file keeps its permissions."""
+    import os
+    import shutil
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".netdsl-fmt-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(text.encode("utf-8"))
+        shutil.copymode(path, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def _positive(text: str) -> int:
@@ -188,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override a net parameter, e.g. --set classes=10 (repeatable)")
         sp.add_argument("--max-layers", type=_positive, default=DEFAULT_MAX_LAYERS, metavar="N",
                         help=f"refuse nets that expand to more layers (default {DEFAULT_MAX_LAYERS:,})")
+        sp.add_argument("--max-bytes", type=_positive, default=DEFAULT_MAX_BYTES, metavar="N",
+                        help=f"refuse larger files (default {DEFAULT_MAX_BYTES:,})")
 
     check = sub.add_parser("check", help="parse and check a net: shapes, names, arguments",
                            description="Parse and check a net; print a one-line verdict or every error.")
@@ -255,6 +340,25 @@ def build_parser() -> argparse.ArgumentParser:
                         help="draw activations and dropout as boxes of their own, not folded into "
                              "the layer before them")
     render.set_defaults(run=cmd_render)
+
+    fmt = sub.add_parser("fmt", help="format .net files in place (comments and alignment kept)",
+                         description="Rewrite each file in netdsl's canonical layout, keeping its comments, "
+                                     "its line breaks between layers and gaps that align columns. A file "
+                                     "with syntax errors is reported and left untouched.")
+    fmt.add_argument("files", nargs="+", metavar="FILE", help="a .net file, or - to format standard input to "
+                                                              "standard output")
+    fmt.add_argument("--check", action="store_true",
+                     help="change nothing; exit 1 and list the files that would change")
+    fmt.add_argument("--diff", action="store_true", help="print a unified diff instead of writing")
+    fmt.add_argument("--max-bytes", type=_positive, default=DEFAULT_MAX_BYTES, metavar="N",
+                     help=f"refuse larger files (default {DEFAULT_MAX_BYTES:,})")
+    fmt.set_defaults(run=cmd_fmt)
+
+    explain = sub.add_parser("explain", help="what an error code means, with an example",
+                             description="Print an error code's explanation, an example file that makes "
+                                         "the error and what netdsl says about it; without a code, list the codes.")
+    explain.add_argument("code", nargs="?", metavar="CODE", help="an error code, such as E402")
+    explain.set_defaults(run=cmd_explain)
     return p
 
 

@@ -28,6 +28,7 @@ CODES: dict[str, str] = {
     "E101": "syntax error: a character that is not part of the language",
     "E102": "syntax error: the file ends inside a construct",
     "E103": "the file is not a readable text file",
+    "E104": "the file is larger than the size limit",
     "E201": "unknown op or block",
     "E202": "undefined name",
     "E203": "duplicate name",
@@ -49,6 +50,7 @@ CODES: dict[str, str] = {
     "E405": "channels not divisible by groups",
     "E406": "missing or repeated input declaration",
     "E407": "the net is too large",
+    "E408": "nested too deeply",
 }
 
 
@@ -86,12 +88,16 @@ class NetDSLError(Exception):
     file did not parse or defines no net."""
 
     def __init__(self, diagnostics: Iterable[Diagnostic], source: str = "", filename: str = "<string>",
-                 partial: Any = None):
+                 truncated: bool = False, partial: Any = None):
         self.diagnostics = sorted(diagnostics, key=lambda d: (d.span.line, d.span.column))
         self.source = source
         self.filename = filename
-        self.partial = partial
-        super().__init__(render_all(self.diagnostics, source, filename))
+        self.truncated = truncated  # checking stopped after MAX_DIAGNOSTICS errors
+        self.partial = partial  # what was lowered before the errors (render draws it), or None
+        super().__init__(render_all(self.diagnostics, source, filename, truncated))
+
+
+MAX_DIAGNOSTICS = 100  # a file with more errors is not worth checking further (nor printing)
 
 
 class DiagnosticBag:
@@ -100,10 +106,19 @@ class DiagnosticBag:
     def __init__(self) -> None:
         self.items: list[Diagnostic] = []
         self._seen: set = set()
+        self.truncated = False
+
+    @property
+    def full(self) -> bool:
+        """True once MAX_DIAGNOSTICS errors are in: the stage may stop."""
+        return len(self.items) >= MAX_DIAGNOSTICS
 
     def error(self, code: str, message: str, span: Span = NOWHERE, *,
               notes: Iterable[Note] = (), help: Optional[str] = None) -> None:
         assert code in CODES, code
+        if self.full:
+            self.truncated = True
+            return
         key = (code, message, span)
         if key in self._seen:  # a block expanded twice must not report its mistake twice
             return
@@ -123,6 +138,18 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> Optional[str]:
 # --- rendering ---------------------------------------------------------------------------
 
 TAB = 4
+EXCERPT_WIDTH = 120  # longer source lines are shown as a window of this many columns around the place
+
+
+# Control characters would garble a terminal (or drive it: an escape sequence in a comment);
+# each is shown as its one-column Unicode picture (NUL as ␀), so the caret still lines up.
+_CONTROL_PICTURES = {c: 0x2400 + c for c in range(32) if c != 9} | {127: 0x2421}
+
+
+def source_lines(source: str) -> list[str]:
+    """The lines as the parser counts them: split at `\n` only (str.splitlines would also
+    split at form feeds and other separators, putting carets on the wrong line)."""
+    return [line.removesuffix("\r") for line in source.split("\n")]
 
 
 def _excerpt(lines: list[str], span: Span, mark: str) -> list[str]:
@@ -130,23 +157,31 @@ def _excerpt(lines: list[str], span: Span, mark: str) -> list[str]:
     lines up with what a terminal shows."""
     if not (1 <= span.line <= len(lines)):
         return []
-    text = lines[span.line - 1]
+    text = lines[span.line - 1].translate(_CONTROL_PICTURES)
     start = len(text[: span.column - 1].expandtabs(TAB))
     if span.end_line == span.line and span.end_column > span.column:
         end = len(text[: span.end_column - 1].expandtabs(TAB))
     else:  # a span over several lines: underline to the end of the first
         end = max(len(text.rstrip().expandtabs(TAB)), start + 1)
+    shown = text.expandtabs(TAB)
+    if len(shown) > EXCERPT_WIDTH:  # a window around the place, so a huge line stays readable
+        lo = max(0, min(start - EXCERPT_WIDTH // 3, len(shown) - EXCERPT_WIDTH))
+        hi = lo + EXCERPT_WIDTH
+        before, after = ("..." if lo else ""), ("..." if hi < len(shown) else "")
+        shown = before + shown[lo:hi] + after
+        start, end = start - lo + len(before), min(end, hi) - lo + len(before)
     gutter = str(span.line)
     pad = " " * len(gutter)
     return [
         f"{pad} |",
-        f"{gutter} | {text.expandtabs(TAB)}".rstrip(),
+        f"{gutter} | {shown}".rstrip(),
         f"{pad} | {' ' * start}{mark * max(1, end - start)}",
     ]
 
 
-def render(diag: Diagnostic, source: str, filename: str) -> str:
-    lines = source.splitlines()
+def render(diag: Diagnostic, source: str, filename: str, lines: Optional[list[str]] = None) -> str:
+    if lines is None:
+        lines = source_lines(source)
     where = f"{filename}:{diag.span}" if diag.span.line else filename
     out = [f"{where}: error[{diag.code}]: {diag.message}"]
     out += _excerpt(lines, diag.span, "^")
@@ -162,7 +197,9 @@ def render(diag: Diagnostic, source: str, filename: str) -> str:
     return "\n".join(out)
 
 
-def render_all(diagnostics: list[Diagnostic], source: str, filename: str) -> str:
-    body = "\n\n".join(render(d, source, filename) for d in diagnostics)
+def render_all(diagnostics: list[Diagnostic], source: str, filename: str, truncated: bool = False) -> str:
+    lines = source_lines(source)  # once: a file may have many errors
+    body = "\n\n".join(render(d, source, filename, lines) for d in diagnostics)
     n = len(diagnostics)
-    return f"{body}\n\n{n} error{'s' if n != 1 else ''} in {filename}"
+    more = "; checking stopped there" if truncated else ""
+    return f"{body}\n\n{n} error{'s' if n != 1 else ''} in {filename}{more}"

@@ -17,9 +17,12 @@ from . import ast
 from .diagnostics import DiagnosticBag, Note, did_you_mean
 from .graph import LayerGraph
 from .ops import REGISTRY, REQUIRED, AttrError, OpSpec, Symbol, fmt_value
-from .parser import KEYWORDS
+from .parser import KEYWORDS, MAX_NESTING
 
 DEFAULT_MAX_LAYERS = 100_000
+# Once a net is known to pass the layer limit, lowering goes on only this far: enough for the
+# errors among the first layers and for a partial net to draw, never the whole limit's worth.
+PARTIAL_LAYERS = 1_000
 MAX_INT_BITS = 256  # no size in a net comes near; bigger numbers only arise from mistakes
 
 
@@ -225,6 +228,8 @@ class Lowerer:
     def __init__(self, program: ast.Program, bag: DiagnosticBag, overrides: Mapping[str, Any],
                  max_layers: int = DEFAULT_MAX_LAYERS):
         self.program, self.bag, self.overrides, self.max_layers = program, bag, overrides, max_layers
+        self._stop_at = max_layers  # layers made before lowering stops
+        self._limit_reported = False
         self.graph = LayerGraph()
         self.scopes: dict[str, Scope] = {}
         self.outputs: list[Output] = []
@@ -234,6 +239,7 @@ class Lowerer:
         self._missing_input_reported = False
         self._input_declared = False
         self._site: Optional[tuple[str, ast.Span]] = None
+        self._depth = 0  # chains being lowered, one inside another
 
     def _error(self, code: str, message: str, span: ast.Span = ast.NOWHERE, *,
                notes: Iterable[Note] = (), help: Optional[str] = None) -> None:
@@ -243,6 +249,9 @@ class Lowerer:
             instance, call_span = self._site
             notes.append(Note(f"in `{instance}`, the use of the block here", call_span))
         self.bag.error(code, message, span, notes=notes, help=help)
+        if self.bag.full:
+            self.bag.truncated = True
+            raise _Abort
 
     # -- entry --------------------------------------------------------------------------
 
@@ -253,7 +262,9 @@ class Lowerer:
                 self._define_block(d)
         self._check_blocks()
         if len(nets) != 1:
-            where = nets[1].name_span if nets else ast.NOWHERE
+            end = self.program.span  # with no net, point at the end of the file, where one could go
+            where = nets[1].name_span if nets else ast.Span(end.end_line, end.end_column, end.end_line,
+                                                            end.end_column + 1)
             self._error("E206", "a file defines exactly one net" + (f", this one defines {len(nets)}" if nets else
                                                                      ", this one defines none"), where,
                         help=None if nets else "add `net NAME { input CxHxW ... }`")
@@ -261,6 +272,8 @@ class Lowerer:
                 return None
         net = nets[0]
         params = self._net_params(net)
+        if self._too_large(net, params):
+            self._stop_at = min(self.max_layers, PARTIAL_LAYERS)
         ctx = _Ctx("", params, frozenset(_labels_in(net.body)), top=True)
         try:
             last = self._chain(net.body, None, ctx)
@@ -272,6 +285,21 @@ class Lowerer:
         if last is not None:
             self.outputs.insert(0, Output(last.split(".")[0], last, False))
         return LoweredNet(net.name, params, self.input_shape, self.graph, self.scopes, self.outputs)
+
+    def _too_large(self, net: ast.NetDef, params: Mapping[str, Any]) -> bool:
+        """Refuse at once (E407) a net whose layers surely pass the limit, at the top-level item
+        that passes it, rather than after making the first `max_layers` of them."""
+        if not (net.body and isinstance(net.body[0], ast.InputDecl)):
+            return False  # a net without its input is reported as such
+        bound, total = _LayerBound(self.blocks, self.recursive), 0
+        for item in net.body:
+            total += bound.item(item, params)
+            if total > self.max_layers:
+                where = item.count.span if isinstance(item, ast.Repeat) else item.span
+                self._limit_passed(f"the net has more than {self.max_layers:,} layers: {total:,} at least, "
+                                   "by here", where)
+                return True
+        return False
 
     def _define_block(self, d: ast.BlockDef) -> None:
         if d.name in self.blocks:
@@ -303,6 +331,8 @@ class Lowerer:
         path: list[str] = []  # the blocks being visited, outermost first
 
         def visit(name: str) -> None:
+            if len(path) > MAX_NESTING:  # lowering reports such depth (E408) where a net reaches it
+                return
             path.append(name)
             for call in calls[name]:
                 if call.name in path:
@@ -386,6 +416,20 @@ class Lowerer:
 
     def _chain(self, items: tuple[ast.Item, ...], current: Optional[str], ctx: _Ctx) -> Optional[str]:
         """Lower items one after another; returns the name of the last layer's output."""
+        # Lowering recurses once per level of nesting. The parser bounds the brackets of one
+        # definition; blocks using blocks could still nest without end (b1 uses b2 uses b3 ...).
+        self._depth += 1
+        try:
+            if self._depth > MAX_NESTING:
+                self.bag.error("E408", f"blocks and brackets nested more than {MAX_NESTING} levels deep",
+                               self._site[1] if self._site else _extent(items),
+                               help="a block that uses a block that uses a block ...: flatten some of them")
+                raise _Abort
+            return self._chain_items(items, current, ctx)
+        finally:
+            self._depth -= 1
+
+    def _chain_items(self, items: tuple[ast.Item, ...], current: Optional[str], ctx: _Ctx) -> Optional[str]:
         for i, item in enumerate(items):
             if isinstance(item, ast.InputDecl):
                 current = self._input(item, ctx, first=(i == 0))
@@ -447,10 +491,8 @@ class Lowerer:
 
     def _add_node(self, name: str, op: Optional[str], attrs: Optional[dict], inputs: list[str],
                   span: ast.Span, ctx: _Ctx) -> str:
-        if len(self.graph) - self._input_declared >= self.max_layers and op != "input":
-            self._error("E407", f"the net has more than {self.max_layers:,} layers", span,
-                        help="the limit guards against runaway repeats; raise it with `max_layers=` "
-                             "or `--max-layers` if the net is really this large")
+        if len(self.graph) - self._input_declared >= self._stop_at and op != "input":
+            self._limit_passed(f"the net has more than {self.max_layers:,} layers", span)
             raise _Abort
         self.graph.add(name, op=op, attrs=attrs, inputs=inputs, span=span, train_only=ctx.train_only,
                        site=ctx.site)
@@ -498,6 +540,9 @@ class Lowerer:
             help_ = f"to name a layer, write a colon after the name: `{call.name}: {following.name}(...)`"
         self.bag.error("E201", f"unknown op `{call.name}`", call.name_span,
                        help=help_ or "ops: " + ", ".join(sorted(known)))
+        if self.bag.full:
+            self.bag.truncated = True
+            raise _Abort
 
     def _bind_op(self, spec: OpSpec, call: ast.Call, env: Mapping[str, Any]) -> Optional[dict]:
         names = [a.name for a in spec.attrs]
@@ -609,6 +654,8 @@ class Lowerer:
                 current = self._chain(rep.body, current, ctx)
                 if len(self.graph) == before and i >= 1:
                     break  # passes that add no layer: the others would add none either
+                if i == 0:
+                    self._check_repeat_size(rep, count, len(self.graph) - before)
             return current
         local = self._local_name(rep, "repeat", ctx)
         home = ctx.child(local, ())
@@ -620,8 +667,28 @@ class Lowerer:
             current = one.output = self._chain(rep.body, current, home.child(str(i), rep.body))
             if len(self.graph) == before and i >= 2:
                 break
+            if i == 1:
+                self._check_repeat_size(rep, count, len(self.graph) - before)
         scope.output = current
         return current
+
+    def _check_repeat_size(self, rep: ast.Repeat, count: int, per_pass: int) -> None:
+        """After the first pass, refuse at once a repeat whose passes would pass the layer
+        limit (every pass makes as many layers as the first), rather than expanding up to it."""
+        layers = len(self.graph) - self._input_declared
+        if layers + (count - 1) * per_pass > self.max_layers:
+            self._limit_passed(f"`repeat {count:,}` of {per_pass:,} layer{'s' if per_pass != 1 else ''} "
+                               f"would make the net larger than the limit of {self.max_layers:,} layers",
+                               rep.count.span)
+            raise _Abort
+
+    def _limit_passed(self, message: str, span: ast.Span) -> None:
+        """Report (once) that the net passes the layer limit."""
+        if not self._limit_reported:
+            self._limit_reported = True
+            self._error("E407", message, span,
+                        help="the limit guards against runaway repeats and blocks; raise it with `max_layers=` "
+                             "or `--max-layers` if the net is really this large")
 
     def _repeat_count(self, rep: ast.Repeat, ctx: _Ctx) -> Optional[int]:
         count = self._eval(rep.count, ctx.env)
@@ -685,6 +752,70 @@ class Lowerer:
         return None
 
 
+class _LayerBound:
+    """A lower bound on the layers items will make, counted without making them and remembered
+    per block and arguments, so blocks that multiply (each using the one before twice, thirty
+    deep: a billion layers) cost a few steps. Only what is certain counts: ops, joins, groups,
+    and blocks and repeats whose arguments evaluate and bind; heads and anything in doubt count
+    what lowering makes at least (a block in error is one broken layer, a head nothing)."""
+
+    def __init__(self, blocks: Mapping[str, ast.BlockDef], recursive: set[str]):
+        self.blocks, self.recursive = blocks, recursive
+        self.memo: dict[tuple, int] = {}
+        self.depth = 0
+
+    def chain(self, items: Iterable[ast.Item], env: Mapping[str, Any]) -> int:
+        return sum(self.item(i, env) for i in items)
+
+    def item(self, item: ast.Item, env: Mapping[str, Any]) -> int:
+        if isinstance(item, ast.Call):
+            return self.call(item, env)
+        if isinstance(item, ast.Join):
+            return 1 + sum(self.chain(b, env) for b in item.branches)
+        if isinstance(item, ast.Repeat):
+            count = _value(item.count, env)
+            ok = isinstance(count, int) and not isinstance(count, bool) and count > 0
+            return count * self.chain(item.body, env) if ok else 0
+        if isinstance(item, ast.Group):
+            return self.chain(item.body, env)
+        return 0  # the input; heads
+
+    def call(self, call: ast.Call, env: Mapping[str, Any]) -> int:
+        block = self.blocks.get(call.name)
+        if block is None or block.name in self.recursive or self.depth >= MAX_NESTING:
+            return 1
+        names = [p.name for p in block.params]
+        positional = [a for a in call.args if a.name is None]
+        keywords = {a.name: a for a in call.args if a.name is not None}
+        if (len(positional) > len(names) or len(keywords) + len(positional) != len(call.args)
+                or any(k not in names[len(positional):] for k in keywords)
+                or any(a.name is None for a in call.args[len(positional):])):
+            return 1  # arguments that do not bind: one broken layer
+        inner: dict[str, Any] = {}
+        for i, p in enumerate(block.params):
+            arg = positional[i] if i < len(positional) else keywords.get(p.name)
+            value = _value(arg.value, env) if arg is not None else (
+                _value(p.default, inner) if p.default is not None else None)
+            if value is None:
+                return 1
+            inner[p.name] = value
+        key = (block.name, repr(list(inner.values())))
+        if key not in self.memo:
+            self.depth += 1
+            self.memo[key] = self.chain(block.body, inner)
+            self.depth -= 1
+        return self.memo[key]
+
+
+def _value(expr: ast.Expr, env: Mapping[str, Any]) -> Any:
+    """The value of an expression, or None when it has none (the error is lowering's to report)."""
+    try:
+        value = evaluate(expr, env)
+    except (_Poisoned, _EvalError):
+        return None
+    return None if value is POISON else value
+
+
 def _items_in(items: Iterable[ast.Item]) -> Iterator[ast.Item]:
     """Every item written in a body, however deeply nested."""
     stack = list(items)
@@ -714,4 +845,7 @@ def _extent(items: tuple[ast.Item, ...]) -> ast.Span:
 def lower(program: ast.Program, bag: DiagnosticBag, overrides: Optional[Mapping[str, Any]] = None,
           max_layers: int = DEFAULT_MAX_LAYERS) -> Optional[LoweredNet]:
     """Lower a parsed file to its layer graph, recording every mistake in `bag`."""
-    return Lowerer(program, bag, overrides or {}, max_layers).run()
+    try:
+        return Lowerer(program, bag, overrides or {}, max_layers).run()
+    except _Abort:  # too many errors before the net's body: nothing more is worth checking
+        return None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import os
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, BinaryIO, Mapping, Optional
 
 from . import parser
 from .diagnostics import Diagnostic, DiagnosticBag, NetDSLError
@@ -133,18 +133,50 @@ class Network:
         return f"<Network {self.name}: input {shape}, {len(self.layers)} layers, {self.total_params():,} params>"
 
 
+# 1 MiB: four hundred times googlenet.net, room for 50,000 layers written out one by one. Parsing
+# takes time in proportion to the text (10 s for the densest 1 MiB on a slow machine): the limit bounds it.
+DEFAULT_MAX_BYTES = 1024 * 1024
+
+
 def loads(text: str, /, filename: str = "<string>", *, max_layers: int = DEFAULT_MAX_LAYERS,
-          **params: Any) -> Network:
+          max_bytes: int = DEFAULT_MAX_BYTES, **params: Any) -> Network:
     """Parse and check a network from text. Other keyword arguments override the net's
     parameters (`loads(text, classes=10)`): numbers, booleans, tuples of ints, or strings for
-    bare words (`pad="same"`). Raises `NetDSLError` listing every mistake."""
-    return _check(text, filename, params, max_layers)
+    bare words (`pad="same"`). Raises `NetDSLError` listing every mistake. Text longer than
+    `max_bytes` characters is refused (E104)."""
+    if len(text) > max_bytes:
+        raise _too_large(f"the text is {len(text):,} characters, over the limit of {max_bytes:,}", filename)
+    return _check(text.removeprefix("\ufeff"), filename, params, max_layers)
 
 
-def load(path: os.PathLike | str, /, *, max_layers: int = DEFAULT_MAX_LAYERS, **params: Any) -> Network:
-    """Parse and check the network in the file at `path`; see `loads`."""
+def load(path: os.PathLike | str, /, *, max_layers: int = DEFAULT_MAX_LAYERS, max_bytes: int = DEFAULT_MAX_BYTES,
+         **params: Any) -> Network:
+    """Parse and check the network in the file at `path`; see `loads`. A file larger than
+    `max_bytes` is refused (E104) without being read."""
     path = Path(path)
-    return _check(decode(path.read_bytes(), str(path)), str(path), params, max_layers)
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise _too_large(f"the file is {size:,} bytes, over the limit of {max_bytes:,}", str(path))
+    with path.open("rb") as f:
+        text = read_source(f, str(path), max_bytes)
+    return _check(text, str(path), params, max_layers)
+
+
+def read_source(stream: BinaryIO, filename: str, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+    """The text of a .net file from a binary stream (a file, standard input), reading at most
+    one byte past `max_bytes`, so a huge file (or an endless stream) is refused (E104) quickly."""
+    data = stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise _too_large(f"the file is larger than the limit of {max_bytes:,} bytes", filename)
+    return decode(data, filename)
+
+
+def _too_large(message: str, filename: str) -> NetDSLError:
+    # about the file as a whole: located by its name alone, no line of it is shown
+    diag = Diagnostic("E104", message,
+                      help="a net is a few kilobytes; raise the limit with `max_bytes=` or `--max-bytes` "
+                           "if this really is one")
+    return NetDSLError([diag], "", filename)
 
 
 def decode(data: bytes, filename: str) -> str:
@@ -154,10 +186,13 @@ def decode(data: bytes, filename: str) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        line_start = data.rfind(b"\n", 0, e.start) + 1
+        # columns count characters, as everywhere else: what precedes the bad byte is valid UTF-8
+        col = len(data[line_start:e.start].decode("utf-8-sig")) + 1
         diag = Diagnostic("E103", f"the file is not valid UTF-8 (byte 0x{data[e.start]:02x})",
                           Span(line, col, line, col + 1), help="save it as UTF-8 text")
-        raise NetDSLError([diag], "", filename) from None
+        shown = data.decode("utf-8-sig", errors="replace")  # the excerpt shows the bad byte as �
+        raise NetDSLError([diag], shown, filename) from None
 
 
 def _check(text: str, filename: str, overrides: Mapping[str, Any], max_layers: int) -> Network:
@@ -187,5 +222,5 @@ def _pipeline(text: str, filename: str, overrides: Mapping[str, Any], max_layers
         bag.error("E407", "the net is nested too deeply to check",
                   help="flatten some of its nesting (blocks within blocks, branches within branches)")
     if bag:
-        raise NetDSLError(bag.items, text, filename, partial=lowered)
+        raise NetDSLError(bag.items, text, filename, bag.truncated, partial=lowered)
     return Network(lowered, text, filename)

@@ -8,6 +8,7 @@ import functools
 import hashlib
 import importlib.resources
 import os
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -42,11 +43,27 @@ def _token_span(tok: Token) -> ast.Span:
 
 MAX_DIGITS = 60  # far beyond any size or count in a net; Python refuses str(int) past 4300
 
+# How deeply brackets (`(` and `{` together) and expressions may nest. Real nets nest a few
+# levels; the stages after the parser walk the tree recursively, and these limits keep them
+# far from Python's recursion limit, so absurd nesting is one located error, never a crash.
+MAX_NESTING = 100
+MAX_EXPR_DEPTH = 100
+
 
 class _LiteralTooLong(Exception):
     def __init__(self, tok: Token):
         super().__init__(tok)
         self.token = tok
+
+
+class _ExpressionTooDeep(Exception):
+    def __init__(self, span: ast.Span):
+        super().__init__(span)
+        self.span = span
+
+
+def _expr_depth(node) -> int:
+    return getattr(node, "depth", 0)  # literals and names have no depth field: 0
 
 
 def _int(tok: Token, text: str) -> int:
@@ -226,21 +243,31 @@ class _ASTBuilder(Transformer):
 
     @_rule
     def tuple_lit(self, span, *items):
-        return ast.TupleLit(tuple(i for i in items if i is not None), span)
+        items = tuple(i for i in items if i is not None)
+        return ast.TupleLit(items, span, _deeper(span, *items))
 
     @_rule
     def neg_op(self, span, operand):
-        return ast.Neg(operand, span)
+        return ast.Neg(operand, span, _deeper(span, operand))
 
     def _binop(op):  # noqa: N805 - a factory used while the class body runs
         @_rule
         def method(self, span, left, right):
-            return ast.BinOp(op, left, right, span)
+            return ast.BinOp(op, left, right, span, _deeper(span, left, right))
         return method
 
     add_op, sub_op, mul_op = _binop("+"), _binop("-"), _binop("*")
     div_op, floordiv_op, mod_op = _binop("/"), _binop("//"), _binop("%")
     del _binop
+
+
+def _deeper(span: ast.Span, *operands) -> int:
+    """The depth of a new expression node over `operands`; a chain like `1+1+1+...` or
+    `---1` nests one level per operator, brackets or not."""
+    depth = 1 + max(map(_expr_depth, operands), default=0)
+    if depth > MAX_EXPR_DEPTH:
+        raise _ExpressionTooDeep(span)
+    return depth
 
 
 def _cache_file(grammar: str) -> Union[str, bool]:
@@ -311,11 +338,14 @@ def syntax_diagnostic(err: UnexpectedInput, text: str) -> Diagnostic:
     if isinstance(err, UnexpectedCharacters):
         ch = text[err.pos_in_stream] if err.pos_in_stream < len(text) else "?"
         hint = None
-        if ch in "\"'":
+        shown = f"`{ch}`" if ch.isprintable() else f"U+{ord(ch):04X}"  # a NUL or escape would garble the line
+        if ch == "\0":
+            hint = "the file holds NUL bytes: it is not a text file"
+        elif ch in "\"'":
             hint = "netdsl has no strings: write names and numbers bare (`pad=same`)"
         elif ch == ";":
             hint = "layers need no separator: write them one after another"
-        return Diagnostic("E101", f"unexpected character `{ch}`", ast.Span(line, col, line, col + 1),
+        return Diagnostic("E101", f"unexpected character {shown}", ast.Span(line, col, line, col + 1),
                           help=hint)
     if isinstance(err, UnexpectedEOF) or (isinstance(err, UnexpectedToken) and err.token.type == "$END"):
         span = _end_span(text)
@@ -345,12 +375,56 @@ def _syntax_help(err: UnexpectedToken, text: str) -> Optional[str]:
 
 
 def _end_span(text: str) -> ast.Span:
-    lines = text.splitlines() or [""]
-    n = len(lines)
-    return ast.Span(n, len(lines[-1]) + 1, n, len(lines[-1]) + 2)
+    """Just past the last character (lines counted at `\n` only, as Lark counts them)."""
+    n = text.count("\n") + 1
+    last = text[text.rfind("\n") + 1:].rstrip("\r")
+    return ast.Span(n, len(last) + 1, n, len(last) + 2)
+
+
+_BRACKETS = re.compile(r"#[^\n]*|[({]|[)}]")  # comments are skipped: brackets in them do not count
+
+
+# `- - - 1` nests without brackets and to the right, so the parser would shift the whole run
+# before the first reduction could count it: runs of minus signs are found before parsing too.
+_MINUS_RUN = re.compile(r"-(?:[ \t\r\n]*-)+")  # a maximal run of two or more, found in one linear pass
+
+
+def _position_span(text: str, pos: int) -> ast.Span:
+    line = text.count("\n", 0, pos) + 1
+    col = pos - text.rfind("\n", 0, pos)
+    return ast.Span(line, col, line, col + 1)
+
+
+def _nesting_diagnostic(text: str) -> Optional[Diagnostic]:
+    """An error at the first bracket nested deeper than MAX_NESTING (or at a run of more than
+    MAX_EXPR_DEPTH minus signs), found by a scan of the text before parsing, so that even a
+    million open brackets cost one quick pass."""
+    if text.count("-") > MAX_EXPR_DEPTH:  # the scan only when it may find something
+        for run in _MINUS_RUN.finditer(text):
+            if text.count("-", run.start(), run.end()) > MAX_EXPR_DEPTH:
+                at = run.start()
+                for _ in range(MAX_EXPR_DEPTH):  # the first minus past the limit
+                    at = text.index("-", at + 1)
+                return Diagnostic("E408", f"an expression nested more than {MAX_EXPR_DEPTH} levels deep",
+                                  _position_span(text, at), help="each `-` nests one level")
+    if text.count("(") + text.count("{") <= MAX_NESTING:
+        return None
+    depth = 0
+    for m in _BRACKETS.finditer(text):
+        ch = m.group()
+        if ch in "({":
+            depth += 1
+            if depth > MAX_NESTING:
+                return Diagnostic("E408", f"brackets nested more than {MAX_NESTING} levels deep",
+                                  _position_span(text, m.start()),
+                                  help="no net needs this much nesting: move the inner part into a block")
+        elif ch in ")}":
+            depth = max(depth - 1, 0)
+    return None
 
 
 MAX_SYNTAX_ERRORS = 20
+MAX_SYNTAX_RECOVERIES = 200
 
 
 def parse(text: str, filename: str = "<string>") -> ast.Program:
@@ -359,13 +433,21 @@ def parse(text: str, filename: str = "<string>") -> ast.Program:
     After a syntax error the parser drops the offending token (or character) and goes on, so
     one run reports the syntax errors of many lines; it keeps one per line, since a second on
     the same line is nearly always an echo of the first."""
+    too_deep = _nesting_diagnostic(text)
+    if too_deep is not None:
+        raise NetDSLError([too_deep], text, filename)
     found: list[Diagnostic] = []
+    seen = 0
 
     def record(err: UnexpectedInput) -> bool:
+        nonlocal seen
+        seen += 1
         diag = syntax_diagnostic(err, text)
         if not found or found[-1].line != diag.line:
             found.append(diag)
-        return len(found) < MAX_SYNTAX_ERRORS
+        # stop at so many reported errors, or at so many in all: a line of 100,000 stray `)`
+        # would otherwise cost 100,000 recoveries to report one error
+        return len(found) < MAX_SYNTAX_ERRORS and seen < MAX_SYNTAX_RECOVERIES
 
     try:
         program = _parser().parse(text, start="start", on_error=record)
@@ -374,14 +456,26 @@ def parse(text: str, filename: str = "<string>") -> ast.Program:
     except _LiteralTooLong as err:
         found.append(Diagnostic("E306", f"a number with more than {MAX_DIGITS} digits",
                                 _token_span(err.token), help="no size or count in a net comes near that"))
+    except _ExpressionTooDeep as err:
+        found.append(_expression_too_deep(err))
     if found:
         raise NetDSLError(found, text, filename)
-    return program
+    return replace(program, span=ast.Span(1, 1, *_end_span(text)[:2]))
+
+
+def _expression_too_deep(err: _ExpressionTooDeep) -> Diagnostic:
+    return Diagnostic("E408", f"an expression nested more than {MAX_EXPR_DEPTH} levels deep", err.span,
+                      help="each operator nests one level: compute the value outside the net and pass it in")
 
 
 def parse_expr(text: str, filename: str = "<value>") -> ast.Expr:
     """Parse one expression, such as the value of `--set classes=10`."""
+    too_deep = _nesting_diagnostic(text)
+    if too_deep is not None:
+        raise NetDSLError([too_deep], text, filename)
     try:
         return _parser().parse(text, start="expr")
     except UnexpectedInput as err:
         raise NetDSLError([syntax_diagnostic(err, text)], text, filename) from None
+    except _ExpressionTooDeep as err:
+        raise NetDSLError([_expression_too_deep(err)], text, filename) from None

@@ -23,11 +23,14 @@ def test_installed_wheel_finds_its_grammar(tmp_path):
                     str(wheel)], check=True, capture_output=True)
     code = ("import netdsl, netdsl.parser as p\n"
             "print(p.grammar_path())\n"
-            "print(netdsl.loads('net n { input 3x8x8 conv(4, 3) }').layers)")
+            "print(netdsl.loads('net n { input 3x8x8 conv(4, 3) }').layers)\n"
+            "from netdsl.catalogue import CATALOGUE, explain\n"  # the catalogue needs no docs/ folder
+            "print(explain(CATALOGUE['E402']).splitlines()[0])")
     env = dict(os.environ, PYTHONPATH=str(target))
     p = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(target)!r})\n" + code],
                        cwd=tmp_path, capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stderr
-    grammar, layers = p.stdout.splitlines()
+    grammar, layers, explained = p.stdout.splitlines()
     assert grammar == str(target / "netdsl" / "netdsl.lark")
     assert layers == "['conv1']"
+    assert explained == "E402: concat inputs disagree"

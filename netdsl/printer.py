@@ -1,0 +1,335 @@
+"""Syntax tree to text: the inverse of the parser, and the formatter built on it.
+
+`to_text(program)` writes a tree as canonical .net text, from the tree alone, so that
+`parse(to_text(tree)) == tree` (tests/test_properties.py checks that on generated files).
+
+`format_source(text)` is what `netdsl fmt` does: it parses the text and prints its tree again,
+taking from the source only what the tree leaves out and a reader would miss:
+
+- comments, each kept before the line it preceded or at the end of its line;
+- which layers share a line, and single blank lines between groups of lines;
+- gaps of two or more spaces, which line things up into columns (`conv1:    conv(...)`,
+  `inception(64,  96,  128, ...)`, trailing comments); a narrower gap becomes the canonical one;
+- how numbers are spelt (`1e-4` stays `1e-4`).
+
+Everything else is canonical: four spaces per level, `{` at the end of its line, the branches of
+a join written over several lines one per line with `|` in front of all but the first, spaces
+after commas and around operators and parameter defaults, none around `=` in arguments,
+brackets only where precedence needs them, `3x3` for shapes, one blank line between
+definitions, a newline at the end. A construct the source writes on one line stays on one line.
+The result is a fixed point: formatting it again changes nothing.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass, field
+from typing import Optional
+
+from . import ast
+from .parser import parse
+
+INDENT = 4
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "//": 2, "%": 2}
+_UNARY = 3
+_CANONICAL_WIDTH = 60  # without a source to follow, a nested construct longer than this gets lines of its own
+_COMMENT = re.compile(r"#[^\n]*")  # the grammar's COMMENT; there are no strings, so every `#` starts one
+
+
+def to_text(program: ast.Program) -> str:
+    """Canonical .net text for a syntax tree (spans, if any, are ignored)."""
+    return _Printer(None).program(program)
+
+
+def format_source(text: str, filename: str = "<string>") -> str:
+    """The text formatted: the same tree, canonical layout, comments and alignment kept.
+    Raises `NetDSLError` (syntax errors) as `parse` does; line endings follow the input's."""
+    text = text.removeprefix("\ufeff")
+    newline = "\r\n" if "\r\n" in text else "\n"
+    text = text.replace("\r\n", "\n")
+    program = parse(text, filename)
+    result = _Printer(_Source(text)).program(program)
+    # As black does: never hand back text that means something else (it would be a bug here).
+    if parse(result, filename) != program:
+        raise FormatError(f"formatting {filename} would change its meaning; it is left as it is "
+                          "(a bug in netdsl: please report it with the file)")
+    return result.replace("\n", newline)
+
+
+class FormatError(RuntimeError):
+    """The formatter's output would not parse to the same tree: a bug, never the file's fault."""
+
+
+def expr_text(expr: ast.Expr) -> str:
+    """An expression as the language writes it, with brackets only where they are needed."""
+    return _Printer(None).expr(expr)
+
+
+# --- what the source tells about layout ----------------------------------------------------
+
+class _Source:
+    def __init__(self, text: str):
+        self.text = text
+        self.lines = text.split("\n")
+        self.starts = [0]
+        for line in self.lines:
+            self.starts.append(self.starts[-1] + len(line) + 1)
+        self.comments = []  # (line, column, text, trailing)
+        for m in _COMMENT.finditer(text):
+            line = bisect.bisect_right(self.starts, m.start())
+            col = m.start() - self.starts[line - 1]
+            trailing = bool(self.lines[line - 1][:col].strip())
+            self.comments.append((line, col, m.group().rstrip(), trailing))
+
+    def offset(self, line: int, column: int) -> int:
+        return self.starts[line - 1] + column - 1
+
+    def slice(self, span: ast.Span) -> str:
+        return self.text[self.offset(span.line, span.column):self.offset(span.end_line, span.end_column)]
+
+    def gap(self, before: ast.Span, after: ast.Span) -> int:
+        """The spaces just before `after`, when it is on the line where `before` ends; else 0."""
+        if not (before.end_line and after.line) or before.end_line != after.line:
+            return 0
+        between = self.text[self.offset(before.end_line, before.end_column):self.offset(after.line, after.column)]
+        return len(between) - len(between.rstrip(" "))
+
+    def blank_between(self, first: int, last: int) -> bool:
+        """Is any line strictly between source lines `first` and `last` blank?"""
+        return any(not self.lines[i - 1].strip() for i in range(first + 1, last))
+
+
+def _sep(gap: int, canonical: str = " ") -> str:
+    """The author's gap when it is wide enough to be alignment, else the canonical one."""
+    return " " * gap if gap >= 2 else canonical
+
+
+def _start(item) -> ast.Span:
+    label_span = getattr(item, "label_span", ast.NOWHERE)
+    return label_span if getattr(item, "label", None) is not None and label_span.line else item.span
+
+
+# --- lines of output -----------------------------------------------------------------------
+
+@dataclass
+class _Line:
+    indent: int
+    text: str
+    first: int = 0          # the source lines it came from (0: none known)
+    last: int = 0
+    kind: str = "code"      # "open" (ends with `{`), "close" (a lone `}`), "comment" or "code"
+    comment_indent: int = 0  # where a comment just before this line goes
+    trailing: list[str] = field(default_factory=list)
+    top_close: bool = False  # closes a definition: a blank line follows
+
+
+class _Printer:
+    def __init__(self, source: Optional[_Source]):
+        self.src = source
+        self.out: list[_Line] = []
+
+    # -- expressions and calls ----------------------------------------------------------
+
+    def expr(self, e: ast.Expr, min_prec: int = 0) -> str:
+        if isinstance(e, (ast.IntLit, ast.FloatLit)):
+            if self.src is not None and e.span.line:
+                return self.src.slice(e.span)  # the number as written: 1e-4, not 0.0001
+            return str(e.value) if isinstance(e, ast.IntLit) else _float(e.value)
+        if isinstance(e, ast.BoolLit):
+            return "true" if e.value else "false"
+        if isinstance(e, ast.ShapeLit):
+            return "x".join(map(str, e.dims))
+        if isinstance(e, ast.NameRef):
+            return e.name
+        if isinstance(e, ast.TupleLit):
+            return "(" + ", ".join(self.expr(i) for i in e.items) + ")"
+        if isinstance(e, ast.Neg):
+            return "-" + self.expr(e.operand, _UNARY)
+        prec = _PRECEDENCE[e.op]
+        text = f"{self.expr(e.left, prec)} {e.op} {self.expr(e.right, prec + 1)}"  # left-associative
+        return f"({text})" if prec < min_prec else text
+
+    def _gap(self, before: ast.Span, after: ast.Span) -> int:
+        return self.src.gap(before, after) if self.src is not None else 0
+
+    def _args(self, args) -> str:
+        parts = []
+        for i, arg in enumerate(args):
+            text = self.expr(arg.value) if arg.name is None else f"{arg.name}={self.expr(arg.value)}"
+            parts.append(text if i == 0 else "," + _sep(self._gap(args[i - 1].span, arg.span)) + text)
+        return "(" + "".join(parts) + ")"
+
+    def call(self, c: ast.Call) -> str:
+        return c.name + (self._args(c.args) if c.args else "")
+
+    def _params(self, params) -> str:
+        if not params:
+            return ""
+        return "(" + ", ".join(p.name if p.default is None else f"{p.name} = {self.expr(p.default)}"
+                               for p in params) + ")"
+
+    # -- items on one line --------------------------------------------------------------
+
+    def _label(self, item) -> str:
+        if getattr(item, "label", None) is None:
+            return ""
+        return f"{item.label}:" + _sep(self._gap(item.label_span, item.span))
+
+    def _head_words(self, h: ast.Head) -> str:
+        return ("train " if h.train_only else "") + "head" + (f" from {h.source}" if h.source is not None else "")
+
+    def element(self, item) -> str:
+        """An item without its label, on one line."""
+        if isinstance(item, ast.InputDecl):
+            return "input " + "x".join(map(str, item.dims))
+        if isinstance(item, ast.Call):
+            return self.call(item)
+        if isinstance(item, ast.Join):
+            return f"{item.kind} {{ " + " | ".join(self.chain(b) for b in item.branches) + " }"
+        if isinstance(item, ast.Repeat):
+            return f"repeat {self.expr(item.count)} " + self._braced(item.body)
+        if isinstance(item, ast.Head):
+            body = self.call(item.body) if isinstance(item.body, ast.Call) else self._braced(item.body)
+            return f"{self._head_words(item)} {body}"
+        assert isinstance(item, ast.Group)
+        return self._braced(item.body)
+
+    def item(self, item) -> str:
+        return self._label(item) + self.element(item)
+
+    def _braced(self, items) -> str:
+        return "{ " + self.chain(items) + " }" if items else "{ }"
+
+    def chain(self, items) -> str:
+        parts = []
+        for i, item in enumerate(items):
+            text = self.item(item)
+            parts.append(text if i == 0 else _sep(self._gap(items[i - 1].span, _start(item))) + text)
+        return "".join(parts)
+
+    def _multiline(self, item) -> bool:
+        """Does a construct get lines of its own? As in the source; else when it is long."""
+        if isinstance(item, (ast.InputDecl, ast.Call)) or (isinstance(item, ast.Head)
+                                                            and isinstance(item.body, ast.Call)):
+            return False
+        if self.src is not None and item.span.line:
+            return item.span.end_line > item.span.line
+        return len(self.item(item)) > _CANONICAL_WIDTH
+
+    # -- lines --------------------------------------------------------------------------
+
+    def _emit(self, indent: int, text: str, first: int, last: int, kind: str = "code",
+              comment_indent: Optional[int] = None) -> _Line:
+        line = _Line(indent, text, first, last, kind, indent if comment_indent is None else comment_indent)
+        self.out.append(line)
+        return line
+
+    def lines_of(self, items, indent: int, prefix: str = "", together: bool = False) -> None:
+        """A chain over lines at `indent`; `prefix` (`| `) hangs left of its first line. Items
+        share a line where the source has them on one line (without a source: `together`)."""
+        text: Optional[str] = None
+        first = last = 0
+        line_indent = indent
+        prev = None
+        for item in items:
+            start = _start(item)
+            if prev is None:
+                same = False
+            elif self.src is not None and start.line:
+                same = start.line == prev.span.end_line
+            else:
+                same = together
+            if text is not None and same:
+                text += _sep(self._gap(prev.span, start))
+            else:
+                if text is not None:
+                    self._emit(line_indent, text, first, last, comment_indent=indent)
+                text, first, last, line_indent = prefix, start.line, start.line, indent - len(prefix)
+                prefix = ""
+            if self._multiline(item):
+                self._open(line_indent, indent, text + self._label(item), item, first)
+                text, prev = None, None
+                continue
+            text += self.item(item)
+            last, prev = max(last, item.span.end_line), item
+        if text is not None:
+            self._emit(line_indent, text, first, last, comment_indent=indent)
+
+    def _open(self, line_indent: int, indent: int, lead: str, item, first: int) -> None:
+        """A construct over several lines: its header ending in `{`, its body, `}`."""
+        if isinstance(item, ast.Join):
+            header = f"{item.kind} {{"
+        elif isinstance(item, ast.Repeat):
+            header = f"repeat {self.expr(item.count)} {{"
+        elif isinstance(item, ast.Head):
+            header = f"{self._head_words(item)} {{"
+        else:
+            header = "{"
+        self._emit(line_indent, lead + header, first or item.span.line, item.span.line, "open", indent)
+        inner = indent + INDENT
+        if isinstance(item, ast.Join):
+            for i, branch in enumerate(item.branches):
+                self.lines_of(branch, inner, "" if i == 0 else "| ", together=True)
+        else:
+            self.lines_of(item.body, inner)
+        self._emit(indent, "}", item.span.end_line, item.span.end_line, "close", inner)
+
+    def program(self, program: ast.Program) -> str:
+        for d in program.definitions:
+            word = "net" if isinstance(d, ast.NetDef) else "block"
+            self._emit(0, f"{word} {d.name}{self._params(d.params)} {{", d.span.line, d.span.line, "open", 0)
+            self.lines_of(d.body, INDENT)
+            close = self._emit(0, "}", d.span.end_line, d.span.end_line, "close", INDENT)
+            close.top_close = True
+        if self.src is not None:
+            self._place_comments()
+        return self._render()
+
+    # -- comments and blank lines -------------------------------------------------------
+
+    def _place_comments(self) -> None:
+        """Each comment goes at the end of the output line holding its source line's code, or,
+        on a line of its own, before the first output line from later in the source."""
+        code = self.out
+        owner_of: dict[int, int] = {}  # source line -> the last output line that holds code from it
+        reached, highest = [], 0       # the highest source line reached by each output line and before it
+        for i, line in enumerate(code):
+            if line.first:
+                owner_of.update(dict.fromkeys(range(line.first, line.last + 1), i))
+            highest = max(highest, line.first)
+            reached.append(highest)
+        before: dict[int, list[_Line]] = {}
+        for line_no, col, text, trailing in self.src.comments:
+            if trailing and line_no in owner_of:
+                code_end = len(self.src.lines[line_no - 1][:col].rstrip())
+                code[owner_of[line_no]].trailing.append(_sep(col - code_end, "  ") + text)
+                continue
+            at = bisect.bisect_right(reached, line_no)
+            indent = code[at].comment_indent if at < len(code) else 0
+            before.setdefault(at, []).append(_Line(indent, text, line_no, line_no, "comment"))
+        self.out = []
+        for i, line in enumerate(code):
+            self.out += before.get(i, [])
+            self.out.append(line)
+        self.out += before.get(len(code), [])
+
+    def _render(self) -> str:
+        text: list[str] = []
+        prev: Optional[_Line] = None
+        for line in self.out:
+            if prev is not None and (prev.top_close or (
+                    self.src is not None and prev.kind != "open" and line.kind != "close"
+                    and prev.last and line.first and self.src.blank_between(prev.last, line.first))):
+                text.append("")
+            text.append((" " * line.indent + line.text + "".join(line.trailing)).rstrip())
+            prev = line
+        while text and not text[-1]:
+            text.pop()
+        return "\n".join(text) + "\n"
+
+
+def _float(value: float) -> str:
+    if value == float("inf"):
+        return "1e999"  # what the parser reads as infinity
+    return repr(value)
