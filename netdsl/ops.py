@@ -185,6 +185,12 @@ class OpSpec:
     macs: Callable[[Sequence[Shape], Attrs, Shape], int] = _zero
     join: bool = False
     doc: str = ""
+    # For the torch backend's in-place rewrites (an in-place ReLU or sum saves a tensor's worth
+    # of memory traffic). `overwritable`: the next layer may overwrite this op's output, because
+    # its backward pass does not read it (conv does not; sigmoid and ReLU do). `aliases`: the
+    # module may return its input's memory (the input itself, or a view of it).
+    overwritable: bool = False
+    aliases: bool = False
     def describe(self, attrs: Attrs) -> str:
         """The layer as the language writes it, defaults left out: `conv(64, 7, stride=2)`.
         Required attributes come by position, the others by name, but for an op's first
@@ -293,7 +299,7 @@ register(OpSpec(
     infer=_conv_infer, build=_conv_build,
     params=lambda ins, a, out: _conv_weights(ins, a) + (a["out"] if a["bias"] else 0),
     macs=lambda ins, a, out: _conv_weights(ins, a) * out[1] * out[2],
-    doc="2-D convolution (torch.nn.Conv2d)",
+    doc="2-D convolution (torch.nn.Conv2d)", overwritable=True,
 ))
 
 
@@ -335,10 +341,12 @@ _POOL_ATTRS = (
 )
 
 register(OpSpec("maxpool", _POOL_ATTRS + (Attr("dilation", Pair(), 1), Attr("ceil_mode", Bool(), False)),
-                infer=_maxpool_infer, build=_maxpool_build, doc="max pooling (torch.nn.MaxPool2d)"))
+                infer=_maxpool_infer, build=_maxpool_build, doc="max pooling (torch.nn.MaxPool2d)",
+                overwritable=True))
 register(OpSpec("avgpool", _POOL_ATTRS + (Attr("ceil_mode", Bool(), False),
                                           Attr("count_include_pad", Bool(), True)),
-                infer=_avgpool_infer, build=_avgpool_build, doc="average pooling (torch.nn.AvgPool2d)"))
+                infer=_avgpool_infer, build=_avgpool_build, doc="average pooling (torch.nn.AvgPool2d)",
+                overwritable=True))
 
 
 def _adaptive_infer(ins, a):
@@ -385,7 +393,7 @@ register(OpSpec(
     infer=_linear_infer, build=_linear_build,
     params=lambda ins, a, out: ins[0][0] * a["out"] + (a["out"] if a["bias"] else 0),
     macs=lambda ins, a, out: ins[0][0] * a["out"],
-    doc="fully connected layer (torch.nn.Linear)",
+    doc="fully connected layer (torch.nn.Linear)", overwritable=True,
 ))
 
 
@@ -395,7 +403,7 @@ def _flatten_build(ins, a):
 
 
 register(OpSpec("flatten", (), infer=lambda ins, a: (math.prod(ins[0]),), build=_flatten_build,
-                doc="C x H x W to one vector of C*H*W"))
+                doc="C x H x W to one vector of C*H*W", aliases=True))
 
 
 def _same_shape(ins, a):
@@ -403,14 +411,15 @@ def _same_shape(ins, a):
 
 
 def _elementwise(name: str, torch_name: str, attrs: tuple[Attr, ...] = (), kwargs=lambda a: {},
-                 doc: str = "") -> None:
+                 doc: str = "", aliases: bool = False) -> None:
     """An op that keeps its input's shape and has no parameters."""
 
     def build(ins, a):
         from torch import nn
         return getattr(nn, torch_name)(**kwargs(a))
 
-    register(OpSpec(name, attrs, infer=_same_shape, build=build, doc=doc or f"torch.nn.{torch_name}"))
+    register(OpSpec(name, attrs, infer=_same_shape, build=build, doc=doc or f"torch.nn.{torch_name}",
+                    aliases=aliases))
 
 
 _elementwise("relu", "ReLU")
@@ -418,11 +427,11 @@ _elementwise("sigmoid", "Sigmoid")
 _elementwise("tanh", "Tanh")
 _elementwise("relu6", "ReLU6")
 _elementwise("gelu", "GELU")
-_elementwise("identity", "Identity", doc="passes its input on unchanged (torch.nn.Identity)")
+_elementwise("identity", "Identity", doc="passes its input on unchanged (torch.nn.Identity)", aliases=True)
 _elementwise("leaky_relu", "LeakyReLU", (Attr("slope", Float(), 0.01, positional=True),),
              lambda a: {"negative_slope": a["slope"]})
 _elementwise("dropout", "Dropout", (Attr("p", Float(0.0, 1.0), 0.5, positional=True, doc="drop probability"),),
-             lambda a: {"p": a["p"]})
+             lambda a: {"p": a["p"]}, aliases=True)  # evaluation mode returns the input itself
 
 
 def _softmax_infer(ins, a):
@@ -473,7 +482,7 @@ register(OpSpec("batchnorm", (Attr("eps", Float(), 1e-5), Attr("momentum", Float
                               Attr("affine", Bool(), True)),
                 infer=_bn_infer, build=_bn_build,
                 params=lambda ins, a, out: 2 * ins[0][0] if a["affine"] else 0,
-                doc="batch normalisation (torch.nn.BatchNorm2d, or 1d on vectors)"))
+                doc="batch normalisation (torch.nn.BatchNorm2d, or 1d on vectors)", overwritable=True))
 
 
 # --- joins: several branches into one tensor ---------------------------------------------
@@ -516,6 +525,6 @@ def _join_build(kind):
 
 
 register(OpSpec("concat", (), infer=_concat_infer, build=_join_build("concat"), join=True,
-                doc="branches joined along the channels"))
+                doc="branches joined along the channels", overwritable=True))
 register(OpSpec("add", (), infer=_add_infer, build=_join_build("add"), join=True,
-                doc="branches summed element by element (residual connections)"))
+                doc="branches summed element by element (residual connections)", overwritable=True))

@@ -20,10 +20,18 @@ class Concat(nn.Module):
 
 
 class Add(nn.Module):
-    """Sums its inputs element by element."""
+    """Sums its inputs element by element; with `inplace`, into the first of them (as
+    torchvision's ResNet does `out += identity`), which nothing else may read afterwards."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
 
     def forward(self, xs: List[torch.Tensor]) -> torch.Tensor:
         out = xs[0]
         for x in xs[1:]:
-            out = out + x
+            out = out.add_(x) if self.inplace else out + x
         return out
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""

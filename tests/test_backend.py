@@ -67,6 +67,40 @@ def test_every_net_compiles_runs_and_counts_as_the_summary(path):
         == net.total_params(train=False)
 
 
+@pytest.mark.parametrize("path", net_files(), ids=lambda p: str(p.relative_to(NETS)))
+def test_every_net_trains_one_step(path):
+    # In-place ReLUs and sums (the backend's rewrite) must leave autograd what it needs.
+    net = netdsl.load(path)
+    module = net.compile().train()
+    out = module(example_input(net, batch=2))
+    loss = sum(t.float().square().mean() for t in ([out] if isinstance(out, torch.Tensor) else out))
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in module.parameters())
+
+
+IN_PLACE = """
+net shared {
+    input 4x8x8
+    c: conv(4, 3, pad=1)
+    r1: relu                      # c is read twice (here and by the head): r1 must copy
+    h: head from c { flatten }
+    s: sigmoid
+    r2: relu                      # sigmoid's backward reads its output: r2 must copy
+    d: conv(4, 1)
+    f: flatten
+    r3: relu                      # flatten is a view of d, read only here: in place
+    fc: linear(2)
+}
+"""
+
+
+def test_layers_work_in_place_only_where_nothing_else_reads_their_input():
+    module = netdsl.loads(IN_PLACE).compile()
+    assert (module.r1.inplace, module.r2.inplace, module.r3.inplace) == (False, False, True)
+    resnet = netdsl.load(NETS / "torchvision" / "resnet18.net").compile()
+    assert resnet.get_submodule("layer1.basic1.add1").inplace  # torchvision's `out += identity`
+
+
 def test_state_dict_keys_read_like_the_file():
     module = netdsl.load(NETS / "googlenet.net").compile(init="meta")
     keys = module.state_dict().keys()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import keyword
+from contextlib import nullcontext
 import math
 from typing import Optional, Union
 
@@ -121,10 +122,13 @@ def compile_network(network, device: Union[str, torch.device] = "cpu", dtype=Non
     # Modules are made where they will live: on the device itself (no copy afterwards), or on
     # the meta device, which records shapes and allocates nothing, when weights will replace
     # the initial values anyway.
-    with torch.device("meta" if lazy else device):
+    # (On the CPU, torch's default, no device context: it would route every call that builds
+    # a layer through Python.)
+    with torch.device("meta") if lazy else (torch.device(device) if device.type != "cpu" else nullcontext()):
         modules = _build_modules(network)
+    heads = any(network.layer(name)["train_only"] for name in network.layers)
     module = NetModule(modules, build_graph(network, training=True), network.name,
-                       eval_graph=build_graph(network, training=False))
+                       eval_graph=build_graph(network, training=False) if heads else None)
     if weights is not None:
         load_weights(module, weights, assign=lazy)
     elif init == "none":
@@ -194,6 +198,7 @@ def _build_modules(network) -> nn.Module:
     labelled join (`res: add { ... }`) is both a layer and the scope of its branches: its
     module holds the branches' modules."""
     nodes = network.layer_graph.nodes
+    in_place = in_place_layers(network)
     root = nn.Module()
     for name, data in nodes.items():
         if data["op"] == "input":
@@ -208,12 +213,41 @@ def _build_modules(network) -> nn.Module:
             parent = child
         in_shapes = [nodes[i]["shape"] for i in data["inputs"]]
         module = REGISTRY[data["op"]].build(in_shapes, data["attrs"])
+        if name in in_place and hasattr(module, "inplace"):
+            module.inplace = True
         scope = parent._modules.get(leaf)
         if scope is not None:  # the branches came first: adopt them, keeping their order
             for child_name, child in scope.named_children():
                 module.add_module(child_name, child)
         parent.add_module(leaf, module)
     return root
+
+
+def in_place_layers(network) -> set[str]:
+    """The layers that may write their result over their (first) input, as torchvision's
+    `ReLU(inplace=True)` and `out += identity` do: those whose input tensor nothing else reads
+    (following layers that may pass their input's memory on, such as flatten or dropout) and
+    whose producer's backward pass does not need it (the registry's `overwritable`)."""
+    nodes = network.layer_graph.nodes
+    storage: dict[str, str] = {}  # layer -> the layer whose memory its output may be
+    readers: dict[str, int] = {}
+    for name, data in nodes.items():
+        spec = REGISTRY.get(data["op"])
+        aliases = spec is not None and spec.aliases
+        storage[name] = storage[data["inputs"][0]] if aliases else name
+        if not aliases:
+            for source in data["inputs"]:
+                readers[storage[source]] = readers.get(storage[source], 0) + 1
+    for output in network.outputs:  # a tensor handed back to the caller is read too
+        readers[storage[output.node]] = readers.get(storage[output.node], 0) + 1
+    chosen = set()
+    for name, data in nodes.items():
+        if data["inputs"]:
+            target = storage[data["inputs"][0]]
+            spec = REGISTRY.get(nodes[target]["op"])
+            if spec is not None and spec.overwritable and readers[target] == 1:
+                chosen.add(name)
+    return chosen
 
 
 def build_graph(network, training: bool) -> torch.fx.Graph:
