@@ -91,8 +91,10 @@ class Network:
           loaded (`netdsl.backend.WeightsError` names the first tensor that disagrees);
         - `init`: `"default"` (each torch layer's own initialisation), `"none"` (memory is
           allocated, values are undefined: for weights loaded afterwards) or `"meta"` (nothing
-          allocated: with `weights`, the fastest way to load a net; without, a module on the
-          meta device, for inspecting shapes or `to_empty()` later);
+          allocated: with `weights`, the fastest way to load a net, which takes the weights'
+          tensors as they are, shared with a mapping passed in, as torch's
+          `load_state_dict(assign=True)` does; without, a module on the meta device, for
+          inspecting shapes or `to_empty()` later);
         - `optimize`: None, `"fuse"` or `"compile"`: an inference-only module (see
           `netdsl.backend.optimize`);
         - `max_params`: nets with more parameters are refused before anything is allocated.

@@ -312,12 +312,16 @@ def test_a_shape_mismatch_names_both_tensors_and_loads_nothing(small):
     assert all(torch.equal(module.state_dict()[k], v) for k, v in before.items())
 
 
-def test_meta_init_never_shares_the_callers_tensors(small):
+def test_meta_init_takes_a_mappings_tensors_as_they_are_and_default_init_copies(small):
     state = small.compile().state_dict()
-    module = small.compile(weights=state, init="meta")
     key = "stem.conv1.weight"
-    assert module.state_dict()[key].data_ptr() != state[key].data_ptr()
-    assert module.state_dict()["stem.batchnorm1.num_batches_tracked"].dtype == torch.int64
+    shared = small.compile(weights=state, init="meta")  # documented: like load_state_dict(assign=True)
+    assert shared.state_dict()[key].data_ptr() == state[key].data_ptr()
+    copied = small.compile(weights=state)
+    assert copied.state_dict()[key].data_ptr() != state[key].data_ptr()
+    halves = small.compile(weights=state, init="meta", dtype="float16")  # converted, so not shared
+    assert halves.state_dict()[key].dtype == torch.float16
+    assert halves.state_dict()["stem.batchnorm1.num_batches_tracked"].dtype == torch.int64
 
 
 def test_missing_extra_and_odd_entries_are_named(small):

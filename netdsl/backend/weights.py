@@ -95,12 +95,14 @@ def match_weights(module: nn.Module, state: Mapping[str, torch.Tensor]) -> dict[
 def load_weights(module: nn.Module, source: WeightsSource, assign: bool = False) -> None:
     """Read `source` and load it into `module` (all or nothing: every name, shape and kind of
     number is checked first). With `assign`, the tensors replace the module's (which may live
-    on the meta device) instead of being copied in; the module never shares a caller's tensors."""
+    on the meta device) instead of being copied in, as torch's `load_state_dict(assign=True)`
+    does: tensors of a mapping in the module's dtype are then shared with the caller (the
+    fast path `init="meta"` is for; pass copies to keep them apart)."""
     state = match_weights(module, read_weights(source))
     if assign:
         # The module's own dtypes rule: a float64 file does not make a float32 net float64.
         current = module.state_dict()
-        state = {k: v.to(current[k].dtype, copy=isinstance(source, Mapping)) for k, v in state.items()}
+        state = {k: v.to(current[k].dtype) for k, v in state.items()}
     module.load_state_dict(state, strict=True, assign=assign)
 
 
