@@ -168,18 +168,18 @@ def cmd_fmt(args: argparse.Namespace) -> int:
     """Format files in place (or check, or show the diff); `-` reads stdin, writes stdout."""
     import difflib
 
-    from .network import read_source
+    from .network import read_limited, read_source
     from .printer import FormatError, format_source
 
     status = EXIT_OK
     for name in args.files:
         try:
             if name == "-":
-                original = sys.stdin.buffer.read(args.max_bytes + 1)
+                original = read_limited(sys.stdin.buffer, args.max_bytes)
                 text = read_source(io.BytesIO(original), "<stdin>", args.max_bytes)
             else:
                 with open(name, "rb") as f:
-                    original = f.read(args.max_bytes + 1)
+                    original = read_limited(f, args.max_bytes)
                 text = read_source(io.BytesIO(original), name, args.max_bytes)
             formatted = format_source(text, "<stdin>" if name == "-" else name)
         except OSError as e:  # missing, a folder, no permission, a symlink loop ...
@@ -194,8 +194,10 @@ def cmd_fmt(args: argparse.Namespace) -> int:
             continue
         changed = formatted.encode("utf-8") != original
         if args.diff and changed:
-            sys.stdout.writelines(difflib.unified_diff(
-                text.splitlines(keepends=True), formatted.splitlines(keepends=True), name, name))
+            for line in difflib.unified_diff(text.splitlines(keepends=True), formatted.splitlines(keepends=True),
+                                             name, name):
+                # as diff(1) marks a last line without its newline, so that patch(1) reads it
+                sys.stdout.write(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
         if args.check:
             if changed:
                 print(f"would reformat {name}", file=sys.stderr)

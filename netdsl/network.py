@@ -164,10 +164,23 @@ def load(path: os.PathLike | str, /, *, max_layers: int = DEFAULT_MAX_LAYERS, ma
     return _check(text, str(path), params, max_layers)
 
 
+def read_limited(stream: BinaryIO, max_bytes: int) -> bytes:
+    """At most `max_bytes + 1` bytes of `stream`, in chunks: one read of that size would
+    allocate it up front, and fail for limits near the largest index."""
+    chunks, total = [], 0
+    while total <= max_bytes:
+        chunk = stream.read(min(1 << 20, max_bytes + 1 - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
+
+
 def read_source(stream: BinaryIO, filename: str, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
     """The text of a .net file from a binary stream (a file, standard input), reading at most
     one byte past `max_bytes`, so a huge file (or an endless stream) is refused (E104) quickly."""
-    data = stream.read(max_bytes + 1)
+    data = read_limited(stream, max_bytes)
     if len(data) > max_bytes:
         raise _too_large(f"the file is larger than the limit of {max_bytes:,} bytes", filename)
     return decode(data, filename)

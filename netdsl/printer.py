@@ -44,8 +44,9 @@ def to_text(program: ast.Program) -> str:
 
 def format_source(text: str, filename: str = "<string>") -> str:
     """The text formatted: the same tree, canonical layout, comments and alignment kept.
-    Raises `NetDSLError` (syntax errors) as `parse` does; line endings follow the input's."""
-    text = text.removeprefix("\ufeff")
+    Raises `NetDSLError` (syntax errors) as `parse` does; line endings follow the input's.
+    `text` is decoded text (`network.decode` and `read_source` drop a file's byte-order mark;
+    one left in the text is a mistake in the file, diagnosed as `check` does)."""
     newline = "\r\n" if "\r\n" in text else "\n"
     text = text.replace("\r\n", "\n")
     program = parse(text, filename)

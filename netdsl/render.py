@@ -515,12 +515,19 @@ class _Builder:
         return kind, lines, {}
 
     def _blocks_in(self, path: str) -> str:
-        """The calls of the block instances directly in a scope: what a pass of a repeat does."""
+        """What a pass of a repeat does, when it is block calls only: their calls; a pass that
+        also holds layers or other scopes of its own gets no title (a partial one would mislead)."""
         if self._block_titles is None:
             self._block_titles = {}
+            mixed = set()
             for p, scope in self.d.scopes.items():
                 if scope.kind == "block":
                     self._block_titles.setdefault(_parent(p), []).append(scope.title)
+                else:
+                    mixed.add(_parent(p))
+            mixed.update(_parent(name) for name in self.nodes)
+            for p in mixed:
+                self._block_titles.pop(p, None)
         return " · ".join(self._block_titles.get(path, ()))
 
     def _written(self, data) -> str:

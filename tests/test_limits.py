@@ -130,6 +130,9 @@ def test_a_file_over_the_size_limit_is_refused_unread(tmp_path, run_cli):
         == "E104"
     p = run_cli("check", small, "--max-bytes", "10")
     assert p.returncode == 1 and "error[E104]" in p.stderr
+    for command in ("check", "fmt"):  # a limit past any index size reads the file in chunks
+        p = run_cli(command, small, "--max-bytes", str(10**30))
+        assert p.returncode in (0, 1) and "Traceback" not in p.stderr, p.stderr
     p = subprocess.run([sys.executable, "-m", "netdsl", "check", "-"], input=b"#" * (DEFAULT_MAX_BYTES + 1),
                        cwd=ROOT, capture_output=True)
     assert p.returncode == 1 and b"<stdin>: error[E104]: the file is larger than the limit of" in p.stderr

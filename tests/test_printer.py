@@ -91,8 +91,18 @@ def test_precedence_brackets_only_where_needed():
     assert "linear((a - (b - c)) * -(d + e) // (f * g) + h)" in to_text(parse(text))
 
 
-def test_line_endings_and_byte_order_mark_follow_the_input():
-    assert format_source("\ufeffnet n {\r\n  input 8\r\n}\r\n") == "net n {\r\n    input 8\r\n}\r\n"
+def test_line_endings_follow_the_input():
+    assert format_source("net n {\r\n  input 8\r\n}\r\n") == "net n {\r\n    input 8\r\n}\r\n"
+
+
+def test_fmt_drops_a_files_byte_order_mark_and_refuses_a_second_as_check_does(run_cli, tmp_path):
+    one, two = tmp_path / "one.net", tmp_path / "two.net"
+    one.write_bytes(b"\xef\xbb\xbfnet n { input 8 }\n")
+    two.write_bytes(b"\xef\xbb\xbf\xef\xbb\xbfnet n { input 8 }\n")
+    assert run_cli("fmt", one).returncode == 0 and one.read_bytes() == b"net n {\n    input 8\n}\n"
+    result = run_cli("fmt", two)
+    assert result.returncode == 1 and "E101" in result.stderr and "U+FEFF" in result.stderr
+    assert two.read_bytes().startswith(b"\xef\xbb\xbf\xef\xbb\xbf")  # left as it was
 
 
 def test_a_syntax_error_is_reported():
@@ -144,3 +154,8 @@ def test_fmt_never_writes_text_that_means_something_else(monkeypatch, tmp_path, 
         format_source(MESSY)
     assert main(["fmt", str(path)]) == 1
     assert path.read_text() == MESSY and "would change its meaning" in capsys.readouterr().err
+
+
+def test_diff_marks_a_last_line_without_its_newline(run_cli):
+    result = run_cli("fmt", "-", "--diff", input_text="net a { input 3  relu }")
+    assert "-net a { input 3  relu }\n\\ No newline at end of file\n+net a {\n" in result.stdout

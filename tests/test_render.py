@@ -176,6 +176,14 @@ def test_repeats_fold_and_collapse():
     assert all(f'"layer1.{i}"' in net.to_dot(2).source for i in (1, 2, 3))
 
 
+def test_a_repeat_that_holds_more_than_block_calls_is_not_titled_by_them():
+    net = netdsl.loads("block blk(c) { conv(c, 1) }\n"
+                       "net t { input 4x8x8  m: repeat 2 { blk(4) conv(8, 3, pad=1) }  n: repeat 2 { blk(8) } }")
+    source = net.to_dot(1).source
+    assert "<b>m × 2</b><br/><font" in source  # no title: `blk(4)` alone would hide the conv
+    assert "<b>n × 2</b><br/>blk(8)<br/>" in source
+
+
 def test_identical_block_instances_fold():
     net = netdsl.load(ROOT / "nets/vgg16.net")
     svg = net.to_dot(None, fold_repeats=True).pipe(format="svg")
