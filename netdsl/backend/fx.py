@@ -135,7 +135,7 @@ def compile_network(network, device: Union[str, torch.device] = "cpu", dtype=Non
         module.to_empty(device=device)  # memory without values: for weights loaded later
     if dtype is not None:
         module.to(dtype=dtype)
-    if weights is not None or init != "meta":
+    if lazy and weights is not None:  # the loaded tensors live where the file or mapping had them
         module.to(device=device)
     return module
 
