@@ -87,11 +87,11 @@ def _weights(net, names) -> int:
     total = 0
     for name in names:
         d = net.layer(name)
-        if d["op"] == "conv":
-            k = d["attrs"]["kernel"]
-            total += d["attrs"]["out"] * net.layer(d["inputs"][0])["shape"][0] * k[0] * k[1]
-        elif d["op"] == "linear":
-            total += d["attrs"]["out"] * net.layer(d["inputs"][0])["shape"][0]
+        if d.kind == "conv":
+            k = d.attrs["kernel"]
+            total += d.attrs["out"] * net.layer(d.input_names[0]).shape[0] * k[0] * k[1]
+        elif d.kind == "linear":
+            total += d.attrs["out"] * net.layer(d.input_names[0]).shape[0]
     return total
 
 
@@ -106,10 +106,10 @@ def googlenet() -> str:
            "|---|---|---|---|---|---|---|---|"]
     for name, lec_out, lec_params, lec_ops in GOOGLENET_TABLE:
         names = ["conv2_reduce", "conv2"] if "+" in name else _scope(net, [name])
-        last = net.layer(names[-1])["shape"]
+        last = net.layer(names[-1]).shape
         weights = _weights(net, names)
-        params = sum(net.layer(n)["params"] for n in names)
-        macs = sum(net.layer(n)["macs"] for n in names)
+        params = sum(net.layer(n).params for n in names)
+        macs = sum(net.layer(n).macs for n in names)
         ok_params = abs(weights / 1024 - float(lec_params[:-1])) <= 1.5
         ok_ops = abs(macs / 1e6 - float(lec_ops[:-1])) <= 0.9
         mark = "✓" if ok_params and ok_ops else "✗ " + " and ".join(
@@ -123,11 +123,11 @@ def googlenet() -> str:
             "", "| layer | memory: lecture | netdsl | params: lecture | netdsl |", "|---|---|---|---|---|"]
     for name, mem, k in GOOGLENET_STEM:
         d = net.layer(name)
-        mark = "" if (d["params"] / 1000 - k) < 0.5 and 4 * _prod(d["shape"]) == mem * 1024 else " ✗"
-        out.append(f"| {name} | {mem:,} | {4 * _prod(d['shape']) // 1024:,} | {k} | {d['params'] / 1000:,.1f}{mark} |")
+        mark = "" if (d.params / 1000 - k) < 0.5 and 4 * _prod(d.shape) == mem * 1024 else " ✗"
+        out.append(f"| {name} | {mem:,} | {4 * _prod(d.shape) // 1024:,} | {k} | {d.params / 1000:,.1f}{mark} |")
     stem = ["conv1", "pool1", "conv2_reduce", "conv2", "pool2"]
-    mem = sum(4 * _prod(net.layer(n)["shape"]) for n in stem)
-    params = sum(net.layer(n)["params"] for n in stem)
+    mem = sum(4 * _prod(net.layer(n).shape) for n in stem)
+    params = sum(net.layer(n).params for n in stem)
     out.append(f"| **total 224 to 28** | 7.5 MB | {mem / 2**20:.2f} MiB | 124K | {params / 1000:,.1f}K |")
     return "\n".join(out)
 
@@ -145,10 +145,10 @@ def alexnet() -> str:
            "|---|---|---|---|---|---|"]
     for name, lec_out, lec_params in ALEXNET_TABLE:
         d = net.layer(name)
-        shape = d["shape"]
+        shape = d.shape
         ours = " ".join(map(str, [*shape[1:], shape[0]])) if len(shape) == 3 else str(shape[0])
-        mark = "" if (ours, d["params"]) == (lec_out, lec_params) else " ✗"
-        out.append(f"| {name} | {lec_out} | {ours} | {lec_params:,} | {d['params']:,}{mark} | {d['macs']:,} |")
+        mark = "" if (ours, d.params) == (lec_out, lec_params) else " ✗"
+        out.append(f"| {name} | {lec_out} | {ours} | {lec_params:,} | {d.params:,}{mark} | {d.macs:,} |")
     t = net.summary().totals
     out.append(f"| **total** | | | 62.378.344 | {t['params']:,} | {t['macs']:,} |")
     return "\n".join(out)
@@ -161,13 +161,13 @@ def lenet() -> str:
     for row, lec_out, lec_w, name in LENET_TABLE:
         d = net.layer(name)
         w = ""
-        if d["op"] in ("conv", "linear"):
-            cin = net.layer(d["inputs"][0])["shape"][0]
-            k = d["attrs"].get("kernel", (None,))
-            w = f"{d['attrs']['out']} x {cin}" + (f" x {k[0]} x {k[1]}" if d["op"] == "conv" else "")
+        if d.kind in ("conv", "linear"):
+            cin = net.layer(d.input_names[0]).shape[0]
+            k = d.attrs.get("kernel", (None,))
+            w = f"{d.attrs['out']} x {cin}" + (f" x {k[0]} x {k[1]}" if d.kind == "conv" else "")
         out.append(f"| {row} | {lec_out} | {lec_w} | `{name}: {net.describe(name)}` "
-                   f"| {' x '.join(map(str, d['shape']))} "
-                   f"| {w} | {d['params']:,} |")
+                   f"| {' x '.join(map(str, d.shape))} "
+                   f"| {w} | {d.params:,} |")
     out.append(f"| **total** | | | | | | {net.total_params():,} |")
     return "\n".join(out)
 
@@ -184,11 +184,11 @@ def vgg() -> str:
     for name, mem, k, flop in VGG16_CLASSIFIER:
         d = net.layer(name)
         weights = _weights(net, [name])
-        out.append(f"| {name} | {mem} | {4 * _prod(d['shape']) / 1024:,.0f} | {'' if k is None else f'{k:,}'} "
-                   f"| {weights / 1000:,.0f} | {'' if flop is None else flop} | {d['macs'] / 1e6:,.1f} |")
-    stem = [n for n in net.layers[: net.layers.index("stage3.maxpool1") + 1] if net.layer(n)["op"] != "relu"]
-    mem = sum(4 * _prod(net.layer(n)["shape"]) for n in stem)
-    params = sum(net.layer(n)["params"] for n in stem)
+        out.append(f"| {name} | {mem} | {4 * _prod(d.shape) / 1024:,.0f} | {'' if k is None else f'{k:,}'} "
+                   f"| {weights / 1000:,.0f} | {'' if flop is None else flop} | {d.macs / 1e6:,.1f} |")
+    stem = [n for n in net.layers[: net.layers.index("stage3.maxpool1") + 1] if net.layer(n).kind != "relu"]
+    mem = sum(4 * _prod(net.layer(n).shape) for n in stem)
+    params = sum(net.layer(n).params for n in stem)
     out.append(f"| **224 to 28** (conv and pool rows) | 42.9 MB | {mem / 2**20:.1f} MiB | 1.1M | {params:,} | | |")
     return "\n".join(out)
 

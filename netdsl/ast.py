@@ -127,12 +127,15 @@ class Call:
 
 @dataclass(slots=True)
 class Join:
-    """`concat { a | b }` or `add { a | b }`: parallel branches from one input, joined."""
+    """`concat { a | b }`, `add { a | b }`: parallel branches from one input, made one tensor
+    by the join op `kind` (a registry name, with its arguments)."""
 
-    kind: str  # "concat" or "add"
+    kind: str
+    args: tuple[Arg, ...]
     branches: tuple[tuple["Item", ...], ...]
     label: Optional[str] = None
     span: Span = _span()
+    name_span: Span = _span()
     label_span: Span = _span()
 
 

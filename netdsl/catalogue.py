@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
 from .diagnostics import CODES, NetDSLError, did_you_mean
-from .parser import MAX_EXPR_DEPTH, MAX_NESTING
+from .limits import MAX_EXPR_DEPTH, MAX_NESTING
+from . import codes
 
 
 @dataclass(frozen=True)
@@ -31,98 +32,98 @@ class Entry:
 
 
 _ENTRIES = [
-    Entry("E100", "The parser met a token that cannot come at this point: a missing comma between "
+    Entry(codes.UNEXPECTED_TOKEN, "The parser met a token that cannot come at this point: a missing comma between "
           "arguments, a stray bracket, a label without its layer. The message lists what could have "
           "come instead; after the error the parser skips the token and goes on, so later lines are "
           "checked too.",
           "net n { input 3x8x8 conv(64 3) }"),
-    Entry("E101", "A character that is no part of the language: quotes (netdsl has no strings: "
+    Entry(codes.UNEXPECTED_CHARACTER, "A character that is no part of the language: quotes (netdsl has no strings: "
           "`pad=same`, not `pad=\"same\"`), semicolons (layers need no separator), control characters "
           "or NUL bytes (shown as their pictures, such as ␀).",
           "net n { input 3x8x8 conv(8, 3, pad=\"same\") }"),
-    Entry("E102", "The file ends inside a construct: a `{` or `(` that is never closed. The error is "
+    Entry(codes.UNEXPECTED_END, "The file ends inside a construct: a `{` or `(` that is never closed. The error is "
           "reported at the end of the file; the bracket left open is usually the last one opened.",
           "net n { input 3x8x8 conv(8, 3)"),
-    Entry("E103", "The file is not UTF-8 text. The error points at the first byte that is not UTF-8 "
+    Entry(codes.NOT_TEXT, "The file is not UTF-8 text. The error points at the first byte that is not UTF-8 "
           "(shown as �); save the file as UTF-8. A leading byte-order mark is accepted.",
           b"net n { input 3x8x8 \xff relu }"),
-    Entry("E104", "The file is larger than the size limit, 1 MiB unless set otherwise, and is refused "
+    Entry(codes.FILE_TOO_LARGE, "The file is larger than the size limit, 1 MiB unless set otherwise, and is refused "
           "without being read further. Nets are a few kilobytes; the limit keeps a wrong file (a log, "
           "a data set) from costing minutes. Raise it with `--max-bytes N` or `load(path, max_bytes=N)`.",
           "net n { input 3x8x8 relu }  # a comment that takes the file past its limit",
           {"max_bytes": 64}, "--max-bytes 64"),
-    Entry("E201", "A name used as a layer is neither a built-in op nor a block of the file. Usually a "
+    Entry(codes.UNKNOWN_OP, "A name used as a layer is neither a built-in op nor a block of the file. Usually a "
           "misspelling (the help suggests the nearest name); a name meant as a label needs a colon "
           "(`conv1: conv(...)`).",
           "net n { input 3x8x8 cnov(8, 3) }"),
-    Entry("E202", "A name is not defined where it is used: a parameter the net or block does not "
+    Entry(codes.UNDEFINED_NAME, "A name is not defined where it is used: a parameter the net or block does not "
           "declare, a word an argument does not accept, or `head from` a layer that does not come "
           "before. A block sees its own parameters only: pass it what it needs.",
           "net n(classes = 10) { input 64 linear(clases) }"),
-    Entry("E203", "A name is defined twice: two layers with one label in a scope, two blocks or two "
+    Entry(codes.DUPLICATE_NAME, "A name is defined twice: two layers with one label in a scope, two blocks or two "
           "parameters with one name, or a block named like a built-in op. Labels inside an unlabelled "
           "`repeat` clash on the second pass: label the repeat, so that each pass is a scope.",
           "net n { input 3x8x8 c1: conv(8, 3) c1: relu }"),
-    Entry("E204", "A block uses itself, directly or through other blocks, so it would never end. Use "
+    Entry(codes.RECURSIVE_BLOCK, "A block uses itself, directly or through other blocks, so it would never end. Use "
           "`repeat` for a chain of copies.",
           "block a { relu b }\nblock b { a }\nnet n { input 8 a }"),
-    Entry("E205", "A parameter set from outside the file (`--set NAME=VALUE`, or a keyword argument of "
+    Entry(codes.UNKNOWN_PARAMETER, "A parameter set from outside the file (`--set NAME=VALUE`, or a keyword argument of "
           "`load`) that the net does not declare. On the command line this is a usage error (exit 2).",
           "net n(classes = 10) { input 64 linear(classes) }", {"clases": 3}, "--set clases=3"),
-    Entry("E206", "A file must define exactly one net (and any number of blocks). An empty file, a "
+    Entry(codes.NOT_ONE_NET, "A file must define exactly one net (and any number of blocks). An empty file, a "
           "file of blocks only, or a file with two nets is reported here.",
           "block features { conv(8, 3) relu }"),
-    Entry("E207", "A construct is used where it makes no sense: a join with a single branch, a branch, "
+    Entry(codes.MISPLACED, "A construct is used where it makes no sense: a join with a single branch, a branch, "
           "head or `repeat` without layers, or a deploy head that reads a layer that exists only in "
           "training.",
           "net n { input 3x8x8 concat { relu } }"),
-    Entry("E301", "A keyword argument the op or block does not take; the help names the nearest one "
+    Entry(codes.UNKNOWN_ARGUMENT, "A keyword argument the op or block does not take; the help names the nearest one "
           "or lists those it takes.",
           "net n { input 3x8x8 conv(8, 3, strid=2) }"),
-    Entry("E302", "A required argument is missing (marked ● in the README's op table), or a block "
+    Entry(codes.MISSING_ARGUMENT, "A required argument is missing (marked ● in the README's op table), or a block "
           "parameter without a default is not given, or a net parameter has neither a default nor a "
           "value set from outside.",
           "net n { input 3x8x8 conv(8) }"),
-    Entry("E303", "More positional arguments than the op takes positionally, or a positional argument "
+    Entry(codes.TOO_MANY_POSITIONAL, "More positional arguments than the op takes positionally, or a positional argument "
           "after a keyword argument. Name the others: `conv(8, 3, dilation=2)`.",
           "net n { input 3x8x8 conv(8, 3, 1, 0, 1) }"),
-    Entry("E304", "The same argument is given twice, by position and by name, or by name twice.",
+    Entry(codes.ARGUMENT_TWICE, "The same argument is given twice, by position and by name, or by name twice.",
           "net n { input 3x8x8 conv(8, 3, stride=1, stride=2) }"),
-    Entry("E305", "A value of the wrong type: a float where an integer is needed (`stride=1.5`), a "
+    Entry(codes.WRONG_TYPE, "A value of the wrong type: a float where an integer is needed (`stride=1.5`), a "
           "number for a boolean (`bias=1`), a tuple of the wrong length, arithmetic on a word.",
           "net n { input 3x8x8 conv(8, 3, stride=1.5) }"),
-    Entry("E306", "A value out of range: zero channels, a dropout probability over 1, `pad=same` with "
+    Entry(codes.OUT_OF_RANGE, "A value out of range: zero channels, a dropout probability over 1, `pad=same` with "
           "a stride, pool padding over half the kernel, a number of more than 60 digits, an input "
           "size of 0.",
           "net n { input 3x8x8 conv(0, 3) }"),
-    Entry("E307", "Arithmetic that fails: division or remainder by zero, or a result too large to be "
+    Entry(codes.ARITHMETIC, "Arithmetic that fails: division or remainder by zero, or a result too large to be "
           "a size.",
           "net n(c = 8) { input 3x8x8 conv(c // 0, 3) }"),
-    Entry("E401", "A pooling or convolution window larger than its (padded) input: the output would "
+    Entry(codes.WINDOW_TOO_LARGE, "A pooling or convolution window larger than its (padded) input: the output would "
           "have no rows or columns. The notes say which layer made the input and its shape.",
           "net n { input 3x32x32 maxpool(40) }"),
-    Entry("E402", "The branches of a `concat` are joined along channels, so every other dimension must "
+    Entry(codes.CONCAT_MISMATCH, "The branches of a `concat` are joined along channels, so every other dimension must "
           "agree; the message names the branch that disagrees and the notes point at the layers that "
           "produced each shape.",
           "net n { input 3x32x32 concat { conv(8, 1) | conv(8, 3) } }"),
-    Entry("E403", "The branches of an `add` are summed, so their shapes must be equal; a residual "
+    Entry(codes.ADD_MISMATCH, "The branches of an `add` are summed, so their shapes must be equal; a residual "
           "branch that changes the channels or the size needs a projection on the skip path.",
           "net n { input 8x32x32 add { identity | conv(9, 1) } }"),
-    Entry("E404", "An op gets a tensor with the wrong number of dimensions: `linear` on an image "
+    Entry(codes.WRONG_RANK, "An op gets a tensor with the wrong number of dimensions: `linear` on an image "
           "(add `flatten` before it), a conv or pool on a vector, or an input that is neither C x H x W "
           "nor one size.",
           "net n { input 3x32x32 linear(10) }"),
-    Entry("E405", "A grouped convolution needs its input and output channels divisible by `groups`.",
+    Entry(codes.GROUPS_MISMATCH, "A grouped convolution needs its input and output channels divisible by `groups`.",
           "net n { input 3x32x32 conv(8, 3, groups=2) }"),
-    Entry("E406", "The net's body starts with its input shape (`input 3x224x224`), once; a layer "
+    Entry(codes.INPUT_DECLARATION, "The net's body starts with its input shape (`input 3x224x224`), once; a layer "
           "before it has nothing to read, and blocks take their input from where they are used.",
           "net n { conv(8, 3) }"),
-    Entry("E407", "The net would have more layers than the limit (100,000 unless set otherwise). The "
+    Entry(codes.NET_TOO_LARGE, "The net would have more layers than the limit (100,000 unless set otherwise). The "
           "limit guards against runaway repeats and blocks that multiply; the layers are counted before "
           "any is made, so the error comes at once, at the line that passes the limit. Raise it with "
           "`--max-layers N` or `load(path, max_layers=N)`.",
           "net n { input 8 repeat 1000000000 { relu } }"),
-    Entry("E408", f"The file nests too deeply: brackets more than {MAX_NESTING} levels deep, an "
+    Entry(codes.TOO_DEEP, f"The file nests too deeply: brackets more than {MAX_NESTING} levels deep, an "
           f"expression of more than {MAX_EXPR_DEPTH} nested operators (each `+` of a long sum and each "
           f"`-` of `---1` is a level), or blocks using blocks more than {MAX_NESTING} levels deep. Real "
           "nets nest a few levels; the limits keep checking fast and far from Python's recursion limit.",

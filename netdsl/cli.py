@@ -14,8 +14,10 @@ from typing import Any, Optional, Sequence
 
 from . import __version__
 from .diagnostics import NetDSLError
-from .lower import DEFAULT_MAX_LAYERS, evaluate
-from .network import DEFAULT_MAX_BYTES
+from .evaluate import evaluate
+from .limits import DEFAULT_MAX_BYTES, DEFAULT_MAX_LAYERS
+from . import codes
+
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -90,7 +92,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     net = _load(args)
     from .backend import CompileError, UncompilableNet, WeightsError
     from .backend.command import CompileOptions, compile_and_run
-    from .network import DEFAULT_MAX_PARAMS
+    from .limits import DEFAULT_MAX_PARAMS
 
     options = CompileOptions(device=args.device, dtype=args.dtype, batch=args.batch, weights=args.weights,
                              init=args.init, max_params=args.max_params or DEFAULT_MAX_PARAMS, optimize=args.optimize,
@@ -148,7 +150,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         net = _load(args)
         dot, name = net.to_dot(**options), net.name
     except NetDSLError as e:
-        if all(d.code == "E205" for d in e.diagnostics):
+        if all(d.code == codes.UNKNOWN_PARAMETER for d in e.diagnostics):
             raise  # a mistake in the call, not the net
         dot = failure_diagram(e, **options)
         if dot is None:
@@ -372,7 +374,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except NetDSLError as e:
         print(e, file=sys.stderr)
         # `--set` of a parameter the net does not have is a mistake in the call, not the net
-        return EXIT_USAGE if all(d.code == "E205" for d in e.diagnostics) else EXIT_INVALID
+        return EXIT_USAGE if all(d.code == codes.UNKNOWN_PARAMETER for d in e.diagnostics) else EXIT_INVALID
     except UsageError as e:
         print(f"netdsl: error: {e}", file=sys.stderr)
         return EXIT_USAGE

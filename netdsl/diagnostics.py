@@ -20,38 +20,11 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
 from .ast import NOWHERE, Span
+from . import codes
 
 # One line per error code. The full catalogue with examples is in the README ("Error codes");
 # tests/test_diagnostics.py proves that every code here is produced by some input.
-CODES: dict[str, str] = {
-    "E100": "syntax error: a token that cannot come here",
-    "E101": "syntax error: a character that is not part of the language",
-    "E102": "syntax error: the file ends inside a construct",
-    "E103": "the file is not a readable text file",
-    "E104": "the file is larger than the size limit",
-    "E201": "unknown op or block",
-    "E202": "undefined name",
-    "E203": "duplicate name",
-    "E204": "recursive block",
-    "E205": "unknown network parameter",
-    "E206": "the file does not define exactly one net",
-    "E207": "misplaced construct",
-    "E301": "unknown argument",
-    "E302": "missing argument",
-    "E303": "too many positional arguments",
-    "E304": "argument given twice",
-    "E305": "wrong type",
-    "E306": "value out of range",
-    "E307": "arithmetic error",
-    "E401": "window larger than its padded input",
-    "E402": "concat inputs disagree",
-    "E403": "add inputs disagree",
-    "E404": "wrong number of dimensions",
-    "E405": "channels not divisible by groups",
-    "E406": "missing or repeated input declaration",
-    "E407": "the net is too large",
-    "E408": "nested too deeply",
-}
+CODES: dict[str, str] = codes.MEANINGS  # code -> its meaning in a line
 
 
 @dataclass(frozen=True)
@@ -83,7 +56,7 @@ class Diagnostic:
 
 class NetDSLError(Exception):
     """Raised for an invalid net; `.diagnostics` lists every error found, `str()` renders them.
-    `.partial` is what could be built despite them (a `netdsl.lower.LoweredNet`, shapes
+    `.partial` is what could be built despite them (a `netdsl.ir.Net`, shapes
     inferred up to the errors), so a diagram can show where the net breaks; None when the
     file did not parse or defines no net."""
 

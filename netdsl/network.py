@@ -8,65 +8,78 @@ import os
 from pathlib import Path
 from typing import Any, BinaryIO, Mapping, Optional
 
-from . import parser
-from .diagnostics import Diagnostic, DiagnosticBag, NetDSLError
+from . import ir, parser
 from .ast import Span
-from .graph import LayerGraph
-from .lower import DEFAULT_MAX_LAYERS, LoweredNet, Output, Scope, lower
-from .ops import REGISTRY
+from .diagnostics import Diagnostic, DiagnosticBag, NetDSLError
+from .limits import DEFAULT_MAX_BYTES, DEFAULT_MAX_LAYERS, DEFAULT_MAX_PARAMS
+from .lower import lower
 from .shapes import infer_shapes
-
-DEFAULT_MAX_PARAMS = 10_000_000_000  # 40 GB of float32: beyond one machine's memory for training
+from . import codes
 
 
 class Network:
-    """A parsed and checked network.
+    """A parsed and checked network: the public face over its IR (`ir`, a `netdsl.ir.Net`).
 
-    `graph` is a networkx.DiGraph with a node per layer, keyed by its dotted scope name, with
-    node data `op`, `attrs`, `inputs`, `span`, `train_only`, `shape`, `params` and `macs`,
-    and an edge per tensor (edge data `index`: which input of the target it is). `layer_graph`
-    is the same graph in netdsl's own light form. `outputs[0]` is the main output; the rest
-    are heads.
+    `layer(name)` is one `netdsl.ir.Layer` (op, attrs, inputs, users, span, shape, params,
+    MACs); `layers` names them in definition order; `scopes` maps each scope's dotted path to
+    its `netdsl.ir.Scope`; `outputs[0]` is the main output, the rest are heads. `graph` is the
+    same net as a networkx.DiGraph (node data: `netdsl.ir.Layer.data()`; edge data `index`,
+    which input of the target it is), built on first use.
     """
 
-    def __init__(self, lowered: LoweredNet, source: str, filename: str):
-        self.name: str = lowered.name
-        self.params: dict[str, Any] = lowered.params
-        self.input_shape: tuple[int, ...] = lowered.input_shape
-        self.layer_graph: LayerGraph = lowered.graph
-        self._nx = None
-        self.scopes: dict[str, Scope] = lowered.scopes
-        self.outputs: list[Output] = lowered.outputs
+    def __init__(self, net: ir.Net, source: str, filename: str):
+        self.ir = net
         self.source = source
         self.filename = filename
+        self._nx = None
+
+    @property
+    def name(self) -> str:
+        return self.ir.name
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The net's parameters as this check bound them (`classes`: 1000)."""
+        return self.ir.params
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.ir.input_shape
+
+    @property
+    def scopes(self) -> dict[str, ir.Scope]:
+        return self.ir.scopes
+
+    @property
+    def outputs(self) -> list[ir.Output]:
+        return self.ir.outputs
 
     @property
     def graph(self):
         """The layer graph as a networkx.DiGraph (built on first use)."""
         if self._nx is None:
-            self._nx = self.layer_graph.to_networkx()
+            self._nx = self.ir.to_networkx()
         return self._nx
 
     @property
     def layers(self) -> list[str]:
         """Layer names in definition order (the input is not a layer)."""
-        return [n for n, d in self.layer_graph.nodes.items() if d["op"] != "input"]
+        return [layer.name for layer in self.ir.body()]
 
-    def layer(self, name: str) -> dict:
-        """The node data of one layer."""
-        return self.layer_graph.nodes[name]
+    def layer(self, name: str) -> ir.Layer:
+        """One layer (or the input, `layer("input")`)."""
+        return self.ir.layers[name]
 
     def describe(self, name: str) -> str:
         """A layer as the language writes it, defaults left out: `conv(64, 7x7, stride=2, pad=3)`."""
-        data = self.layer_graph.nodes[name]
-        return REGISTRY[data["op"]].describe(data["attrs"])
+        return self.ir.layers[name].describe()
 
     def total_params(self, train: bool = True) -> int:
         """Learnable parameters; with `train=False`, without training-only heads."""
-        return sum(d["params"] for d in self.layer_graph.nodes.values() if train or not d["train_only"])
+        return self.ir.totals(train).params
 
     def total_macs(self, train: bool = True) -> int:
-        return sum(d["macs"] for d in self.layer_graph.nodes.values() if train or not d["train_only"])
+        return self.ir.totals(train).macs
 
     def summary(self, batch: int = 1):
         """Per-layer shapes, parameters, MACs and activation memory, with totals."""
@@ -135,11 +148,6 @@ class Network:
         return f"<Network {self.name}: input {shape}, {len(self.layers)} layers, {self.total_params():,} params>"
 
 
-# 1 MiB: four hundred times googlenet.net, room for 50,000 layers written out one by one. Parsing
-# takes time in proportion to the text (10 s for the densest 1 MiB on a slow machine): the limit bounds it.
-DEFAULT_MAX_BYTES = 1024 * 1024
-
-
 def loads(text: str, /, filename: str = "<string>", *, max_layers: int = DEFAULT_MAX_LAYERS,
           max_bytes: int = DEFAULT_MAX_BYTES, **params: Any) -> Network:
     """Parse and check a network from text. Other keyword arguments override the net's
@@ -188,7 +196,7 @@ def read_source(stream: BinaryIO, filename: str, max_bytes: int = DEFAULT_MAX_BY
 
 def _too_large(message: str, filename: str) -> NetDSLError:
     # about the file as a whole: located by its name alone, no line of it is shown
-    diag = Diagnostic("E104", message,
+    diag = Diagnostic(codes.FILE_TOO_LARGE, message,
                       help="a net is a few kilobytes; raise the limit with `max_bytes=` or `--max-bytes` "
                            "if this really is one")
     return NetDSLError([diag], "", filename)
@@ -204,7 +212,7 @@ def decode(data: bytes, filename: str) -> str:
         line_start = data.rfind(b"\n", 0, e.start) + 1
         # columns count characters, as everywhere else: what precedes the bad byte is valid UTF-8
         col = len(data[line_start:e.start].decode("utf-8-sig")) + 1
-        diag = Diagnostic("E103", f"the file is not valid UTF-8 (byte 0x{data[e.start]:02x})",
+        diag = Diagnostic(codes.NOT_TEXT, f"the file is not valid UTF-8 (byte 0x{data[e.start]:02x})",
                           Span(line, col, line, col + 1), help="save it as UTF-8 text")
         shown = data.decode("utf-8-sig", errors="replace")  # the excerpt shows the bad byte as �
         raise NetDSLError([diag], shown, filename) from None
@@ -232,9 +240,9 @@ def _pipeline(text: str, filename: str, overrides: Mapping[str, Any], max_layers
     try:
         lowered = lower(program, bag, overrides, max_layers)
         if lowered is not None:  # also after lowering errors: one report holds them all
-            infer_shapes(lowered.graph, bag)
+            infer_shapes(lowered, bag)
     except RecursionError:
-        bag.error("E407", "the net is nested too deeply to check",
+        bag.error(codes.NET_TOO_LARGE, "the net is nested too deeply to check",
                   help="flatten some of its nesting (blocks within blocks, branches within branches)")
     if bag:
         raise NetDSLError(bag.items, text, filename, bag.truncated, partial=lowered)

@@ -20,13 +20,10 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from . import ast
 from .diagnostics import Diagnostic, NetDSLError
+from .limits import MAX_EXPR_DEPTH, MAX_NESTING
+from . import codes
 
 GRAMMAR_NAME = "netdsl.lark"
-
-# The grammar's words, which cannot name a layer or a block.
-KEYWORDS = frozenset({"net", "block", "input", "concat", "add", "repeat", "head", "train", "from",
-                      "true", "false"})
-
 
 def grammar_path() -> Path:
     """The grammar file: the copy shipped inside the installed package, or, in a source
@@ -37,17 +34,15 @@ def grammar_path() -> Path:
     return Path(__file__).resolve().parent.parent / "grammars" / GRAMMAR_NAME
 
 
+# The grammar's words (its quoted literals), which cannot name a layer or a block.
+KEYWORDS = frozenset(re.findall(r'"([A-Za-z_]+)"', grammar_path().read_text(encoding="utf-8")))
+
+
 def _token_span(tok: Token) -> ast.Span:
     return ast.Span(tok.line, tok.column, tok.end_line, tok.end_column)
 
 
 MAX_DIGITS = 60  # far beyond any size or count in a net; Python refuses str(int) past 4300
-
-# How deeply brackets (`(` and `{` together) and expressions may nest. Real nets nest a few
-# levels; the stages after the parser walk the tree recursively, and these limits keep them
-# far from Python's recursion limit, so absurd nesting is one located error, never a crash.
-MAX_NESTING = 100
-MAX_EXPR_DEPTH = 100
 
 
 class _LiteralTooLong(Exception):
@@ -102,7 +97,7 @@ def _extent(children) -> ast.Span:
 
 # Tokens that are pure syntax: kept by the parser (keep_all_tokens) only so spans can reach
 # from the first keyword to the closing bracket; dropped before building nodes.
-_SYNTAX = {"NET", "BLOCK", "INPUT", "CONCAT", "ADD", "REPEAT", "HEAD", "FROM", "LPAR", "RPAR",
+_SYNTAX = {"NET", "BLOCK", "INPUT", "REPEAT", "HEAD", "FROM", "LPAR", "RPAR",
            "LBRACE", "RBRACE", "COMMA", "COLON", "EQUAL", "VBAR", "DOT", "PLUS", "MINUS", "STAR",
            "SLASH", "FLOORDIV", "PERCENT", "TRUE", "FALSE"}
 
@@ -179,12 +174,8 @@ class _ASTBuilder(Transformer):
         return ast.Arg(str(name), value, span)
 
     @_rule
-    def concat(self, span, branches):
-        return ast.Join("concat", branches, None, span)
-
-    @_rule
-    def add(self, span, branches):
-        return ast.Join("add", branches, None, span)
+    def join(self, span, name, args, branches):
+        return ast.Join(str(name), args or (), branches, None, span, _token_span(name))
 
     @_rule
     def branches(self, span, *chains):
@@ -302,7 +293,7 @@ _TERMINAL_WORDS = {
     "LBRACE": "`{`", "RBRACE": "`}`", "LPAR": "`(`", "RPAR": "`)`", "COMMA": "`,`",
     "COLON": "`:`", "EQUAL": "`=`", "VBAR": "`|`", "DOT": "`.`", "PLUS": "`+`", "MINUS": "`-`",
     "STAR": "`*`", "SLASH": "`/`", "FLOORDIV": "`//`", "PERCENT": "`%`", "NET": "`net`", "BLOCK": "`block`",
-    "INPUT": "`input`", "CONCAT": "`concat`", "ADD": "`add`", "REPEAT": "`repeat`",
+    "INPUT": "`input`", "REPEAT": "`repeat`",
     "HEAD": "`head`", "TRAIN": "`train`", "FROM": "`from`", "TRUE": "`true`", "FALSE": "`false`",
     "$END": "the end of the file",
 }
@@ -345,17 +336,17 @@ def syntax_diagnostic(err: UnexpectedInput, text: str) -> Diagnostic:
             hint = "netdsl has no strings: write names and numbers bare (`pad=same`)"
         elif ch == ";":
             hint = "layers need no separator: write them one after another"
-        return Diagnostic("E101", f"unexpected character {shown}", ast.Span(line, col, line, col + 1),
+        return Diagnostic(codes.UNEXPECTED_CHARACTER, f"unexpected character {shown}", ast.Span(line, col, line, col + 1),
                           help=hint)
     if isinstance(err, UnexpectedEOF) or (isinstance(err, UnexpectedToken) and err.token.type == "$END"):
         span = _end_span(text)
-        return Diagnostic("E102", "unexpected end of file" + _expected(err.expected), span,
+        return Diagnostic(codes.UNEXPECTED_END, "unexpected end of file" + _expected(err.expected), span,
                           help="a `{` or `(` is not closed" if {"RBRACE", "RPAR"} & set(err.expected) else None)
     assert isinstance(err, UnexpectedToken)
     tok = err.token
     span = _token_span(tok) if tok.line else ast.Span(line, col, line, col + 1)
     help_ = _syntax_help(err, text)
-    return Diagnostic("E100", f"unexpected {_token_text(tok)}" + _expected(err.expected), span,
+    return Diagnostic(codes.UNEXPECTED_TOKEN, f"unexpected {_token_text(tok)}" + _expected(err.expected), span,
                       help=help_)
 
 
@@ -369,6 +360,8 @@ def _syntax_help(err: UnexpectedToken, text: str) -> Optional[str]:
         return "separate arguments with `,`"
     if tok.type == "COLON":
         return "a label comes right before its layer: `conv1: conv(64, 7)`"
+    if tok.type == "LBRACE" and "NAME" in exp:
+        return "a group needs a label (`stem: { ... }`); a join names its kind (`concat { a | b }`)"
     if tok.type == "EQUAL" and "RPAR" not in exp:
         return "`=` is for arguments (`stride=2`) and parameter defaults only"
     return None
@@ -405,7 +398,7 @@ def _nesting_diagnostic(text: str) -> Optional[Diagnostic]:
                 at = run.start()
                 for _ in range(MAX_EXPR_DEPTH):  # the first minus past the limit
                     at = text.index("-", at + 1)
-                return Diagnostic("E408", f"an expression nested more than {MAX_EXPR_DEPTH} levels deep",
+                return Diagnostic(codes.TOO_DEEP, f"an expression nested more than {MAX_EXPR_DEPTH} levels deep",
                                   _position_span(text, at), help="each `-` nests one level")
     if text.count("(") + text.count("{") <= MAX_NESTING:
         return None
@@ -415,7 +408,7 @@ def _nesting_diagnostic(text: str) -> Optional[Diagnostic]:
         if ch in "({":
             depth += 1
             if depth > MAX_NESTING:
-                return Diagnostic("E408", f"brackets nested more than {MAX_NESTING} levels deep",
+                return Diagnostic(codes.TOO_DEEP, f"brackets nested more than {MAX_NESTING} levels deep",
                                   _position_span(text, m.start()),
                                   help="no net needs this much nesting: move the inner part into a block")
         elif ch in ")}":
@@ -454,7 +447,7 @@ def parse(text: str, filename: str = "<string>") -> ast.Program:
     except UnexpectedInput as err:  # the end of the file, or too many errors
         record(err)
     except _LiteralTooLong as err:
-        found.append(Diagnostic("E306", f"a number with more than {MAX_DIGITS} digits",
+        found.append(Diagnostic(codes.OUT_OF_RANGE, f"a number with more than {MAX_DIGITS} digits",
                                 _token_span(err.token), help="no size or count in a net comes near that"))
     except _ExpressionTooDeep as err:
         found.append(_expression_too_deep(err))
@@ -464,7 +457,7 @@ def parse(text: str, filename: str = "<string>") -> ast.Program:
 
 
 def _expression_too_deep(err: _ExpressionTooDeep) -> Diagnostic:
-    return Diagnostic("E408", f"an expression nested more than {MAX_EXPR_DEPTH} levels deep", err.span,
+    return Diagnostic(codes.TOO_DEEP, f"an expression nested more than {MAX_EXPR_DEPTH} levels deep", err.span,
                       help="each operator nests one level: compute the value outside the net and pass it in")
 
 

@@ -164,6 +164,9 @@ class _Printer:
     def call(self, c: ast.Call) -> str:
         return c.name + (self._args(c.args) if c.args else "")
 
+    def _join_head(self, j: ast.Join) -> str:
+        return j.kind + (self._args(j.args) if j.args else "")
+
     def _params(self, params) -> str:
         if not params:
             return ""
@@ -187,7 +190,7 @@ class _Printer:
         if isinstance(item, ast.Call):
             return self.call(item)
         if isinstance(item, ast.Join):
-            return f"{item.kind} {{ " + " | ".join(self.chain(b) for b in item.branches) + " }"
+            return f"{self._join_head(item)} {{ " + " | ".join(self.chain(b) for b in item.branches) + " }"
         if isinstance(item, ast.Repeat):
             return f"repeat {self.expr(item.count)} " + self._braced(item.body)
         if isinstance(item, ast.Head):
@@ -260,7 +263,7 @@ class _Printer:
     def _open(self, line_indent: int, indent: int, lead: str, item, first: int) -> None:
         """A construct over several lines: its header ending in `{`, its body, `}`."""
         if isinstance(item, ast.Join):
-            header = f"{item.kind} {{"
+            header = f"{self._join_head(item)} {{"
         elif isinstance(item, ast.Repeat):
             header = f"repeat {self.expr(item.count)} {{"
         elif isinstance(item, ast.Head):

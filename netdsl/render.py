@@ -30,37 +30,19 @@ from typing import Mapping, Optional, Sequence
 import graphviz
 
 from .diagnostics import Diagnostic
-from .graph import LayerGraph
-from .lower import Output, Scope
-from .ops import REGISTRY
-from .summary import rollup
+from .ir import Layer, Net, Scope
+from .summary import rollup_layer
 
 FONT = "Helvetica"
 
-# Fill and border per kind of op, the same in every net.
+# Fill and border of what is not an op: an op's own colours come with its kind in the registry
+# (netdsl/ops/spec.py), the same in every net.
 PALETTE: dict[str, tuple[str, str]] = {
-    "input": ("#ffffff", "#333333"),
-    "conv": ("#dbe8f7", "#3f6fae"),
-    "pool": ("#dcf0d5", "#4b8a3a"),
-    "norm": ("#fbf0c4", "#b08d1a"),
-    "linear": ("#e8dcf3", "#7a52a6"),
-    "activation": ("#eeeeee", "#888888"),
-    "dropout": ("#f4f4f4", "#9a9a9a"),
-    "reshape": ("#f4f4f4", "#9a9a9a"),
-    "join": ("#fde3c8", "#c26a12"),
     "scope": ("#d8efee", "#2f7f7a"),
     "error": ("#fde2e1", "#cc2222"),
     "unchecked": ("#ffffff", "#bbbbbb"),
 }
-
-KIND_OF_OP: dict[str, str] = {
-    "conv": "conv", "maxpool": "pool", "avgpool": "pool", "adaptive_avgpool": "pool", "global_avgpool": "pool",
-    "lrn": "norm", "batchnorm": "norm", "linear": "linear", "flatten": "reshape", "identity": "reshape",
-    "relu": "activation", "sigmoid": "activation", "tanh": "activation", "relu6": "activation",
-    "gelu": "activation", "leaky_relu": "activation", "softmax": "activation", "dropout": "dropout",
-    "concat": "join", "add": "join", "input": "input",
-}
-FOLDED_KINDS = ("activation", "dropout")  # folded into the box of the layer before them
+BROKEN = ("#f4f4f4", "#9a9a9a")  # a layer whose op is unknown (drawn red or grey: failed, or after one)
 
 CLUSTER_COLOURS = {  # (fill, border) of an open scope's frame
     "block": ("#f5f8fc", "#9fb3cc"),
@@ -71,10 +53,11 @@ CLUSTER_COLOURS = {  # (fill, border) of an open scope's frame
     "join": ("#fdf8f2", "#d9b38c"),
 }
 
-
-def kind_of(op: Optional[str]) -> str:
-    """The colour group of an op (`conv`, `pool`, `norm`, `linear`, `activation`, ...)."""
-    return KIND_OF_OP.get(op or "", "reshape")
+MARK_STYLES = {  # how a join drawn as a symbol (the registry's `mark`) looks
+    "circle": {"shape": "circle", "fontsize": "14", "width": "0.3", "height": "0.3", "fixedsize": "true",
+               "margin": "0.04,0.02", "style": "filled"},
+    "ellipse": {"shape": "ellipse", "fontsize": "9", "height": "0.3", "margin": "0.04,0.02", "style": "filled"},
+}
 
 
 def fmt_count(n: int) -> str:
@@ -93,42 +76,6 @@ def fmt_dims(shape: Optional[Sequence[int]]) -> str:
     return "?" if shape is None else "×".join(map(str, shape))
 
 
-def _pair(v) -> str:
-    if isinstance(v, tuple):
-        return f"{v[0]}×{v[1]}"
-    return str(v)
-
-
-def brief(op: Optional[str], attrs: Optional[Mapping]) -> str:
-    """An op as a diagram writes it: `conv 64 7×7/2`, `maxpool 3×3/2`, `linear 1000`, `lrn 5`;
-    other ops as the language writes them, defaults left out."""
-    if op is None or attrs is None:
-        return op or "?"
-    if op == "conv":
-        text = f"conv {attrs['out']} {_pair(attrs['kernel'])}"
-        if attrs["stride"] != (1, 1):
-            text += "/" + (str(attrs["stride"][0]) if attrs["stride"][0] == attrs["stride"][1]
-                           else _pair(attrs["stride"]))
-        if attrs["dilation"] != (1, 1):
-            text += f" dil {_pair(attrs['dilation'])}"
-        if attrs["groups"] != 1:
-            text += f" g{attrs['groups']}"
-        return text
-    if op in ("maxpool", "avgpool"):
-        text = f"{op} {_pair(attrs['kernel'])}"
-        stride = attrs["stride"]
-        return text + ("/" + (str(stride[0]) if stride[0] == stride[1] else _pair(stride)) if stride != (1, 1) else "")
-    if op == "linear":
-        return f"linear {attrs['out']}"
-    if op == "dropout":
-        return f"dropout {attrs['p']:g}"
-    if op == "lrn":
-        return f"lrn {attrs['size']}"
-    if op == "input":
-        return "input"
-    return REGISTRY[op].describe(attrs)
-
-
 # --- what is drawn -----------------------------------------------------------------------
 
 @dataclass
@@ -138,30 +85,18 @@ class _Box:
 
     id: str
     members: list[str]                 # the layers it stands for, in order
-    frame: str                         # the open scope it is drawn in ("" at the top)
+    frame: str                         # the path of the open scope it is drawn in ("" at the top)
     scope: Optional[str] = None        # the rolled-up scope, if it is one
     count: int = 1
     heads: list[str] = field(default_factory=list)  # the ids of the boxes folded into it
-
-
-@dataclass
-class Diagram:
-    """A net's diagram before it is written as DOT: see `diagram`."""
-
-    name: str
-    graph: LayerGraph
-    scopes: Mapping[str, Scope]
-    outputs: Sequence[Output]
-    diagnostics: Sequence[Diagnostic] = ()
-    source: str = ""
 
 
 def diagram(net, *, depth: Optional[int] = 1, rankdir: str = "TB", fold_activations: bool = True,
             fold_repeats: bool = False) -> graphviz.Digraph:
     """The diagram of a checked `Network` as a `graphviz.Digraph` (`.source` is the DOT text).
     `depth` as in `netdsl summary --depth` (None: every layer); `rankdir` "TB" or "LR"."""
-    return to_digraph(Diagram(net.name, net.layer_graph, net.scopes, net.outputs, (), net.source),
-                      depth=depth, rankdir=rankdir, fold_activations=fold_activations, fold_repeats=fold_repeats)
+    return to_digraph(net.ir, source=net.source, depth=depth, rankdir=rankdir, fold_activations=fold_activations,
+                      fold_repeats=fold_repeats)
 
 
 def failure_diagram(error, **options) -> Optional[graphviz.Digraph]:
@@ -170,28 +105,27 @@ def failure_diagram(error, **options) -> Optional[graphviz.Digraph]:
     partial = getattr(error, "partial", None)
     if partial is None:
         return None
-    return to_digraph(Diagram(partial.name, partial.graph, partial.scopes, partial.outputs,
-                              error.diagnostics, error.source), **options)
+    return to_digraph(partial, error.diagnostics, error.source, **options)
 
 
-def to_digraph(d: Diagram, *, depth: Optional[int] = 1, rankdir: str = "TB", fold_activations: bool = True,
-               fold_repeats: bool = False) -> graphviz.Digraph:
-    """Lay the diagram out as DOT."""
+def to_digraph(net: Net, diagnostics: Sequence[Diagnostic] = (), source: str = "", *, depth: Optional[int] = 1,
+               rankdir: str = "TB", fold_activations: bool = True, fold_repeats: bool = False) -> graphviz.Digraph:
+    """Lay out the diagram of an IR net as DOT; `diagnostics` (with the `source` text they
+    point into) mark where a failing net breaks."""
     if rankdir not in ("TB", "LR"):
         raise ValueError(f"rankdir must be 'TB' or 'LR', got {rankdir!r}")
     if depth is not None and depth < 1:
         raise ValueError(f"depth must be at least 1, got {depth}")
-    return _Builder(d, depth, rankdir, fold_activations, fold_repeats).build()
+    return _Builder(net, diagnostics, source, depth, rankdir, fold_activations, fold_repeats).build()
 
 
 class _Builder:
-    def __init__(self, d: Diagram, depth: Optional[int], rankdir: str, fold_activations: bool,
-                 fold_repeats: bool):
-        self.d, self.depth, self.rankdir = d, depth, rankdir
-        self.nodes = d.graph.nodes
-        self.consumers: dict[str, list[str]] = {name: [] for name in self.nodes}
-        for src, dst, _ in d.graph.edges():
-            self.consumers[src].append(dst)
+    def __init__(self, net: Net, diagnostics: Sequence[Diagnostic], source: str, depth: Optional[int],
+                 rankdir: str, fold_activations: bool, fold_repeats: bool):
+        self.net, self.diagnostics, self.source = net, diagnostics, source
+        self.depth, self.rankdir = depth, rankdir
+        self.nodes: Mapping[str, Layer] = net.layers
+        self.scopes: Mapping[str, Scope] = net.scopes
         self.failed, self.unchecked = self._failures()
         self.messages = self._messages()
         self.boxes = self._boxes(fold_activations)
@@ -207,11 +141,10 @@ class _Builder:
         """Layers that failed (could not be made, or their shape rule refused their inputs),
         and the layers after them, which could not be checked."""
         failed, unchecked = set(), set()
-        for name, data in self.nodes.items():
-            inputs = data["inputs"]
-            if any(i in failed or i in unchecked for i in inputs):
+        for name, layer in self.nodes.items():
+            if any(i.name in failed or i.name in unchecked for i in layer.inputs):
                 unchecked.add(name)
-            elif data["op"] is None or data["attrs"] is None or data.get("shape") is None:
+            elif not layer.ok:
                 failed.add(name)
         return failed, unchecked
 
@@ -220,62 +153,63 @@ class _Builder:
         such layer; the rest (about names, parameters, the file) go in the diagram's title."""
         out: dict[str, list[Diagnostic]] = {}
         self.loose: list[Diagnostic] = []
-        for diag in self.d.diagnostics:
-            holders = [n for n in self.failed if _contains(self.nodes[n]["span"], diag.span)]
+        for diag in self.diagnostics:
+            holders = [n for n in self.failed if _contains(self.nodes[n].span, diag.span)]
             if not holders:
                 self.loose.append(diag)
                 continue
-            tightest = min(_extent(self.nodes[n]["span"]) for n in holders)
+            tightest = min(_extent(self.nodes[n].span) for n in holders)
             for n in holders:
-                if _extent(self.nodes[n]["span"]) == tightest:
+                if _extent(self.nodes[n].span) == tightest:
                     out.setdefault(n, []).append(diag)
         return out
 
     # -- boxes --------------------------------------------------------------------------
 
     def _boxes(self, fold_activations: bool) -> dict[str, _Box]:
-        train_scopes = {n for n, s in self.d.scopes.items() if s.train_only}
         boxes: dict[str, _Box] = {}
         box_of: dict[str, _Box] = {}
-        for name, data in self.nodes.items():
-            key = name if data["op"] == "input" else rollup(name, data["train_only"], self.depth, train_scopes)
-            if key != name or key in boxes:  # rolled up into its scope (a labelled join is named as its scope)
-                box = boxes.get(key)
+        for name, layer in self.nodes.items():
+            scope = None if layer.is_source else rollup_layer(layer, self.depth)
+            if scope is not None or name in boxes:  # rolled up (a labelled join is named as its scope)
+                scope = scope or self.scopes[name]
+                box = boxes.get(scope.name)
                 if box is None:
-                    box = boxes[key] = _Box(key, [], _parent(key), scope=key)
+                    box = boxes[scope.name] = _Box(scope.name, [], _path(scope.parent), scope=scope.name)
                 box.members.append(name)
                 box_of[name] = box
                 continue
             if fold_activations and self._folds(name, box_of):
-                box = box_of[data["inputs"][0]]
+                box = box_of[layer.inputs[0].name]
                 box.members.append(name)
                 box_of[name] = box
                 continue
-            box = boxes[name] = _Box(name, [name], _parent(name))
+            box = boxes[name] = _Box(name, [name], _path(layer.scope))
             box_of[name] = box
         return boxes
 
     def _folds(self, name: str, box_of: Mapping[str, _Box]) -> bool:
         """Whether an activation or dropout joins the box of the one layer it follows."""
-        data = self.nodes[name]
-        if kind_of(data["op"]) not in FOLDED_KINDS or len(data["inputs"]) != 1 or name in self.failed:
+        layer = self.nodes[name]
+        if layer.op is None or not layer.op.kind.folds or len(layer.inputs) != 1 or name in self.failed:
             return False
-        src = data["inputs"][0]
+        source = layer.inputs[0]
+        src = source.name
         box = box_of[src]
-        return (box.scope is None and box.members[-1] == src and self.consumers[src] == [name]
-                and _parent(src) == _parent(name) and self.nodes[src]["op"] != "input"
-                and self.nodes[src]["train_only"] == data["train_only"]
+        return (box.scope is None and box.members[-1] == src and source.users == [layer]
+                and source.scope is layer.scope and not source.is_source
+                and source.train_only == layer.train_only
                 and src not in self.failed and src not in self.unchecked)
 
     def _signature(self, box: _Box):
         """What makes two boxes alike: the same ops and attributes, or the same block with the
         same arguments (a repeat's passes are alike by construction)."""
         if box.scope is None:
-            return tuple((self.nodes[m]["op"], repr(self.nodes[m]["attrs"])) for m in box.members)
-        scope = self.d.scopes.get(box.scope)
+            return tuple((self.nodes[m].kind, repr(self.nodes[m].attrs)) for m in box.members)
+        scope = self.scopes.get(box.scope)
         if scope is None or scope.kind not in ("block", "pass"):
             return None
-        return ("pass", _parent(box.scope)) if scope.kind == "pass" else ("block", scope.title)
+        return ("pass", _path(scope.parent)) if scope.kind == "pass" else ("block", scope.title)
 
     def _fold_runs(self) -> None:
         """Merge each run of alike boxes in a chain into its first box, `count` times."""
@@ -302,26 +236,25 @@ class _Builder:
         if prev.frame != box.frame or any(m in self.failed or m in self.unchecked
                                           for m in prev.members + box.members):
             return False
-        inputs = {box_of[i].id for m in box.members for i in self.nodes[m]["inputs"] if box_of[i] is not box}
-        readers = {box_of[c].id for m in prev.members for c in self.consumers[m] if box_of[c] is not prev}
+        inputs = {box_of[i.name].id for m in box.members for i in self.nodes[m].inputs if box_of[i.name] is not box}
+        readers = {box_of[c.name].id for m in prev.members for c in self.nodes[m].users if box_of[c.name] is not prev}
         return inputs == {prev.id} and readers == {box.id}
 
     def _spine(self) -> set[str]:
         """The top-level boxes on the way from the input to the main output, along first inputs."""
         spine: set[str] = set()
-        name = self.d.outputs[0].node if self.d.outputs else None
-        while name is not None:
-            box = self.box_of[name]
+        layer = self.net.outputs[0].layer if self.net.outputs else None
+        while layer is not None:
+            box = self.box_of[layer.name]
             if not box.frame:
                 spine.add(box.id)
-            inputs = self.nodes[name]["inputs"]
-            name = inputs[0] if inputs else None
+            layer = layer.inputs[0] if layer.inputs else None
         return spine
 
     # -- DOT ----------------------------------------------------------------------------
 
     def build(self) -> graphviz.Digraph:
-        g = graphviz.Digraph(self.d.name, graph_attr={
+        g = graphviz.Digraph(self.net.name, graph_attr={
             "rankdir": self.rankdir, "fontname": FONT, "fontsize": "14", "labelloc": "t", "labeljust": "l",
             "nodesep": "0.25", "ranksep": "0.3", "newrank": "true", "bgcolor": "white",
             "label": self._title(), "pad": "0.2",
@@ -342,18 +275,14 @@ class _Builder:
         seen: set[str] = set()
         for box in self.boxes.values():
             # the scopes this box is in: its frame and the frames around it, and itself if rolled up
-            paths = [box.id] if box.scope is not None else []
-            path = box.frame
-            while path:
-                paths.append(path)
-                path = _parent(path)
-            for path in paths:
-                scope = self.d.scopes.get(path)
-                if scope is None or scope.kind != "branch" or path in seen:
+            around = self.scopes[box.scope if box.scope is not None else box.frame].ancestors() \
+                if (box.scope or box.frame) else []
+            for scope in reversed(around):
+                if scope.kind != "branch" or scope.name in seen:
                     continue
-                seen.add(path)  # the first box of this branch
-                source = next((self.box_of[i].id for m in box.members for i in self.nodes[m]["inputs"]
-                               if self.box_of[i] is not box), None)
+                seen.add(scope.name)  # the first box of this branch
+                source = next((self.box_of[i.name].id for m in box.members for i in self.nodes[m].inputs
+                               if self.box_of[i.name] is not box), None)
                 if source is not None and box.id not in firsts.setdefault(source, []):
                     firsts[source].append(box.id)
         for ids in firsts.values():
@@ -364,19 +293,16 @@ class _Builder:
                         same.node(box_id)
 
     def _title(self) -> str:
-        d = self.d
-        layers = [n for n, data in self.nodes.items() if data["op"] != "input"]
-        total = sum(self.nodes[n].get("params", 0) for n in layers)
-        deploy = sum(self.nodes[n].get("params", 0) for n in layers if not self.nodes[n]["train_only"])
-        inp = self.nodes.get("input")
-        parts = [f"<b>{_escape(d.name)}</b>"]
-        if inp is not None:
-            parts.append(f"input {fmt_dims(inp['attrs']['shape'])}")
-        parts.append(f"{len(layers)} layers")
+        net = self.net
+        total, deploy = net.totals(train=True).params, net.totals(train=False).params
+        parts = [f"<b>{_escape(net.name)}</b>"]
+        if net.input is not None:
+            parts.append(f"input {fmt_dims(net.input_shape)}")
+        parts.append(f"{len(net) - (net.input is not None)} layers")
         parts.append(f"{fmt_count(total)} params" + (f" ({fmt_count(deploy)} deploy)" if deploy != total else ""))
         lines = ["  ·  ".join(parts)]
-        if d.diagnostics:
-            n = len(d.diagnostics)
+        if self.diagnostics:
+            n = len(self.diagnostics)
             lines.append(f'<font color="{PALETTE["error"][1]}">{n} error{"s" if n != 1 else ""}: '
                          "drawn up to the failure</font>")
             for diag in self.loose:
@@ -396,7 +322,7 @@ class _Builder:
                     break
                 tree[path] = []
                 tree[path].append(item)
-                item, path = ("frame", path), _parent(path)
+                item, path = ("frame", path), _path(self.scopes[path].parent)
                 # a frame is listed in its parent once, where its first box comes
         self._emit(g, "", tree)
 
@@ -405,15 +331,15 @@ class _Builder:
             if kind == "box":
                 self._box(g, item)
                 continue
-            scope = self.d.scopes.get(item)
+            scope = self.scopes.get(item)
             with g.subgraph(name="cluster_" + item) as c:
                 c.attr(**self._frame_style(item, scope))
                 self._emit(c, item, tree)
 
     def _frame_style(self, path: str, scope: Optional[Scope]) -> dict[str, str]:
-        local = path.rsplit(".", 1)[-1]
         if scope is None:
-            return {"label": local, "style": "rounded"}
+            return {"label": path, "style": "rounded"}
+        local = scope.local
         if scope.kind == "branch":
             return {"label": "", "style": "invis", "margin": "4"}
         fill, border = CLUSTER_COLOURS.get(scope.kind, CLUSTER_COLOURS["group"])
@@ -432,11 +358,11 @@ class _Builder:
         nodes = self.nodes
         failed = [m for m in box.members if m in self.failed]
         if box.scope is not None:
-            kind, lines, attrs = self._scope_label(box, failed)
+            colours, lines, attrs = self._scope_label(box, failed)
         else:
-            kind, lines, attrs = self._layer_label(box, failed)
+            colours, lines, attrs = self._layer_label(box, failed)
         if failed:
-            kind = "error"
+            colours = PALETTE["error"]
             for m in failed:
                 for diag in self.messages.get(m, ()):
                     text = "\n".join(textwrap.wrap(f"{diag.code}: {diag.message}", 44))
@@ -444,29 +370,29 @@ class _Builder:
                                  + _escape(text).replace("\n", "<br/>") + "</font>")
             attrs["penwidth"] = "2.5"
         elif all(m in self.unchecked for m in box.members):
-            kind = "unchecked"
+            colours = PALETTE["unchecked"]
             attrs["fontcolor"] = "#999999"
-        fill, border = PALETTE[kind]
+        fill, border = colours
         style = attrs.get("style", "rounded,filled")
-        if all(nodes[m]["train_only"] for m in box.members):
+        if all(nodes[m].train_only for m in box.members):
             style += ",dashed"
         attrs.update(fillcolor=fill, color=border, style=style, tooltip=self._tooltip(box))
         if box.id in self.spine:
             attrs["group"] = "main"  # dot keeps edges within a group straight
         g.node(box.id, "<" + "<br/>".join(lines) + ">", **attrs)
 
-    def _scope_label(self, box: _Box, failed: list[str]) -> tuple[str, list[str], dict[str, str]]:
+    def _scope_label(self, box: _Box, failed: list[str]) -> tuple[tuple[str, str], list[str], dict[str, str]]:
         """A rolled-up scope: its name, its call, its output shape and parameters."""
-        scope = self.d.scopes.get(box.scope)
+        scope = self.scopes.get(box.scope)
         local = _local(box)
         last = box.heads[-1] if box.count > 1 else box.id  # the last scope of a run
-        span = local if box.count == 1 else f"{local}–{last.rsplit('.', 1)[-1]}"
+        span = local if box.count == 1 else f"{local}–{_within(box.frame, last)}"
         if scope is not None and scope.kind == "pass":  # a repeat's pass: what it holds
             name = f"pass {span}" if box.count == 1 else f"passes {span}"
             title = self._blocks_in(box.scope)
         elif scope is not None and scope.kind == "repeat":
             name = f"{span} {scope.title.replace('repeat ', '× ')}"
-            title = self._blocks_in(box.scope + ".1")
+            title = self._blocks_in(scope.children[0].name) if scope.children else ""
         else:
             name = span
             title = scope.title if scope is not None and scope.kind in ("block", "join") else ""
@@ -476,43 +402,40 @@ class _Builder:
         if not failed:
             # what the scope outputs: the end of its main chain, or a labelled join's own layer;
             # nothing for a scope whose lowering stopped inside it
-            end = self.d.scopes[last].output if last in self.d.scopes else None
-            end = end or (last if last in self.nodes else None)
-            shape = self.nodes[end].get("shape") if end is not None else None
-            params = sum(self.nodes[m].get("params", 0) for m in box.members)
+            end = self.scopes[last].output if last in self.scopes else None
+            end = end or self.nodes.get(last)
+            shape = end.shape if end is not None else None
+            params = sum(self.nodes[m].params for m in box.members)
             facts = ([fmt_dims(shape)] if shape is not None else []) + [f"{fmt_count(params)} params"]
             lines.append(f'<font point-size="9" color="#555555">{" · ".join(facts)}</font>')
         # a double border: more inside; a triple one: a run of them
-        return "scope", lines, {"peripheries": "2" if box.count == 1 else "3"}
+        return PALETTE["scope"], lines, {"peripheries": "2" if box.count == 1 else "3"}
 
-    def _layer_label(self, box: _Box, failed: list[str]) -> tuple[str, list[str], dict[str, str]]:
+    def _layer_label(self, box: _Box, failed: list[str]) -> tuple[tuple[str, str], list[str], dict[str, str]]:
         """A layer (and what is folded into it): its name, op, key attributes and parameters."""
         nodes = self.nodes
         lead = nodes[box.members[0]]
-        op = lead["op"]
-        if op == "input":
-            return "input", [f"<b>input</b> {fmt_dims(lead['attrs']['shape'])}"], {"style": "filled,bold"}
-        kind = kind_of(op)
+        spec = lead.op
+        if lead.is_source:
+            return ((spec.kind.fill, spec.kind.border), [f"<b>{_escape(_brief(lead))}</b> {fmt_dims(lead.shape)}"],
+                    {"style": "filled,bold"})
+        colours = BROKEN if spec is None else (spec.kind.fill, spec.kind.border)
         one = box.members[:len(box.members) // box.count]  # one repetition
-        what = " + ".join(brief(nodes[m]["op"], nodes[m]["attrs"]) for m in one)
-        if failed and (op is None or lead["attrs"] is None):
+        what = " + ".join(_brief(nodes[m]) for m in one)
+        if failed and (spec is None or lead.attrs is None):
             what = self._written(lead) or what
         if len(box.members) == 1 and not failed:  # small marks for what computes nothing new
-            if kind in ("activation", "dropout", "reshape"):
-                return kind, [_escape(what)], {"fontsize": "9", "height": "0.25", "margin": "0.08,0.03"}
-            if op == "add":
-                return kind, ["+"], {"shape": "circle", "fontsize": "14", "width": "0.3", "height": "0.3",
-                                     "fixedsize": "true", "margin": "0.04,0.02", "style": "filled"}
-            if op == "concat":
-                return kind, ["concat"], {"shape": "ellipse", "fontsize": "9", "height": "0.3",
-                                          "margin": "0.04,0.02", "style": "filled"}
+            if spec is None or spec.kind.small:
+                return colours, [_escape(what)], {"fontsize": "9", "height": "0.25", "margin": "0.08,0.03"}
+            if spec.mark is not None:
+                return colours, [_escape(spec.mark.text)], dict(MARK_STYLES[spec.mark.shape])
         local = _local(box)
-        name = local if box.count == 1 else f"{local}–{box.heads[-1].rsplit('.', 1)[-1]}"
+        name = local if box.count == 1 else f"{local}–{_within(box.frame, box.heads[-1])}"
         lines = [f"<b>{_escape(name)}</b>", _escape(what + (f" × {box.count}" if box.count > 1 else ""))]
-        params = sum(nodes[m].get("params", 0) for m in box.members)
+        params = sum(nodes[m].params for m in box.members)
         if params:
             lines.append(f'<font point-size="9" color="#555555">{fmt_count(params)} params</font>')
-        return kind, lines, {}
+        return colours, lines, {}
 
     def _blocks_in(self, path: str) -> str:
         """What a pass of a repeat does, when it is block calls only: their calls; a pass that
@@ -520,21 +443,21 @@ class _Builder:
         if self._block_titles is None:
             self._block_titles = {}
             mixed = set()
-            for p, scope in self.d.scopes.items():
+            for scope in self.scopes.values():
                 if scope.kind == "block":
-                    self._block_titles.setdefault(_parent(p), []).append(scope.title)
+                    self._block_titles.setdefault(_path(scope.parent), []).append(scope.title)
                 else:
-                    mixed.add(_parent(p))
-            mixed.update(_parent(name) for name in self.nodes)
+                    mixed.add(_path(scope.parent))
+            mixed.update(_path(layer.scope) for layer in self.nodes.values())
             for p in mixed:
                 self._block_titles.pop(p, None)
         return " · ".join(self._block_titles.get(path, ()))
 
-    def _written(self, data) -> str:
+    def _written(self, layer: Layer) -> str:
         """The source text of a layer that could not be made, as written."""
-        span = data["span"]
-        lines = self.d.source.splitlines()
-        if not self.d.source or not (1 <= span.line <= len(lines)) or span.end_line != span.line:
+        span = layer.span
+        lines = self.source.splitlines()
+        if not self.source or not (1 <= span.line <= len(lines)) or span.end_line != span.line:
             return ""
         text = lines[span.line - 1][span.column - 1:span.end_column - 1]
         return text if len(text) <= 40 else text[:37] + "..."
@@ -542,16 +465,16 @@ class _Builder:
     def _tooltip(self, box: _Box) -> str:
         """Shown on hover in SVG: the layers, as the language writes them."""
         if box.scope is not None:
-            scope = self.d.scopes.get(box.scope)
+            scope = self.scopes.get(box.scope)
             n = len(box.members)
             return f"{box.scope}: {scope.title if scope else ''}, {n} layer{'s' if n != 1 else ''}"
         lines = []
         for m in box.members[:8]:
-            data = self.nodes[m]
-            if data["op"] == "input":
-                what = "x".join(map(str, data["attrs"]["shape"]))
-            elif data["op"] in REGISTRY and data["attrs"] is not None:
-                what = REGISTRY[data["op"]].describe(data["attrs"])
+            layer = self.nodes[m]
+            if layer.is_source:
+                what = "x".join(map(str, layer.shape))
+            elif layer.op is not None and layer.attrs is not None:
+                what = layer.describe()
             else:
                 what = "could not be made"
             lines.append(f"{m}: {what}")
@@ -560,33 +483,40 @@ class _Builder:
     def _edges(self, g: graphviz.Digraph) -> None:
         box_of = self.box_of
         seen: dict[tuple[str, str], tuple[str, dict]] = {}
-        for src, dst, _ in self.d.graph.edges():
+        for source, target, _ in self.net.edges():
+            src, dst = source.name, target.name
             a, b = box_of[src], box_of[dst]
             if a is b or (a.id, b.id) in seen:
                 continue
-            shape = self.nodes[src].get("shape")
+            shape = source.shape
             attrs: dict[str, str] = {}
             if dst in self.failed and src not in self.failed:
                 attrs.update(color=PALETTE["error"][1], fontcolor=PALETTE["error"][1], penwidth="2")
             elif src in self.failed or src in self.unchecked:
                 attrs.update(color="#bbbbbb", style="dashed")
-            if self.nodes[dst]["train_only"] and not self.nodes[src]["train_only"]:
+            if target.train_only and not source.train_only:
                 attrs["style"] = "dashed"
             seen[(a.id, b.id)] = (fmt_dims(shape) if shape is not None else "", attrs)
         for (a, b), (label, attrs) in seen.items():
             g.edge(a, b, label=" " + label if label else None, **attrs)
         # each output ends in an arrow labelled with what the net returns
-        for i, out in enumerate(self.d.outputs):
-            box = box_of.get(out.node)
-            data = self.nodes.get(out.node)
-            if box is None or data is None:
+        for i, out in enumerate(self.net.outputs):
+            box = box_of.get(out.layer.name)
+            if box is None:
                 continue
             end = f"output {out.name}"  # a space: no layer or scope has this id
             text = "output" if i == 0 else f"{out.name} output"
             g.node(end, text, shape="plaintext", style="solid", fontsize="10", height="0.2")
-            shape = data.get("shape")
+            shape = out.layer.shape
             attrs = {"style": "dashed"} if out.train_only else {}
             g.edge(box.id, end, label=" " + fmt_dims(shape) if shape is not None else None, **attrs)
+
+
+def _brief(layer: Layer) -> str:
+    """A layer's op as a diagram box writes it (`conv 64 7×7/2`); `?` for an unknown op."""
+    if layer.op is None:
+        return "?"
+    return layer.op.name if layer.attrs is None else layer.op.brief(layer.attrs)
 
 
 def _escape(text: str) -> str:
@@ -596,11 +526,17 @@ def _escape(text: str) -> str:
 
 def _local(box: _Box) -> str:
     """A box's name inside its frame, which names the scope around it."""
-    return box.id.rsplit(".", 1)[-1] if box.frame else box.id
+    return _within(box.frame, box.id)
 
 
-def _parent(path: str) -> str:
-    return path.rsplit(".", 1)[0] if "." in path else ""
+def _within(frame: str, name: str) -> str:
+    """`name` relative to the scope path `frame` it is in."""
+    return name[len(frame) + 1:] if frame else name
+
+
+def _path(scope: Optional[Scope]) -> str:
+    """A scope's path; "" for the top of the net."""
+    return "" if scope is None else scope.name
 
 
 def _contains(outer, inner) -> bool:

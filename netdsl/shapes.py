@@ -1,5 +1,5 @@
 """Shape inference: every layer's output shape, parameter count and MACs, from the op
-registry's rules, in one pass over the graph in topological order.
+registry's rules, in one pass over the IR in topological order.
 
 A layer whose inputs are unknown (an earlier error) is skipped silently, so one mistake is
 reported once and not again by every layer after it.
@@ -8,52 +8,45 @@ reported once and not again by every layer after it.
 from __future__ import annotations
 
 from .diagnostics import DiagnosticBag, Note
-from .graph import LayerGraph
-from .ops import REGISTRY, ShapeError, fmt_shape
+from .ir import Layer, Net
+from .ops import ShapeError, fmt_shape
 
 
-def infer_shapes(graph: LayerGraph, bag: DiagnosticBag) -> None:
-    """Set `shape`, `params` and `macs` on every node; shape is None where unknown."""
-    reported: dict[tuple, int] = {}
-    nodes = graph.nodes
-    for name, data in nodes.items():  # insertion order is topological (see lower.py)
-        data["shape"], data["params"], data["macs"] = None, 0, 0
-        if data["op"] == "input":
-            data["shape"] = tuple(data["attrs"]["shape"])
+def infer_shapes(net: Net, bag: DiagnosticBag) -> None:
+    """Set `shape`, `params` and `macs` on every layer; shape stays None where unknown."""
+    reported: set[tuple] = set()
+    for layer in net.layers.values():  # insertion order is topological (see lower.py)
+        spec, attrs = layer.op, layer.attrs
+        if spec is None or attrs is None:
             continue
-        if data["attrs"] is None:
+        ins = [i.shape for i in layer.inputs]
+        if (not ins and not spec.source) or any(s is None for s in ins):
             continue
-        ins = [nodes[i]["shape"] for i in data["inputs"]]
-        if not ins or any(s is None for s in ins):
-            continue
-        spec = REGISTRY[data["op"]]
-        attrs = data["attrs"]
         try:
             out = spec.infer(ins, attrs)
         except ShapeError as e:
-            key = (e.code, data["span"])
+            key = (e.code, layer.span)
             if key in reported:  # the same line, expanded again from another block call
                 continue
-            reported[key] = 1
-            bag.error(e.code, e.message, data["span"], notes=_input_notes(graph, name, e), help=e.help)
+            reported.add(key)
+            bag.error(e.code, e.message, layer.span, notes=_input_notes(layer, e), help=e.help)
             continue
-        data["shape"] = out
-        data["params"] = spec.params(ins, attrs, out)
-        data["macs"] = spec.macs(ins, attrs, out)
+        layer.shape = out
+        layer.params = spec.params(ins, attrs, out)
+        layer.macs = spec.macs(ins, attrs, out)
 
 
-def _input_notes(graph: LayerGraph, name: str, err: ShapeError) -> list[Note]:
+def _input_notes(layer: Layer, err: ShapeError) -> list[Note]:
     """Point at the layers that produced the offending inputs."""
-    node = graph.nodes[name]
-    inputs = node["inputs"]
+    inputs = layer.inputs
     picked = err.bad_inputs or range(len(inputs))
     notes = []
-    if node["site"] is not None:  # a layer of a block: which use of the block it is
-        notes.append(Note(f"in `{name}`, from the use of the block here", node["site"][1]))
-    elif "." in name:
-        notes.append(Note(f"in `{name}`"))
+    if layer.site is not None:  # a layer of a block: which use of the block it is
+        notes.append(Note(f"in `{layer.name}`, from the use of the block here", layer.site[1]))
+    elif layer.scope is not None:
+        notes.append(Note(f"in `{layer.name}`"))
     for i in dict.fromkeys(picked):
-        src = graph.nodes[inputs[i]]
+        src = inputs[i]
         label = f"branch {i + 1} ends with" if len(inputs) > 1 else "its input comes from"
-        notes.append(Note(f"{label} `{inputs[i]}`, which outputs {fmt_shape(src['shape'])}", src["span"]))
+        notes.append(Note(f"{label} `{src.name}`, which outputs {fmt_shape(src.shape)}", src.span))
     return notes

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Container, Mapping, Optional
+from typing import Mapping, Optional
 
-from .lower import Scope
-from .ops import REGISTRY, fmt_shape
+from .ir import Layer, Scope, scopes_of
+from .ops import fmt_shape
 
 BYTES_PER_VALUE = 4  # activations are counted in float32
 
@@ -46,44 +46,36 @@ class Summary:
     """The numbers of a checked `Network` at a given batch size."""
 
     def __init__(self, net: str, input_shape, batch: int, layers: list[LayerRow], blocks: list[BlockRow],
-                 outputs: list[dict], scopes: Mapping[str, Scope], scope_shapes: Mapping[str, list]):
+                 outputs: list[dict], rows_of: Mapping[str, list[Scope]], scope_shapes: Mapping[str, list]):
         self.net, self.input, self.batch = net, list(input_shape), batch
         self.layers, self.blocks, self.outputs = layers, blocks, outputs
-        # for rolling layers up into their scopes' rows
-        self._titles = {name: scope.title for name, scope in scopes.items()}
-        self._train_scopes = {name for name, scope in scopes.items() if scope.train_only}
+        self._scopes_of = rows_of  # layer name -> the scopes it is in, for rolling rows up
         self._scope_shapes = scope_shapes
 
     @classmethod
     def of(cls, network, batch: int = 1) -> "Summary":
-        layers = []
-        g = network.layer_graph
-        for name, d in g.nodes.items():
-            if d["op"] == "input":
-                continue
-            layers.append(LayerRow(
-                name, d["op"], REGISTRY[d["op"]].describe(d["attrs"]), list(d["shape"]), d["params"],
-                d["macs"], batch * BYTES_PER_VALUE * math.prod(d["shape"]), d["train_only"], d["span"].line))
-        # One pass: every layer adds itself to each enclosing block instance.
-        block_scopes = {s.name: s for s in network.scopes.values() if s.kind == "block"}
-        acc: dict[str, list] = {}
-        for r in layers:
-            parts = r.name.split(".")
-            for i in range(1, len(parts)):
-                prefix = ".".join(parts[:i])
-                if prefix in block_scopes:
-                    a = acc.setdefault(prefix, [None, 0, 0, 0])
-                    a[0] = r.output_shape
-                    a[1] += r.params
-                    a[2] += r.macs
-                    a[3] += r.activation_bytes
-        shapes = {name: list(g.nodes[s.output]["shape"]) for name, s in network.scopes.items()
-                  if s.output is not None and g.nodes[s.output]["shape"] is not None}
+        """The summary of a checked `Network` (or of its `ir.Net`)."""
+        net = getattr(network, "ir", network)
+        layers, scopes_by_layer = [], {}
+        acc: dict[str, list] = {}  # block instance -> [output shape, params, MACs, bytes]
+        for layer in net.body():
+            row = LayerRow(layer.name, layer.op.name, layer.describe(), list(layer.shape), layer.params, layer.macs,
+                           batch * BYTES_PER_VALUE * math.prod(layer.shape), layer.train_only, layer.span.line)
+            layers.append(row)
+            around = scopes_by_layer[layer.name] = scopes_of(layer)
+            for scope in around:  # one pass: every layer adds itself to each enclosing block instance
+                if scope.kind == "block":
+                    a = acc.setdefault(scope.name, [None, 0, 0, 0])
+                    a[0] = row.output_shape
+                    a[1] += row.params
+                    a[2] += row.macs
+                    a[3] += row.activation_bytes
+        shapes = {name: list(s.output.shape) for name, s in net.scopes.items()
+                  if s.output is not None and s.output.shape is not None}
         blocks = [BlockRow(name, s.block, s.title, shapes.get(name, acc[name][0]), *acc[name][1:], s.train_only)
-                  for name, s in block_scopes.items() if name in acc]
-        outputs = [{"name": o.name, "shape": list(g.nodes[o.node]["shape"]), "train_only": o.train_only}
-                   for o in network.outputs]
-        return cls(network.name, network.input_shape, batch, layers, blocks, outputs, network.scopes, shapes)
+                  for name, s in net.scopes.items() if s.kind == "block" and name in acc]
+        outputs = [{"name": o.name, "shape": list(o.layer.shape), "train_only": o.train_only} for o in net.outputs]
+        return cls(net.name, net.input_shape, batch, layers, blocks, outputs, scopes_by_layer, shapes)
 
     # -- totals -------------------------------------------------------------------------
 
@@ -103,15 +95,10 @@ class Summary:
         """The documented JSON document (README, "summary --json")."""
         layer_keys = ("name", "op", "output_shape", "params", "macs", "activation_bytes", "train_only", "line")
         block_keys = ("name", "block", "output_shape", "params", "macs", "train_only")
-        return {
-            "net": self.net,
-            "input": self.input,
-            "batch": self.batch,
-            "layers": [_pick(r, layer_keys) for r in self.layers],
-            "blocks": [_pick(r, block_keys) for r in self.blocks],
-            "outputs": self.outputs,
-            "totals": self.totals,
-        }
+        return dict(net=self.net, input=self.input, batch=self.batch,
+                    layers=[_pick(r, layer_keys) for r in self.layers],
+                    blocks=[_pick(r, block_keys) for r in self.blocks],
+                    outputs=self.outputs, totals=self.totals)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1)
@@ -124,8 +111,9 @@ class Summary:
         out: list[list] = []
         index: dict[str, int] = {}
         for r in self.layers:
-            key = rollup(r.name, r.train_only, depth, self._train_scopes)
-            what = r.call if key == r.name else self._titles.get(key, "...")
+            scope = rollup(self._scopes_of[r.name], r.train_only, depth)
+            key = r.name if scope is None else scope.name
+            what = r.call if scope is None else scope.title
             if key in index:
                 row = out[index[key]]
                 row[2] = self._scope_shapes.get(key, r.output_shape)
@@ -174,17 +162,22 @@ class Summary:
         return self.table()
 
 
-def rollup(name: str, train_only: bool, depth: Optional[int], train_scopes: Container[str]) -> str:
-    """The row a layer is rolled up into at `depth` scope levels (None: every layer its own
-    row): the layer's name, or the enclosing scope `depth` levels deep. `summary --depth` and
-    `render --depth` both use it, so a diagram's boxes are the table's rows."""
-    parts = name.split(".")
-    cut = len(parts) if depth is None else depth
+def rollup(around: list[Scope], train_only: bool, depth: Optional[int]) -> Optional[Scope]:
+    """The scope a layer is rolled up into at `depth` scope levels, given the scopes it is in
+    (outermost first); None when it is a row of its own (`depth` None: every layer is).
+    `summary --depth` and `render --depth` both use it, so a diagram's boxes are the table's rows."""
+    levels = len(around) + 1  # the layer's own name is one level more than its scope's
+    cut = levels if depth is None else depth
     if train_only:
         # a training-only part of a deployed scope gets a row of its own, so that no row
         # mixes deploy and training numbers
-        cut = max(cut, next((i for i in range(1, len(parts)) if ".".join(parts[:i]) in train_scopes), len(parts)))
-    return name if len(parts) <= cut else ".".join(parts[:cut])
+        cut = max(cut, next((s.level for s in around if s.train_only), levels))
+    return None if levels <= cut else next((s for s in around if s.level == cut), around[-1])
+
+
+def rollup_layer(layer: Layer, depth: Optional[int]) -> Optional[Scope]:
+    """`rollup` for one layer of the IR."""
+    return rollup(scopes_of(layer), layer.train_only, depth)
 
 
 def _pick(row, keys) -> dict:

@@ -60,7 +60,7 @@ def test_every_net_compiles_runs_and_counts_as_the_summary(path):
     run = check_run(module, net, example_input(net, batch=2))
     assert run.layers_checked == len(net.layers)  # every layer's shape compared, heads included
     for output in net.outputs:
-        assert tuple(run.outputs[output.name].shape) == (2, *net.layer(output.node)["shape"])
+        assert tuple(run.outputs[output.name].shape) == (2, *net.layer(output.layer.name).shape)
     assert sum(p.numel() for p in module.parameters()) == net.total_params()
     deploy = [n.target for n in module._graphs[False].nodes if n.op == "call_module"]
     assert sum(p.numel() for t in deploy for p in module.get_submodule(t).parameters()) \
@@ -134,7 +134,7 @@ def test_layer_named_like_a_module_attribute_or_keyword_is_refused_with_its_plac
 
 def test_runtime_shape_check_points_into_the_source():
     net = netdsl.loads(SMALL, "small.net")
-    net.layer("fc")["shape"] = (6,)  # as if the linear rule were wrong
+    net.layer("fc").shape = (6,)  # as if the linear rule were wrong
     module = net.compile()
     with pytest.raises(RuntimeShapeError, match=r"small\.net:10:9: layer `fc`: torch computed 5 "
                                                  r"where netdsl inferred 6"):

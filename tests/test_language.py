@@ -3,6 +3,8 @@ layers, names and shapes."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,7 +19,7 @@ def names(text: str, **params) -> list[str]:
 
 
 def shape(net, name):
-    return net.layer(name)["shape"]
+    return net.layer(name).shape
 
 
 def test_grammar_is_lalr_without_conflicts():
@@ -45,7 +47,7 @@ def test_syntax_tree_of_each_construct():
     assert net.body[1] == ast.Call("conv", (ast.Arg(None, ast.IntLit(8)), ast.Arg(None, ast.IntLit(3)),
                                             ast.Arg("pad", ast.NameRef("same")),
                                             ast.Arg("bias", ast.BoolLit(False))), label="c")
-    assert net.body[2] == ast.Join("concat", ((ast.Call("relu"),),
+    assert net.body[2] == ast.Join("concat", (), ((ast.Call("relu"),),
                                               (ast.Call("b", (ast.Arg(None, ast.NameRef("k")),)),)))
     assert net.body[3] == ast.Repeat(ast.IntLit(2), (ast.Call("relu"),), label="s")
     head = net.body[4]
@@ -65,15 +67,15 @@ def test_spans_point_at_the_source():
 
 def test_literals():
     net = netdsl.loads("net n { input 3x9x9  conv(4, 3×3, stride=(1, 1), pad=1) dropout(.25) leaky_relu(1e-2) }")
-    assert net.layer("conv1")["attrs"]["kernel"] == (3, 3)
-    assert net.layer("dropout1")["attrs"]["p"] == 0.25
-    assert net.layer("leaky_relu1")["attrs"]["slope"] == 0.01
+    assert net.layer("conv1").attrs["kernel"] == (3, 3)
+    assert net.layer("dropout1").attrs["p"] == 0.25
+    assert net.layer("leaky_relu1").attrs["slope"] == 0.01
 
 
 def test_comments_and_layout_do_not_matter():
     a = netdsl.loads("net n { input 3x8x8 conv(4, 3) relu }")
     b = netdsl.loads("# top\nnet n {   # after brace\n  input 3x8x8\n\n  conv(4,\n       3)   # a conv\n  relu\n}\n")
-    assert [(n, a.layer(n)["shape"]) for n in a.layers] == [(n, b.layer(n)["shape"]) for n in b.layers]
+    assert [(n, a.layer(n).shape) for n in a.layers] == [(n, b.layer(n).shape) for n in b.layers]
 
 
 def test_automatic_names_count_per_op_and_skip_labels():
@@ -90,7 +92,7 @@ def test_block_instances_are_scopes():
 def test_block_arithmetic_defaults_and_keywords():
     net = netdsl.loads("block b(c, k = c / 2 + 1) { conv(c * 2, k, pad=k // 2) }\n"
                        "net n { input 3x16x16 x: b(4) y: b(c=2, k=1) }")
-    assert net.layer("x.conv1")["attrs"]["kernel"] == (3, 3)
+    assert net.layer("x.conv1").attrs["kernel"] == (3, 3)
     assert shape(net, "x.conv1") == (8, 16, 16)
     assert shape(net, "y.conv1") == (4, 16, 16)
 
@@ -116,7 +118,7 @@ def test_labelled_join_scopes_its_branches():
 def test_residual_add():
     net = netdsl.loads("net n { input 8x8x8 res: add { identity | conv(8, 3, pad=1) relu conv(8, 3, pad=1) } relu }")
     assert shape(net, "res") == (8, 8, 8)
-    assert net.layer("res")["inputs"] == ["res.branch1.identity1", "res.branch2.conv2"]
+    assert net.layer("res").input_names == ["res.branch1.identity1", "res.branch2.conv2"]
 
 
 def test_repeat_inline_and_labelled():
@@ -135,17 +137,17 @@ def test_repeat_count_from_a_parameter():
 def test_heads_tap_a_layer_and_the_main_chain_goes_on():
     net = netdsl.loads("net n(classes = 5) { input 8 a: linear(6) aux: train head from a { linear(classes) } "
                        "b: linear(7) side: head { linear(2) } }")
-    assert [(o.name, o.node, o.train_only) for o in net.outputs] == [
+    assert [(o.name, o.layer.name, o.train_only) for o in net.outputs] == [
         ("b", "b", False), ("aux", "aux.linear1", True), ("side", "side.linear1", False)]
-    assert net.layer("b")["inputs"] == ["a"]
-    assert net.layer("side.linear1")["inputs"] == ["b"]
+    assert net.layer("b").input_names == ["a"]
+    assert net.layer("side.linear1").input_names == ["b"]
     assert net.total_params(train=False) == (8 * 6 + 6) + (6 * 7 + 7) + (7 * 2 + 2)
     assert net.total_params() == net.total_params(train=False) + 6 * 5 + 5
 
 
 def test_head_from_a_block_instance_taps_its_output():
     net = netdsl.loads("block b { conv(4, 1) relu }\nnet n { input 3x4x4 x: b y: b aux: head from x { flatten } }")
-    assert net.layer("aux.flatten1")["inputs"] == ["x.relu1"]
+    assert net.layer("aux.flatten1").input_names == ["x.relu1"]
 
 
 def test_group_scope():
@@ -179,23 +181,27 @@ LAYER = st.sampled_from(["relu", "conv(4, 1)", "conv(4, 3, pad=1)", "maxpool(3, 
                          "batchnorm", "identity", "conv(2, 3, pad=same)", "lrn(3)"])
 
 
+GROUP_LABELS = itertools.count()
+
+
 @st.composite
-def chains(draw, depth=0):
-    items = draw(st.lists(LAYER if depth > 2 else st.one_of(LAYER, st.deferred(lambda: joins(depth + 1))),
+def chains(draw, depth=0, in_repeat=False):
+    items = draw(st.lists(LAYER if depth > 2 else st.one_of(LAYER, st.deferred(lambda: joins(depth + 1, in_repeat))),
                           min_size=1, max_size=4))
     return " ".join(items)
 
 
 @st.composite
-def joins(draw, depth):
-    kind = draw(st.sampled_from(["concat", "repeat", "group", "add"]))
+def joins(draw, depth, in_repeat):
+    # a group is labelled, and a label inside an unlabelled repeat would be made once a pass
+    kind = draw(st.sampled_from(["concat", "repeat", "add"] + ["group"] * (not in_repeat)))
     if kind == "repeat":
-        return f"repeat {draw(st.integers(1, 3))} {{ {draw(chains(depth))} }}"
-    if kind == "group":
-        return f"{{ {draw(chains(depth))} }}"
+        return f"repeat {draw(st.integers(1, 3))} {{ {draw(chains(depth, True))} }}"
+    if kind == "group":  # each label new, so none clashes
+        return f"g{next(GROUP_LABELS)}: {{ {draw(chains(depth, in_repeat))} }}"
     if kind == "add":
-        return f"add {{ conv(4, 1) {draw(chains(depth))} conv(4, 1) | conv(4, 1) }}"
-    branches = draw(st.lists(chains(depth), min_size=2, max_size=3))
+        return f"add {{ conv(4, 1) {draw(chains(depth, in_repeat))} conv(4, 1) | conv(4, 1) }}"
+    branches = draw(st.lists(chains(depth, in_repeat), min_size=2, max_size=3))
     return "concat { " + " | ".join(branches) + " }"
 
 
@@ -205,17 +211,17 @@ def test_generated_valid_nets_check_and_keep_spatial_size(body, size):
     """Every layer in the pool keeps H and W, so any composition of them must check, and
     every layer's output keeps the input's spatial size."""
     net = netdsl.loads(f"net g {{ input 3x{size}x{size} {body} }}")
-    assert all(net.layer(n)["shape"][1:] == (size, size) for n in net.layers)
+    assert all(net.layer(n).shape[1:] == (size, size) for n in net.layers)
     assert len(set(net.layers)) == len(net.layers)
 
 
 def test_head_with_a_single_call_takes_the_heads_name():
     net = netdsl.loads("block clf(k) { flatten fc: linear(k) }\n"
                        "net n { input 4x2x2 a: relu aux: train head from a clf(3) b: flatten probe: head linear(2) }")
-    assert [(o.name, o.node, o.train_only) for o in net.outputs] == [
+    assert [(o.name, o.layer.name, o.train_only) for o in net.outputs] == [
         ("b", "b", False), ("aux", "aux.fc", True), ("probe", "probe", False)]
     assert net.scopes["aux"].kind == "block" and net.scopes["aux"].train_only
-    assert net.layer("probe")["inputs"] == ["b"] and net.layer("aux.flatten1")["inputs"] == ["a"]
+    assert net.layer("probe").input_names == ["b"] and net.layer("aux.flatten1").input_names == ["a"]
 
 
 def test_parser_tables_are_cached_in_a_private_folder(tmp_path, monkeypatch):
@@ -234,8 +240,8 @@ def test_parser_tables_are_cached_in_a_private_folder(tmp_path, monkeypatch):
 def test_head_from_a_dotted_path():
     net = netdsl.loads("net n { input 3x8x8 s: repeat 2 { conv(4, 1) relu } "
                        "h: head from s.1 { flatten } g: head from s.2.conv1 { flatten } }")
-    assert net.layer("h.flatten1")["inputs"] == ["s.1.relu1"]
-    assert net.layer("g.flatten1")["inputs"] == ["s.2.conv1"]
+    assert net.layer("h.flatten1").input_names == ["s.1.relu1"]
+    assert net.layer("g.flatten1").input_names == ["s.2.conv1"]
 
 
 # --- regressions from review ---------------------------------------------------------------
@@ -245,22 +251,22 @@ def test_empty_repeat_is_an_error_and_never_spins():
         netdsl.loads("net n { input 3x8x8 repeat 1000000000 { } }")
     assert [d.code for d in err.value.diagnostics] == ["E207"]
     # bodies that add no layer stop after two passes instead of a billion
-    net = netdsl.loads("block nothing { }\nnet n { input 3x8x8 r: repeat 1000000000 { {} nothing } relu }")
+    net = netdsl.loads("block nothing { }\nnet n { input 3x8x8 r: repeat 1000000000 { g: {} nothing } relu }")
     assert net.layers == ["relu1"]
 
 
 def test_a_scope_stands_for_its_main_chain_not_a_head_inside_it():
     net = netdsl.loads("block b { conv(8, 1) h: head { global_avgpool flatten linear(3) } }\n"
                        "net n { input 3x8x8 b1: b p: head from b1 { relu } relu }")
-    assert net.layer("p.relu1")["inputs"] == ["b1.conv1"]
-    assert net.layer("relu1")["inputs"] == ["b1.conv1"]
+    assert net.layer("p.relu1").input_names == ["b1.conv1"]
+    assert net.layer("relu1").input_names == ["b1.conv1"]
     (block,) = net.summary().blocks
     assert block.output_shape == [8, 8, 8]
 
 
 def test_an_empty_scope_stands_for_its_input():
     net = netdsl.loads("net n { input 4 a: relu g: { } h: head from g { linear(2) } }")
-    assert net.layer("h.linear1")["inputs"] == ["a"]
+    assert net.layer("h.linear1").input_names == ["a"]
 
 
 def test_nested_heads_are_listed_outermost_first():
@@ -271,7 +277,7 @@ def test_nested_heads_are_listed_outermost_first():
 
 def test_parameter_values_from_python():
     net = netdsl.loads("net n(c = 8, p = 0) { input 3x8x8 conv(c, 3, pad=p) }", p="same")
-    assert net.layer("conv1")["shape"] == (8, 8, 8)
+    assert net.layer("conv1").shape == (8, 8, 8)
     with pytest.raises(netdsl.NetDSLError) as err:
         netdsl.loads("net n(c = 8) { input 3x8x8 conv(c, 3) }", c=None)
     assert [d.code for d in err.value.diagnostics] == ["E305"]
@@ -279,7 +285,7 @@ def test_parameter_values_from_python():
 
 def test_a_default_may_be_a_word_that_names_something_elsewhere():
     net = netdsl.loads("block b(pad = same) { conv(4, 3, pad=pad) }\nnet n(same = 1) { input 3x8x8 b }")
-    assert net.layer("b1.conv1")["shape"] == (4, 8, 8)
+    assert net.layer("b1.conv1").shape == (4, 8, 8)
 
 
 def test_max_layers_counts_layers_not_the_input():

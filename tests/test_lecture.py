@@ -122,4 +122,4 @@ def test_shared_checker_agrees(reference):
 def test_parameters_can_be_overridden():
     net = netdsl.load(NETS / "googlenet.net", classes=10)
     assert net.total_params(train=False) == 6_998_552 - 1_025_000 + (1024 * 10 + 10)
-    assert [net.layer(o.node)["shape"] for o in net.outputs] == [(10,), (10,), (10,)]
+    assert [net.layer(o.layer.name).shape for o in net.outputs] == [(10,), (10,), (10,)]

@@ -12,15 +12,16 @@ import pytest
 import netdsl
 from conftest import ROOT, net_files
 from netdsl.diagnostics import MAX_DIAGNOSTICS, DiagnosticBag, NetDSLError
-from netdsl.network import DEFAULT_MAX_BYTES
-from netdsl.parser import MAX_EXPR_DEPTH, MAX_NESTING
+from netdsl.limits import DEFAULT_MAX_BYTES
+from netdsl.limits import MAX_EXPR_DEPTH, MAX_NESTING
 from netdsl.printer import format_source
 
 QUICK_S = 5.0  # far above the milliseconds these take, far below the seconds or hours they once did
 
 
 def _nested(depth: int, inner: str = "relu") -> str:
-    return "{ " * depth + inner + " }" * depth
+    """Groups `depth` deep; each `g: {` is five characters, its brace the fourth."""
+    return "g: { " * depth + inner + " }" * depth
 
 
 def _blocks_through(n: int) -> str:
@@ -30,8 +31,8 @@ def _blocks_through(n: int) -> str:
 # name, text, expected (code, line, column) of the one error
 CASES = [
     ("braces 10,000 deep", "net n {\n    input 8\n    " + _nested(10_000) + "\n}",
-     ("E408", 3, 5 + 2 * (MAX_NESTING - 1))),
-    ("braces 1,000,000 deep", "net n { input 8 " + _nested(10**6) + " }", ("E408", 1, 17 + 2 * (MAX_NESTING - 1))),
+     ("E408", 3, 8 + 5 * (MAX_NESTING - 1))),
+    ("braces 1,000,000 deep", "net n { input 8 " + _nested(10**6) + " }", ("E408", 1, 20 + 5 * (MAX_NESTING - 1))),
     ("brackets 10,000 deep", "net n { input 8 linear(" + "(" * 10_000 + "1" + ")" * 10_000 + ") }",
      ("E408", 1, 23 + MAX_NESTING - 1)),
     ("sum of 100,000 terms", "net n { input 8 linear(" + " + ".join(["1"] * 100_000) + ") }", ("E408", 1, 24)),
@@ -75,7 +76,7 @@ def test_nesting_up_to_the_limits_is_accepted_checked_and_formatted():
     expr = " + ".join(["1"] * MAX_EXPR_DEPTH) + " + " + "-" * (MAX_EXPR_DEPTH - 1) + "1"
     text = "net n { input 8 " + _nested(MAX_NESTING - 2, f"linear({expr})") + " }"
     net = netdsl.loads(text)
-    assert net.layer(net.layers[-1])["shape"] == (MAX_EXPR_DEPTH - 1,)
+    assert net.layer(net.layers[-1]).shape == (MAX_EXPR_DEPTH - 1,)
     assert format_source(format_source(text)) == format_source(text)
 
 
@@ -213,7 +214,8 @@ def test_the_layer_bound_never_exceeds_the_layers_made():
     would not make: checked on the bundled nets and on a few hundred of their valid mutations."""
     from fuzzing import cases
 
-    from netdsl.lower import Lowerer, _LayerBound
+    from netdsl.limits import LayerBound
+    from netdsl.lower import Lowerer
     from netdsl.parser import parse
 
     checked = 0
@@ -228,7 +230,7 @@ def test_the_layer_bound_never_exceeds_the_layers_made():
             lowerer = Lowerer(program, DiagnosticBag(), {})
             lowerer.run()
             body = next(d for d in program.definitions if d.__class__.__name__ == "NetDef").body
-            bound = _LayerBound(lowerer.blocks, lowerer.recursive).chain(body, net.params)
+            bound = LayerBound(lowerer.blocks, lowerer.recursive).chain(body, net.params)
             heads = any(o.name != net.outputs[0].name for o in net.outputs)
             assert bound <= len(net.layers) and (heads or bound == len(net.layers)), (text, bound, len(net.layers))
             checked += 1
@@ -238,7 +240,8 @@ def test_the_layer_bound_never_exceeds_the_layers_made():
 def test_a_net_over_the_limit_is_lowered_only_a_little_further():
     """What lowering made before stopping stays available (a diagram can show it), but a net known
     to pass the limit is not expanded up to it."""
-    from netdsl.lower import PARTIAL_LAYERS, lower
+    from netdsl.limits import PARTIAL_LAYERS
+    from netdsl.lower import lower
     from netdsl.parser import parse
 
     doubling = "block b0 { relu relu }\n" + "".join(f"block b{i} {{ b{i - 1} b{i - 1} }}\n" for i in range(1, 31))
@@ -247,6 +250,6 @@ def test_a_net_over_the_limit_is_lowered_only_a_little_further():
     lowered = lower(parse(doubling + "net n { input 8 b30 }"), bag)
     assert time.perf_counter() - start < QUICK_S
     assert [d.code for d in bag.items] == ["E407"]
-    assert len(lowered.graph) - 1 == PARTIAL_LAYERS
+    assert len(lowered) - 1 == PARTIAL_LAYERS
     small = lower(parse("net n { input 8 " + "relu " * 50 + "}"), bag := DiagnosticBag(), max_layers=20)
-    assert len(small.graph) - 1 == 20 and [(d.code, d.column) for d in bag.items] == [("E407", 17 + 5 * 20)]
+    assert len(small) - 1 == 20 and [(d.code, d.column) for d in bag.items] == [("E407", 17 + 5 * 20)]

@@ -14,7 +14,6 @@ import pytest
 from conftest import NETS
 
 import netdsl
-from netdsl.ops import REGISTRY
 
 torch = pytest.importorskip("torch")
 models = pytest.importorskip("torchvision.models")
@@ -39,14 +38,14 @@ def load(name: str) -> netdsl.Network:
 
 
 def layers(net: netdsl.Network, train: bool) -> list[str]:
-    return [n for n in net.layers if train or not net.layer(n)["train_only"]]
+    return [n for n in net.layers if train or not net.layer(n).train_only]
 
 
 def build(net: netdsl.Network, name: str) -> nn.Module:
     """A layer's torch module, on the meta device, as the backend will build it."""
-    data = net.layer(name)
+    layer = net.layer(name)
     with torch.device("meta"):
-        return REGISTRY[data["op"]].build([net.layer(i)["shape"] for i in data["inputs"]], data["attrs"])
+        return layer.op.build([i.shape for i in layer.inputs], layer.attrs)
 
 
 def netdsl_state(net: netdsl.Network, train: bool = True) -> list[tuple[str, tuple[int, ...]]]:
@@ -153,7 +152,7 @@ def test_output_shapes_in_forward_order(name):
     """Deployed (eval mode): conv, BN and linear outputs, in the order torchvision runs them."""
     net = load(name)
     model = torchvision_model(name, train=True).eval()
-    ours = [net.layer(n)["shape"] for n in layers(net, train=False) if net.layer(n)["op"] in PARAMETRISED]
+    ours = [net.layer(n).shape for n in layers(net, train=False) if net.layer(n).kind in PARAMETRISED]
     assert ours == [shape for _, shape in record_outputs(model, batch=1)]
 
 
@@ -164,7 +163,7 @@ def test_output_shapes_in_registration_order(name):
     outputs = dict(record_outputs(model, batch=2))  # 2: BatchNorm trains on more than one value
     theirs = [outputs[n] for n, m in model.named_modules() if isinstance(m, tuple(PARAMETRISED.values()))]
     assert len(outputs) == len(theirs)  # every one ran, once
-    ours = [net.layer(n)["shape"] for n in net.layers if net.layer(n)["op"] in PARAMETRISED]
+    ours = [net.layer(n).shape for n in net.layers if net.layer(n).kind in PARAMETRISED]
     assert ours == theirs
 
 
@@ -172,5 +171,5 @@ def test_outputs_equal_torchvision(name):
     """The main output, then the heads: torchvision returns (logits, aux2, aux1) in training."""
     net = load(name)
     assert [o.name for o in net.outputs] == (["fc", "aux1", "aux2"] if name == "googlenet" else [net.layers[-1]])
-    assert all(net.layer(o.node)["shape"] == (1000,) for o in net.outputs)
+    assert all(net.layer(o.layer.name).shape == (1000,) for o in net.outputs)
     assert [o.train_only for o in net.outputs[1:]] == [True] * (len(net.outputs) - 1)

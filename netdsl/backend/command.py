@@ -13,7 +13,7 @@ from typing import Any, Iterator, Optional
 
 import torch
 
-from ..network import DEFAULT_MAX_PARAMS
+from ..limits import DEFAULT_MAX_PARAMS
 from .errors import CompileError
 from .fx import compile_network, resolve_device, resolve_dtype
 from .runtime import RuntimeShapeError, check_run, example_input, time_forward
@@ -136,7 +136,7 @@ def _first_line(error: Exception) -> str:
 
 def _count(module, network, train: bool) -> int:
     # recurse=False: a labelled join's module also holds its branches, counted as layers of their own
-    return sum(p.numel() for name in network.layers if train or not network.layer(name)["train_only"]
+    return sum(p.numel() for name in network.layers if train or not network.layer(name).train_only
                for p in module.get_submodule(name).parameters(recurse=False))
 
 

@@ -23,8 +23,8 @@ import torch
 import torch.fx
 from torch import nn
 
-from ..network import DEFAULT_MAX_PARAMS
-from ..ops import REGISTRY
+from ..limits import DEFAULT_MAX_PARAMS
+from ..ir import Layer
 from .errors import CompileError, UncompilableNet
 from .outputs import outputs
 
@@ -126,7 +126,7 @@ def compile_network(network, device: Union[str, torch.device] = "cpu", dtype=Non
     # a layer through Python.)
     with torch.device("meta") if lazy else (torch.device(device) if device.type != "cpu" else nullcontext()):
         modules = _build_modules(network)
-    heads = any(network.layer(name)["train_only"] for name in network.layers)
+    heads = any(layer.train_only for layer in network.ir)
     module = NetModule(modules, build_graph(network, training=True), network.name,
                        eval_graph=build_graph(network, training=False) if heads else None)
     if weights is not None:
@@ -186,7 +186,7 @@ def _check_names(network) -> None:
                 why = f"`{part}` is a Python keyword, which generated torch code cannot use as a name"
             else:
                 continue
-            span = network.layer(name)["span"]
+            span = network.layer(name).span
             raise UncompilableNet(f"{network.filename}:{span.line}:{span.column}: layer `{name}`: {why}; "
                                   "rename the layer to compile the net")
 
@@ -197,13 +197,11 @@ def _build_modules(network) -> nn.Module:
     (Given a dict instead, GraphModule would register shallow names before deep ones.) A
     labelled join (`res: add { ... }`) is both a layer and the scope of its branches: its
     module holds the branches' modules."""
-    nodes = network.layer_graph.nodes
     in_place = in_place_layers(network)
     root = nn.Module()
-    for name, data in nodes.items():
-        if data["op"] == "input":
-            continue
-        *path, leaf = name.split(".")
+    for layer in network.ir.body():
+        name = layer.name
+        *path, leaf = name.split(".")  # submodules nest as the scope path reads
         parent = root
         for part in path:
             child = parent._modules.get(part)
@@ -211,8 +209,7 @@ def _build_modules(network) -> nn.Module:
                 child = nn.Module()
                 parent.add_module(part, child)
             parent = child
-        in_shapes = [nodes[i]["shape"] for i in data["inputs"]]
-        module = REGISTRY[data["op"]].build(in_shapes, data["attrs"])
+        module = layer.op.build([i.shape for i in layer.inputs], layer.attrs)
         if name in in_place and hasattr(module, "inplace"):
             module.inplace = True
         scope = parent._modules.get(leaf)
@@ -228,25 +225,24 @@ def in_place_layers(network) -> set[str]:
     `ReLU(inplace=True)` and `out += identity` do: those whose input tensor nothing else reads
     (following layers that may pass their input's memory on, such as flatten or dropout) and
     whose producer's backward pass does not need it (the registry's `overwritable`)."""
-    nodes = network.layer_graph.nodes
-    storage: dict[str, str] = {}  # layer -> the layer whose memory its output may be
+    storage: dict[str, Layer] = {}  # layer -> the layer whose memory its output may be
     readers: dict[str, int] = {}
-    for name, data in nodes.items():
-        spec = REGISTRY.get(data["op"])
-        aliases = spec is not None and spec.aliases
-        storage[name] = storage[data["inputs"][0]] if aliases else name
+    for layer in network.ir:
+        aliases = layer.op.aliases
+        storage[layer.name] = storage[layer.inputs[0].name] if aliases else layer
         if not aliases:
-            for source in data["inputs"]:
-                readers[storage[source]] = readers.get(storage[source], 0) + 1
+            for source in layer.inputs:
+                held = storage[source.name].name
+                readers[held] = readers.get(held, 0) + 1
     for output in network.outputs:  # a tensor handed back to the caller is read too
-        readers[storage[output.node]] = readers.get(storage[output.node], 0) + 1
+        held = storage[output.layer.name].name
+        readers[held] = readers.get(held, 0) + 1
     chosen = set()
-    for name, data in nodes.items():
-        if data["inputs"]:
-            target = storage[data["inputs"][0]]
-            spec = REGISTRY.get(nodes[target]["op"])
-            if spec is not None and spec.overwritable and readers[target] == 1:
-                chosen.add(name)
+    for layer in network.ir:
+        if layer.inputs:
+            target = storage[layer.inputs[0].name]
+            if target.op.overwritable and readers[target.name] == 1:
+                chosen.add(layer.name)
     return chosen
 
 
@@ -256,21 +252,21 @@ def build_graph(network, training: bool) -> torch.fx.Graph:
     the layer's name, static shape and span, for runtime checks that point into the source."""
     graph = torch.fx.Graph()
     values: dict[str, torch.fx.Node] = {}
-    for name, data in network.layer_graph.nodes.items():
-        if data["train_only"] and not training:
+    for layer in network.ir:
+        if layer.train_only and not training:
             continue
-        if data["op"] == "input":
+        if layer.is_source:
             node = graph.placeholder("x")
         else:
-            args = [values[i] for i in data["inputs"]]
-            node = graph.call_module(name, (args,) if REGISTRY[data["op"]].join else tuple(args))
-        node.meta["netdsl"] = {"layer": name, "shape": data["shape"], "span": data["span"]}
-        values[name] = node
+            args = [values[i.name] for i in layer.inputs]
+            node = graph.call_module(layer.name, (args,) if layer.op.join else tuple(args))
+        node.meta["netdsl"] = {"layer": layer.name, "shape": layer.shape, "span": layer.span}
+        values[layer.name] = node
     results = [o for o in network.outputs if training or not o.train_only]
     if len(results) == 1:
-        graph.output(values[results[0].node])
+        graph.output(values[results[0].layer.name])
     else:
         names = tuple(o.name for o in results)
-        graph.output(graph.call_function(outputs, (names, *(values[o.node] for o in results))))
+        graph.output(graph.call_function(outputs, (names, *(values[o.layer.name] for o in results))))
     graph.lint()
     return graph

@@ -1,0 +1,34 @@
+"""The op registry: every layer kind of the language, declared once.
+
+An `OpSpec` (netdsl/ops/spec.py) holds everything netdsl knows about one op: its attributes
+(types, defaults, which may be given positionally), its shape rule, its parameter and MAC
+counts, the torch module it compiles to, how a diagram draws it, its backend flags, its
+documentation and the examples the registry-wide tests run it on. Nothing outside this package
+names a particular op. Adding a layer kind is one entry in its family's file; the tests
+(tests/test_registry.py, tests/test_ops.py), the README's op table and the diagram follow.
+
+Conventions, stated once:
+- shapes are per example, without the batch dimension: images are (C, H, W), vectors (C,);
+- params are learnable parameters, biases included; BatchNorm counts 2*C (its running
+  statistics are buffers, not parameters);
+- MACs are the multiply-accumulates of conv and linear layers only (bias additions, pools,
+  activations and normalisation are not counted); FLOPs = 2 * MACs.
+
+torch is imported inside the builders only, so checking and summarising never load it.
+"""
+
+from __future__ import annotations
+
+from .spec import (REGISTRY, REQUIRED, Attr, AttrError, Bool, Dims, Example, Float, Int, Kind, KINDS, Mark,
+                   OpSpec, Pair, Shape, ShapeError, Symbol, fmt_shape, fmt_value, register)
+from .window import window_out
+# The family files register their ops on import, in this order (the registry's order).
+from . import io, conv, pool, linear, activation, norm, join  # noqa: E402,F401
+from .io import INPUT  # noqa: E402
+
+CALLABLE = tuple(name for name, spec in REGISTRY.items() if not spec.join and not spec.source)
+JOINS = tuple(name for name, spec in REGISTRY.items() if spec.join)
+
+__all__ = ["REGISTRY", "REQUIRED", "Attr", "AttrError", "Bool", "Dims", "Example", "Float", "Int", "Kind",
+           "KINDS", "Mark", "OpSpec", "Pair", "Shape", "ShapeError", "Symbol", "fmt_shape", "fmt_value",
+           "register", "window_out", "INPUT", "CALLABLE", "JOINS"]

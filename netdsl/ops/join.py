@@ -1,0 +1,57 @@
+"""Joins: several branches from one input, made into one tensor again."""
+
+from __future__ import annotations
+
+from .spec import JOIN, Mark, ShapeError, examples, family, fmt_shape
+from .. import codes
+
+op = family("join")
+
+
+def _kind(shape) -> str:
+    return {1: "a vector", 3: "an image"}.get(len(shape), f"a {len(shape)}-d tensor")
+
+
+def _concat_infer(ins, a):
+    first = ins[0]
+    for i, s in enumerate(ins):
+        if len(s) != len(first):
+            raise ShapeError(codes.CONCAT_MISMATCH, f"concat branch {i + 1} outputs {_kind(s)} {fmt_shape(s)}, "
+                             f"branch 1 {_kind(first)} {fmt_shape(first)}",
+                             help="images and vectors cannot be joined; flatten every branch or none",
+                             bad_inputs=(0, i))
+        if s[1:] != first[1:]:
+            raise ShapeError(codes.CONCAT_MISMATCH, f"concat branch {i + 1} has spatial size {fmt_shape(s[1:])}, "
+                             f"branch 1 has {fmt_shape(first[1:])}",
+                             help="branches are joined along channels: every other dimension must agree",
+                             bad_inputs=(0, i))
+    return (sum(s[0] for s in ins),) + first[1:]
+
+
+def _add_infer(ins, a):
+    for i, s in enumerate(ins):
+        if s != ins[0]:
+            raise ShapeError(codes.ADD_MISMATCH, f"add branch {i + 1} has shape {fmt_shape(s)}, branch 1 has {fmt_shape(ins[0])}",
+                             help="branches are summed element by element: their shapes must be equal",
+                             bad_inputs=(0, i))
+    return ins[0]
+
+
+def _concat_build(ins, a):
+    from .modules import Concat
+    return Concat()
+
+
+def _add_build(ins, a):
+    from .modules import Add
+    return Add()
+
+
+op("concat", (), infer=_concat_infer, build=_concat_build, kind=JOIN, join=True, mark=Mark("concat", "ellipse"),
+   doc="branches joined along the channels", overwritable=True, shape_doc="channels summed, H and W equal",
+   examples=examples(("3x8x8", "concat { conv(4, 1) | conv(6, 3, pad=1) }"), ("7", "concat { linear(4) | linear(5) }")))
+
+op("add", (), infer=_add_infer, build=_add_build, kind=JOIN, join=True, mark=Mark("+", "circle"),
+   doc="branches summed element by element (residual connections)", overwritable=True,
+   shape_doc="equal shapes, unchanged",
+   examples=examples(("3x8x8", "add { identity | conv(3, 3, pad=1) }"),))

@@ -1,0 +1,46 @@
+"""Normalisation: local response normalisation and batch normalisation."""
+
+from __future__ import annotations
+
+from .spec import NORM, Attr, Bool, Float, Int, ShapeError, examples, family, fmt_shape
+from .window import needs_image
+from .. import codes
+
+op = family("norm")
+
+
+def _lrn_infer(ins, a):
+    needs_image("lrn", ins[0])
+    return ins[0]
+
+
+def _lrn_build(ins, a):
+    from torch import nn
+    return nn.LocalResponseNorm(a["size"], a["alpha"], a["beta"], a["k"])
+
+
+op("lrn", (Attr("size", Int(), 5, positional=True, doc="channels in the window"),
+           Attr("alpha", Float(), 1e-4), Attr("beta", Float(), 0.75), Attr("k", Float(), 1.0)),
+   infer=_lrn_infer, build=_lrn_build, kind=NORM, label=lambda a: f"lrn {a['size']}",
+   doc="local response normalisation across channels (torch.nn.LocalResponseNorm)", shape_doc="C×H×W, unchanged",
+   examples=examples(("8x6x6", "lrn(5)"), ("4x5x5", "lrn(3, alpha=0.001, beta=0.5, k=2)")))
+
+
+def _bn_infer(ins, a):
+    if len(ins[0]) not in (1, 3):
+        raise ShapeError(codes.WRONG_RANK, f"`batchnorm` expects an image or a vector, got {fmt_shape(ins[0])}")
+    return ins[0]
+
+
+def _bn_build(ins, a):
+    from torch import nn
+    cls = nn.BatchNorm2d if len(ins[0]) == 3 else nn.BatchNorm1d
+    return cls(ins[0][0], a["eps"], a["momentum"], a["affine"])
+
+
+op("batchnorm", (Attr("eps", Float(), 1e-5), Attr("momentum", Float(0.0, 1.0), 0.1), Attr("affine", Bool(), True)),
+   infer=_bn_infer, build=_bn_build, kind=NORM,
+   params=lambda ins, a, out: 2 * ins[0][0] if a["affine"] else 0,
+   doc="batch normalisation (torch.nn.BatchNorm2d, or 1d on vectors)", overwritable=True,
+   shape_doc="unchanged (images or vectors)", params_doc="2·C if affine",
+   examples=examples(("8x5x5", "batchnorm"), ("6x3x3", "batchnorm(eps=0.001, affine=false)"), ("12", "batchnorm")))

@@ -1,0 +1,311 @@
+"""What an op is: `OpSpec`, its attributes and their types, its diagram kind, and the registry.
+
+Everything netdsl knows about a layer kind is one `OpSpec` (see netdsl/ops/__init__.py for
+the conventions every entry follows); the passes, the diagram, the backend, the docs and the
+registry-wide tests read it from here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import math
+from .. import codes
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+Shape = tuple[int, ...]
+Attrs = Mapping[str, Any]
+
+
+class ShapeError(Exception):
+    """Raised by a shape rule: `code` and `message` become a diagnostic at the layer."""
+
+    def __init__(self, code: str, message: str, help: Optional[str] = None,
+                 bad_inputs: Sequence[int] = ()):
+        super().__init__(message)
+        self.code, self.message, self.help = code, message, help
+        self.bad_inputs = tuple(bad_inputs)  # which inputs to point at in notes
+
+
+class AttrError(Exception):
+    """Raised by an attribute type for a value it does not accept."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """A bare word that is not a parameter, such as `same` in `pad=same`."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+# --- attribute types ---------------------------------------------------------------------
+
+def is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def fmt_value(v: Any) -> str:
+    """A value as the language writes it."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, tuple):
+        if v and all(is_int(x) and x >= 0 for x in v):
+            return "x".join(str(x) for x in v)
+        return f"({', '.join(map(fmt_value, v))})"
+    return str(v)
+
+
+def fmt_shape(shape: Optional[Shape]) -> str:
+    return "?" if shape is None else "x".join(map(str, shape))
+
+
+def describe_value(v: Any) -> str:
+    """A value in an error message: `the integer 3`, `the word `same``."""
+    if isinstance(v, bool):
+        return f"the boolean {fmt_value(v)}"
+    if isinstance(v, int):
+        return f"the integer {v}"
+    if isinstance(v, float):
+        return f"the number {v}"
+    if isinstance(v, Symbol):
+        return f"the word `{v}`"
+    if isinstance(v, tuple):
+        text = fmt_value(v)
+        return f"the tuple {text if len(text) <= 40 else text[:37] + '...'}"
+    return repr(v)
+
+
+@dataclass(frozen=True)
+class Int:
+    min: int = 1
+    doc = "integer"
+
+    def convert(self, v: Any, name: str) -> int:
+        if not is_int(v):
+            raise AttrError(codes.WRONG_TYPE, f"`{name}` expects an integer, got {describe_value(v)}")
+        if v < self.min:
+            raise AttrError(codes.OUT_OF_RANGE, f"`{name}` must be at least {self.min}, got {v}")
+        return v
+
+
+@dataclass(frozen=True)
+class Float:
+    min: float = 0.0
+    max: float = math.inf
+    doc = "number"
+
+    def convert(self, v: Any, name: str) -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise AttrError(codes.WRONG_TYPE, f"`{name}` expects a number, got {describe_value(v)}")
+        try:
+            x = float(v)
+        except OverflowError:  # an integer of hundreds of digits
+            x = math.inf
+        if not (self.min <= x <= self.max and math.isfinite(x)):
+            bound = f"between {self.min} and {self.max}" if self.max != math.inf else f"at least {self.min}"
+            raise AttrError(codes.OUT_OF_RANGE, f"`{name}` must be a finite number {bound}, got {fmt_value(v)}")
+        return x
+
+
+@dataclass(frozen=True)
+class Bool:
+    doc = "true/false"
+
+    def convert(self, v: Any, name: str) -> bool:
+        if not isinstance(v, bool):
+            raise AttrError(codes.WRONG_TYPE, f"`{name}` expects true or false, got {describe_value(v)}")
+        return v
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A size per spatial axis: `3` means 3x3; `7x1` or `(7, 1)` give height and width."""
+
+    min: int = 1
+    symbols: tuple[str, ...] = ()  # bare words also accepted, e.g. ("same", "valid")
+    doc = "HxW"
+
+    def convert(self, v: Any, name: str):
+        given = v
+        if isinstance(v, Symbol):
+            if v.name in self.symbols:
+                return v.name
+            raise AttrError(codes.WRONG_TYPE, f"`{name}` does not accept the word `{v}`"
+                            + (f" (it accepts {', '.join(self.symbols)})" if self.symbols else ""))
+        if is_int(v):
+            v = (v, v)
+        if not (isinstance(v, tuple) and len(v) == 2 and all(is_int(x) for x in v)):
+            raise AttrError(codes.WRONG_TYPE, f"`{name}` expects an integer or a pair like 3x3, got {describe_value(v)}")
+        if min(v) < self.min:
+            raise AttrError(codes.OUT_OF_RANGE, f"`{name}` must be at least {self.min}, got {fmt_value(given)}")
+        return v
+
+
+@dataclass(frozen=True)
+class Dims:
+    """The sizes of a tensor, as the input declares them (`3x224x224`)."""
+
+    doc = "CxHxW"
+
+    def convert(self, v: Any, name: str) -> Shape:
+        if not (isinstance(v, tuple) and v and all(is_int(x) for x in v)):
+            raise AttrError(codes.WRONG_TYPE, f"`{name}` expects sizes like 3x224x224, got {describe_value(v)}")
+        return v
+
+
+REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Attr:
+    """One attribute of an op. `default` may be REQUIRED, a value, or a function of the
+    attributes bound before it (pools: `stride` defaults to `kernel`)."""
+
+    name: str
+    type: Any
+    default: Any = REQUIRED
+    positional: bool = False
+    doc: str = ""
+
+    def default_for(self, bound: Mapping[str, Any]) -> Any:
+        value = self.default(bound) if callable(self.default) else self.default
+        return self.type.convert(value, self.name)
+
+
+# --- how an op is drawn ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Kind:
+    """A family of ops as a diagram shows it: one colour per kind, in every net. `folds`: a
+    layer of this kind that follows one layer is drawn inside that layer's box (`conv + relu`);
+    `small`: on its own it is a small mark, not a full box (it computes nothing worth a box)."""
+
+    name: str
+    fill: str
+    border: str
+    folds: bool = False
+    small: bool = False
+
+
+INPUT_KIND = Kind("input", "#ffffff", "#333333")
+CONV = Kind("convolution", "#dbe8f7", "#3f6fae")
+POOL = Kind("pooling", "#dcf0d5", "#4b8a3a")
+NORM = Kind("normalisation", "#fbf0c4", "#b08d1a")
+DENSE = Kind("dense", "#e8dcf3", "#7a52a6")
+ACTIVATION = Kind("activation", "#eeeeee", "#888888", folds=True, small=True)
+REGULARISATION = Kind("regularisation", "#f4f4f4", "#9a9a9a", folds=True, small=True)
+RESHAPE = Kind("reshape", "#f4f4f4", "#9a9a9a", small=True)
+JOIN = Kind("join", "#fde3c8", "#c26a12")
+KINDS = (INPUT_KIND, CONV, POOL, NORM, DENSE, ACTIVATION, REGULARISATION, RESHAPE, JOIN)
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A join drawn as a small symbol rather than a box: `+` in a circle, `concat` in an ellipse."""
+
+    text: str
+    shape: str  # "circle" or "ellipse"
+
+
+@dataclass(frozen=True)
+class Example:
+    """A use of the op for the registry-wide tests: the input shape and the item as the
+    language writes it (for a join, the whole join with its branches)."""
+
+    input: str
+    text: str
+
+
+def _zero(in_shapes: Sequence[Shape], attrs: Attrs, out: Shape) -> int:
+    return 0
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """Everything about one op.
+
+    - `infer(in_shapes, attrs) -> Shape` raises ShapeError; `params` and `macs` take
+      `(in_shapes, attrs, out_shape)`; `build(in_shapes, attrs)` returns a torch.nn.Module
+      (importing torch inside);
+    - `join`: the op takes the outputs of several branches (its module takes them as one list);
+      `source`: it takes no input and stands for the net's input (the backend's placeholder);
+    - `kind`, `label(attrs)` (a diagram box's short text; default: `describe`) and `mark` say
+      how a diagram draws it;
+    - `overwritable` and `aliases` are the backend's in-place flags: the next layer may overwrite
+      this op's output, because its backward pass does not read it (conv does not; sigmoid and
+      ReLU do); the module may return its input's memory (the input itself, or a view of it);
+    - `examples`: uses of the op that the registry-wide tests run through every path;
+    - `doc`, `shape_doc`, `params_doc`: its row in the README's op table (docs/readme_tables.py).
+    """
+
+    name: str
+    attrs: tuple[Attr, ...]
+    infer: Callable[[Sequence[Shape], Attrs], Shape]
+    build: Optional[Callable[[Sequence[Shape], Attrs], Any]]
+    kind: Kind
+    doc: str
+    examples: tuple[Example, ...]
+    params: Callable[[Sequence[Shape], Attrs, Shape], int] = _zero
+    macs: Callable[[Sequence[Shape], Attrs, Shape], int] = _zero
+    join: bool = False
+    source: bool = False
+    label: Optional[Callable[[Attrs], str]] = None
+    mark: Optional[Mark] = None
+    overwritable: bool = False
+    aliases: bool = False
+    shape_doc: str = "unchanged"   # the README's op table: what the op does to a shape,
+    params_doc: str = "0"          # and how many parameters it learns
+    family: str = ""
+
+    def describe(self, attrs: Attrs) -> str:
+        """The layer as the language writes it, defaults left out: `conv(64, 7, stride=2)`.
+        Required attributes come by position, the others by name, but for an op's first
+        attribute, whose meaning is plain without one (`dropout(0.7)`, `lrn(5)`)."""
+        shown = []
+        for a in self.attrs:
+            v = attrs[a.name]
+            if a.default is not REQUIRED and v == a.default_for(attrs):
+                continue
+            if isinstance(v, tuple) and len(v) == 2 and v[0] == v[1]:
+                v = v[0]  # a square window reads as one size
+            text = fmt_value(v)
+            bare = a.default is REQUIRED or (a is self.attrs[0] and a.positional)
+            shown.append(text if bare else f"{a.name}={text}")
+        return f"{self.name}({', '.join(shown)})" if shown else self.name
+
+    def brief(self, attrs: Attrs) -> str:
+        """The op as a diagram box writes it: `conv 64 7×7/2`, `linear 1000`."""
+        return self.label(attrs) if self.label is not None else self.describe(attrs)
+
+
+REGISTRY: dict[str, OpSpec] = {}
+
+
+def register(spec: OpSpec) -> OpSpec:
+    """Add an op to the registry (each name once)."""
+    if spec.name in REGISTRY:
+        raise ValueError(f"op {spec.name!r} is registered twice")
+    if not spec.examples:
+        raise ValueError(f"op {spec.name!r} needs at least one example for the registry-wide tests")
+    REGISTRY[spec.name] = spec
+    return spec
+
+
+def family(name: str) -> Callable[..., OpSpec]:
+    """`register` for one family file: `op = family("pool")`, then `op(OpSpec fields...)`."""
+
+    def op(*args: Any, **fields: Any) -> OpSpec:
+        return register(OpSpec(*args, family=name, **fields))
+
+    return op
+
+
+def examples(*pairs: tuple[str, str]) -> tuple[Example, ...]:
+    """`examples(("3x8x8", "conv(4, 3)"), ...)`."""
+    return tuple(Example(shape, text) for shape, text in pairs)

@@ -1,0 +1,58 @@
+"""The sliding-window rule shared by conv and every pool (PyTorch's, ceil mode included), and
+the checks and labels that go with it."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from .spec import Shape, ShapeError, fmt_shape
+from .. import codes
+
+
+def needs_image(op: str, shape: Shape) -> None:
+    if len(shape) != 3:
+        raise ShapeError(codes.WRONG_RANK, f"`{op}` expects an image (C x H x W), got {fmt_shape(shape)}",
+                         help="its input is a vector: from `flatten` or `linear`, or an input declared "
+                              "with one size" if len(shape) == 1 else None)
+
+
+def window_out(size: int, k: int, s: int, p: int, d: int = 1, ceil: bool = False) -> Optional[int]:
+    """Output length of a sliding window (conv and pools), or None when no window fits.
+    This is PyTorch's rule: in ceil mode a last, partial window counts if it starts inside
+    the input or the left padding; one that would start inside the right padding is dropped."""
+    reach = size + 2 * p - d * (k - 1) - 1
+    out = (reach + (s - 1 if ceil else 0)) // s + 1
+    if ceil and (out - 1) * s >= size + p:
+        out -= 1
+    return out if out >= 1 else None
+
+
+def windowed(op: str, shape: Shape, channels: int, kernel, stride, pad, dilation=(1, 1),
+             ceil: bool = False) -> Shape:
+    """The output shape of a windowed op on an image, or ShapeError (E401) when no window fits."""
+    needs_image(op, shape)
+    if pad == "same":
+        return (channels, shape[1], shape[2])
+    pad = (0, 0) if pad == "valid" else pad
+    out = []
+    for axis, name in ((0, "height"), (1, "width")):
+        n = window_out(shape[1 + axis], kernel[axis], stride[axis], pad[axis], dilation[axis], ceil)
+        if n is None or n < 1:
+            eff = dilation[axis] * (kernel[axis] - 1) + 1
+            raise ShapeError(codes.WINDOW_TOO_LARGE, f"the {eff}-wide window of `{op}` does not fit the input {name} "
+                             f"{shape[1 + axis]} padded by {pad[axis]} on each side",
+                             help="use a smaller kernel or more padding, or check the layers before")
+        out.append(n)
+    return (channels, out[0], out[1])
+
+
+def fmt_pair(v) -> str:
+    """A window size as a diagram writes it: `7×7`, `1×7`."""
+    return f"{v[0]}×{v[1]}" if isinstance(v, tuple) else str(v)
+
+
+def fmt_stride(stride) -> str:
+    """`/2` after a kernel size for a stride of 2, nothing for 1."""
+    if stride == (1, 1):
+        return ""
+    return "/" + (str(stride[0]) if stride[0] == stride[1] else fmt_pair(stride))
