@@ -46,8 +46,10 @@ class Summary:
     """The numbers of a checked `Network` at a given batch size."""
 
     def __init__(self, net: str, input_shape, batch: int, layers: list[LayerRow], blocks: list[BlockRow],
-                 outputs: list[dict], rows_of: Mapping[str, list[Scope]], scope_shapes: Mapping[str, list]):
+                 outputs: list[dict], rows_of: Mapping[str, list[Scope]], scope_shapes: Mapping[str, list],
+                 counts: Mapping[str, int]):
         self.net, self.input, self.batch = net, list(input_shape), batch
+        self._counts = counts  # params and MACs, deploy and training: the IR's totals
         self.layers, self.blocks, self.outputs = layers, blocks, outputs
         self._scopes_of = rows_of  # layer name -> the scopes it is in, for rolling rows up
         self._scope_shapes = scope_shapes
@@ -75,21 +77,18 @@ class Summary:
         blocks = [BlockRow(name, s.block, s.title, shapes.get(name, acc[name][0]), *acc[name][1:], s.train_only)
                   for name, s in net.scopes.items() if s.kind == "block" and name in acc]
         outputs = [{"name": o.name, "shape": list(o.layer.shape), "train_only": o.train_only} for o in net.outputs]
-        return cls(net.name, net.input_shape, batch, layers, blocks, outputs, scopes_by_layer, shapes)
+        train, deploy = net.totals(train=True), net.totals(train=False)
+        counts = {"params": train.params, "macs": train.macs, "params_deploy": deploy.params,
+                  "macs_deploy": deploy.macs}
+        return cls(net.name, net.input_shape, batch, layers, blocks, outputs, scopes_by_layer, shapes, counts)
 
     # -- totals -------------------------------------------------------------------------
 
     @property
     def totals(self) -> dict:
-        deploy = [r for r in self.layers if not r.train_only]
-        return {
-            "params": sum(r.params for r in self.layers),
-            "macs": sum(r.macs for r in self.layers),
-            "params_deploy": sum(r.params for r in deploy),
-            "macs_deploy": sum(r.macs for r in deploy),
-            "activation_bytes": sum(r.activation_bytes for r in self.layers),
-            "activation_bytes_deploy": sum(r.activation_bytes for r in deploy),
-        }
+        return {**self._counts,
+                "activation_bytes": sum(r.activation_bytes for r in self.layers),
+                "activation_bytes_deploy": sum(r.activation_bytes for r in self.layers if not r.train_only)}
 
     def to_dict(self) -> dict:
         """The documented JSON document (README, "summary --json")."""
