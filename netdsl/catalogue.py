@@ -106,7 +106,7 @@ _ENTRIES = [
           "agree; the message names the branch that disagrees and the notes point at the layers that "
           "produced each shape.",
           "net n { input 3x32x32 concat { conv(8, 1) | conv(8, 3) } }"),
-    Entry(codes.ADD_MISMATCH, "The branches of an `add` are summed, so their shapes must be equal; a residual "
+    Entry(codes.ELEMENTWISE_MISMATCH, "The branches of an `add` are summed, so their shapes must be equal; a residual "
           "branch that changes the channels or the size needs a projection on the skip path.",
           "net n { input 8x32x32 add { identity | conv(9, 1) } }"),
     Entry(codes.WRONG_RANK, "An op gets a tensor with the wrong number of dimensions: `linear` on an image "

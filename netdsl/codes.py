@@ -28,7 +28,7 @@ OUT_OF_RANGE = "E306"
 ARITHMETIC = "E307"
 WINDOW_TOO_LARGE = "E401"
 CONCAT_MISMATCH = "E402"
-ADD_MISMATCH = "E403"
+ELEMENTWISE_MISMATCH = "E403"
 WRONG_RANK = "E404"
 GROUPS_MISMATCH = "E405"
 INPUT_DECLARATION = "E406"
@@ -57,7 +57,7 @@ MEANINGS: dict[str, str] = {
     ARITHMETIC: "arithmetic error",
     WINDOW_TOO_LARGE: "window larger than its padded input",
     CONCAT_MISMATCH: "concat inputs disagree",
-    ADD_MISMATCH: "add inputs disagree",
+    ELEMENTWISE_MISMATCH: "the inputs of an element-wise join disagree",
     WRONG_RANK: "wrong number of dimensions",
     GROUPS_MISMATCH: "channels not divisible by groups",
     INPUT_DECLARATION: "missing or repeated input declaration",

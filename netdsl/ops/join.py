@@ -31,7 +31,7 @@ def _concat_infer(ins, a):
 def _add_infer(ins, a):
     for i, s in enumerate(ins):
         if s != ins[0]:
-            raise ShapeError(codes.ADD_MISMATCH, f"add branch {i + 1} has shape {fmt_shape(s)}, branch 1 has {fmt_shape(ins[0])}",
+            raise ShapeError(codes.ELEMENTWISE_MISMATCH, f"add branch {i + 1} has shape {fmt_shape(s)}, branch 1 has {fmt_shape(ins[0])}",
                              help="branches are summed element by element: their shapes must be equal",
                              bad_inputs=(0, i))
     return ins[0]
