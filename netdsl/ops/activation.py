@@ -35,6 +35,7 @@ _elementwise("sigmoid", "Sigmoid")
 _elementwise("tanh", "Tanh", tests=(("6",),))
 _elementwise("relu6", "ReLU6")
 _elementwise("gelu", "GELU")
+_elementwise("silu", "SiLU", doc="x · sigmoid(x), also called swish (torch.nn.SiLU)")
 _elementwise("identity", "Identity", kind=RESHAPE, doc="passes its input on unchanged (torch.nn.Identity)",
              aliases=True)
 _elementwise("leaky_relu", "LeakyReLU", (Attr("slope", Float(), 0.01, positional=True),),
