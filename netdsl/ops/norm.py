@@ -1,4 +1,4 @@
-"""Normalisation: local response normalisation and batch normalisation."""
+"""Normalisation: local response, batch and group normalisation."""
 
 from __future__ import annotations
 
@@ -44,3 +44,25 @@ op("batchnorm", (Attr("eps", Float(), 1e-5), Attr("momentum", Float(0.0, 1.0), 0
    doc="batch normalisation (torch.nn.BatchNorm2d, or 1d on vectors)", overwritable=True,
    shape_doc="unchanged (images or vectors)", params_doc="2·C if affine",
    examples=examples(("8x5x5", "batchnorm"), ("6x3x3", "batchnorm(eps=0.001, affine=false)"), ("12", "batchnorm")))
+
+
+def _gn_infer(ins, a):
+    channels = ins[0][0]
+    if channels % a["groups"]:
+        raise ShapeError(codes.GROUPS_MISMATCH, f"`groups={a['groups']}` must divide the input channels ({channels})",
+                         help="choose a number of groups that divides the channels, e.g. 32 of 256")
+    return ins[0]
+
+
+def _gn_build(ins, a):
+    from torch import nn
+    return nn.GroupNorm(a["groups"], ins[0][0], a["eps"], a["affine"])
+
+
+op("groupnorm", (Attr("groups", Int(), positional=True, doc="channel groups, each normalised on its own"),
+                 Attr("eps", Float(), 1e-5), Attr("affine", Bool(), True)),
+   infer=_gn_infer, build=_gn_build, kind=NORM, label=lambda a: f"groupnorm {a['groups']}",
+   params=lambda ins, a, out: 2 * ins[0][0] if a["affine"] else 0,
+   doc="group normalisation over channel groups, per example (torch.nn.GroupNorm)",
+   shape_doc="unchanged; C divisible by groups", params_doc="2·C if affine",
+   examples=examples(("8x5x5", "groupnorm(4)"), ("6x3x3", "groupnorm(3, eps=0.001, affine=false)"), ("12", "groupnorm(2)")))
