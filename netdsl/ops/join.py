@@ -55,3 +55,33 @@ op("add", (), infer=_add_infer, build=_add_build, kind=JOIN, join=True, mark=Mar
    doc="branches summed element by element (residual connections)", overwritable=True,
    shape_doc="equal shapes, unchanged",
    examples=examples(("3x8x8", "add { identity | conv(3, 3, pad=1) }"),))
+
+
+def _mul_infer(ins, a):
+    out = list(ins[0])
+    for i, s in enumerate(ins):
+        if len(s) != len(out):
+            raise ShapeError(codes.ELEMENTWISE_MISMATCH, f"mul branch {i + 1} outputs {_kind(s)} {fmt_shape(s)}, "
+                             f"branch 1 {_kind(ins[0])} {fmt_shape(ins[0])}",
+                             help="branches are multiplied element by element: give them the same dimensions",
+                             bad_inputs=(0, i))
+        for d, (x, y) in enumerate(zip(out, s)):
+            if x != y and 1 not in (x, y):
+                raise ShapeError(codes.ELEMENTWISE_MISMATCH, f"mul branch {i + 1} has shape {fmt_shape(s)}, which does "
+                                 f"not broadcast with {fmt_shape(tuple(out))}: sizes {x} and {y}",
+                                 help="each size must be equal, or 1 where one side is repeated (C×1×1 times C×H×W)",
+                                 bad_inputs=(0, i))
+            out[d] = max(x, y)
+    return tuple(out)
+
+
+def _mul_build(ins, a):
+    from .modules import Mul
+    return Mul()
+
+
+op("mul", (), infer=_mul_infer, build=_mul_build, kind=JOIN, join=True, mark=Mark("×", "circle"),
+   doc="branches multiplied element by element, sizes of 1 broadcast (squeeze-and-excitation)", overwritable=True,
+   shape_doc="equal shapes, or 1 where one side repeats", examples=examples(
+       ("4x6x6", "mul { identity | global_avgpool conv(2, 1) relu conv(4, 1) sigmoid }"),
+       ("5", "mul { identity | linear(5) sigmoid }")))

@@ -35,3 +35,14 @@ class Add(nn.Module):
 
     def extra_repr(self) -> str:
         return "inplace=True" if self.inplace else ""
+
+
+class Mul(nn.Module):
+    """Multiplies its inputs element by element, broadcasting sizes of 1 (a squeeze-and-excitation
+    branch's C×1×1 scales times the C×H×W features)."""
+
+    def forward(self, xs: List[torch.Tensor]) -> torch.Tensor:
+        out = xs[0]
+        for x in xs[1:]:
+            out = out * x
+        return out
