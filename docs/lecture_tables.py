@@ -87,10 +87,10 @@ def _weights(net, names) -> int:
     total = 0
     for name in names:
         d = net.layer(name)
-        if d.kind == "conv":
+        if d.op_name == "conv":
             k = d.attrs["kernel"]
             total += d.attrs["out"] * net.layer(d.input_names[0]).shape[0] * k[0] * k[1]
-        elif d.kind == "linear":
+        elif d.op_name == "linear":
             total += d.attrs["out"] * net.layer(d.input_names[0]).shape[0]
     return total
 
@@ -161,10 +161,10 @@ def lenet() -> str:
     for row, lec_out, lec_w, name in LENET_TABLE:
         d = net.layer(name)
         w = ""
-        if d.kind in ("conv", "linear"):
+        if d.op_name in ("conv", "linear"):
             cin = net.layer(d.input_names[0]).shape[0]
             k = d.attrs.get("kernel", (None,))
-            w = f"{d.attrs['out']} x {cin}" + (f" x {k[0]} x {k[1]}" if d.kind == "conv" else "")
+            w = f"{d.attrs['out']} x {cin}" + (f" x {k[0]} x {k[1]}" if d.op_name == "conv" else "")
         out.append(f"| {row} | {lec_out} | {lec_w} | `{name}: {net.describe(name)}` "
                    f"| {' x '.join(map(str, d.shape))} "
                    f"| {w} | {d.params:,} |")
@@ -186,7 +186,7 @@ def vgg() -> str:
         weights = _weights(net, [name])
         out.append(f"| {name} | {mem} | {4 * _prod(d.shape) / 1024:,.0f} | {'' if k is None else f'{k:,}'} "
                    f"| {weights / 1000:,.0f} | {'' if flop is None else flop} | {d.macs / 1e6:,.1f} |")
-    stem = [n for n in net.layers[: net.layers.index("stage3.maxpool1") + 1] if net.layer(n).kind != "relu"]
+    stem = [n for n in net.layers[: net.layers.index("stage3.maxpool1") + 1] if net.layer(n).op_name != "relu"]
     mem = sum(4 * _prod(net.layer(n).shape) for n in stem)
     params = sum(net.layer(n).params for n in stem)
     out.append(f"| **224 to 28** (conv and pool rows) | 42.9 MB | {mem / 2**20:.1f} MiB | 1.1M | {params:,} | | |")

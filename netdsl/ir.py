@@ -41,7 +41,7 @@ class Layer:
         self.macs = 0
 
     @property
-    def kind(self) -> Optional[str]:
+    def op_name(self) -> Optional[str]:
         """The op's registry name, None for a layer that could not be made."""
         return None if self.op is None else self.op.name
 
@@ -70,12 +70,12 @@ class Layer:
 
     def data(self) -> dict[str, Any]:
         """The layer as plain data (the networkx node data, `Network.graph`)."""
-        return {"op": self.kind, "attrs": self.attrs, "inputs": [i.name for i in self.inputs], "span": self.span,
+        return {"op": self.op_name, "attrs": self.attrs, "inputs": [i.name for i in self.inputs], "span": self.span,
                 "site": self.site, "train_only": self.train_only, "shape": self.shape, "params": self.params,
                 "macs": self.macs}
 
     def __repr__(self) -> str:
-        return f"<Layer {self.name}: {self.kind} -> {self.shape}>"
+        return f"<Layer {self.name}: {self.op_name} -> {self.shape}>"
 
 
 class Scope:

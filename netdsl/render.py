@@ -205,7 +205,7 @@ class _Builder:
         """What makes two boxes alike: the same ops and attributes, or the same block with the
         same arguments (a repeat's passes are alike by construction)."""
         if box.scope is None:
-            return tuple((self.nodes[m].kind, repr(self.nodes[m].attrs)) for m in box.members)
+            return tuple((self.nodes[m].op_name, repr(self.nodes[m].attrs)) for m in box.members)
         scope = self.scopes.get(box.scope)
         if scope is None or scope.kind not in ("block", "pass"):
             return None

@@ -152,7 +152,7 @@ def test_output_shapes_in_forward_order(name):
     """Deployed (eval mode): conv, BN and linear outputs, in the order torchvision runs them."""
     net = load(name)
     model = torchvision_model(name, train=True).eval()
-    ours = [net.layer(n).shape for n in layers(net, train=False) if net.layer(n).kind in PARAMETRISED]
+    ours = [net.layer(n).shape for n in layers(net, train=False) if net.layer(n).op_name in PARAMETRISED]
     assert ours == [shape for _, shape in record_outputs(model, batch=1)]
 
 
@@ -163,7 +163,7 @@ def test_output_shapes_in_registration_order(name):
     outputs = dict(record_outputs(model, batch=2))  # 2: BatchNorm trains on more than one value
     theirs = [outputs[n] for n, m in model.named_modules() if isinstance(m, tuple(PARAMETRISED.values()))]
     assert len(outputs) == len(theirs)  # every one ran, once
-    ours = [net.layer(n).shape for n in net.layers if net.layer(n).kind in PARAMETRISED]
+    ours = [net.layer(n).shape for n in net.layers if net.layer(n).op_name in PARAMETRISED]
     assert ours == theirs
 
 
