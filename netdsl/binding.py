@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from typing import Callable, Iterable, Optional
 
-from . import ast
+from . import ast, codes
 from .diagnostics import Note, did_you_mean
-from . import codes
 
 Report = Callable[..., None]  # (code, message, span, *, notes=(), help=None)
 

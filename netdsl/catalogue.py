@@ -13,9 +13,9 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
+from . import codes
 from .diagnostics import CODES, NetDSLError, did_you_mean
 from .limits import MAX_EXPR_DEPTH, MAX_NESTING
-from . import codes
 
 
 @dataclass(frozen=True)

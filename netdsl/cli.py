@@ -12,12 +12,10 @@ import io
 import sys
 from typing import Any, Optional, Sequence
 
-from . import __version__
+from . import __version__, codes
 from .diagnostics import NetDSLError
 from .evaluate import evaluate
 from .limits import DEFAULT_MAX_BYTES, DEFAULT_MAX_LAYERS
-from . import codes
-
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 

@@ -19,8 +19,8 @@ import difflib
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
-from .ast import NOWHERE, Span
 from . import codes
+from .ast import NOWHERE, Span
 
 # One line per error code. The full catalogue with examples is in the README ("Error codes");
 # tests/test_diagnostics.py proves that every code here is produced by some input.

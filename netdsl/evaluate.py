@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
-from . import ast
+from . import ast, codes
 from .diagnostics import did_you_mean
 from .ops import Symbol, fmt_value
-from . import codes
 
 MAX_INT_BITS = 256  # no size in a net comes near; bigger numbers only arise from mistakes
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Iterator, Mapping, Optional
 
-from . import ast, ir
+from . import ast, codes, ir
 from .binding import bind
 from .diagnostics import DiagnosticBag, Note, did_you_mean
 from .evaluate import POISON, EvalError, Poisoned, evaluate
@@ -22,7 +22,6 @@ from .ir import Layer
 from .limits import DEFAULT_MAX_LAYERS, MAX_NESTING, PARTIAL_LAYERS, LayerBound
 from .ops import INPUT, REGISTRY, REQUIRED, AttrError, OpSpec, Symbol, fmt_value
 from .parser import KEYWORDS
-from . import codes
 
 
 class _Abort(Exception):
@@ -305,7 +304,7 @@ class Lowerer:
         return current
 
     def _scope(self, path: str, kind: str, title: str, span: ast.Span, ctx: _Ctx,
-               block: Optional[str] = None) -> Scope:
+               block: Optional[str] = None) -> ir.Scope:
         # the tree follows the names: a scope's parent is the scope its path extends
         parent = self.scopes.get(path.rpartition(".")[0])
         scope = self.scopes[path] = ir.Scope(path, kind, title, span, ctx.train_only, block, parent)

@@ -8,13 +8,12 @@ import os
 from pathlib import Path
 from typing import Any, BinaryIO, Mapping, Optional
 
-from . import ir, parser
+from . import codes, ir, parser
 from .ast import Span
 from .diagnostics import Diagnostic, DiagnosticBag, NetDSLError
 from .limits import DEFAULT_MAX_BYTES, DEFAULT_MAX_LAYERS, DEFAULT_MAX_PARAMS
 from .lower import lower
 from .shapes import infer_shapes
-from . import codes
 
 
 class Network:

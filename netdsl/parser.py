@@ -18,10 +18,9 @@ import lark
 from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from . import ast
+from . import ast, codes
 from .diagnostics import Diagnostic, NetDSLError
 from .limits import MAX_EXPR_DEPTH, MAX_NESTING
-from . import codes
 
 GRAMMAR_NAME = "netdsl.lark"
 

@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import copy
 import keyword
-from contextlib import nullcontext
 import math
+from contextlib import nullcontext
 from typing import Optional, Union
 
 import torch
 import torch.fx
 from torch import nn
 
-from ..limits import DEFAULT_MAX_PARAMS
 from ..ir import Layer
+from ..limits import DEFAULT_MAX_PARAMS
 from .errors import CompileError, UncompilableNet
 from .outputs import outputs
 

@@ -19,12 +19,32 @@ torch is imported inside the builders only, so checking and summarising never lo
 
 from __future__ import annotations
 
-from .spec import (REGISTRY, REQUIRED, Attr, AttrError, Bool, Dims, Example, Float, Int, Kind, KINDS, Mark,
-                   OpSpec, Pair, Shape, ShapeError, Symbol, fmt_shape, fmt_value, register)
-from .window import window_out
 # The family files register their ops on import, in this order (the registry's order).
-from . import io, conv, pool, linear, activation, norm, join  # noqa: E402,F401
+from . import activation, conv, io, join, linear, norm, pool  # noqa: E402,F401
 from .io import INPUT  # noqa: E402
+from .spec import (
+                   KINDS,
+                   REGISTRY,
+                   REQUIRED,
+                   Attr,
+                   AttrError,
+                   Bool,
+                   Dims,
+                   Example,
+                   Float,
+                   Int,
+                   Kind,
+                   Mark,
+                   OpSpec,
+                   Pair,
+                   Shape,
+                   ShapeError,
+                   Symbol,
+                   fmt_shape,
+                   fmt_value,
+                   register,
+)
+from .window import window_out
 
 CALLABLE = tuple(name for name, spec in REGISTRY.items() if not spec.join and not spec.source)
 JOINS = tuple(name for name, spec in REGISTRY.items() if spec.join)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .spec import ACTIVATION, REGULARISATION, RESHAPE, Attr, Float, Int, ShapeError, examples, family, fmt_shape
 from .. import codes
+from .spec import ACTIVATION, REGULARISATION, RESHAPE, Attr, Float, Int, ShapeError, examples, family, fmt_shape
 
 op = family("activation")
 

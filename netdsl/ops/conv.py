@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from .. import codes
 from .spec import CONV, Attr, Bool, Int, Pair, ShapeError, examples, family
 from .window import fmt_pair, fmt_stride, needs_image, windowed
-from .. import codes
 
 op = family("conv")
 

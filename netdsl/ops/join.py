@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .spec import JOIN, Mark, ShapeError, examples, family, fmt_shape
 from .. import codes
+from .spec import JOIN, Mark, ShapeError, examples, family, fmt_shape
 
 op = family("join")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from .spec import DENSE, RESHAPE, Attr, Bool, Int, ShapeError, examples, family, fmt_shape
 from .. import codes
+from .spec import DENSE, RESHAPE, Attr, Bool, Int, ShapeError, examples, family, fmt_shape
 
 op = family("linear")
 

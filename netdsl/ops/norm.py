@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from .. import codes
 from .spec import NORM, Attr, Bool, Float, Int, ShapeError, examples, family, fmt_shape
 from .window import needs_image
-from .. import codes
 
 op = family("norm")
 

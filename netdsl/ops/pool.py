@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from .. import codes
 from .spec import POOL, Attr, Bool, Pair, ShapeError, examples, family, fmt_value
 from .window import fmt_pair, fmt_stride, needs_image, windowed
-from .. import codes
 
 op = family("pool")
 

@@ -8,9 +8,10 @@ registry-wide tests read it from here and nowhere else.
 from __future__ import annotations
 
 import math
-from .. import codes
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Sequence
+
+from .. import codes
 
 Shape = tuple[int, ...]
 Attrs = Mapping[str, Any]

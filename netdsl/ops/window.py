@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .spec import Shape, ShapeError, fmt_shape
 from .. import codes
+from .spec import Shape, ShapeError, fmt_shape
 
 
 def needs_image(op: str, shape: Shape) -> None:
