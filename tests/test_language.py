@@ -323,3 +323,61 @@ def test_keywords_cannot_name_blocks():
     with pytest.raises(netdsl.NetDSLError) as err:
         netdsl.loads("block head { relu }\nnet n { input 4 relu }")
     assert [d.code for d in err.value.diagnostics] == ["E203"]
+
+
+# --- joins are registry ops --------------------------------------------------------------
+
+def _errors(text: str) -> list[tuple[str, str, str]]:
+    with pytest.raises(netdsl.NetDSLError) as err:
+        netdsl.loads(text)
+    return [(d.code, d.message, d.help or "") for d in err.value.diagnostics]
+
+
+def test_an_unknown_join_names_the_joins_there_are():
+    (code, message, help_), = _errors("net n { input 3x8x8 mull { identity | relu } }")
+    assert (code, message, help_) == ("E201", "no join named `mull`", "did you mean `mul`?")
+    (code, message, help_), = _errors("net n { input 3x8x8 zzz { identity | relu } }")
+    assert code == "E201" and all(f"`{j}`" in help_ for j in ("concat", "add", "mul"))
+
+
+def test_an_op_or_a_block_is_not_a_join_and_a_join_is_not_a_call():
+    assert _errors("net n { input 3x8x8 relu { identity | relu } }")[0][:2] == ("E201", "`relu` is an op, not a join")
+    assert _errors("block b { relu }\nnet n { input 3x8x8 b { identity | relu } }")[0][:2] == \
+        ("E201", "`b` is an op, not a join")
+    code, message, help_ = _errors("net n { input 3x8x8 relu concat relu }")[0]
+    assert (code, message) == ("E201", "`concat` is a join: it takes branches") and "concat { a | b }" in help_
+
+
+def test_unknown_joins_inside_blocks_are_reported_once_even_unused():
+    assert [c for c, _, _ in _errors("block b { mull { identity | relu } }\nnet n { input 3x8x8 b b }")] == ["E201"]
+
+
+def test_join_arguments_are_bound_like_an_ops():
+    assert _errors("net n { input 3x8x8 concat(dim=1) { relu | relu } }")[0][:2] == \
+        ("E301", "`concat` has no argument `dim`")
+
+
+def test_a_group_needs_a_label():
+    # `relu { ... }` reads as a join named relu, of one branch
+    assert sorted(c for c, _, _ in _errors("net n { input 3x8x8 relu { relu } }")) == ["E201", "E207"]
+    (code, _, help_), = _errors("net n { input 3x8x8 { relu } }")
+    assert code == "E100" and "a group needs a label" in help_
+
+
+def test_mul_broadcasts_sizes_of_one():
+    net = netdsl.loads("net n { input 4x6x6 se: mul { identity | global_avgpool conv(4, 1) sigmoid } }")
+    assert net.layer("se").shape == (4, 6, 6) and net.layer("se").input_names == ["se.branch1.identity1",
+                                                                                   "se.branch2.sigmoid1"]
+    code, message, _ = _errors("net n { input 4x6x6 mul { identity | conv(3, 1) } }")[0]
+    assert code == "E403" and "does not broadcast" in message
+    assert _errors("net n { input 4x6x6 mul { identity | flatten } }")[0][0] == "E403"
+
+
+def test_layers_know_their_users_and_scopes():
+    net = netdsl.load("nets/googlenet.net")
+    relu = net.layer("inception3a.branch4.relu1")
+    assert [u.name for u in relu.users] == ["inception3a.concat1"]
+    assert relu.scope is net.scopes["inception3a.branch4"] and relu.scope.parent is net.scopes["inception3a"]
+    assert relu.local == "relu1" and [s.local for s in net.scopes["inception3a"].children] == \
+        ["branch1", "branch2", "branch3", "branch4"]
+    assert net.ir.input.users == [net.layer(net.layers[0])]
