@@ -5,8 +5,9 @@ parameters and MACs, draw it, and compile it to a torch module.
     >>> net = netdsl.load("nets/googlenet.net", classes=10)
     >>> print(net.summary())
 
-The pipeline, one module a stage: parser (text to `ast`), lower (to a networkx layer graph),
-shapes (inference over the `ops` registry), summary. Nothing here imports torch.
+The pipeline, one module a stage: parser (text to `ast`), lower (to the IR, `ir`), shapes
+(inference by the op registry, `ops`), then summary, render and the torch backend, all reading
+the IR. Nothing but the backend imports torch.
 """
 
 from .diagnostics import Diagnostic, NetDSLError

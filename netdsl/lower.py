@@ -326,7 +326,7 @@ class Lowerer:
         if min(item.dims) < 1:
             self._error(codes.OUT_OF_RANGE, "every size of the input must be at least 1", item.span)
             return None
-        return self._add_node(INPUT.name, INPUT, {"shape": item.dims}, [], item.span, ctx)
+        return self._add_layer(INPUT.name, INPUT, {"shape": item.dims}, [], item.span, ctx)
 
     def _local_name(self, item, kind: str, ctx: _Ctx) -> str:
         """The item's label, checked to be new in this scope, or an automatic name."""
@@ -344,7 +344,7 @@ class Lowerer:
         ctx.names[label] = item.label_span
         return label
 
-    def _add_node(self, name: str, op: Optional[OpSpec], attrs: Optional[dict], inputs: list[Layer],
+    def _add_layer(self, name: str, op: Optional[OpSpec], attrs: Optional[dict], inputs: list[Layer],
                   span: ast.Span, ctx: _Ctx) -> Layer:
         if len(self.net) - self._input_declared >= self._stop_at and not (op is not None and op.source):
             self._limit_passed(f"the net has more than {self.max_layers:,} layers", span)
@@ -377,15 +377,15 @@ class Lowerer:
         attrs = self._bind_op(spec, call, ctx.env)
         if not self._needs_input(current, call.span):
             return None
-        return self._add_node(ctx.full(local), spec, attrs, [current], call.span, ctx)
+        return self._add_layer(ctx.full(local), spec, attrs, [current], call.span, ctx)
 
     def _broken(self, call: ast.Call, current: Optional[Layer], ctx: _Ctx, local: Optional[str]) -> Optional[Layer]:
-        """A layer that cannot be made: kept in the graph (its name stays taken, later layers
+        """A layer that cannot be made: kept in the net (its name stays taken, later layers
         still connect) with no attributes, so nothing after it is checked against it."""
         local = local or self._local_name(call, call.name, ctx)
         if current is None:
             return None
-        return self._add_node(ctx.full(local), None, None, [current], call.span, ctx)
+        return self._add_layer(ctx.full(local), None, None, [current], call.span, ctx)
 
     def _unknown_join(self, join: ast.Join) -> None:
         joins = [n for n, s in REGISTRY.items() if s.join]
@@ -517,7 +517,7 @@ class Lowerer:
         else:
             attrs = self._bind_op(spec, ast.Call(join.kind, join.args, None, join.span, join.name_span), ctx.env)
         ok = all(e is not None for e in ends)
-        return self._add_node(ctx.full(local), spec, attrs if ok else None,
+        return self._add_layer(ctx.full(local), spec, attrs if ok else None,
                               [e for e in ends if e is not None], join.span, ctx)
 
     def _repeat(self, rep: ast.Repeat, current: Optional[Layer], ctx: _Ctx) -> Optional[Layer]:
@@ -659,7 +659,7 @@ def _extent(items: tuple[ast.Item, ...]) -> ast.Span:
 
 def lower(program: ast.Program, bag: DiagnosticBag, overrides: Optional[Mapping[str, Any]] = None,
           max_layers: int = DEFAULT_MAX_LAYERS) -> Optional[ir.Net]:
-    """Lower a parsed file to its layer graph, recording every mistake in `bag`."""
+    """Lower a parsed file to its IR, recording every mistake in `bag`."""
     try:
         return Lowerer(program, bag, overrides or {}, max_layers).run()
     except _Abort:  # too many errors before the net's body: nothing more is worth checking
