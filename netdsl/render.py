@@ -622,13 +622,19 @@ def _one_line(diag: Diagnostic) -> str:
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".gv": None, ".dot": None}
 PNG_DPI = "144"  # crisp on a slide or a high-density screen
 
-
 class GraphvizMissing(Exception):
     """Graphviz's `dot` program is not installed; `.dot_path` holds the DOT text written
     instead, if any."""
 
-    def __init__(self, dot_path: Optional[Path] = None):
-        where = f"; the DOT source is in {dot_path}" if dot_path is not None else ""
+    def __init__(self, dot_path: Optional[Path] = None, not_written: Optional[str] = None):
+        from .files import shown
+
+        if dot_path is not None:
+            where = f"; the DOT source is in {shown(dot_path)}"
+        elif not_written is not None:
+            where = f"; the DOT source was not written ({not_written})"
+        else:
+            where = ""
         super().__init__(f"Graphviz's dot program is not installed{where} "
                          "(install Graphviz: apt-get install graphviz / brew install graphviz)")
         self.dot_path = dot_path
@@ -642,15 +648,24 @@ def output_format(path: Path | str) -> Optional[str]:
     """The Graphviz format a file name asks for (None for DOT text); ValueError for others."""
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
-        raise ValueError(f"cannot tell the format of {path}: name it .svg, .png, .pdf or .gv")
+        from .files import shown
+
+        raise ValueError(f"cannot tell the format of {shown(path)}: name it .svg, .png, .pdf or .gv")
     return FORMATS[suffix]
 
 
-def save(dot: graphviz.Digraph, path: Path | str) -> Path:
+def save(dot: graphviz.Digraph, path: Path | str, *, keep: Sequence = ()) -> Path:
     """Write the diagram in the format the file name asks for (.svg, .png, .pdf; .gv or .dot for
-    the DOT text). Without `dot`, writes the DOT text beside it and raises `GraphvizMissing`."""
+    the DOT text). Without `dot`, writes the DOT text beside it and raises `GraphvizMissing`.
+
+    `keep` lists files never to be written over, as (what, path) pairs: the net's own source
+    (`netdsl.files.WouldOverwrite` if `path` is one; the DOT text is then not written either)."""
+    from .files import WouldOverwrite, refuse_overwrite
+
     path = Path(path)
+    keep = list(keep)
     fmt = output_format(path)
+    refuse_overwrite([(path, "name another output")], keep)
     if fmt is None:
         path.write_text(dot.source, encoding="utf-8")
         return path
@@ -658,6 +673,12 @@ def save(dot: graphviz.Digraph, path: Path | str) -> Path:
         data = _pipe(dot, fmt)
     except GraphvizMissing:
         gv = path.with_suffix(".gv")
+        try:
+            refuse_overwrite([(gv, "")], keep)
+        except WouldOverwrite:
+            from .files import shown
+
+            raise GraphvizMissing(None, f"{shown(gv)} is the net's own file") from None
         gv.write_text(dot.source, encoding="utf-8")
         raise GraphvizMissing(gv) from None
     path.write_bytes(data)
@@ -681,4 +702,3 @@ def _pipe(dot: graphviz.Digraph, fmt: str) -> bytes:
 def svg(dot: graphviz.Digraph) -> str:
     """The diagram as SVG text (needs Graphviz's `dot`)."""
     return _pipe(dot, "svg").decode("utf-8")
-

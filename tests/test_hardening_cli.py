@@ -224,3 +224,281 @@ def test_comments_in_a_header_and_a_call_over_lines_stay_with_them():
     assert format_source(source) == (
         "# about the name\nnet n(k = 2, j = 3) {  # the width\n    input 3x8x8\n"
         "    # width\n    conv(8, 3)    # kernel\n}\n")
+
+
+# --- no command writes over its input ---------------------------------------------------------
+
+LENET = (ROOT / "nets" / "lenet5.net").read_text(encoding="utf-8")
+
+
+def _netdsl(*args, cwd, env=None, timeout=120, **kw):
+    return subprocess.run([sys.executable, "-m", "netdsl", *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, **kw)
+
+
+def _refused(p, source, text=LENET):
+    """Exit 2, one line naming the refusal, no traceback, the source as it was."""
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert p.stderr.startswith("netdsl: error: refusing to write ") and p.stderr.count("\n") == 1, p.stderr
+    assert "Traceback" not in p.stderr and p.stdout == ""
+    assert source.read_text(encoding="utf-8") == text
+
+
+def _no_dot_path() -> str:
+    return os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep)
+                           if d and not os.path.exists(os.path.join(d, "dot")))
+
+
+@pytest.mark.parametrize("name, args", [
+    ("lenet5.svg", []),                    # the default output, NET.svg, is the input
+    ("x.gv", ["-o", "x.gv"]),
+    ("x.gv", ["-o", "./sub/../x.gv"]),     # another spelling of the name
+    ("x.gv", ["-o", "link.gv"]),           # a symlink to it
+    ("x.gv", ["-o", "hard.gv"]),           # a hard link to it
+    ("x.gv", ["-o", "-"]),                 # standard input is the file (read with -)
+])
+def test_render_never_writes_over_its_input(tmp_path, name, args):
+    source = tmp_path / name
+    source.write_text(LENET, encoding="utf-8")
+    (tmp_path / "sub").mkdir()
+    os.symlink(name, tmp_path / "link.gv")
+    os.link(source, tmp_path / "hard.gv")
+    if args[1:] == ["-"]:
+        with open(source, "rb") as stdin:
+            p = _netdsl("render", "-", "-o", name, cwd=tmp_path, stdin=stdin)
+    else:
+        p = _netdsl("render", name, *args, cwd=tmp_path)
+    _refused(p, source)
+
+
+def test_the_dot_fallback_without_graphviz_never_writes_over_the_input(tmp_path):
+    source = tmp_path / "x.gv"
+    source.write_text(LENET, encoding="utf-8")
+    p = _netdsl("render", "x.gv", "-o", "x.svg", cwd=tmp_path, env={"PATH": _no_dot_path()})
+    assert p.returncode == 2 and "Traceback" not in p.stderr and p.stderr.count("\n") == 1, p.stderr
+    assert "the DOT source was not written (x.gv is the net's own file)" in p.stderr
+    assert source.read_text(encoding="utf-8") == LENET and not (tmp_path / "x.svg").exists()
+
+
+@pytest.mark.parametrize("name, args", [
+    ("m.pt", ["--save", "m.pt"]),
+    ("m.pt", ["--save", "alias.pt"]),                        # a symlink to it
+    ("x.net", ["--export", "torchscript", "-o", "x.net"]),
+    ("lenet5.pt", ["--export", "torchscript"]),             # the default export name, NET.pt
+    ("x.net", ["--weights", "w.pt", "--save", "w.pt"]),     # over the weights being read
+])
+def test_compile_never_writes_over_its_inputs(tmp_path, name, args):
+    source = tmp_path / name
+    source.write_text(LENET, encoding="utf-8")
+    os.symlink(name, tmp_path / "alias.pt")
+    weights = tmp_path / "w.pt"
+    weights.write_text("weights")
+    p = _netdsl("compile", name, *args, cwd=tmp_path)
+    _refused(p, source)
+    assert weights.read_text() == "weights"
+
+
+# --- fmt formats the file, not the name --------------------------------------------------------
+
+MESSY = "net n {\ninput 3x8x8\n  conv(8,3)  relu }\n"
+TIDY = "net n {\n    input 3x8x8\n    conv(8, 3)  relu\n}\n"
+
+
+def test_fmt_writes_a_symlinks_target_and_keeps_the_link(tmp_path):
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "n.net"
+    target.write_text(MESSY)
+    os.symlink("real/n.net", tmp_path / "link.net")
+    p = _netdsl("fmt", "link.net", cwd=tmp_path)
+    assert p.returncode == 0 and p.stderr == "reformatted link.net\n", p.stderr
+    assert os.path.islink(tmp_path / "link.net") and target.read_text() == TIDY
+    assert sorted(os.listdir(tmp_path / "real")) == ["n.net"]  # no temporary file left
+
+
+def test_fmt_keeps_hard_links_one_file_and_keeps_the_mode(tmp_path):
+    a, b = tmp_path / "a.net", tmp_path / "b.net"
+    a.write_text(MESSY)
+    os.link(a, b)
+    a.chmod(0o640)
+    p = _netdsl("fmt", "a.net", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert b.read_text() == TIDY and os.path.samefile(a, b) and os.stat(a).st_nlink == 2
+    c = tmp_path / "c.net"
+    c.write_text(MESSY)
+    c.chmod(0o604)
+    assert _netdsl("fmt", "c.net", cwd=tmp_path).returncode == 0
+    assert c.read_text() == TIDY and (os.stat(c).st_mode & 0o777) == 0o604
+
+
+def test_fmt_refuses_a_read_only_file_and_formats_the_others(tmp_path):
+    ro, ok = tmp_path / "ro.net", tmp_path / "ok.net"
+    ro.write_text(MESSY)
+    ok.write_text(MESSY)
+    ro.chmod(0o444)
+    p = _netdsl("fmt", "ro.net", "ok.net", cwd=tmp_path)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr == ("netdsl: error: ro.net is read-only; fmt leaves it as it is (make it writable to format "
+                        "it, or see the changes with --diff)\nreformatted ok.net\n")
+    assert ro.read_text() == MESSY and ok.read_text() == TIDY and (os.stat(ro).st_mode & 0o777) == 0o444
+    assert _netdsl("fmt", "--check", "ro.net", cwd=tmp_path).returncode == 1  # reading it is fine
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_fmt_refuses_fifos_and_devices_without_waiting(tmp_path):
+    os.mkfifo(tmp_path / "pipe.net")
+    os.symlink("pipe.net", tmp_path / "to-pipe.net")
+    for name, kind in (("pipe.net", "a FIFO"), ("to-pipe.net", "a FIFO"), (os.devnull, "a device")):
+        p = _netdsl("fmt", name, cwd=tmp_path, timeout=30)
+        assert p.returncode == 2 and p.stderr == f"netdsl: error: {name} is {kind}, not a file fmt can rewrite\n"
+    assert stat_is_fifo(tmp_path / "pipe.net")
+
+
+def stat_is_fifo(path) -> bool:
+    import stat
+    return stat.S_ISFIFO(os.lstat(path).st_mode)
+
+
+def test_fmt_refuses_a_file_changed_while_it_was_formatted(tmp_path, monkeypatch, capsys):
+    from netdsl import printer
+    from netdsl.cli import main
+
+    path = tmp_path / "n.net"
+    path.write_text(MESSY)
+    real = printer.format_source
+
+    def format_and_edit(text, filename="<string>"):
+        path.write_text(MESSY + "# edited meanwhile\n")  # the user saves in the editor meanwhile
+        return real(text, filename)
+    monkeypatch.setattr(printer, "format_source", format_and_edit)
+    assert main(["fmt", str(path)]) == 2
+    assert path.read_text() == MESSY + "# edited meanwhile\n"
+    assert "changed while fmt formatted it" in capsys.readouterr().err
+
+
+# --- no tracebacks -------------------------------------------------------------------------------
+
+LONG = "a" * 300  # one name over 255 bytes: ENAMETOOLONG
+
+
+@pytest.mark.parametrize("args", [
+    ("check", f"{LONG}.net"),
+    ("summary", f"nets/{LONG}/x.net"),
+    ("fmt", f"{LONG}.net"),
+    ("render", "nets/lenet5.net", "-o", f"{LONG}.svg"),
+    ("render", "nets/lenet5.net", "-o", f"{LONG}.gv"),
+    ("compile", "nets/lenet5.net", "--save", f"{LONG}.pt"),
+    ("compile", "nets/lenet5.net", "--weights", f"{LONG}.pt"),
+    ("compile", "nets/lenet5.net", "--export", "torchscript", "-o", f"{LONG}.pt"),
+])
+def test_a_name_too_long_is_one_line(tmp_path, args):
+    args = [a.replace("nets/", f"{ROOT}/nets/") for a in args]
+    p = _netdsl(*args, cwd=tmp_path)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.startswith("netdsl: error: ") and p.stderr.count("\n") == 1 and "name too long" in p.stderr
+
+
+@pytest.mark.parametrize("args", [("summary", "nets/lenet5.net"), ("check", "nets/lenet5.net"), ("--help",),
+                                  ("explain",), ("fmt", "-")])
+def test_standard_output_full_or_closed_is_one_line(args):
+    with open(os.devnull if hasattr(os, "devnull") else "nul") as stdin:
+        for redirect, reason in (("> /dev/full", "No space left on device"), (">&-", "it is closed")):
+            if redirect == "> /dev/full" and not os.path.exists("/dev/full"):
+                continue
+            command = " ".join([f"'{sys.executable}'", "-m", "netdsl", *args]) + f" < nets/googlenet.net {redirect}"
+            p = subprocess.run(["/bin/sh", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                               env={**os.environ, "PYTHONPATH": str(ROOT)}, stdin=stdin)
+            assert p.returncode == 2, (command, p.stderr)
+            assert p.stderr == f"netdsl: error: cannot write to standard output: {reason}\n", command
+
+
+def test_standard_input_closed_is_one_line():
+    p = subprocess.run(["/bin/sh", "-c", f"'{sys.executable}' -m netdsl check - <&-"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert p.returncode == 2 and p.stderr == "netdsl: error: cannot read standard input: it is closed\n"
+
+
+def test_a_pipe_closed_early_is_quiet():
+    command = f"'{sys.executable}' -m netdsl summary --expand nets/googlenet.net | head -c 10 > /dev/null"
+    p = subprocess.run(["/bin/sh", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert p.stderr == ""
+
+
+def test_an_ascii_terminal_gets_escapes_not_a_traceback(tmp_path):
+    net = tmp_path / "ü.net"
+    net.write_text("net n {  # é\n  input 3x8x8 relu }\n", encoding="utf-8")
+    env = {"PYTHONIOENCODING": "ascii", "LC_ALL": "C"}
+    p = _netdsl("render", net, "-o", tmp_path / "ü.gv", cwd=tmp_path, env=env)
+    assert p.returncode == 0 and p.stdout == f"wrote {tmp_path}/\\xfc.gv\n", p.stderr
+    p = _netdsl("fmt", "--diff", net, cwd=tmp_path, env=env)
+    assert p.returncode == 0 and "# é" in p.stdout and "Traceback" not in p.stderr  # the file's text, as UTF-8
+    p = _netdsl("explain", "E402", cwd=tmp_path, env=env)
+    assert p.returncode == 0 and "Traceback" not in p.stderr
+    bad = tmp_path / "bad é.net"
+    bad.write_text("net n { input 3x8x8 cnov }  # ×\n", encoding="utf-8")
+    p = _netdsl("check", bad, cwd=tmp_path, env=env)
+    assert p.returncode == 1 and "bad \\xe9.net:1:21: error[E201]" in p.stderr and "Traceback" not in p.stderr
+
+
+def _blocked_reading_stdin(pid: int) -> bool:
+    """Is the process asleep in read(0, ...)? (Linux; elsewhere: after a generous wait.)"""
+    import platform
+    numbers = {"x86_64": "0", "aarch64": "63"}
+    try:
+        with open(f"/proc/{pid}/syscall") as f:
+            fields = f.read().split()
+    except OSError:
+        return False
+    return platform.machine() in numbers and fields[:2] == [numbers[platform.machine()], "0x0"]
+
+
+def test_ctrl_c_is_one_line_and_exit_130():
+    import signal
+    import time
+
+    p = subprocess.Popen([sys.executable, "-m", "netdsl", "check", "-"], cwd=ROOT, stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 30
+        while not _blocked_reading_stdin(p.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not os.path.exists(f"/proc/{p.pid}/syscall"):
+            time.sleep(5)  # no /proc: long enough for start-up
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+    finally:
+        p.kill()
+    assert (p.returncode, out, err) == (130, "", "netdsl: interrupted\n")
+
+
+def test_ctrl_c_anywhere_in_a_command_is_one_line(tmp_path):
+    code = ("import sys, netdsl.network as n\n"
+            "def interrupted(*a, **k): raise KeyboardInterrupt\n"
+            "n.load = interrupted\n"
+            "from netdsl.cli import main\n"
+            "sys.exit(main(['summary', 'nets/lenet5.net']))")
+    p = _python(code)
+    assert (p.returncode, p.stdout, p.stderr) == (130, "", "netdsl: interrupted\n")
+
+
+# --- paths reach the terminal escaped --------------------------------------------------------------
+
+def test_control_characters_in_file_names_are_escaped_everywhere(tmp_path):
+    name = "a\x1b[2Jb\nc.net"  # clears the screen, forges a line
+    shown = "a\\x1b[2Jb\\nc.net"
+    bad = tmp_path / name
+    bad.write_text("net n { input 3x8x8 cnov }\n")
+    outputs = [_netdsl("check", name, cwd=tmp_path), _netdsl("check", "missing\x07.net", cwd=tmp_path),
+               _netdsl("fmt", name, cwd=tmp_path), _netdsl("fmt", "--check", "missing\x07.net", cwd=tmp_path)]
+    good = tmp_path / "good\x1b.net"
+    good.write_text(MESSY)
+    outputs += [_netdsl("fmt", good.name, cwd=tmp_path), _netdsl("render", good.name, "-o", "out\x1b.gv", cwd=tmp_path),
+                _netdsl("render", good.name, "-o", "out\x1b.jpg", cwd=tmp_path)]
+    for p in outputs:
+        assert "\x1b" not in p.stdout + p.stderr and "\x07" not in p.stdout + p.stderr, (p.stdout, p.stderr)
+    assert f"{shown}:1:21: error[E201]" in outputs[0].stderr and f"1 error in {shown}" in outputs[0].stderr
+    assert "cannot read missing\\x07.net" in outputs[1].stderr
+    assert outputs[4].stderr == "reformatted good\\x1b.net\n"
+    assert outputs[5].stdout == "wrote out\\x1b.gv\n"
+    assert "out\\x1b.jpg" in outputs[6].stderr
