@@ -275,7 +275,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     path = args.output or f"{name}.svg"
     refuse_overwrite([(path, "name another output with -o")], keep)  # the default name, NET.svg
     try:
-        save(dot, path, keep=keep)
+        save(dot, path, keep=keep, max_nodes=args.max_nodes, timeout=args.dot_timeout)
     except (GraphvizMissing, GraphvizFailed) as e:
         raise UsageError(str(e)) from None
     except (OSError, ValueError) as e:
@@ -371,6 +371,18 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _seconds(text: str) -> float:
+    import argparse
+
+    try:
+        s = float(text)
+    except ValueError:
+        s = float("nan")
+    if not 0 < s < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}")
+    return s
+
+
 def _one_line(message: str) -> str:
     from .files import shown_text
 
@@ -395,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .lower import DEFAULT_MAX_LAYERS
     from .network import DEFAULT_MAX_BYTES
+    from .render import DOT_TIMEOUT, EDGES_PER_NODE, MAX_NODES
 
     p = argparse.ArgumentParser(
         prog="netdsl",
@@ -478,6 +491,11 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--no-fold", action="store_true",
                         help="draw activations and dropout as boxes of their own, not folded into "
                              "the layer before them")
+    render.add_argument("--max-nodes", type=_positive, default=MAX_NODES, metavar="N",
+                        help=f"refuse to hand Graphviz more boxes than this, or {EDGES_PER_NODE} x N edges "
+                             f"(default {MAX_NODES:,}: a larger layout takes dot minutes)")
+    render.add_argument("--dot-timeout", type=_seconds, default=DOT_TIMEOUT, metavar="S",
+                        help=f"stop Graphviz after S seconds (default {DOT_TIMEOUT:g})")
     render.set_defaults(run=cmd_render)
 
     fmt = sub.add_parser("fmt", help="format .net files in place (comments and alignment kept)",

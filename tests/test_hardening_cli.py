@@ -482,6 +482,65 @@ def test_ctrl_c_anywhere_in_a_command_is_one_line(tmp_path):
     assert (p.returncode, p.stdout, p.stderr) == (130, "", "netdsl: interrupted\n")
 
 
+# --- render: a bounded job for Graphviz ----------------------------------------------------------
+
+def test_every_bundled_net_is_drawn_expanded_within_the_limits():
+    import netdsl
+    from netdsl.render import EDGES_PER_NODE, MAX_NODES, diagram_size
+    for path in net_files():
+        nodes, edges = diagram_size(netdsl.load(path).to_dot(None, fold_activations=False))
+        assert nodes <= MAX_NODES // 4 and edges <= MAX_NODES * EDGES_PER_NODE // 4, path  # with room to spare
+
+
+@pytest.mark.parametrize("path", ["nets/lenet5.net", "nets/googlenet.net", "nets/torchvision/resnet18.net",
+                                  "examples/mistakes.net"])
+def test_the_count_is_what_dot_draws(path):
+    import netdsl
+    from netdsl.diagnostics import NetDSLError
+    from netdsl.render import diagram_size, failure_diagram, svg
+    try:
+        dot = netdsl.load(ROOT / path).to_dot(None)
+    except NetDSLError as e:
+        dot = failure_diagram(e, depth=None)
+    drawn = svg(dot)
+    assert diagram_size(dot) == (drawn.count('class="node"'), drawn.count('class="edge"'))
+
+
+def test_a_huge_diagram_is_refused_at_once_with_what_to_do(tmp_path):
+    huge = tmp_path / "huge.net"
+    huge.write_text("net h { input 3x8x8 repeat 3000 { concat { relu | relu } } }\n")  # the 100 bytes
+    p = _netdsl("render", huge, "--expand", cwd=tmp_path, timeout=120)
+    assert p.returncode == 2 and p.stdout == "" and p.stderr.count("\n") == 1, p.stderr
+    assert p.stderr.startswith("netdsl: error: the diagram has 9,002 boxes and 12,001 edges, over the limit of "
+                               "2,000 boxes")
+    assert "smaller --depth" in p.stderr and "--max-nodes 9,002" in p.stderr
+    assert list(tmp_path.iterdir()) == [huge]
+    p = _netdsl("render", huge, "--expand", "-o", tmp_path / "huge.gv", cwd=tmp_path, timeout=120)
+    assert p.returncode == 0  # the DOT text alone costs Graphviz nothing
+
+
+def test_the_limit_is_a_flag(tmp_path):
+    p = _netdsl("render", ROOT / "nets/lenet5.net", "--expand", "--no-fold", "--max-nodes", "13", cwd=tmp_path)
+    assert p.returncode == 2 and "the diagram has 14 boxes and 13 edges" in p.stderr and "--max-nodes 14" in p.stderr
+    p = _netdsl("render", ROOT / "nets/lenet5.net", "--expand", "--no-fold", "--max-nodes", "14", cwd=tmp_path)
+    assert p.returncode == 0 and (tmp_path / "lenet5.svg").exists()
+
+
+def test_dot_is_stopped_after_its_time(tmp_path):
+    import time
+
+    fake = tmp_path / "bin" / "dot"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\nexec sleep 60\n")
+    fake.chmod(0o755)
+    start = time.monotonic()
+    p = _netdsl("render", ROOT / "nets/lenet5.net", "--dot-timeout", "1", cwd=tmp_path,
+                env={"PATH": f"{fake.parent}{os.pathsep}/bin{os.pathsep}/usr/bin"})
+    assert time.monotonic() - start < 30
+    assert p.returncode == 2 and p.stderr.startswith("netdsl: error: Graphviz's dot did not finish in 1 s"), p.stderr
+    assert "--dot-timeout" in p.stderr and not (tmp_path / "lenet5.svg").exists()
+
+
 # --- paths reach the terminal escaped --------------------------------------------------------------
 
 def test_control_characters_in_file_names_are_escaped_everywhere(tmp_path):
