@@ -32,6 +32,9 @@ COMPILE_DTYPES = ("float32", "float16", "bfloat16", "float64")
 COMPILE_INITS = ("default", "none", "meta")
 COMPILE_OPTIMIZE = ("fuse", "compile")
 COMPILE_EXPORTS = ("torchscript", "exported", "onnx")
+# render's limits on what Graphviz is given (netdsl.render's MAX_NODES, EDGES_PER_NODE and
+# DOT_TIMEOUT), spelt out for the same reason: importing render imports graphviz
+RENDER_MAX_NODES, RENDER_EDGES_PER_NODE, RENDER_DOT_TIMEOUT = 2_000, 2, 60.0
 
 
 class UsageError(Exception):
@@ -407,7 +410,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .lower import DEFAULT_MAX_LAYERS
     from .network import DEFAULT_MAX_BYTES
-    from .render import DOT_TIMEOUT, EDGES_PER_NODE, MAX_NODES
 
     p = argparse.ArgumentParser(
         prog="netdsl",
@@ -491,11 +493,11 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--no-fold", action="store_true",
                         help="draw activations and dropout as boxes of their own, not folded into "
                              "the layer before them")
-    render.add_argument("--max-nodes", type=_positive, default=MAX_NODES, metavar="N",
-                        help=f"refuse to hand Graphviz more boxes than this, or {EDGES_PER_NODE} x N edges "
-                             f"(default {MAX_NODES:,}: a larger layout takes dot minutes)")
-    render.add_argument("--dot-timeout", type=_seconds, default=DOT_TIMEOUT, metavar="S",
-                        help=f"stop Graphviz after S seconds (default {DOT_TIMEOUT:g})")
+    render.add_argument("--max-nodes", type=_positive, default=RENDER_MAX_NODES, metavar="N",
+                        help=f"refuse to hand Graphviz more boxes than this, or {RENDER_EDGES_PER_NODE} x N edges "
+                             f"(default {RENDER_MAX_NODES:,}: a larger layout takes dot minutes)")
+    render.add_argument("--dot-timeout", type=_seconds, default=RENDER_DOT_TIMEOUT, metavar="S",
+                        help=f"stop Graphviz after S seconds (default {RENDER_DOT_TIMEOUT:g})")
     render.set_defaults(run=cmd_render)
 
     fmt = sub.add_parser("fmt", help="format .net files in place (comments and alignment kept)",

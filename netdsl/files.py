@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
 from typing import Iterable, Optional, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -102,13 +101,13 @@ class Refused(Exception):
     """A file `fmt` will not read or write as it is (not a regular file, read-only, changed)."""
 
 
-@dataclass
 class Original:
     """A file as `fmt` read it: the resolved path it writes, its bytes and its status then."""
 
-    target: str
-    data: bytes
-    status: os.stat_result
+    __slots__ = ("target", "data", "status")
+
+    def __init__(self, target: str, data: bytes, status: os.stat_result):
+        self.target, self.data, self.status = target, data, status
 
 
 def _kind(mode: int) -> str:

@@ -36,10 +36,10 @@ OPTIONS: dict[str, Any] = {"parser": "lalr", "keep_all_tokens": True, "maybe_pla
                            "start": ["start", "expr"]}
 MAX_BYTES = 4 << 20  # the tables are about 90 KB; anything far larger is not ours
 
-# JSON objects have string keys and no tuples; Lark's data has integer keys and tuples. These
-# tags (with a NUL, which no grammar name can hold) carry them through, so decoding gives back
-# exactly what Lark serialised.
-_ITEMS, _TUPLE = "\0items", "\0tuple"
+# JSON has string keys and no tuples, Lark's data integer keys and tuples. Lark reads lists as
+# well as tuples, looks its tokens up by the keys of each state's actions (strings on both
+# sides, then) and its memo by index (a list): only the states' own keys need to be integers
+# again, which `_restore` makes them, so the text is read by json's C decoder alone.
 
 
 def read_regular(path: Path, max_bytes: int = MAX_BYTES) -> bytes:
@@ -72,8 +72,10 @@ def build(grammar: str) -> dict[str, Any]:
     # as Lark.save does: options given again when loading (the transformer) are not data
     data["options"] = {k: v for k, v in data["options"].items() if k not in _LOAD_ALLOWED_OPTIONS}
     data["parser"]["parser"] = _canonical(data["parser"]["parser"])
+    if sorted(memo) != list(range(len(memo))):
+        raise TypeError("Lark's memo is not numbered 0, 1, ...: its format has changed")
     return {"format": FORMAT, "grammar_sha256": grammar_digest(grammar), "lark": lark.__version__,
-            "options": OPTIONS, "data": _encode(data), "memo": _encode(memo)}
+            "options": OPTIONS, "data": _plain(data), "memo": [_plain(memo[i]) for i in range(len(memo))]}
 
 
 def dumps(tables: dict[str, Any]) -> str:
@@ -85,14 +87,14 @@ def load(grammar: str, transformer: Any) -> Optional[Lark]:
     """A parser from the shipped tables, if they were built from `grammar` by this Lark with
     these options; else None (the caller builds one from the grammar)."""
     try:
-        tables = json.loads(read_regular(TABLES_PATH), object_hook=_decode_object)
+        tables = json.loads(read_regular(TABLES_PATH))
     except (OSError, ValueError):  # missing (an unusual install), not a regular file, not JSON
         return None
     if not (isinstance(tables, dict) and tables.get("format") == FORMAT and tables.get("lark") == lark.__version__
             and tables.get("grammar_sha256") == grammar_digest(grammar) and tables.get("options") == OPTIONS):
         return None  # the grammar was edited (run `python -m netdsl.tables --write`) or Lark upgraded
     try:
-        return Lark._load_from_dict(tables["data"], tables["memo"], transformer=transformer)
+        return Lark._load_from_dict(_restore(tables["data"]), tables["memo"], transformer=transformer)
     except Exception:  # tables of the right digest that Lark cannot load: build instead of failing
         return None
 
@@ -129,32 +131,22 @@ def _canonical(table: dict[int, Any]) -> dict[str, Any]:
     }
 
 
-def _encode(value: Any) -> Any:
+def _plain(value: Any) -> Any:
+    """Lark's serialised data as JSON has it: tuples as lists (integer keys become strings)."""
     if isinstance(value, dict):
-        if all(isinstance(k, str) for k in value):
-            return {k: _encode(v) for k, v in value.items()}
-        return {_ITEMS: [[_encode(k), _encode(v)] for k, v in value.items()]}
-    if isinstance(value, tuple):
-        return {_TUPLE: [_encode(v) for v in value]}
-    if isinstance(value, list):
-        return [_encode(v) for v in value]
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     raise TypeError(f"not plain data: {type(value).__name__}")  # would be a change in Lark's format
 
 
-def _decode_object(obj: dict[str, Any]) -> Any:
-    if len(obj) == 1:
-        if _ITEMS in obj:
-            return {k: v for k, v in obj[_ITEMS]}
-        if _TUPLE in obj:
-            return tuple(obj[_TUPLE])
-    return obj
-
-
-def decode(text: str) -> Any:
-    """The data of a tables file's text, integer keys and tuples restored."""
-    return json.loads(text, object_hook=_decode_object)
+def _restore(data: dict[str, Any]) -> dict[str, Any]:
+    """The decoded data as Lark loads it: the parse table's states keyed by integers again."""
+    table = data["parser"]["parser"]
+    table["states"] = {int(k): v for k, v in table["states"].items()}
+    return data
 
 
 def main(argv: Optional[list[str]] = None) -> int:
