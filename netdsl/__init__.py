@@ -10,8 +10,30 @@ The pipeline, one module a stage: parser (text to `ast`), lower (to the IR, `ir`
 the IR. Nothing but the backend imports torch.
 """
 
-from .diagnostics import Diagnostic, NetDSLError
-from .network import Network, load, loads
-
 __all__ = ["Diagnostic", "NetDSLError", "Network", "load", "loads"]
 __version__ = "0.1.0"
+
+TYPE_CHECKING = False  # not typing's: importing typing would cost the command line's start-up
+if TYPE_CHECKING:
+    from .diagnostics import Diagnostic, NetDSLError
+    from .network import Network, load, loads
+del TYPE_CHECKING
+
+
+def __getattr__(name: str):
+    # The names above are imported on first use, so that importing `netdsl.cli` (what the
+    # `netdsl` command does first) runs no netdsl code outside its main(): a Ctrl-C during
+    # start-up then ends in one line too.
+    if name in ("Diagnostic", "NetDSLError"):
+        from . import diagnostics as module
+    elif name in ("Network", "load", "loads"):
+        from . import network as module
+    else:
+        raise AttributeError(f"module 'netdsl' has no attribute {name!r}")
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

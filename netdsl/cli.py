@@ -1,23 +1,31 @@
 """The `netdsl` command line.
 
 Exit codes: 0 success, 1 the net is invalid (diagnostics on stderr), 2 usage error (bad
-options, unreadable file, Graphviz missing). `check`, `summary`, `render` and `--help` never
-import torch.
+options, unreadable file, an output that would overwrite the input, Graphviz missing, standard
+output not writable), 130 interrupted (Ctrl-C). `check`, `summary`, `render` and `--help` never
+import torch. No command prints a Python traceback for a mistake in the call, the file system
+or the terminal: each is one line on stderr.
+
+Everything but the standard library is imported inside `main`, so that a Ctrl-C during
+start-up (most of a short command's time) ends as one line too.
 """
 
 from __future__ import annotations
 
-import argparse
+import errno
 import io
+import os
 import sys
-from typing import Any, Optional, Sequence
 
-from . import __version__, codes
-from .diagnostics import NetDSLError
-from .evaluate import evaluate
-from .limits import DEFAULT_MAX_BYTES, DEFAULT_MAX_LAYERS
+from . import __version__
+from .codes import UNKNOWN_PARAMETER
 
-EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+TYPE_CHECKING = False  # typing and argparse are imported where used, after main() has started
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any, Optional, Sequence
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 # The choices of `compile`, spelt out here because `--help` must not import torch; a test keeps
 # them equal to the backend's own lists.
@@ -25,15 +33,111 @@ COMPILE_DTYPES = ("float32", "float16", "bfloat16", "float64")
 COMPILE_INITS = ("default", "none", "meta")
 COMPILE_OPTIMIZE = ("fuse", "compile")
 COMPILE_EXPORTS = ("torchscript", "exported", "onnx")
+# render's limits on what Graphviz is given (netdsl.render's MAX_NODES, EDGES_PER_NODE and
+# DOT_TIMEOUT), spelt out for the same reason: importing render imports graphviz
+RENDER_MAX_NODES, RENDER_EDGES_PER_NODE, RENDER_DOT_TIMEOUT = 2_000, 2, 60.0
 
 
 class UsageError(Exception):
     """A mistake in how netdsl was called, not in the net."""
 
 
+class _OutputError(Exception):
+    """Standard output cannot be written: a full disk, a closed descriptor, a broken pipe."""
+
+    def __init__(self, err: int, reason: str):
+        super().__init__(reason)
+        self.errno = err
+
+
+class _Output:
+    """Standard output while a command runs: a write that fails raises `_OutputError` (one line
+    from `main`, not a traceback now and another when Python flushes at exit), and text the
+    terminal's encoding cannot show (PYTHONIOENCODING=ascii) is written with backslash escapes."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        stream = self._check()
+        try:
+            try:
+                return stream.write(text)
+            except UnicodeEncodeError:  # nothing was written: the text is encoded before any of it
+                encoding = getattr(stream, "encoding", None) or "ascii"
+                return stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
+        except OSError as e:
+            raise _OutputError(e.errno, e.strerror or str(e)) from None
+
+    def write_bytes(self, data: bytes) -> None:
+        """Write data (a formatted net: UTF-8 whatever the terminal's encoding)."""
+        stream = self._check()
+        buffer = getattr(stream, "buffer", None)
+        try:
+            if buffer is None:  # a text-only stream (a test's capture)
+                stream.write(data.decode("utf-8"))
+            else:
+                stream.flush()
+                buffer.write(data)
+        except OSError as e:
+            raise _OutputError(e.errno, e.strerror or str(e)) from None
+
+    def flush(self) -> None:
+        if self._stream is None:
+            return
+        try:
+            self._stream.flush()
+        except OSError as e:
+            raise _OutputError(e.errno, e.strerror or str(e)) from None
+
+    def discard(self) -> None:
+        """After a failed write: send what is still buffered to /dev/null, so that Python's
+        own flush at exit does not fail (and print) again."""
+        try:
+            fd = self._stream.fileno()
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, fd)
+            os.close(null)
+        except (AttributeError, OSError, ValueError):
+            pass
+
+    def _check(self):
+        if self._stream is None:  # started with stdout closed (`>&-`): Python sets sys.stdout to None
+            raise _OutputError(errno.EBADF, "it is closed")
+        return self._stream
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def _error(message: str) -> None:
+    """One line on stderr (dropped if stderr is closed; print would send it to stdout)."""
+    if sys.stderr is not None:
+        try:
+            sys.stderr.write(message + "\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def _stdin_buffer():
+    if sys.stdin is None:  # started with stdin closed (`<&-`)
+        raise UsageError("cannot read standard input: it is closed")
+    return sys.stdin.buffer
+
+
+def _input_file(args: argparse.Namespace):
+    """What the command reads, as `files.refuse_overwrite` takes it: the file named (its path,
+    or for `-` standard input when that is a regular file)."""
+    from .files import stdin_id
+
+    return ("the net file being read", stdin_id() if args.file == "-" else args.file)
+
+
 def _parse_set(items: Sequence[str]) -> dict[str, Any]:
     """`--set classes=10 --set size=3x3 --set pad=same` to {"classes": 10, "size": (3, 3),
     "pad": Symbol("same")}: values as the language writes them."""
+    from .evaluate import evaluate
     from .parser import parse_expr
 
     values: dict[str, Any] = {}
@@ -54,17 +158,23 @@ def _parse_set(items: Sequence[str]) -> dict[str, Any]:
 
 
 def _load(args: argparse.Namespace):
+    from .files import shown
+    from .limits import DEFAULT_MAX_BYTES
     from .network import load, loads, read_source
 
     params = _parse_set(args.set)
     max_bytes = getattr(args, "max_bytes", DEFAULT_MAX_BYTES)  # for commands that do not offer --max-bytes
     if args.file == "-":
-        text = read_source(sys.stdin.buffer, "<stdin>", max_bytes)
+        text = read_source(_stdin_buffer(), "<stdin>", max_bytes)
         return loads(text, "<stdin>", max_layers=args.max_layers, max_bytes=max_bytes, **params)
     try:
         return load(args.file, max_layers=args.max_layers, max_bytes=max_bytes, **params)
-    except OSError as e:  # missing, a folder, no permission, a symlink loop ...
-        raise UsageError(f"cannot read {args.file}: {e.strerror}") from None
+    except (OSError, ValueError) as e:  # missing, a folder, no permission, a name too long, a NUL in it ...
+        raise UsageError(f"cannot read {shown(args.file)}: {_reason(e)}") from None
+
+
+def _reason(e: Exception) -> str:
+    return getattr(e, "strerror", None) or str(e)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -87,6 +197,12 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    from .files import refuse_overwrite
+
+    # the outputs named are checked before anything is read or built; the default export name,
+    # which needs the net's name, by compile_and_run before it builds anything
+    keep = [_input_file(args)] + ([("the weights file being read", args.weights)] if args.weights else [])
+    refuse_overwrite([(path, "give another path") for path in (args.save, args.output) if path], keep)
     net = _load(args)
     from .backend import CompileError, UncompilableNet, WeightsError
     from .backend.command import CompileOptions, compile_and_run
@@ -94,11 +210,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
     options = CompileOptions(device=args.device, dtype=args.dtype, batch=args.batch, weights=args.weights,
                              init=args.init, max_params=args.max_params or DEFAULT_MAX_PARAMS, optimize=args.optimize,
-                             save=args.save, export=args.export, output=args.output)
+                             save=args.save, export=args.export, output=args.output, keep=tuple(keep))
     try:
         report = compile_and_run(net, options)
     except (CompileError, WeightsError) as e:
-        print(f"netdsl: error: {e}", file=sys.stderr)
+        _error(f"netdsl: error: {_one_line(str(e))}")
         return EXIT_INVALID if isinstance(e, UncompilableNet) else EXIT_USAGE
     if args.json:
         import json
@@ -109,6 +225,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def _compile_text(r: dict[str, Any]) -> str:
+    from .files import shown
+
     ms = lambda s: f"{s * 1000:.3g} ms"  # noqa: E731
     p = r["params"]
     lines = [f"{r['net']}: compiled for {r['device']} ({r['device_name']}), {r['dtype']}, "
@@ -126,21 +244,25 @@ def _compile_text(r: dict[str, Any]) -> str:
         lines.append(f"optimize: {o['level']}: forward {ms(o['forward'])}, {o['speedup']:.2f}x "
                      f"(max |diff| {o['max_abs_diff']:.2g}, {verdict}; took {ms(o['seconds'])})")
     if "saved" in r:
-        lines.append(f"saved:    {r['saved']}")
+        lines.append(f"saved:    {shown(r['saved'])}")
     if "exported" in r:
         e = r["exported"]
-        lines.append(f"exported: {e['format']} to {e['path']} in {ms(e['seconds'])}")
+        lines.append(f"exported: {e['format']} to {shown(e['path'])} in {ms(e['seconds'])}")
     return "\n".join(lines)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    from .diagnostics import NetDSLError
+    from .files import refuse_overwrite, shown
     from .render import GraphvizFailed, GraphvizMissing, failure_diagram, output_format, save
 
+    keep = [_input_file(args)]
     if args.output is not None:
         try:
             output_format(args.output)
         except ValueError as e:
             raise UsageError(str(e)) from None
+        refuse_overwrite([(args.output, "name another output with -o")], keep)  # before anything is read
     options = dict(depth=None if args.expand else args.depth, rankdir=args.rankdir,
                    fold_activations=not args.no_fold, fold_repeats=args.fold_repeats)
     failure = None
@@ -148,69 +270,94 @@ def cmd_render(args: argparse.Namespace) -> int:
         net = _load(args)
         dot, name = net.to_dot(**options), net.name
     except NetDSLError as e:
-        if all(d.code == codes.UNKNOWN_PARAMETER for d in e.diagnostics):
+        if all(d.code == UNKNOWN_PARAMETER for d in e.diagnostics):
             raise  # a mistake in the call, not the net
         dot = failure_diagram(e, **options)
         if dot is None:
             raise  # nothing was built to draw: a syntax error, no net
         failure, name = e, e.partial.name
-        print(e, file=sys.stderr)
+        _error(str(e))
     path = args.output or f"{name}.svg"
+    refuse_overwrite([(path, "name another output with -o")], keep)  # the default name, NET.svg
     try:
-        save(dot, path)
+        save(dot, path, keep=keep, max_nodes=args.max_nodes, timeout=args.dot_timeout)
     except (GraphvizMissing, GraphvizFailed) as e:
         raise UsageError(str(e)) from None
-    except OSError as e:
-        raise UsageError(f"cannot write {path}: {e.strerror}") from None
-    print(f"wrote {path}" + (" (drawn up to the errors)" if failure else ""))
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot write {shown(path)}: {_reason(e)}") from None
+    print(f"wrote {shown(path)}" + (" (drawn up to the errors)" if failure else ""))
     return EXIT_INVALID if failure else EXIT_OK
+
+
 def cmd_fmt(args: argparse.Namespace) -> int:
-    """Format files in place (or check, or show the diff); `-` reads stdin, writes stdout."""
+    """Format files in place (or check, or show the diff); `-` reads stdin, writes stdout.
+
+    fmt formats the file a name stands for: a symlink's target is rewritten (the link stays a
+    link), a file with several hard links stays one file, its mode is kept; a read-only file, a
+    FIFO or a device is refused (`files.rewrite`). A file that cannot be read or written is
+    reported and the others are still formatted; the exit status is the worst."""
     import difflib
 
+    from .diagnostics import NetDSLError
+    from .files import Refused, read_for_rewrite, rewrite, shown
     from .network import read_limited, read_source
     from .printer import FormatError, format_source
 
     status = EXIT_OK
     for name in args.files:
+        label = "<stdin>" if name == "-" else shown(name)
         try:
             if name == "-":
-                original = read_limited(sys.stdin.buffer, args.max_bytes)
-                text = read_source(io.BytesIO(original), "<stdin>", args.max_bytes)
+                original, data = None, read_limited(_stdin_buffer(), args.max_bytes)
             else:
-                with open(name, "rb") as f:
-                    original = read_limited(f, args.max_bytes)
-                text = read_source(io.BytesIO(original), name, args.max_bytes)
-            formatted = format_source(text, "<stdin>" if name == "-" else name)
-        except OSError as e:  # missing, a folder, no permission, a symlink loop ...
-            raise UsageError(f"cannot read {name}: {e.strerror}") from None
+                original = read_for_rewrite(name, args.max_bytes)
+                data = original.data
+            text = read_source(io.BytesIO(data), label, args.max_bytes)
+            formatted = format_source(text, label)
+        except Refused as e:
+            _error(f"netdsl: error: {e}")
+            status = max(status, EXIT_USAGE)
+            continue
+        except (OSError, ValueError) as e:  # missing, a folder, no permission, a symlink loop, a name too long ...
+            _error(f"netdsl: error: cannot read {label}: {_reason(e)}")
+            status = max(status, EXIT_USAGE)
+            continue
         except NetDSLError as e:  # the file is left as it is
-            print(e, file=sys.stderr)
-            status = EXIT_INVALID
+            _error(str(e))
+            status = max(status, EXIT_INVALID)
             continue
         except FormatError as e:
-            print(f"netdsl: error: {e}", file=sys.stderr)
-            status = EXIT_INVALID
+            _error(f"netdsl: error: {e}")
+            status = max(status, EXIT_INVALID)
             continue
-        changed = formatted.encode("utf-8") != original
+        new = formatted.encode("utf-8")
+        changed = new != data
         if args.diff and changed:
-            for line in difflib.unified_diff(text.splitlines(keepends=True), formatted.splitlines(keepends=True),
-                                             name, name):
+            diff = "".join(
                 # as diff(1) marks a last line without its newline, so that patch(1) reads it
-                sys.stdout.write(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+                line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+                for line in difflib.unified_diff(text.splitlines(keepends=True), formatted.splitlines(keepends=True),
+                                                 label, label))
+            sys.stdout.write_bytes(diff.encode("utf-8"))
         if args.check:
             if changed:
-                print(f"would reformat {name}", file=sys.stderr)
+                _error(f"would reformat {label}")
                 status = max(status, EXIT_INVALID)
         elif name == "-":
             if not args.diff:
-                sys.stdout.write(formatted)
+                sys.stdout.write_bytes(new)
         elif changed and not args.diff:
             try:
-                _replace(name, formatted)
+                rewrite(original, new, label)
+            except Refused as e:
+                _error(f"netdsl: error: {e}")
+                status = max(status, EXIT_USAGE)
+                continue
             except OSError as e:
-                raise UsageError(f"cannot write {name}: {e.strerror}") from None
-            print(f"reformatted {name}", file=sys.stderr)
+                _error(f"netdsl: error: cannot write {label}: {_reason(e)}")
+                status = max(status, EXIT_USAGE)
+                continue
+            _error(f"reformatted {label}")
     return status
 
 
@@ -229,26 +376,27 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _replace(path: str, text: str) -> None:
-    """Write `text` over the file at `path` through a temporary file beside it, so an
-    interrupted write never leaves half a net; the file keeps its permissions."""
-    import os
-    import shutil
-    import tempfile
+def _seconds(text: str) -> float:
+    import argparse
 
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".netdsl-fmt-")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(text.encode("utf-8"))
-        shutil.copymode(path, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+        s = float(text)
+    except ValueError:
+        s = float("nan")
+    if not 0 < s < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}")
+    return s
+
+
+def _one_line(message: str) -> str:
+    from .files import shown_text
+
+    return shown_text(message)
 
 
 def _positive(text: str) -> int:
+    import argparse
+
     try:
         n = int(text)
     except ValueError:
@@ -259,6 +407,11 @@ def _positive(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line's argparse parser."""
+    import argparse
+
+    from .limits import DEFAULT_MAX_BYTES, DEFAULT_MAX_LAYERS
+
     p = argparse.ArgumentParser(
         prog="netdsl",
         description="Write a convolutional network as a short text file; check it, summarise it, "
@@ -341,6 +494,11 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--no-fold", action="store_true",
                         help="draw activations and dropout as boxes of their own, not folded into "
                              "the layer before them")
+    render.add_argument("--max-nodes", type=_positive, default=RENDER_MAX_NODES, metavar="N",
+                        help=f"refuse to hand Graphviz more boxes than this, or {RENDER_EDGES_PER_NODE} x N edges "
+                             f"(default {RENDER_MAX_NODES:,}: a larger layout takes dot minutes)")
+    render.add_argument("--dot-timeout", type=_seconds, default=RENDER_DOT_TIMEOUT, metavar="S",
+                        help=f"stop Graphviz after S seconds (default {RENDER_DOT_TIMEOUT:g})")
     render.set_defaults(run=cmd_render)
 
     fmt = sub.add_parser("fmt", help="format .net files in place (comments and alignment kept)",
@@ -365,19 +523,50 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line (`argv`, default sys.argv[1:]); returns the exit status."""
+    stdout = sys.stdout
+    sys.stdout = output = _Output(stdout)
+    try:
+        try:
+            status = _run(argv)
+        except SystemExit:  # argparse's --help, --version and usage errors: what they printed must get out
+            output.flush()
+            raise
+        output.flush()
+        return status
+    except KeyboardInterrupt:
+        _error("netdsl: interrupted")
+        return EXIT_INTERRUPTED
+    except _OutputError as e:
+        output.discard()
+        if e.errno == errno.EPIPE:  # `netdsl summary ... | head`: the reader has what it wanted
+            return EXIT_OK
+        _error(f"netdsl: error: cannot write to standard output: {e}")
+        return EXIT_USAGE
+    finally:
+        sys.stdout = stdout
+
+
+def _run(argv: Optional[Sequence[str]]) -> int:
+    from .diagnostics import NetDSLError
+    from .files import WouldOverwrite, shown
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.run(args)
     except NetDSLError as e:
-        print(e, file=sys.stderr)
+        _error(str(e))
         # `--set` of a parameter the net does not have is a mistake in the call, not the net
-        return EXIT_USAGE if all(d.code == codes.UNKNOWN_PARAMETER for d in e.diagnostics) else EXIT_INVALID
-    except UsageError as e:
-        print(f"netdsl: error: {e}", file=sys.stderr)
+        return EXIT_USAGE if all(d.code == UNKNOWN_PARAMETER for d in e.diagnostics) else EXIT_INVALID
+    except (UsageError, WouldOverwrite) as e:
+        _error(f"netdsl: error: {_one_line(str(e))}")
         return EXIT_USAGE
-    except BrokenPipeError:  # `netdsl summary ... | head`
-        return EXIT_OK
+    except OSError as e:  # the file system anywhere else (a name too long, a full disk): one line
+        name = e.filename
+        where = f"{shown(name) if isinstance(name, (str, bytes, os.PathLike)) else name}: " if name is not None else ""
+        _error(f"netdsl: error: {where}{_reason(e)}")
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

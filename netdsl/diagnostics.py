@@ -153,8 +153,12 @@ def _excerpt(lines: list[str], span: Span, mark: str) -> list[str]:
 
 
 def render(diag: Diagnostic, source: str, filename: str, lines: Optional[list[str]] = None) -> str:
+    """One diagnostic as text: where, what, the source line with a caret, notes and help."""
+    from .files import shown
+
     if lines is None:
         lines = source_lines(source)
+    filename = shown(filename)  # a file name's control characters escaped, as the source's are pictured
     where = f"{filename}:{diag.span}" if diag.span.line else filename
     out = [f"{where}: error[{diag.code}]: {diag.message}"]
     out += _excerpt(lines, diag.span, "^")
@@ -171,8 +175,11 @@ def render(diag: Diagnostic, source: str, filename: str, lines: Optional[list[st
 
 
 def render_all(diagnostics: list[Diagnostic], source: str, filename: str, truncated: bool = False) -> str:
+    from .files import shown
+
     lines = source_lines(source)  # once: a file may have many errors
     body = "\n\n".join(render(d, source, filename, lines) for d in diagnostics)
+    filename = shown(filename)
     n = len(diagnostics)
     more = "; checking stopped there" if truncated else ""
     return f"{body}\n\n{n} error{'s' if n != 1 else ''} in {filename}{more}"

@@ -5,16 +5,11 @@ costs no stack), and turning Lark's errors into located diagnostics."""
 from __future__ import annotations
 
 import functools
-import hashlib
-import importlib.resources
-import os
 import re
-import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional
 
-import lark
 from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
@@ -27,9 +22,11 @@ GRAMMAR_NAME = "netdsl.lark"
 def grammar_path() -> Path:
     """The grammar file: the copy shipped inside the installed package, or, in a source
     checkout, the one in the repository's grammars/ folder."""
-    packaged = importlib.resources.files("netdsl") / GRAMMAR_NAME
+    # beside this file, not through importlib.resources (whose import alone costs 1.5 ms of
+    # every start-up): the grammar is read as a plain file anyway
+    packaged = Path(__file__).parent / GRAMMAR_NAME
     if packaged.is_file():
-        return Path(str(packaged))
+        return packaged
     return Path(__file__).resolve().parent.parent / "grammars" / GRAMMAR_NAME
 
 
@@ -260,28 +257,27 @@ def _deeper(span: ast.Span, *operands) -> int:
     return depth
 
 
-def _cache_file(grammar: str) -> Union[str, bool]:
-    """Where Lark keeps the built LALR tables, so start-up does not rebuild them (0.4 s).
-
-    A private folder in the user's cache, not Lark's default of the shared temp folder: the
-    cache is a pickle, and a pickle someone else could plant there would run as code."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "netdsl"
-    try:
-        base.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if base.stat().st_uid != os.getuid() or base.stat().st_mode & 0o022:
-            return False  # not ours alone: build the tables every time instead
-    except OSError:
-        return False
-    key = hashlib.sha256(f"{grammar}{lark.__version__}{sys.version}".encode()).hexdigest()[:16]
-    return str(base / f"grammar-{key}.lark-cache")
+_ORIGIN: list[str] = []  # where the parser's tables came from: "tables" or "grammar"
 
 
 @functools.lru_cache(maxsize=None)
 def _parser() -> Lark:
-    grammar = grammar_path().read_text(encoding="utf-8")
-    return Lark(grammar, parser="lalr",
-                keep_all_tokens=True, maybe_placeholders=True, cache=_cache_file(grammar), start=["start", "expr"],
-                transformer=_ASTBuilder())
+    # The tables come from the JSON file shipped in the package when it matches the grammar,
+    # else from the grammar itself; never from a cache another user could write (see tables.py,
+    # imported here so that `python -m netdsl.tables` finds it not yet imported).
+    from . import tables
+
+    grammar = tables.read_regular(grammar_path()).decode("utf-8")
+    parser = tables.load(grammar, _ASTBuilder())
+    _ORIGIN[:] = ["tables" if parser is not None else "grammar"]
+    return parser or Lark(grammar, transformer=_ASTBuilder(), **tables.OPTIONS)
+
+
+def tables_origin() -> str:
+    """Where the parser's LALR tables came from: "tables" (the shipped parser_tables.json) or
+    "grammar" (built in memory, when the shipped file does not match the grammar or Lark)."""
+    _parser()
+    return _ORIGIN[0]
 
 
 # --- syntax errors -----------------------------------------------------------------------

@@ -6,7 +6,8 @@
 `format_source(text)` is what `netdsl fmt` does: it parses the text and prints its tree again,
 taking from the source only what the tree leaves out and a reader would miss:
 
-- comments, each kept before the line it preceded or at the end of its line;
+- comments, each kept with its code: at the end of the line holding the code it followed, or on
+  a line of its own before the code it preceded; two comments never share a line;
 - which layers share a line, and single blank lines between groups of lines;
 - gaps of two or more spaces, which line things up into columns (`conv1:    conv(...)`,
   `inception(64,  96,  128, ...)`, trailing comments); a narrower gap becomes the canonical one;
@@ -35,6 +36,7 @@ _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "//": 2, "%": 2}
 _UNARY = 3
 _CANONICAL_WIDTH = 60  # without a source to follow, a nested construct longer than this gets lines of its own
 _COMMENT = re.compile(r"#[^\n]*")  # the grammar's COMMENT; there are no strings, so every `#` starts one
+_BRACE = re.compile(r"#[^\n]*|\{")
 
 
 def to_text(program: ast.Program) -> str:
@@ -95,6 +97,14 @@ class _Source:
             return 0
         between = self.text[self.offset(before.end_line, before.end_column):self.offset(after.line, after.column)]
         return len(between) - len(between.rstrip(" "))
+
+    def brace_line(self, span: ast.Span) -> int:
+        """The line of the first `{` from the start of `span` on, comments skipped: where a
+        header (`net n(...)`, `repeat 2`, `head from x`) that may run over lines ends."""
+        for m in _BRACE.finditer(self.text, self.offset(span.line, span.column)):
+            if m.group() == "{":
+                return bisect.bisect_right(self.starts, m.start())
+        return span.line
 
     def blank_between(self, first: int, last: int) -> bool:
         """Is any line strictly between source lines `first` and `last` blank?"""
@@ -270,7 +280,7 @@ class _Printer:
             header = f"{self._head_words(item)} {{"
         else:
             header = "{"
-        self._emit(line_indent, lead + header, first or item.span.line, item.span.line, "open", indent)
+        self._emit(line_indent, lead + header, first or item.span.line, self._header_end(item.span), "open", indent)
         inner = indent + INDENT
         if isinstance(item, ast.Join):
             for i, branch in enumerate(item.branches):
@@ -279,10 +289,15 @@ class _Printer:
             self.lines_of(item.body, inner)
         self._emit(indent, "}", item.span.end_line, item.span.end_line, "close", inner)
 
+    def _header_end(self, span: ast.Span) -> int:
+        """The source line of a construct's `{`, so that the comments of a header written over
+        several lines stay with the header's output line."""
+        return self.src.brace_line(span) if self.src is not None and span.line else span.line
+
     def program(self, program: ast.Program) -> str:
         for d in program.definitions:
             word = "net" if isinstance(d, ast.NetDef) else "block"
-            self._emit(0, f"{word} {d.name}{self._params(d.params)} {{", d.span.line, d.span.line, "open", 0)
+            self._emit(0, f"{word} {d.name}{self._params(d.params)} {{", d.span.line, self._header_end(d.span), "open", 0)
             self.lines_of(d.body, INDENT)
             close = self._emit(0, "}", d.span.end_line, d.span.end_line, "close", INDENT)
             close.top_close = True
@@ -293,30 +308,45 @@ class _Printer:
     # -- comments and blank lines -------------------------------------------------------
 
     def _place_comments(self) -> None:
-        """Each comment goes at the end of the output line holding its source line's code, or,
-        on a line of its own, before the first output line from later in the source."""
+        """Each comment stays with the output line that holds the code it was written beside.
+
+        A comment at the end of a source line trails the output line holding that line's code;
+        one on a line of its own goes before the output line holding the code that follows it
+        (the next line's, or, inside a construct printed on one line, that construct's). An
+        output line gathering several comments (its code came from several source lines) keeps
+        them in their order, each on a line of its own: only the last may trail the code, and
+        only if it trailed code in the source, so no two comments ever share a line."""
         code = self.out
         owner_of: dict[int, int] = {}  # source line -> the last output line that holds code from it
+        inside: dict[int, int] = {}    # source line strictly within an output line's code -> that line
         reached, highest = [], 0       # the highest source line reached by each output line and before it
         for i, line in enumerate(code):
             if line.first:
                 owner_of.update(dict.fromkeys(range(line.first, line.last + 1), i))
+                for n in range(line.first + 1, line.last):
+                    inside.setdefault(n, i)
             highest = max(highest, line.first)
             reached.append(highest)
-        before: dict[int, list[_Line]] = {}
+        attached: dict[int, list[tuple[str, bool, int]]] = {}  # output line -> (text, trails, source line)
         for line_no, col, text, trailing in self.src.comments:
             if trailing and line_no in owner_of:
                 code_end = len(self.src.lines[line_no - 1][:col].rstrip())
-                code[owner_of[line_no]].trailing.append(_sep(col - code_end, "  ") + text)
+                attached.setdefault(owner_of[line_no], []).append((_sep(col - code_end, "  ") + text, True, line_no))
                 continue
-            at = bisect.bisect_right(reached, line_no)
-            indent = code[at].comment_indent if at < len(code) else 0
-            before.setdefault(at, []).append(_Line(indent, text, line_no, line_no, "comment"))
+            at = inside.get(line_no)
+            if at is None:
+                at = bisect.bisect_right(reached, line_no)
+            attached.setdefault(at, []).append((text, False, line_no))
         self.out = []
-        for i, line in enumerate(code):
-            self.out += before.get(i, [])
-            self.out.append(line)
-        self.out += before.get(len(code), [])
+        for i in range(len(code) + 1):
+            notes = attached.get(i, [])
+            line = code[i] if i < len(code) else None
+            if notes and notes[-1][1] and line is not None:
+                line.trailing.append(notes.pop()[0])
+            indent = line.comment_indent if line is not None else 0
+            self.out += [_Line(indent, text.lstrip(), n, n, "comment") for text, _, n in notes]
+            if line is not None:
+                self.out.append(line)
 
     def _render(self) -> str:
         text: list[str] = []

@@ -558,63 +558,170 @@ def _one_line(diag: Diagnostic) -> str:
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".gv": None, ".dot": None}
 PNG_DPI = "144"  # crisp on a slide or a high-density screen
 
+# What `dot` is given at most. Its layout time grows faster than the graph (on the development
+# machine: 1,600 edges 2.4 s, 3,200 edges 7 s, 6,400 edges 60 s; a repeated concat of 100 bytes,
+# expanded, took 169 s and 1.9 GB), so a larger diagram is refused at once, with what to do,
+# rather than left to run. Every net in nets/ has at most 255 boxes and 245 edges, expanded.
+MAX_NODES = 2_000
+EDGES_PER_NODE = 2      # the edge limit is this times the node limit
+DOT_TIMEOUT = 60.0      # seconds: dot is stopped after that, whatever the size
+
 
 class GraphvizMissing(Exception):
     """Graphviz's `dot` program is not installed; `.dot_path` holds the DOT text written
     instead, if any."""
 
-    def __init__(self, dot_path: Optional[Path] = None):
-        where = f"; the DOT source is in {dot_path}" if dot_path is not None else ""
+    def __init__(self, dot_path: Optional[Path] = None, not_written: Optional[str] = None):
+        from .files import shown
+
+        if dot_path is not None:
+            where = f"; the DOT source is in {shown(dot_path)}"
+        elif not_written is not None:
+            where = f"; the DOT source was not written ({not_written})"
+        else:
+            where = ""
         super().__init__(f"Graphviz's dot program is not installed{where} "
                          "(install Graphviz: apt-get install graphviz / brew install graphviz)")
         self.dot_path = dot_path
 
 
 class GraphvizFailed(Exception):
-    """Graphviz's `dot` ran but failed; the message is the end of what it printed."""
+    """Graphviz's `dot` failed, ran past its time, or was not run (`DiagramTooLarge`); the
+    message says which."""
+
+
+class DiagramTooLarge(GraphvizFailed):
+    """The diagram has more boxes or edges than `dot` is given (`max_nodes`); nothing was run."""
+
+    def __init__(self, nodes: int, edges: int, max_nodes: int):
+        max_edges = max_nodes * EDGES_PER_NODE
+        over = f"{nodes:,} boxes" if nodes > max_nodes else f"{edges:,} edges"
+        limit = f"{max_nodes:,} boxes" if nodes > max_nodes else f"{max_edges:,} edges"
+        super().__init__(
+            f"the diagram has {nodes:,} boxes and {edges:,} edges, over the limit of {limit} that Graphviz is "
+            f"given (its layout of {over} could take many minutes and gigabytes): draw fewer boxes with a "
+            f"smaller --depth (or without --expand, or with --fold-repeats), or raise the limit with "
+            f"--max-nodes {max(nodes, -(-edges // EDGES_PER_NODE)):,} (max_nodes= in Python), "
+            "or write the DOT text with -o NAME.gv")
+        self.nodes, self.edges, self.max_nodes = nodes, edges, max_nodes
 
 
 def output_format(path: Path | str) -> Optional[str]:
     """The Graphviz format a file name asks for (None for DOT text); ValueError for others."""
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
-        raise ValueError(f"cannot tell the format of {path}: name it .svg, .png, .pdf or .gv")
+        from .files import shown
+
+        raise ValueError(f"cannot tell the format of {shown(path)}: name it .svg, .png, .pdf or .gv")
     return FORMATS[suffix]
 
 
-def save(dot: graphviz.Digraph, path: Path | str) -> Path:
+def save(dot: graphviz.Digraph, path: Path | str, *, keep: Sequence = (), max_nodes: int = MAX_NODES,
+         timeout: float = DOT_TIMEOUT) -> Path:
     """Write the diagram in the format the file name asks for (.svg, .png, .pdf; .gv or .dot for
-    the DOT text). Without `dot`, writes the DOT text beside it and raises `GraphvizMissing`."""
+    the DOT text). Without `dot`, writes the DOT text beside it and raises `GraphvizMissing`.
+
+    `keep` lists files never to be written over, as (what, path) pairs: the net's own source
+    (`netdsl.files.WouldOverwrite` if `path` is one; the DOT text is then not written either).
+    `max_nodes` and `timeout` bound what `dot` is given (`DiagramTooLarge`, `GraphvizFailed`)."""
+    from .files import WouldOverwrite, refuse_overwrite
+
     path = Path(path)
+    keep = list(keep)
     fmt = output_format(path)
+    refuse_overwrite([(path, "name another output")], keep)
     if fmt is None:
         path.write_text(dot.source, encoding="utf-8")
         return path
     try:
-        data = _pipe(dot, fmt)
+        data = _pipe(dot, fmt, max_nodes, timeout)
     except GraphvizMissing:
         gv = path.with_suffix(".gv")
+        try:
+            refuse_overwrite([(gv, "")], keep)
+        except WouldOverwrite:
+            from .files import shown
+
+            raise GraphvizMissing(None, f"{shown(gv)} is the net's own file") from None
         gv.write_text(dot.source, encoding="utf-8")
         raise GraphvizMissing(gv) from None
     path.write_bytes(data)
     return path
 
 
-def _pipe(dot: graphviz.Digraph, fmt: str) -> bytes:
+_KEYWORDS = frozenset({"graph", "node", "edge", "subgraph", "digraph", "strict"})
+
+
+def diagram_size(dot: graphviz.Digraph) -> tuple[int, int]:
+    """The numbers of nodes and edges in the diagram's DOT text, as `dot` would lay them out:
+    each node once however often it is named, each `->` an edge."""
+    import re
+
+    # a quoted string (newlines and all), an arrow, a name or number, a newline, any other character
+    token = re.compile(r'[^\S\n]*("(?:[^"\\]|\\.)*"|->|--|[^\s"<>\[\]{};=,:]+|\n|\S)')
+    text = dot.source
+    nodes: set[str] = set()
+    edges = pos = depth = 0  # depth: inside an attribute list [...]
+    statement: list[str] = []
+    while (m := token.match(text, pos)) is not None:
+        t, pos = m.group(1), m.end()
+        if t == "<":  # an HTML-like label, tags nested in it: skip to its closing >
+            level = 1
+            while level and pos < len(text):
+                nxt = min((k for k in (text.find("<", pos), text.find(">", pos)) if k >= 0), default=len(text))
+                level += 1 if text[nxt:nxt + 1] == "<" else -1
+                pos = nxt + 1
+            t = "<>"
+        if t == "[":
+            depth += 1
+        elif t == "]":
+            depth -= 1
+        elif depth:
+            continue
+        elif t in ("\n", ";", "{", "}"):
+            if statement and statement[0] not in _KEYWORDS and "=" not in statement:
+                edges += statement.count("->") + statement.count("--")
+                names = [w for k, w in enumerate(statement) if w not in ("->", "--", ":")
+                         and (k == 0 or statement[k - 1] != ":")]  # `a:port`: the port is no node
+                nodes.update(w[1:-1].replace('\\"', '"') if w.startswith('"') else w for w in names)
+            statement = []
+        else:
+            statement.append(t)
+    return len(nodes), edges
+
+
+def _pipe(dot: graphviz.Digraph, fmt: str, max_nodes: int = MAX_NODES, timeout: float = DOT_TIMEOUT) -> bytes:
+    import subprocess
+
+    text = dot.source
+    # a statement per line names at most two new nodes: a small diagram needs no count
+    if 2 * text.count("\n") > max_nodes or text.count("->") > max_nodes * EDGES_PER_NODE:
+        nodes, edges = diagram_size(dot)
+        if nodes > max_nodes or edges > max_nodes * EDGES_PER_NODE:
+            raise DiagramTooLarge(nodes, edges, max_nodes)
     if fmt == "png":
         dot = dot.copy()
         dot.graph_attr["dpi"] = PNG_DPI
     try:
-        return dot.pipe(format=fmt, quiet=True)
-    except graphviz.ExecutableNotFound:
+        # run here, not by graphviz's pipe(), which has no time limit
+        done = subprocess.run(["dot", "-Kdot", f"-T{fmt}"], input=dot.source.encode("utf-8"),
+                              capture_output=True, timeout=timeout)
+    except FileNotFoundError:
         raise GraphvizMissing() from None
-    except graphviz.CalledProcessError as e:  # dot crashed or ran out of memory on a huge net
-        said = (e.stderr or b"").decode("utf-8", "replace").strip().splitlines()
-        raise GraphvizFailed(f"Graphviz's dot failed (exit {e.returncode})" + (f": {said[-1]}" if said else "")) \
-            from None
+    except subprocess.TimeoutExpired:  # run() has killed it
+        nodes, edges = diagram_size(dot)
+        raise GraphvizFailed(f"Graphviz's dot did not finish in {timeout:g} s ({nodes:,} boxes, {edges:,} edges) and "
+                             "was stopped: draw fewer boxes with a smaller --depth, or allow it longer with "
+                             "--dot-timeout (timeout= in Python)") from None
+    except OSError as e:  # not executable, say
+        raise GraphvizFailed(f"Graphviz's dot could not run: {e.strerror}") from None
+    if done.returncode != 0:  # dot crashed or ran out of memory on a huge net
+        said = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        how = f"exit {done.returncode}" if done.returncode > 0 else f"killed by signal {-done.returncode}"
+        raise GraphvizFailed(f"Graphviz's dot failed ({how})" + (f": {said[-1]}" if said else ""))
+    return done.stdout
 
 
-def svg(dot: graphviz.Digraph) -> str:
-    """The diagram as SVG text (needs Graphviz's `dot`)."""
-    return _pipe(dot, "svg").decode("utf-8")
-
+def svg(dot: graphviz.Digraph, *, max_nodes: int = MAX_NODES, timeout: float = DOT_TIMEOUT) -> str:
+    """The diagram as SVG text (needs Graphviz's `dot`; `max_nodes` and `timeout` as `save`)."""
+    return _pipe(dot, "svg", max_nodes, timeout).decode("utf-8")

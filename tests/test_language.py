@@ -224,19 +224,6 @@ def test_head_with_a_single_call_takes_the_heads_name():
     assert net.layer("probe").input_names == ["b"] and net.layer("aux.flatten1").input_names == ["a"]
 
 
-def test_parser_tables_are_cached_in_a_private_folder(tmp_path, monkeypatch):
-    """Lark's cache is a pickle: it must not live where another user could plant one."""
-    import os
-    import stat
-    from netdsl.parser import _cache_file
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    path = _cache_file("grammar text")
-    folder = tmp_path / "netdsl"
-    assert path.startswith(str(folder)) and stat.S_IMODE(os.stat(folder).st_mode) == 0o700
-    folder.chmod(0o777)  # a folder others can write to is not used
-    assert _cache_file("grammar text") is False
-
-
 def test_head_from_a_dotted_path():
     net = netdsl.loads("net n { input 3x8x8 s: repeat 2 { conv(4, 1) relu } "
                        "h: head from s.1 { flatten } g: head from s.2.conv1 { flatten } }")

@@ -9,7 +9,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 
 import torch
 
@@ -37,6 +37,8 @@ class CompileOptions:
     save: Optional[str] = None
     export: Optional[str] = None
     output: Optional[str] = None
+    # files never to be written over, as (what, path) pairs: the net's source, the weights read
+    keep: Sequence[tuple[str, Any]] = ()
 
 
 def compile_and_run(network, options: CompileOptions) -> dict[str, Any]:
@@ -51,7 +53,7 @@ def compile_and_run(network, options: CompileOptions) -> dict[str, Any]:
         export_path = Path(options.output or f"{network.name}{FORMATS[options.export]}")
     elif options.output:
         raise CompileError("-o names where --export writes; give --export too")
-    _check_writable(options.save, export_path)
+    _check_writable(options.save, export_path, options.keep)
 
     start = time.perf_counter()
     module = compile_network(network, device, dtype, options.weights, options.init, options.max_params)
@@ -95,19 +97,32 @@ def compile_and_run(network, options: CompileOptions) -> dict[str, Any]:
     return report
 
 
-def _check_writable(save: Optional[str], export_path: Optional[Path]) -> None:
-    """Refuse, before any work, files that could not be written or would overwrite each other."""
+def _check_writable(save: Optional[str], export_path: Optional[Path], keep: Sequence = ()) -> None:
+    """Refuse, before any work, files that could not be written, would overwrite each other or
+    would overwrite an input (`keep`: the net's source, the weights read)."""
+    from ..files import WouldOverwrite, file_id, refuse_overwrite, shown
+
     paths = [Path(p) for p in (save, export_path) if p is not None]
-    if len(paths) == 2 and paths[0].resolve() == paths[1].resolve():
-        raise CompileError(f"--save and --export would both write {paths[0]}; give -o another path")
+    try:
+        refuse_overwrite([(path, "give another path") for path in paths], keep)
+    except WouldOverwrite as e:
+        raise CompileError(str(e)) from None
+    if len(paths) == 2 and (paths[0].resolve() == paths[1].resolve()
+                            or (file_id(paths[0]) is not None and file_id(paths[0]) == file_id(paths[1]))):
+        raise CompileError(f"--save and --export would both write {shown(paths[0])}; give -o another path")
     for path in paths:
         folder = path.parent
-        if path.is_dir():
-            raise CompileError(f"cannot write {path}: it is a folder")
-        if not folder.is_dir():
-            raise CompileError(f"cannot write {path}: there is no folder {folder}")
-        if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-            raise CompileError(f"cannot write {path}: permission denied")
+        try:
+            is_dir, has_folder = path.is_dir(), folder.is_dir()
+            exists = path.exists()
+        except (OSError, ValueError) as e:  # a name too long, a NUL in it
+            raise CompileError(f"cannot write {shown(path)}: {getattr(e, 'strerror', None) or e}") from None
+        if is_dir:
+            raise CompileError(f"cannot write {shown(path)}: it is a folder")
+        if not has_folder:
+            raise CompileError(f"cannot write {shown(path)}: there is no folder {shown(folder)}")
+        if not os.access(folder, os.W_OK) or (exists and not os.access(path, os.W_OK)):
+            raise CompileError(f"cannot write {shown(path)}: permission denied")
 
 
 @contextmanager

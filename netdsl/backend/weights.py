@@ -33,9 +33,15 @@ def read_weights(source: WeightsSource) -> dict[str, torch.Tensor]:
     if isinstance(source, Mapping):
         state = dict(source)
     else:
+        from ..files import shown
+
         path = Path(source)
-        if not path.is_file():
-            raise WeightsError(f"cannot read weights from {path}: no such file")
+        try:
+            is_file = path.is_file()
+        except (OSError, ValueError) as e:  # a name too long, a NUL in it
+            raise WeightsError(f"cannot read weights from {shown(path)}: {getattr(e, 'strerror', None) or e}") from None
+        if not is_file:
+            raise WeightsError(f"cannot read weights from {shown(path)}: no such file")
         if path.suffix == ".safetensors":
             from safetensors import SafetensorError
             from safetensors.torch import load_file
