@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional
 
 from . import ast, codes
-from .diagnostics import did_you_mean
+from .diagnostics import Help, did_you_mean
 from .ops import Symbol, fmt_value
 
 MAX_INT_BITS = 256  # no size in a net comes near; bigger numbers only arise from mistakes
@@ -31,9 +31,10 @@ class Poisoned(Exception):
 
 
 class EvalError(Exception):
-    """A mistake in an expression, to be reported at `span`."""
+    """A mistake in an expression, to be reported at `span`; `help` may be a function that
+    makes the help line (see `DiagnosticBag.error`)."""
 
-    def __init__(self, code: str, message: str, span: ast.Span, help: Optional[str] = None):
+    def __init__(self, code: str, message: str, span: ast.Span, help: Help = None):
         super().__init__(message)
         self.code, self.message, self.span, self.help = code, message, span, help
 
@@ -88,7 +89,8 @@ def _arithmetic(op: str, a, b):
 def _operand(expr: ast.Expr, env: Mapping[str, Any]) -> Any:
     v = evaluate(expr, env)
     if isinstance(v, Symbol):
-        raise EvalError(codes.UNDEFINED_NAME, f"undefined name `{v}`", expr.span, did_you_mean(v.name, env))
+        # the hint is made only if the error is reported (the layer bound evaluates quietly)
+        raise EvalError(codes.UNDEFINED_NAME, f"undefined name `{v}`", expr.span, lambda: did_you_mean(v.name, env))
     if not _is_number(v):
         raise EvalError(codes.WRONG_TYPE, f"arithmetic needs numbers, got `{fmt_value(v)}`", expr.span)
     return v

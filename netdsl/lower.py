@@ -16,7 +16,7 @@ from typing import Any, Iterable, Iterator, Mapping, Optional
 
 from . import ast, codes, ir
 from .binding import bind
-from .diagnostics import DiagnosticBag, Note, did_you_mean
+from .diagnostics import DiagnosticBag, Help, Note, did_you_mean, name_list
 from .evaluate import POISON, EvalError, Poisoned, evaluate
 from .ir import Layer
 from .limits import DEFAULT_MAX_LAYERS, MAX_NESTING, PARTIAL_LAYERS, LayerBound
@@ -85,7 +85,7 @@ class Lowerer:
         self._depth = 0  # chains being lowered, one inside another
 
     def _error(self, code: str, message: str, span: ast.Span = ast.NOWHERE, *,
-               notes: Iterable[Note] = (), help: Optional[str] = None) -> None:
+               notes: Iterable[Note] = (), help: Help = None) -> None:
         """Report a mistake; inside a block, a note says which use of the block found it."""
         notes = list(notes)
         if self._site is not None:
@@ -220,7 +220,7 @@ class Lowerer:
             if key not in names:
                 self._error(codes.UNKNOWN_PARAMETER, f"net `{net.name}` has no parameter `{key}`",
                             help=did_you_mean(key, names) or (
-                                f"its parameters are {', '.join(f'`{n}`' for n in names)}" if names
+                                f"its parameters are {name_list(names)}" if names
                                 else f"`{net.name}` declares no parameters"))
         env: dict[str, Any] = {}
         for p in net.params:
@@ -391,11 +391,10 @@ class Lowerer:
         joins = [n for n, s in REGISTRY.items() if s.join]
         what = "an op, not a join" if join.kind in REGISTRY or join.kind in self.blocks else "no join"
         self._error(codes.UNKNOWN_OP, f"`{join.kind}` is {what}" if what != "no join" else f"no join named `{join.kind}`",
-                    join.name_span, help=did_you_mean(join.kind, joins) or
-                    "joins are " + ", ".join(f"`{n}`" for n in joins) + "; they take branches `{ a | b }`")
+                    join.name_span, help=lambda: did_you_mean(join.kind, joins) or
+                    "joins are " + name_list(joins) + "; they take branches `{ a | b }`")
 
     def _unknown_op(self, call: ast.Call, following) -> None:
-        known = [n for n, s in REGISTRY.items() if not s.join and not s.source] + list(self.blocks)
         if call.name in REGISTRY and REGISTRY[call.name].join:
             self.bag.error(codes.UNKNOWN_OP, f"`{call.name}` is a join: it takes branches", call.name_span,
                            help=f"write `{call.name} {{ a | b }}`, each branch a chain of layers")
@@ -403,11 +402,15 @@ class Lowerer:
                 self.bag.truncated = True
                 raise _Abort
             return
-        help_ = did_you_mean(call.name, known)
-        if help_ is None and not call.args and isinstance(following, ast.Call) and following.label is None:
-            help_ = f"to name a layer, write a colon after the name: `{call.name}: {following.name}(...)`"
-        self.bag.error(codes.UNKNOWN_OP, f"unknown op `{call.name}`", call.name_span,
-                       help=help_ or "ops: " + ", ".join(sorted(known)))
+
+        def help_() -> str:  # made only for a report the bag keeps
+            known = [n for n, s in REGISTRY.items() if not s.join and not s.source] + list(self.blocks)
+            hint = did_you_mean(call.name, known)
+            if hint is None and not call.args and isinstance(following, ast.Call) and following.label is None:
+                hint = f"to name a layer, write a colon after the name: `{call.name}: {following.name}(...)`"
+            return hint or "ops: " + name_list(sorted(known), limit=60)
+
+        self.bag.error(codes.UNKNOWN_OP, f"unknown op `{call.name}`", call.name_span, help=help_)
         if self.bag.full:
             self.bag.truncated = True
             raise _Abort
@@ -440,7 +443,7 @@ class Lowerer:
             if isinstance(value, Symbol) and value.name not in symbols:
                 via = arg.value.name if isinstance(arg.value, ast.NameRef) and arg.value.name != value.name else None
                 self._error(codes.UNDEFINED_NAME, f"undefined name `{value}`" + (f" (the value of `{via}`)" if via else ""),
-                            arg.value.span, help=did_you_mean(value.name, list(env) + list(symbols)))
+                            arg.value.span, help=lambda: did_you_mean(value.name, [*env, *symbols]))
                 ok = False
                 continue
             try:
@@ -571,7 +574,7 @@ class Lowerer:
         if count is POISON:
             return None
         if isinstance(count, Symbol):
-            self._error(codes.UNDEFINED_NAME, f"undefined name `{count}`", rep.count.span, help=did_you_mean(count.name, ctx.env))
+            self._error(codes.UNDEFINED_NAME, f"undefined name `{count}`", rep.count.span, help=lambda: did_you_mean(count.name, ctx.env))
             return None
         if isinstance(count, bool) or not isinstance(count, int):
             self._error(codes.WRONG_TYPE, f"`repeat` expects an integer count, got {fmt_value(count)}", rep.count.span)
@@ -626,7 +629,7 @@ class Lowerer:
             if candidate in self.scopes and self.scopes[candidate].output is not None:
                 return self.scopes[candidate].output
         self._error(codes.UNDEFINED_NAME, f"no layer `{name}` before this point", span,
-                    help=did_you_mean(name, [layer.name for layer in self.net.body()]))
+                    help=lambda: did_you_mean(name, (layer.name for layer in self.net.body())))
         return None
 
 

@@ -1,0 +1,91 @@
+"""Budgets: whatever the file, checking it costs a bounded time and memory (issue "Hardening").
+
+Each test here is a hostile input that once cost minutes, hours or gigabytes, cut down so that it
+runs in well under a second once fixed; bench/adversarial.py runs the full-size corpus, each case
+in a subprocess with a time and memory limit.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import netdsl
+from netdsl.diagnostics import NetDSLError
+
+QUICK_S = 2.0  # each case takes milliseconds to a few tenths of a second; before the fixes, seconds to hours
+
+
+def _errors(text: str, **options) -> tuple[list[tuple[str, int, int]], float]:
+    """The (code, line, column) of each error and the time the check took."""
+    start = time.perf_counter()
+    with pytest.raises(NetDSLError) as err:
+        netdsl.loads(text, **options)
+    return [(d.code, d.line, d.column) for d in err.value.diagnostics], time.perf_counter() - start
+
+
+def distinct_doubling(depth: int, leaf: str = "relu", twice: str = "b{i}(n * 2) b{i}(n * 2 + 1)") -> str:
+    """Blocks each using the one below twice with different arguments, so no two instances share
+    their arguments: 2^depth leaves."""
+    lines = [f"block b0(n) {{ {leaf} }}"]
+    lines += [f"block b{i + 1}(n) {{ {twice.format(i=i)} }}" for i in range(depth)]
+    return "\n".join(lines) + f"\nnet n {{ input 8x8x8 b{depth}(1) }}\n"
+
+
+# --- 1. exponential layer bounding ---------------------------------------------------------
+
+@pytest.mark.parametrize("depth", [20, 30])
+def test_blocks_doubling_with_distinct_arguments_are_refused_quickly(depth):
+    errors, elapsed = _errors(distinct_doubling(depth), max_layers=1000)
+    assert elapsed < QUICK_S, f"{elapsed:.1f} s"
+    assert [code for code, *_ in errors] == ["E407"]
+
+
+# --- 2. hints, and errors repeated by repeats and blocks -------------------------------------
+
+def test_an_error_repeated_by_a_repeat_is_cheap():
+    """Each pass of the repeat met the same error; each once made its hint (a search among all
+    the layers so far) before the bag found it a duplicate: hours for 99,999 passes."""
+    errors, elapsed = _errors("net n { input 3 repeat 3000 { relu head from nowhere { relu } } }")
+    assert elapsed < QUICK_S, f"{elapsed:.1f} s"
+    assert errors == [("E202", 1, 46)]
+
+
+def test_the_error_limit_counts_distinct_reports():
+    from netdsl.diagnostics import MAX_DIAGNOSTICS, DiagnosticBag
+
+    bag = DiagnosticBag()
+    calls = []
+    for _ in range(3):  # three passes over the same 150 mistakes
+        for i in range(150):
+            bag.error("E201", f"unknown op `x{i}`", help=lambda i=i: calls.append(i) or f"hint {i}")
+    assert len(bag.items) == MAX_DIAGNOSTICS and bag.truncated
+    assert calls == list(range(MAX_DIAGNOSTICS)), "a hint is made once, for a report that is kept"
+
+
+def test_hints_are_bounded():
+    from netdsl.diagnostics import did_you_mean
+
+    many = [f"layer{i}" for i in range(200_000)]
+    start = time.perf_counter()
+    assert did_you_mean("layre1", many) == "did you mean `layer1`?"
+    assert did_you_mean("x" * 100_000, many + ["x" * 100_000]) is None  # a name of 100 KB is no typo
+    assert did_you_mean("conv", ["c" * 100_000] * 100_000 + ["conv1"]) == "did you mean `conv1`?"
+    assert time.perf_counter() - start < QUICK_S
+
+
+@pytest.mark.parametrize("text", [
+    # the same undefined name in every instance of a block with many parameters (main: 6 s)
+    "block b(" + ", ".join(f"param_{i} = {i}" for i in range(1000)) + ") { linear(param_x + 1) }\n"
+    "net n { input 8 repeat 300 { b } }",
+    # an unknown argument of a block with many parameters, in a repeat (main: 53 s)
+    "block b(" + ", ".join(f"param_{i} = {i}" for i in range(3000)) + ") { relu }\n"
+    "net n { input 8 repeat 1000 { b(param_x=1) } }",
+    # an unknown op repeated, among thousands of blocks (main: 29 s)
+    "".join(f"block blk{i} {{ relu }}\n" for i in range(5000)) + "net n { input 8 repeat 2000 { cnov } }",
+], ids=["undefined name", "unknown argument", "unknown op"])
+def test_repeated_errors_among_many_names_are_cheap(text):
+    errors, elapsed = _errors(text)
+    assert elapsed < QUICK_S, f"{elapsed:.1f} s"
+    assert len(errors) == 1
