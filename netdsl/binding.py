@@ -21,7 +21,7 @@ def bind(what: str, names: list[str], positional: int, args: Iterable[ast.Arg],
     """Match a call's arguments to the callee's parameter names (the first `positional` of
     them may be given by position). None when the call is wrong; `error` is told why."""
     bound: dict[str, ast.Arg] = {}
-    known = set(names)  # a block may have thousands of parameters: no search through the list per argument
+    known: Optional[set[str]] = None  # made for the first keyword: no search through thousands of names per argument
     ok, seen_keyword, index = True, False, 0
     for arg in args:
         if arg.name is None:
@@ -40,6 +40,8 @@ def bind(what: str, names: list[str], positional: int, args: Iterable[ast.Arg],
             index += 1
             continue
         seen_keyword = True
+        if known is None:
+            known = set(names)
         if arg.name not in known:
             error(codes.UNKNOWN_ARGUMENT, f"`{what}` has no argument `{arg.name}`", arg.span,
                   help=lambda arg=arg: did_you_mean(arg.name, names) or (

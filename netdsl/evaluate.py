@@ -96,6 +96,28 @@ def _operand(expr: ast.Expr, env: Mapping[str, Any]) -> Any:
     return v
 
 
+def expr_size(expr: ast.Expr, cache: dict[int, int]) -> int:
+    """The terms of an expression (literals, names, operators, the sizes of a shape): what
+    evaluating it costs, for the limits on expansion. Remembered in `cache` by the node's
+    identity, so `cache` must not outlive the syntax tree."""
+    size = cache.get(id(expr))
+    if size is None:
+        size, stack = 0, [expr]
+        while stack:  # no recursion: a balanced expression may have thousands of terms
+            e = stack.pop()
+            size += 1
+            if isinstance(e, ast.BinOp):
+                stack += (e.left, e.right)
+            elif isinstance(e, ast.Neg):
+                stack.append(e.operand)
+            elif isinstance(e, ast.TupleLit):
+                stack.extend(e.items)
+            elif isinstance(e, ast.ShapeLit):
+                size += len(e.dims) - 1
+        cache[id(expr)] = size
+    return size
+
+
 def value_or_none(expr: ast.Expr, env: Mapping[str, Any]) -> Any:
     """The value of an expression, or None when it has none (reporting is someone else's job)."""
     try:

@@ -33,13 +33,62 @@ def distinct_doubling(depth: int, leaf: str = "relu", twice: str = "b{i}(n * 2) 
     return "\n".join(lines) + f"\nnet n {{ input 8x8x8 b{depth}(1) }}\n"
 
 
+def balanced(depth: int) -> str:
+    """An expression of 2^(depth + 1) - 1 terms, nested only `depth` deep: `((1 + 1) + (1 + 1))`."""
+    text = "1"
+    for _ in range(depth):
+        text = f"({text} + {text})"
+    return text
+
+
 # --- 1. exponential layer bounding ---------------------------------------------------------
 
 @pytest.mark.parametrize("depth", [20, 30])
 def test_blocks_doubling_with_distinct_arguments_are_refused_quickly(depth):
+    """The layer bound remembered each block per arguments, so distinct arguments made it visit
+    all 2^depth instances (depth 20: 10 s, depth 23: 81 s and 2.8 GB) before refusing."""
     errors, elapsed = _errors(distinct_doubling(depth), max_layers=1000)
     assert elapsed < QUICK_S, f"{elapsed:.1f} s"
     assert [code for code, *_ in errors] == ["E407"]
+
+
+# Blocks that multiply something other than layers: scopes, or steps of expansion.
+MULTIPLYING = {
+    "empty leaves": distinct_doubling(30, leaf=""),
+    "heads": distinct_doubling(30, twice="head {{ b{i}(n * 2) }} head {{ b{i}(n * 2 + 1) }}"),
+    "heads, empty leaves": distinct_doubling(30, leaf="", twice="head {{ b{i}(n * 2) }} head {{ b{i}(n * 2 + 1) }}"),
+    "groups": distinct_doubling(30, twice="g: {{ b{i}(n * 2) }} h: {{ b{i}(n * 2 + 1) }}"),
+    "repeats of distinct counts": distinct_doubling(30, twice="repeat n % 3 + 1 {{ b{i}(n * 2) }} b{i}(n * 2 + 1)"),
+    "joins of 10 branches": distinct_doubling(
+        8, twice="concat {{ " + " | ".join(f"b{{i}}(n * 10 + {j})" for j in range(10)) + " }}"),
+    "a labelled repeat of an empty block": "block e { }\nnet n { input 8 r: repeat 1000000 { e } }",
+    "a repeat of a block of many parameters":
+        "block b(" + ", ".join(f"p{i} = {i}" for i in range(500)) + ") { relu }\n"
+        "net n { input 8 repeat 5000 { b } }",
+    "an argument of many terms": "net n { input 8 repeat 900 { linear(" + balanced(12) + ") } }",
+}
+
+
+@pytest.mark.parametrize("text", MULTIPLYING.values(), ids=MULTIPLYING.keys())
+def test_blocks_and_repeats_that_multiply_scopes_or_work_are_refused_quickly(text):
+    errors, elapsed = _errors(text, max_layers=1000)
+    assert elapsed < QUICK_S, f"{elapsed:.1f} s"
+    assert "E407" in [code for code, *_ in errors]
+
+
+def test_lowering_stays_within_its_limits():
+    """Whatever the bound decides, lowering itself never makes more layers or scopes, nor takes
+    more steps, than the limits allow (and the bound gives up rather than spend more)."""
+    from netdsl.diagnostics import DiagnosticBag
+    from netdsl.limits import SCOPES_PER_LAYER, STEPS_PER_LAYER
+    from netdsl.lower import Lowerer
+    from netdsl.parser import parse
+
+    for text in [distinct_doubling(30), *MULTIPLYING.values()]:
+        lowerer = Lowerer(parse(text), DiagnosticBag(), {}, max_layers=1000)
+        net = lowerer.run()
+        assert len(net) <= 1001 and len(net.scopes) <= SCOPES_PER_LAYER * 1000
+        assert lowerer.steps <= STEPS_PER_LAYER * 1000 + 10_000  # the last chain or expression may pass it
 
 
 # --- 2. hints, and errors repeated by repeats and blocks -------------------------------------
