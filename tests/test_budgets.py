@@ -138,3 +138,128 @@ def test_repeated_errors_among_many_names_are_cheap(text):
     errors, elapsed = _errors(text)
     assert elapsed < QUICK_S, f"{elapsed:.1f} s"
     assert len(errors) == 1
+
+
+# --- 3. pooling windows that read padding only ------------------------------------------------
+
+CRASH = "net crash { input 20x2x3 maxpool(2, stride=1, pad=1, dilation=3) }"
+
+
+def test_a_maxpool_window_in_the_padding_is_refused_where_it_is():
+    """torch gives such a window -inf and an index outside the input; the backward pass then
+    writes there ("double free or corruption")."""
+    errors, _ = _errors(CRASH)
+    assert errors == [("E409", 1, 26)]
+    with pytest.raises(NetDSLError) as err:
+        netdsl.loads(CRASH)
+    assert err.value.diagnostics[0].message == (
+        "a window of `maxpool` lies entirely in the padding: output row 0 reads input rows -1 and 2, "
+        "outside rows 0 to 1 of the input height 2")
+
+
+def _brute_padding_window(size, k, s, p, d, ceil):
+    from netdsl.ops.window import window_out
+
+    out = window_out(size, k, s, p, d, ceil)
+    for o in range(out or 0):
+        if all(not 0 <= o * s - p + j * d < size for j in range(k)):
+            return o
+    return None
+
+
+def test_the_padding_rule_is_the_brute_force_one():
+    """Every window of every small case, tap by tap, including padding beyond pools' rule."""
+    from netdsl.ops.window import padding_window
+
+    checked = 0
+    for size in range(1, 13):
+        for k in range(1, 6):
+            for s in range(1, 5):
+                for d in range(1, 6):
+                    for p in range(0, (k - 1) * d + 3):
+                        for ceil in (False, True):
+                            assert padding_window(size, k, s, p, d, ceil) == _brute_padding_window(
+                                size, k, s, p, d, ceil), (size, k, s, p, d, ceil)
+                            checked += 1
+    assert checked > 20_000
+
+
+def test_for_pools_only_the_first_window_can_miss_the_input():
+    """What the rule comes to under the pools' own padding rule (pad <= kernel / 2): the first
+    window misses when its first tap at or right of 0, at (-pad) mod dilation, is past the end;
+    without ceil mode, only with kernel 2, pad 1 and a size one less than the dilation."""
+    from netdsl.ops.window import padding_window, window_out
+
+    for size in range(1, 30):
+        for k in range(1, 8):
+            for s in range(1, 5):
+                for d in range(1, 12):
+                    for p in range(0, k // 2 + 1):
+                        for ceil in (False, True):
+                            if window_out(size, k, s, p, d, ceil) is None:
+                                continue
+                            expected = 0 if p > 0 and (-p) % d >= size else None
+                            assert padding_window(size, k, s, p, d, ceil) == expected, (size, k, s, p, d, ceil)
+                            if not ceil:
+                                assert (expected is not None) == ((k, p) == (2, 1) and size == d - 1)
+
+
+def test_huge_windows_are_judged_at_once():
+    from netdsl.ops.window import padding_window
+
+    big = 10 ** 60
+    assert padding_window(big, 2 * big, 1, big, 1) is None
+    assert padding_window(big - 1, 2, 1, 1, big) == 0
+    assert padding_window(3, 2, 1, 1, 2) is None
+
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@st.composite
+def _pools(draw):
+    """A 2-D pool that torch accepts: its padding at most half the kernel, and a window that fits."""
+    from netdsl.ops.window import window_out
+
+    axes = []
+    for _ in range(2):
+        k = draw(st.integers(1, 5))
+        p = draw(st.integers(0, k // 2))
+        d = draw(st.integers(1, 5))
+        s = draw(st.integers(1, 4))
+        # sizes near the window's extent are where windows can miss the input
+        size = draw(st.integers(max(1, (k - 1) * d + 1 - 2 * p), (k - 1) * d + 4))
+        axes.append((size, k, s, p, d))
+    ceil = draw(st.booleans())
+    for size, k, s, p, d in axes:
+        if window_out(size, k, s, p, d, ceil) is None:
+            hypothesis.assume(False)
+    return axes, ceil
+
+
+@settings(max_examples=400, deadline=None)
+@given(_pools())
+def test_the_padding_rule_is_torchs(pool):
+    """Torch's own answer: a max-pool window that reads no input gives -inf and an index of no
+    input position (checked in the forward pass, which is safe; the backward pass writes there);
+    an average pool without padding in its count gives NaN or inf where it divides by zero."""
+    torch = pytest.importorskip("torch")
+    from netdsl.ops.window import padding_window, window_out
+
+    (h, w), ceil = pool
+    x = torch.randn(1, 1, h[0], w[0])
+    kernel, stride, pad, dilation = ((h[i], w[i]) for i in range(1, 5))
+    y, index = torch.nn.functional.max_pool2d(x, kernel, stride, pad, dilation, ceil_mode=ceil,
+                                             return_indices=True)
+    assert tuple(y.shape[2:]) == (window_out(*h, ceil), window_out(*w, ceil))
+    rows = padding_window(*h, ceil) is not None
+    columns = padding_window(*w, ceil) is not None
+    assert bool(torch.isinf(y).any()) == (rows or columns)
+    if not (rows or columns):  # (an index of a window in the padding may alias another place of the input)
+        assert bool(((index >= 0) & (index < h[0] * w[0])).all())
+    # average pools have no dilation: every window reads some input, even without padding counted
+    if dilation == (1, 1):
+        avg = torch.nn.functional.avg_pool2d(x, kernel, stride, pad, ceil_mode=ceil, count_include_pad=False)
+        assert bool(torch.isfinite(avg).all()) and not (rows or columns)
