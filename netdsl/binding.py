@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Callable, Iterable, Optional
 
 from . import ast, codes
-from .diagnostics import Note, did_you_mean
+from .diagnostics import Note, did_you_mean, name_list
 
 Report = Callable[..., None]  # (code, message, span, *, notes=(), help=None)
 
@@ -21,6 +21,7 @@ def bind(what: str, names: list[str], positional: int, args: Iterable[ast.Arg],
     """Match a call's arguments to the callee's parameter names (the first `positional` of
     them may be given by position). None when the call is wrong; `error` is told why."""
     bound: dict[str, ast.Arg] = {}
+    known: Optional[set[str]] = None  # made for the first keyword: no search through thousands of names per argument
     ok, seen_keyword, index = True, False, 0
     for arg in args:
         if arg.name is None:
@@ -31,7 +32,7 @@ def bind(what: str, names: list[str], positional: int, args: Iterable[ast.Arg],
             elif index >= positional:
                 takes = f"takes {positional} positional argument{'s' if positional != 1 else ''}"
                 error(codes.TOO_MANY_POSITIONAL, f"`{what}` {takes}", arg.span,
-                      help=("name the others: " + ", ".join(f"`{n}=...`" for n in names[positional:]))
+                      help=lambda: ("name the others: " + name_list(f"{n}=..." for n in names[positional:]))
                       if len(names) > positional else None)
                 ok = False
             else:
@@ -39,10 +40,12 @@ def bind(what: str, names: list[str], positional: int, args: Iterable[ast.Arg],
             index += 1
             continue
         seen_keyword = True
-        if arg.name not in names:
+        if known is None:
+            known = set(names)
+        if arg.name not in known:
             error(codes.UNKNOWN_ARGUMENT, f"`{what}` has no argument `{arg.name}`", arg.span,
-                  help=did_you_mean(arg.name, names) or (f"it takes {', '.join(f'`{n}`' for n in names)}"
-                                                        if names else f"`{what}` takes no arguments"))
+                  help=lambda arg=arg: did_you_mean(arg.name, names) or (
+                      f"it takes {name_list(names)}" if names else f"`{what}` takes no arguments"))
             ok = False
         elif arg.name in bound:
             error(codes.ARGUMENT_TWICE, f"argument `{arg.name}` of `{what}` is given twice", arg.span,

@@ -128,6 +128,12 @@ _ENTRIES = [
           f"`-` of `---1` is a level), or blocks using blocks more than {MAX_NESTING} levels deep. Real "
           "nets nest a few levels; the limits keep checking fast and far from Python's recursion limit.",
           "net n { input 8 linear(" + "(" * (MAX_NESTING + 1) + "1" + ")" * (MAX_NESTING + 1) + ") }"),
+    Entry(codes.WINDOW_IN_PADDING, "A pooling window that reads padding only: with dilation, the taps of a window that "
+          "starts in the padding can step over the whole input (`maxpool(2, pad=1, dilation=3)` on a height "
+          "of 2 reads rows -1 and 2). PyTorch gives such a window -inf and an index of no input position, "
+          "which its backward pass writes through, corrupting memory. The message names the first such "
+          "output row or column; use less padding or dilation, or check the layers before.",
+          "net n { input 8x2x2 maxpool(2, pad=1, dilation=3) }"),
 ]
 
 CATALOGUE: dict[str, Entry] = {e.code: e for e in _ENTRIES}

@@ -34,6 +34,7 @@ GROUPS_MISMATCH = "E405"
 INPUT_DECLARATION = "E406"
 NET_TOO_LARGE = "E407"
 TOO_DEEP = "E408"
+WINDOW_IN_PADDING = "E409"
 
 MEANINGS: dict[str, str] = {
     UNEXPECTED_TOKEN: "syntax error: a token that cannot come here",
@@ -63,4 +64,5 @@ MEANINGS: dict[str, str] = {
     INPUT_DECLARATION: "missing or repeated input declaration",
     NET_TOO_LARGE: "the net is too large",
     TOO_DEEP: "nested too deeply",
+    WINDOW_IN_PADDING: "a pooling window lies entirely in the padding",
 }

@@ -16,8 +16,9 @@ source excerpt:
 from __future__ import annotations
 
 import difflib
+import functools
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional, Union
 
 from . import codes
 from .ast import NOWHERE, Span
@@ -72,6 +73,10 @@ class NetDSLError(Exception):
 
 MAX_DIAGNOSTICS = 100  # a file with more errors is not worth checking further (nor printing)
 
+# A help line, or a function that makes one: a hint such as "did you mean" costs a search among
+# names, so it is made only for a report the bag keeps, not for each repeat of one it has.
+Help = Union[str, None, Callable[[], Optional[str]]]
+
 
 class DiagnosticBag:
     """Collects diagnostics from a stage that goes on after each one."""
@@ -87,24 +92,58 @@ class DiagnosticBag:
         return len(self.items) >= MAX_DIAGNOSTICS
 
     def error(self, code: str, message: str, span: Span = NOWHERE, *,
-              notes: Iterable[Note] = (), help: Optional[str] = None) -> None:
+              notes: Iterable[Note] = (), help: Help = None) -> None:
+        """Record a report, unless the bag has it already (same code, message and place: a block
+        expanded twice, a repeat's passes) or is full; the limit counts distinct reports.
+        `help` may be a function, called only when the report is kept."""
         assert code in CODES, code
-        if self.full:
-            self.truncated = True
-            return
         key = (code, message, span)
         if key in self._seen:  # a block expanded twice must not report its mistake twice
             return
+        if self.full:
+            self.truncated = True
+            return
         self._seen.add(key)
+        if callable(help):
+            help = help()
         self.items.append(Diagnostic(code, message, span, tuple(notes), help))
 
     def __bool__(self) -> bool:
         return bool(self.items)
 
 
+# difflib compares two names in time proportional to the product of their lengths, and a hint
+# compares the name with every candidate: both are bounded, so a hint costs at most a few
+# milliseconds whatever the file (100 KB names, a hundred thousand layers to choose from).
+HINT_MAX_LENGTH = 100      # longer names are not typos worth a hint, and are not compared
+HINT_MAX_CANDIDATES = 1000  # the first this many candidates (of a fitting length) are compared
+
+
 def did_you_mean(name: str, candidates: Iterable[str]) -> Optional[str]:
-    """`did you mean `conv`?` for a misspelt name, or None when nothing is close."""
-    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    """`did you mean `conv`?` for a misspelt name, or None when nothing is close. Only names of
+    at most HINT_MAX_LENGTH characters are compared, and only the first HINT_MAX_CANDIDATES
+    candidates of such a length; answers are remembered."""
+    if len(name) > HINT_MAX_LENGTH:
+        return None
+    picked: list[str] = []
+    for c in candidates:
+        if len(c) <= HINT_MAX_LENGTH:
+            picked.append(c)
+            if len(picked) >= HINT_MAX_CANDIDATES:
+                break
+    return _closest(name, tuple(picked))
+
+
+def name_list(names: Iterable[str], limit: int = 20) -> str:
+    """"`a`, `b`, `c`" for a help line, at most `limit` names shown: "... and 980 more"."""
+    names = list(names)
+    shown = ", ".join(f"`{n}`" for n in names[:limit])
+    return shown + (f" and {len(names) - limit:,} more" if len(names) > limit else "")
+
+
+@functools.lru_cache(maxsize=256)
+def _closest(name: str, candidates: tuple[str, ...]) -> Optional[str]:
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
     return f"did you mean `{close[0]}`?" if close else None
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional
 
 from . import ast, codes
-from .diagnostics import did_you_mean
+from .diagnostics import Help, did_you_mean
 from .ops import Symbol, fmt_value
 
 MAX_INT_BITS = 256  # no size in a net comes near; bigger numbers only arise from mistakes
@@ -31,9 +31,10 @@ class Poisoned(Exception):
 
 
 class EvalError(Exception):
-    """A mistake in an expression, to be reported at `span`."""
+    """A mistake in an expression, to be reported at `span`; `help` may be a function that
+    makes the help line (see `DiagnosticBag.error`)."""
 
-    def __init__(self, code: str, message: str, span: ast.Span, help: Optional[str] = None):
+    def __init__(self, code: str, message: str, span: ast.Span, help: Help = None):
         super().__init__(message)
         self.code, self.message, self.span, self.help = code, message, span, help
 
@@ -88,10 +89,33 @@ def _arithmetic(op: str, a, b):
 def _operand(expr: ast.Expr, env: Mapping[str, Any]) -> Any:
     v = evaluate(expr, env)
     if isinstance(v, Symbol):
-        raise EvalError(codes.UNDEFINED_NAME, f"undefined name `{v}`", expr.span, did_you_mean(v.name, env))
+        # the hint is made only if the error is reported (the layer bound evaluates quietly)
+        raise EvalError(codes.UNDEFINED_NAME, f"undefined name `{v}`", expr.span, lambda: did_you_mean(v.name, env))
     if not _is_number(v):
         raise EvalError(codes.WRONG_TYPE, f"arithmetic needs numbers, got `{fmt_value(v)}`", expr.span)
     return v
+
+
+def expr_size(expr: ast.Expr, cache: dict[int, int]) -> int:
+    """The terms of an expression (literals, names, operators, the sizes of a shape): what
+    evaluating it costs, for the limits on expansion. Remembered in `cache` by the node's
+    identity, so `cache` must not outlive the syntax tree."""
+    size = cache.get(id(expr))
+    if size is None:
+        size, stack = 0, [expr]
+        while stack:  # no recursion: a balanced expression may have thousands of terms
+            e = stack.pop()
+            size += 1
+            if isinstance(e, ast.BinOp):
+                stack += (e.left, e.right)
+            elif isinstance(e, ast.Neg):
+                stack.append(e.operand)
+            elif isinstance(e, ast.TupleLit):
+                stack.extend(e.items)
+            elif isinstance(e, ast.ShapeLit):
+                size += len(e.dims) - 1
+        cache[id(expr)] = size
+    return size
 
 
 def value_or_none(expr: ast.Expr, env: Mapping[str, Any]) -> Any:

@@ -6,17 +6,20 @@ layer bound that enforces the layer limit before any layer is made.
 | file size | 1 MiB | `load`/`loads` (E104) |
 | brackets and expressions nested | 100 levels | the parser, lowering (E408) |
 | layers | 100,000 | lowering (E407), bounded before expansion |
+| scopes (block instances, passes, branches, heads) | 1 per layer of the limit | lowering (E407) |
+| steps of expansion (items, terms evaluated) | 10 per layer of the limit | lowering (E407) |
 | errors reported | 100 | the diagnostic bag |
 | parameters to compile | 10^10 | the backend |
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+import math
+from typing import Any, Iterable, Mapping, Optional
 
 from . import ast
 from .binding import bind
-from .evaluate import value_or_none
+from .evaluate import expr_size, value_or_none
 
 # 1 MiB: four hundred times googlenet.net, room for 50,000 layers written out one by one. Parsing
 # takes time in proportion to the text (10 s for the densest 1 MiB on a slow machine): the limit bounds it.
@@ -31,6 +34,23 @@ DEFAULT_MAX_PARAMS = 10_000_000_000  # 40 GB of float32: beyond one machine's me
 # far from Python's recursion limit, so absurd nesting is one located error, never a crash.
 MAX_NESTING = 100
 MAX_EXPR_DEPTH = 100
+# Expanding a net costs more than its layers, and each cost is bounded in proportion to the
+# layer limit, so `--max-layers` raises them all together:
+# - scopes (block instances, repeats and their passes, branches, labelled joins, heads, groups)
+#   cost as much to make as a layer, and blocks whose bodies make no layer (heads only, or
+#   nothing) multiply them as other blocks multiply layers;
+# - steps: each item lowered, each term of an expression evaluated; a block of a thousand
+#   parameters used a thousand times evaluates a million arguments and makes a thousand layers.
+# The bundled nets use at most 0.5 scopes and 4.6 steps per layer (torchvision's GoogLeNet).
+SCOPES_PER_LAYER = 1
+STEPS_PER_LAYER = 10
+# The layer bound gives up after this many steps per layer of the limit; lowering's own checks
+# then stop a net where it passes a limit, so the bound stays a small part of any check.
+BOUND_STEPS_PER_LAYER = 2
+
+
+class BoundGaveUp(Exception):
+    """The layer bound spent its steps before it could tell whether the net passes the limit."""
 
 
 class LayerBound:
@@ -38,23 +58,52 @@ class LayerBound:
     per block and arguments, so blocks that multiply (each using the one before twice, thirty
     deep: a billion layers) cost a few steps. Only what is certain counts: ops, joins, groups,
     and blocks and repeats whose arguments evaluate and bind; heads and anything in doubt count
-    what lowering makes at least (a block in error is one broken layer, a head nothing)."""
+    what lowering makes at least (a block in error is one broken layer, a head nothing).
 
-    def __init__(self, blocks: Mapping[str, ast.BlockDef], recursive: set[str]):
+    The bound's own work is bounded: once a count passes `limit` it stops adding (the net is
+    too large, by how much does not matter), and after `max_steps` steps (items visited, terms
+    of expressions evaluated; blocks called with different arguments each time are visited once
+    per call) it raises BoundGaveUp."""
+
+    def __init__(self, blocks: Mapping[str, ast.BlockDef], recursive: set[str],
+                 limit: Optional[int] = None, max_steps: Optional[int] = None):
         self.blocks, self.recursive = blocks, recursive
+        self.limit = math.inf if limit is None else limit
+        self.steps_left = math.inf if max_steps is None else max_steps
         self.memo: dict[tuple, int] = {}
+        self.sizes: dict[int, int] = {}  # expression sizes, by node
         self.depth = 0
 
+    def _spend(self, steps: int) -> None:
+        self.steps_left -= steps
+        if self.steps_left < 0:
+            raise BoundGaveUp
+
+    def _value(self, expr: ast.Expr, env: Mapping[str, Any]) -> Any:
+        self._spend(expr_size(expr, self.sizes))
+        return value_or_none(expr, env)
+
     def chain(self, items: Iterable[ast.Item], env: Mapping[str, Any]) -> int:
-        return sum(self.item(i, env) for i in items)
+        total = 0
+        for item in items:
+            self._spend(1)
+            total += self.item(item, env)
+            if total > self.limit:
+                break  # already past the limit: the rest could only add to it
+        return total
 
     def item(self, item: ast.Item, env: Mapping[str, Any]) -> int:
         if isinstance(item, ast.Call):
             return self.call(item, env)
         if isinstance(item, ast.Join):
-            return 1 + sum(self.chain(b, env) for b in item.branches)
+            total = 1
+            for branch in item.branches:
+                total += self.chain(branch, env)
+                if total > self.limit:
+                    break
+            return total
         if isinstance(item, ast.Repeat):
-            count = value_or_none(item.count, env)
+            count = self._value(item.count, env)
             ok = isinstance(count, int) and not isinstance(count, bool) and count > 0
             return count * self.chain(item.body, env) if ok else 0
         if isinstance(item, ast.Group):
@@ -66,20 +115,23 @@ class LayerBound:
         if block is None or block.name in self.recursive or self.depth >= MAX_NESTING:
             return 1
         names = [p.name for p in block.params]
+        self._spend(len(call.args) + len(names))  # binding, and the key below
         bound = bind(block.name, names, len(names), call.args)
         if bound is None:
             return 1  # arguments that do not bind: one broken layer
         inner: dict[str, Any] = {}
         for p in block.params:
             arg = bound.get(p.name)
-            value = value_or_none(arg.value, env) if arg is not None else (
-                value_or_none(p.default, inner) if p.default is not None else None)
+            value = self._value(arg.value, env) if arg is not None else (
+                self._value(p.default, inner) if p.default is not None else None)
             if value is None:
                 return 1
             inner[p.name] = value
         key = (block.name, repr(list(inner.values())))
         if key not in self.memo:
             self.depth += 1
-            self.memo[key] = self.chain(block.body, inner)
-            self.depth -= 1
+            try:
+                self.memo[key] = self.chain(block.body, inner)
+            finally:
+                self.depth -= 1
         return self.memo[key]

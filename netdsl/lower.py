@@ -16,10 +16,11 @@ from typing import Any, Iterable, Iterator, Mapping, Optional
 
 from . import ast, codes, ir
 from .binding import bind
-from .diagnostics import DiagnosticBag, Note, did_you_mean
-from .evaluate import POISON, EvalError, Poisoned, evaluate
+from .diagnostics import DiagnosticBag, Help, Note, did_you_mean, name_list
+from .evaluate import POISON, EvalError, Poisoned, evaluate, expr_size
 from .ir import Layer
-from .limits import DEFAULT_MAX_LAYERS, MAX_NESTING, PARTIAL_LAYERS, LayerBound
+from .limits import (BOUND_STEPS_PER_LAYER, DEFAULT_MAX_LAYERS, MAX_NESTING, PARTIAL_LAYERS, SCOPES_PER_LAYER,
+                     STEPS_PER_LAYER, BoundGaveUp, LayerBound)
 from .ops import INPUT, REGISTRY, REQUIRED, AttrError, OpSpec, Symbol, fmt_value
 from .parser import KEYWORDS
 
@@ -29,6 +30,9 @@ class _Abort(Exception):
 
 
 # --- scopes while lowering ---------------------------------------------------------------
+
+_NO_LABELS: frozenset = frozenset()
+
 
 def _labels_in(items: Iterable[ast.Item]) -> Iterator[str]:
     """Labels written directly in this scope (an unlabelled repeat inlines its body)."""
@@ -40,7 +44,7 @@ def _labels_in(items: Iterable[ast.Item]) -> Iterator[str]:
             yield from _labels_in(item.body)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Ctx:
     path: str                      # dotted prefix of names made here ("" at the top)
     env: Mapping[str, Any]         # parameters visible here
@@ -54,8 +58,9 @@ class _Ctx:
     def full(self, local: str) -> str:
         return f"{self.path}.{local}" if self.path else local
 
-    def child(self, local: str, items: Iterable[ast.Item], **changes) -> "_Ctx":
-        return _Ctx(self.full(local), changes.get("env", self.env), frozenset(_labels_in(items)),
+    def child(self, local: str, reserved: frozenset = _NO_LABELS, **changes) -> "_Ctx":
+        """The context of a scope inside this one; `reserved`: the labels written in it."""
+        return _Ctx(self.full(local), changes.get("env", self.env), reserved,
                     changes.get("train_only", self.train_only), changes.get("site", self.site))
 
     def auto(self, kind: str) -> str:
@@ -75,6 +80,12 @@ class Lowerer:
                  max_layers: int = DEFAULT_MAX_LAYERS):
         self.program, self.bag, self.overrides, self.max_layers = program, bag, overrides, max_layers
         self._stop_at = max_layers  # layers made before lowering stops
+        # and the scopes and steps (items lowered, terms evaluated): see netdsl/limits.py
+        self.max_scopes, self.max_steps = SCOPES_PER_LAYER * max_layers, STEPS_PER_LAYER * max_layers
+        self._stop_scopes, self._stop_steps = self.max_scopes, self.max_steps
+        self.steps = 0
+        self._sizes: dict[int, int] = {}  # expression sizes, by node
+        self._labels: dict[int, frozenset] = {}  # the labels written in each body, by body
         self._limit_reported = False
         self.net = ir.Net("", {})
         self.blocks: dict[str, ast.BlockDef] = {}
@@ -85,7 +96,7 @@ class Lowerer:
         self._depth = 0  # chains being lowered, one inside another
 
     def _error(self, code: str, message: str, span: ast.Span = ast.NOWHERE, *,
-               notes: Iterable[Note] = (), help: Optional[str] = None) -> None:
+               notes: Iterable[Note] = (), help: Help = None) -> None:
         """Report a mistake; inside a block, a note says which use of the block found it."""
         notes = list(notes)
         if self._site is not None:
@@ -126,6 +137,9 @@ class Lowerer:
         self.net.name, self.net.params = net.name, params
         if self._too_large(net, params):
             self._stop_at = min(self.max_layers, PARTIAL_LAYERS)
+            # scopes and steps: bounded too, but loosely enough that the layers stop it first
+            self._stop_scopes = min(self.max_scopes, 10 * SCOPES_PER_LAYER * PARTIAL_LAYERS)
+            self._stop_steps = min(self.max_steps, 10 * STEPS_PER_LAYER * PARTIAL_LAYERS)
         ctx = _Ctx("", params, frozenset(_labels_in(net.body)), top=True)
         try:
             last = self._chain(net.body, None, ctx)
@@ -144,9 +158,13 @@ class Lowerer:
         that passes it, rather than after making the first `max_layers` of them."""
         if not (net.body and isinstance(net.body[0], ast.InputDecl)):
             return False  # a net without its input is reported as such
-        bound, total = LayerBound(self.blocks, self.recursive), 0
+        bound = LayerBound(self.blocks, self.recursive, self.max_layers, BOUND_STEPS_PER_LAYER * self.max_layers)
+        total = 0
         for item in net.body:
-            total += bound.item(item, params)
+            try:
+                total += bound.item(item, params)
+            except BoundGaveUp:  # too costly to tell: lowering stops the net where it passes a limit
+                return False
             if total > self.max_layers:
                 where = item.count.span if isinstance(item, ast.Repeat) else item.span
                 self._limit_passed(f"the net has more than {self.max_layers:,} layers: {total:,} at least, "
@@ -220,7 +238,7 @@ class Lowerer:
             if key not in names:
                 self._error(codes.UNKNOWN_PARAMETER, f"net `{net.name}` has no parameter `{key}`",
                             help=did_you_mean(key, names) or (
-                                f"its parameters are {', '.join(f'`{n}`' for n in names)}" if names
+                                f"its parameters are {name_list(names)}" if names
                                 else f"`{net.name}` declares no parameters"))
         env: dict[str, Any] = {}
         for p in net.params:
@@ -259,6 +277,7 @@ class Lowerer:
 
     def _eval(self, expr: ast.Expr, env: Mapping[str, Any]) -> Any:
         """The value, or POISON after reporting why there is none."""
+        self._spend(expr_size(expr, self._sizes), expr.span)
         try:
             return evaluate(expr, env)
         except Poisoned:
@@ -285,6 +304,9 @@ class Lowerer:
             self._depth -= 1
 
     def _chain_items(self, items: tuple[ast.Item, ...], current: Optional[Layer], ctx: _Ctx) -> Optional[Layer]:
+        self.steps += len(items)
+        if self.steps > self._stop_steps:
+            self._spend(0, _extent(items))
         for i, item in enumerate(items):
             if isinstance(item, ast.InputDecl):
                 current = self._input(item, ctx, first=(i == 0))
@@ -300,11 +322,23 @@ class Lowerer:
             elif isinstance(item, ast.Group):
                 local = self._local_name(item, "group", ctx)
                 scope = self._scope(ctx.full(local), "group", "group", item.span, ctx)
-                current = scope.output = self._chain(item.body, current, ctx.child(local, item.body))
+                current = scope.output = self._chain(item.body, current, ctx.child(local, self._reserved(item.body)))
         return current
+
+    def _reserved(self, items: tuple[ast.Item, ...]) -> frozenset:
+        """The labels written in a body, which its automatic names avoid: found once per body,
+        not once per instance of a block or pass of a repeat."""
+        labels = self._labels.get(id(items))
+        if labels is None:
+            labels = self._labels[id(items)] = frozenset(_labels_in(items))
+        return labels
 
     def _scope(self, path: str, kind: str, title: str, span: ast.Span, ctx: _Ctx,
                block: Optional[str] = None) -> ir.Scope:
+        if len(self.scopes) >= self._stop_scopes:
+            self._limit_passed(f"the net has more than {self.max_scopes:,} scopes (block instances, repeats and "
+                               "their passes, branches, heads, groups)", span)
+            raise _Abort
         # the tree follows the names: a scope's parent is the scope its path extends
         parent = self.scopes.get(path.rpartition(".")[0])
         scope = self.scopes[path] = ir.Scope(path, kind, title, span, ctx.train_only, block, parent)
@@ -391,11 +425,10 @@ class Lowerer:
         joins = [n for n, s in REGISTRY.items() if s.join]
         what = "an op, not a join" if join.kind in REGISTRY or join.kind in self.blocks else "no join"
         self._error(codes.UNKNOWN_OP, f"`{join.kind}` is {what}" if what != "no join" else f"no join named `{join.kind}`",
-                    join.name_span, help=did_you_mean(join.kind, joins) or
-                    "joins are " + ", ".join(f"`{n}`" for n in joins) + "; they take branches `{ a | b }`")
+                    join.name_span, help=lambda: did_you_mean(join.kind, joins) or
+                    "joins are " + name_list(joins) + "; they take branches `{ a | b }`")
 
     def _unknown_op(self, call: ast.Call, following) -> None:
-        known = [n for n, s in REGISTRY.items() if not s.join and not s.source] + list(self.blocks)
         if call.name in REGISTRY and REGISTRY[call.name].join:
             self.bag.error(codes.UNKNOWN_OP, f"`{call.name}` is a join: it takes branches", call.name_span,
                            help=f"write `{call.name} {{ a | b }}`, each branch a chain of layers")
@@ -403,11 +436,15 @@ class Lowerer:
                 self.bag.truncated = True
                 raise _Abort
             return
-        help_ = did_you_mean(call.name, known)
-        if help_ is None and not call.args and isinstance(following, ast.Call) and following.label is None:
-            help_ = f"to name a layer, write a colon after the name: `{call.name}: {following.name}(...)`"
-        self.bag.error(codes.UNKNOWN_OP, f"unknown op `{call.name}`", call.name_span,
-                       help=help_ or "ops: " + ", ".join(sorted(known)))
+
+        def help_() -> str:  # made only for a report the bag keeps
+            known = [n for n, s in REGISTRY.items() if not s.join and not s.source] + list(self.blocks)
+            hint = did_you_mean(call.name, known)
+            if hint is None and not call.args and isinstance(following, ast.Call) and following.label is None:
+                hint = f"to name a layer, write a colon after the name: `{call.name}: {following.name}(...)`"
+            return hint or "ops: " + name_list(sorted(known), limit=60)
+
+        self.bag.error(codes.UNKNOWN_OP, f"unknown op `{call.name}`", call.name_span, help=help_)
         if self.bag.full:
             self.bag.truncated = True
             raise _Abort
@@ -440,7 +477,7 @@ class Lowerer:
             if isinstance(value, Symbol) and value.name not in symbols:
                 via = arg.value.name if isinstance(arg.value, ast.NameRef) and arg.value.name != value.name else None
                 self._error(codes.UNDEFINED_NAME, f"undefined name `{value}`" + (f" (the value of `{via}`)" if via else ""),
-                            arg.value.span, help=did_you_mean(value.name, list(env) + list(symbols)))
+                            arg.value.span, help=lambda: did_you_mean(value.name, [*env, *symbols]))
                 ok = False
                 continue
             try:
@@ -478,7 +515,7 @@ class Lowerer:
         title = f"{block.name}({', '.join(fmt_value(env[p.name]) for p in block.params)})"
         path = ctx.full(local)
         scope = self._scope(path, "block", title, call.span, ctx, block.name)
-        inner = ctx.child(local, block.body, env=env, site=(path, call.span))
+        inner = ctx.child(local, self._reserved(block.body), env=env, site=(path, call.span))
         outer, self._site = self._site, inner.site  # errors in the body name this use
         try:
             scope.output = self._chain(block.body, current, inner)
@@ -495,13 +532,13 @@ class Lowerer:
         # A labelled join is a scope of its own; an unlabelled one numbers its branches here.
         home = ctx
         if join.label is not None:
-            home = ctx.child(local, ())
+            home = ctx.child(local)
             self._scope(home.path, "join", join.kind, join.span, ctx)
         ends = []
         for branch in join.branches:
             name = home.auto("branch")
             scope = self._scope(home.full(name), "branch", f"{join.kind} branch", _extent(branch), ctx)
-            end = scope.output = self._chain(branch, current, home.child(name, branch))
+            end = scope.output = self._chain(branch, current, home.child(name, self._reserved(branch)))
             if end == current and end is not None:
                 self._error(codes.MISPLACED, "a branch needs at least one layer", _extent(branch),
                             help="write `identity` for a branch that passes its input on")
@@ -526,36 +563,56 @@ class Lowerer:
             return current
         if rep.label is None:  # inline: the passes' layers join this scope
             for i in range(count):
-                before = len(self.net)
+                before, made = len(self.net), self._made()
                 current = self._chain(rep.body, current, ctx)
                 if len(self.net) == before and i >= 1:
                     break  # passes that add no layer: the others would add none either
                 if i == 0:
-                    self._check_repeat_size(rep, count, len(self.net) - before)
+                    self._check_repeat_size(rep, count, made)
             return current
         local = self._local_name(rep, "repeat", ctx)
-        home = ctx.child(local, ())
+        home = ctx.child(local)
         scope = self._scope(home.path, "repeat", f"repeat {count}", rep.span, ctx)
         for i in range(1, count + 1):
             home.names[str(i)] = rep.span
-            before = len(self.net)
+            before, made = len(self.net), self._made()
             one = self._scope(home.full(str(i)), "pass", f"pass {i} of {count}", rep.span, ctx)
-            current = one.output = self._chain(rep.body, current, home.child(str(i), rep.body))
+            current = one.output = self._chain(rep.body, current, home.child(str(i), self._reserved(rep.body)))
             if len(self.net) == before and i >= 2:
                 break
             if i == 1:
-                self._check_repeat_size(rep, count, len(self.net) - before)
+                self._check_repeat_size(rep, count, made)
         scope.output = current
         return current
 
-    def _check_repeat_size(self, rep: ast.Repeat, count: int, per_pass: int) -> None:
+    def _made(self) -> tuple[int, int, int]:
+        """Layers (the input aside), scopes and steps so far."""
+        return len(self.net) - self._input_declared, len(self.scopes), self.steps
+
+    def _check_repeat_size(self, rep: ast.Repeat, count: int, before: tuple[int, int, int]) -> None:
         """After the first pass, refuse at once a repeat whose passes would pass the layer
-        limit (every pass makes as many layers as the first), rather than expanding up to it."""
-        layers = len(self.net) - self._input_declared
+        limit, or the scope or step limit (every pass costs as much as the first), rather than
+        expanding up to it."""
+        (layers, scopes, steps), (layers0, scopes0, steps0) = self._made(), before
+        per_pass = layers - layers0
         if layers + (count - 1) * per_pass > self.max_layers:
             self._limit_passed(f"`repeat {count:,}` of {per_pass:,} layer{'s' if per_pass != 1 else ''} "
                                f"would make the net larger than the limit of {self.max_layers:,} layers",
                                rep.count.span)
+            raise _Abort
+        for what, now, per_pass, limit in (("scopes", scopes, scopes - scopes0, self.max_scopes),
+                                           ("steps of expansion", steps, steps - steps0, self.max_steps)):
+            if now + (count - 1) * per_pass > limit:
+                self._limit_passed(f"`repeat {count:,}` would make more than the limit of {limit:,} {what} "
+                                   f"({per_pass:,} a pass)", rep.count.span)
+                raise _Abort
+
+    def _spend(self, steps: int, span: ast.Span) -> None:
+        """Count steps of expansion (items lowered, terms evaluated) and stop past the limit."""
+        self.steps += steps
+        if self.steps > self._stop_steps:
+            self._limit_passed(f"expanding the net's blocks and repeats takes more than {self.max_steps:,} steps "
+                               "(items lowered and terms of expressions evaluated)", span)
             raise _Abort
 
     def _limit_passed(self, message: str, span: ast.Span) -> None:
@@ -564,14 +621,15 @@ class Lowerer:
             self._limit_reported = True
             self._error(codes.NET_TOO_LARGE, message, span,
                         help="the limit guards against runaway repeats and blocks; raise it with `max_layers=` "
-                             "or `--max-layers` if the net is really this large")
+                             "or `--max-layers` if the net is really this large (the limits on scopes and steps "
+                             "grow with it)")
 
     def _repeat_count(self, rep: ast.Repeat, ctx: _Ctx) -> Optional[int]:
         count = self._eval(rep.count, ctx.env)
         if count is POISON:
             return None
         if isinstance(count, Symbol):
-            self._error(codes.UNDEFINED_NAME, f"undefined name `{count}`", rep.count.span, help=did_you_mean(count.name, ctx.env))
+            self._error(codes.UNDEFINED_NAME, f"undefined name `{count}`", rep.count.span, help=lambda: did_you_mean(count.name, ctx.env))
             return None
         if isinstance(count, bool) or not isinstance(count, int):
             self._error(codes.WRONG_TYPE, f"`repeat` expects an integer count, got {fmt_value(count)}", rep.count.span)
@@ -605,7 +663,8 @@ class Lowerer:
         else:
             local = self._local_name(head, "head", ctx)
             scope = self._scope(ctx.full(local), "head", "train head" if train_only else "head", head.span, inner_ctx)
-            end = scope.output = self._chain(head.body, source, ctx.child(local, head.body, train_only=train_only))
+            inner = ctx.child(local, self._reserved(head.body), train_only=train_only)
+            end = scope.output = self._chain(head.body, source, inner)
         if end is not None and end != source:
             self.outputs.insert(index, ir.Output(ctx.full(local), end, train_only))
         elif source is not None and end == source:
@@ -626,7 +685,7 @@ class Lowerer:
             if candidate in self.scopes and self.scopes[candidate].output is not None:
                 return self.scopes[candidate].output
         self._error(codes.UNDEFINED_NAME, f"no layer `{name}` before this point", span,
-                    help=did_you_mean(name, [layer.name for layer in self.net.body()]))
+                    help=lambda: did_you_mean(name, (layer.name for layer in self.net.body())))
         return None
 
 

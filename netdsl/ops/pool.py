@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import codes
 from .spec import POOL, Attr, Bool, Pair, ShapeError, examples, family, fmt_value
-from .window import fmt_pair, fmt_stride, needs_image, windowed
+from .window import fmt_pair, fmt_stride, needs_image, padding_window, windowed
 
 op = family("pool")
 
@@ -15,16 +15,42 @@ def _check_pad(name, a):
                          f"{fmt_value(a['kernel'])}", help="PyTorch allows at most half the kernel")
 
 
+def _check_windows(name, shape, a, dilation, what):
+    """Refuse (E409) a window that reads padding only: PyTorch gives it no input position, so
+    its result is meaningless (`what`) and, for maxpool, its index points outside the input."""
+    for axis, (dim, rows) in enumerate((("height", "row"), ("width", "column"))):
+        size, k, s, p, d = shape[1 + axis], a["kernel"][axis], a["stride"][axis], a["pad"][axis], dilation[axis]
+        o = padding_window(size, k, s, p, d, a["ceil_mode"])
+        if o is not None:
+            taps = [o * s - p + j * d for j in range(min(k, 4))]
+            shown = ", ".join(map(str, taps[:-1])) + (", ..." if k > 4 else "") + f" and {taps[-1]}" \
+                if k > 1 else str(taps[0])
+            raise ShapeError(codes.WINDOW_IN_PADDING,
+                             f"a window of `{name}` lies entirely in the padding: output {rows} {o} reads input "
+                             f"{rows}{'s' if k > 1 else ''} {shown}, outside "
+                             + (f"{rows}s 0 to {size - 1}" if size > 1 else f"{rows} 0") + f" of the input {dim} {size}",
+                             help=f"PyTorch would {what}; use less padding or dilation, or a larger input")
+
+
 def _maxpool_infer(ins, a):
     needs_image("maxpool", ins[0])
     _check_pad("maxpool", a)
-    return windowed("maxpool", ins[0], ins[0][0], a["kernel"], a["stride"], a["pad"], a["dilation"], a["ceil_mode"])
+    out = windowed("maxpool", ins[0], ins[0][0], a["kernel"], a["stride"], a["pad"], a["dilation"], a["ceil_mode"])
+    _check_windows("maxpool", ins[0], a, a["dilation"],
+                   "output -inf there and, in the backward pass, write to a position that is not in the "
+                   "input (corrupting memory)")
+    return out
 
 
 def _avgpool_infer(ins, a):
     needs_image("avgpool", ins[0])
     _check_pad("avgpool", a)
-    return windowed("avgpool", ins[0], ins[0][0], a["kernel"], a["stride"], a["pad"], ceil=a["ceil_mode"])
+    out = windowed("avgpool", ins[0], ins[0][0], a["kernel"], a["stride"], a["pad"], ceil=a["ceil_mode"])
+    # Without dilation, pad <= kernel/2 leaves every window some input (see padding_window):
+    # checked all the same, for an average over no input divides by zero.
+    _check_windows("avgpool", ins[0], a, (1, 1), "divide by zero there" if not a["count_include_pad"]
+                   else "average padding only there")
+    return out
 
 
 def _maxpool_build(ins, a):

@@ -3,6 +3,7 @@ the checks and labels that go with it."""
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 from .. import codes
@@ -25,6 +26,42 @@ def window_out(size: int, k: int, s: int, p: int, d: int = 1, ceil: bool = False
     if ceil and (out - 1) * s >= size + p:
         out -= 1
     return out if out >= 1 else None
+
+
+def padding_window(size: int, k: int, s: int, p: int, d: int = 1, ceil: bool = False) -> Optional[int]:
+    """The first output position along one axis whose window reads padding only (every tap
+    outside 0 .. size-1), or None when every window reads some of the input (or none fits).
+
+    Window `o` has its taps at a, a+d, ..., a+(k-1)d with a = o*s - p. One that starts inside
+    the input reads it; PyTorch keeps no window that starts in the right padding (window_out);
+    so only the windows that start in the left padding (a < 0, o < p/s) can miss the input:
+    either all their taps lie left of it (a + (k-1)d < 0: the first window's, if any), or the
+    first tap at or right of 0, at `a mod d`, is already past its end (a mod d >= size).
+    A 2-D window reads padding only where it does so along either axis.
+
+    Exact for any arguments; it loops over at most min(p/s, d) windows. For pools, whose padding
+    is at most half the kernel, it comes to this: only the first window can miss, and it does
+    when p > 0 and (-p) mod d >= size (so the loop, reached only for size < d, is one window);
+    without ceil mode that is kernel 2, pad 1 and a size of d - 1 (`maxpool(2, pad=1,
+    dilation=3)` on a height of 2)."""
+    out = window_out(size, k, s, p, d, ceil)
+    if out is None or p <= 0:
+        return None
+    if p > (k - 1) * d:  # the first window's last tap, -p + (k-1)d, lies left of the input
+        return 0
+    if size >= d:  # a mod d < d <= size: every window's first tap at or right of 0 is inside
+        return None
+    left = min(out, -(-p // s))  # windows that start in the left padding
+    period = d // math.gcd(s, d)  # a mod d repeats after this many windows
+    if left >= period:  # every residue of -p modulo gcd(s, d) occurs: is the largest past the end?
+        biggest = d - math.gcd(s, d) + (-p) % math.gcd(s, d)
+        if biggest < size:
+            return None
+        left = period  # it occurs within the first period
+    for o in range(left):
+        if (o * s - p) % d >= size:
+            return o
+    return None
 
 
 def windowed(op: str, shape: Shape, channels: int, kernel, stride, pad, dilation=(1, 1),

@@ -1,0 +1,265 @@
+"""Budgets: whatever the file, checking it costs a bounded time and memory (issue "Hardening").
+
+Each test here is a hostile input that once cost minutes, hours or gigabytes, cut down so that it
+runs in well under a second once fixed; bench/adversarial.py runs the full-size corpus, each case
+in a subprocess with a time and memory limit.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import netdsl
+from netdsl.diagnostics import NetDSLError
+
+QUICK_S = 2.0  # each case takes milliseconds to a few tenths of a second; before the fixes, seconds to hours
+
+
+def _errors(text: str, **options) -> tuple[list[tuple[str, int, int]], float]:
+    """The (code, line, column) of each error and the time the check took."""
+    start = time.perf_counter()
+    with pytest.raises(NetDSLError) as err:
+        netdsl.loads(text, **options)
+    return [(d.code, d.line, d.column) for d in err.value.diagnostics], time.perf_counter() - start
+
+
+def distinct_doubling(depth: int, leaf: str = "relu", twice: str = "b{i}(n * 2) b{i}(n * 2 + 1)") -> str:
+    """Blocks each using the one below twice with different arguments, so no two instances share
+    their arguments: 2^depth leaves."""
+    lines = [f"block b0(n) {{ {leaf} }}"]
+    lines += [f"block b{i + 1}(n) {{ {twice.format(i=i)} }}" for i in range(depth)]
+    return "\n".join(lines) + f"\nnet n {{ input 8x8x8 b{depth}(1) }}\n"
+
+
+def balanced(depth: int) -> str:
+    """An expression of 2^(depth + 1) - 1 terms, nested only `depth` deep: `((1 + 1) + (1 + 1))`."""
+    text = "1"
+    for _ in range(depth):
+        text = f"({text} + {text})"
+    return text
+
+
+# --- 1. exponential layer bounding ---------------------------------------------------------
+
+@pytest.mark.parametrize("depth", [20, 30])
+def test_blocks_doubling_with_distinct_arguments_are_refused_quickly(depth):
+    """The layer bound remembered each block per arguments, so distinct arguments made it visit
+    all 2^depth instances (depth 20: 10 s, depth 23: 81 s and 2.8 GB) before refusing."""
+    errors, elapsed = _errors(distinct_doubling(depth), max_layers=1000)
+    assert elapsed < QUICK_S, f"{elapsed:.1f} s"
+    assert [code for code, *_ in errors] == ["E407"]
+
+
+# Blocks that multiply something other than layers: scopes, or steps of expansion.
+MULTIPLYING = {
+    "empty leaves": distinct_doubling(30, leaf=""),
+    "heads": distinct_doubling(30, twice="head {{ b{i}(n * 2) }} head {{ b{i}(n * 2 + 1) }}"),
+    "heads, empty leaves": distinct_doubling(30, leaf="", twice="head {{ b{i}(n * 2) }} head {{ b{i}(n * 2 + 1) }}"),
+    "groups": distinct_doubling(30, twice="g: {{ b{i}(n * 2) }} h: {{ b{i}(n * 2 + 1) }}"),
+    "repeats of distinct counts": distinct_doubling(30, twice="repeat n % 3 + 1 {{ b{i}(n * 2) }} b{i}(n * 2 + 1)"),
+    "joins of 10 branches": distinct_doubling(
+        8, twice="concat {{ " + " | ".join(f"b{{i}}(n * 10 + {j})" for j in range(10)) + " }}"),
+    "a labelled repeat of an empty block": "block e { }\nnet n { input 8 r: repeat 1000000 { e } }",
+    "a repeat of a block of many parameters":
+        "block b(" + ", ".join(f"p{i} = {i}" for i in range(500)) + ") { relu }\n"
+        "net n { input 8 repeat 5000 { b } }",
+    "an argument of many terms": "net n { input 8 repeat 900 { linear(" + balanced(12) + ") } }",
+}
+
+
+@pytest.mark.parametrize("text", MULTIPLYING.values(), ids=MULTIPLYING.keys())
+def test_blocks_and_repeats_that_multiply_scopes_or_work_are_refused_quickly(text):
+    errors, elapsed = _errors(text, max_layers=1000)
+    assert elapsed < QUICK_S, f"{elapsed:.1f} s"
+    assert "E407" in [code for code, *_ in errors]
+
+
+def test_lowering_stays_within_its_limits():
+    """Whatever the bound decides, lowering itself never makes more layers or scopes, nor takes
+    more steps, than the limits allow (and the bound gives up rather than spend more)."""
+    from netdsl.diagnostics import DiagnosticBag
+    from netdsl.limits import SCOPES_PER_LAYER, STEPS_PER_LAYER
+    from netdsl.lower import Lowerer
+    from netdsl.parser import parse
+
+    for text in [distinct_doubling(30), *MULTIPLYING.values()]:
+        lowerer = Lowerer(parse(text), DiagnosticBag(), {}, max_layers=1000)
+        net = lowerer.run()
+        assert len(net) <= 1001 and len(net.scopes) <= SCOPES_PER_LAYER * 1000
+        assert lowerer.steps <= STEPS_PER_LAYER * 1000 + 10_000  # the last chain or expression may pass it
+
+
+# --- 2. hints, and errors repeated by repeats and blocks -------------------------------------
+
+def test_an_error_repeated_by_a_repeat_is_cheap():
+    """Each pass of the repeat met the same error; each once made its hint (a search among all
+    the layers so far) before the bag found it a duplicate: hours for 99,999 passes."""
+    errors, elapsed = _errors("net n { input 3 repeat 3000 { relu head from nowhere { relu } } }")
+    assert elapsed < QUICK_S, f"{elapsed:.1f} s"
+    assert errors == [("E202", 1, 46)]
+
+
+def test_the_error_limit_counts_distinct_reports():
+    from netdsl.diagnostics import MAX_DIAGNOSTICS, DiagnosticBag
+
+    bag = DiagnosticBag()
+    calls = []
+    for _ in range(3):  # three passes over the same 150 mistakes
+        for i in range(150):
+            bag.error("E201", f"unknown op `x{i}`", help=lambda i=i: calls.append(i) or f"hint {i}")
+    assert len(bag.items) == MAX_DIAGNOSTICS and bag.truncated
+    assert calls == list(range(MAX_DIAGNOSTICS)), "a hint is made once, for a report that is kept"
+
+
+def test_hints_are_bounded():
+    from netdsl.diagnostics import did_you_mean
+
+    many = [f"layer{i}" for i in range(200_000)]
+    start = time.perf_counter()
+    assert did_you_mean("layre1", many) == "did you mean `layer1`?"
+    assert did_you_mean("x" * 100_000, many + ["x" * 100_000]) is None  # a name of 100 KB is no typo
+    assert did_you_mean("conv", ["c" * 100_000] * 100_000 + ["conv1"]) == "did you mean `conv1`?"
+    assert time.perf_counter() - start < QUICK_S
+
+
+@pytest.mark.parametrize("text", [
+    # the same undefined name in every instance of a block with many parameters (main: 6 s)
+    "block b(" + ", ".join(f"param_{i} = {i}" for i in range(1000)) + ") { linear(param_x + 1) }\n"
+    "net n { input 8 repeat 300 { b } }",
+    # an unknown argument of a block with many parameters, in a repeat (main: 53 s)
+    "block b(" + ", ".join(f"param_{i} = {i}" for i in range(3000)) + ") { relu }\n"
+    "net n { input 8 repeat 1000 { b(param_x=1) } }",
+    # an unknown op repeated, among thousands of blocks (main: 29 s)
+    "".join(f"block blk{i} {{ relu }}\n" for i in range(5000)) + "net n { input 8 repeat 2000 { cnov } }",
+], ids=["undefined name", "unknown argument", "unknown op"])
+def test_repeated_errors_among_many_names_are_cheap(text):
+    errors, elapsed = _errors(text)
+    assert elapsed < QUICK_S, f"{elapsed:.1f} s"
+    assert len(errors) == 1
+
+
+# --- 3. pooling windows that read padding only ------------------------------------------------
+
+CRASH = "net crash { input 20x2x3 maxpool(2, stride=1, pad=1, dilation=3) }"
+
+
+def test_a_maxpool_window_in_the_padding_is_refused_where_it_is():
+    """torch gives such a window -inf and an index outside the input; the backward pass then
+    writes there ("double free or corruption")."""
+    errors, _ = _errors(CRASH)
+    assert errors == [("E409", 1, 26)]
+    with pytest.raises(NetDSLError) as err:
+        netdsl.loads(CRASH)
+    assert err.value.diagnostics[0].message == (
+        "a window of `maxpool` lies entirely in the padding: output row 0 reads input rows -1 and 2, "
+        "outside rows 0 to 1 of the input height 2")
+
+
+def _brute_padding_window(size, k, s, p, d, ceil):
+    from netdsl.ops.window import window_out
+
+    out = window_out(size, k, s, p, d, ceil)
+    for o in range(out or 0):
+        if all(not 0 <= o * s - p + j * d < size for j in range(k)):
+            return o
+    return None
+
+
+def test_the_padding_rule_is_the_brute_force_one():
+    """Every window of every small case, tap by tap, including padding beyond pools' rule."""
+    from netdsl.ops.window import padding_window
+
+    checked = 0
+    for size in range(1, 13):
+        for k in range(1, 6):
+            for s in range(1, 5):
+                for d in range(1, 6):
+                    for p in range(0, (k - 1) * d + 3):
+                        for ceil in (False, True):
+                            assert padding_window(size, k, s, p, d, ceil) == _brute_padding_window(
+                                size, k, s, p, d, ceil), (size, k, s, p, d, ceil)
+                            checked += 1
+    assert checked > 20_000
+
+
+def test_for_pools_only_the_first_window_can_miss_the_input():
+    """What the rule comes to under the pools' own padding rule (pad <= kernel / 2): the first
+    window misses when its first tap at or right of 0, at (-pad) mod dilation, is past the end;
+    without ceil mode, only with kernel 2, pad 1 and a size one less than the dilation."""
+    from netdsl.ops.window import padding_window, window_out
+
+    for size in range(1, 30):
+        for k in range(1, 8):
+            for s in range(1, 5):
+                for d in range(1, 12):
+                    for p in range(0, k // 2 + 1):
+                        for ceil in (False, True):
+                            if window_out(size, k, s, p, d, ceil) is None:
+                                continue
+                            expected = 0 if p > 0 and (-p) % d >= size else None
+                            assert padding_window(size, k, s, p, d, ceil) == expected, (size, k, s, p, d, ceil)
+                            if not ceil:
+                                assert (expected is not None) == ((k, p) == (2, 1) and size == d - 1)
+
+
+def test_huge_windows_are_judged_at_once():
+    from netdsl.ops.window import padding_window
+
+    big = 10 ** 60
+    assert padding_window(big, 2 * big, 1, big, 1) is None
+    assert padding_window(big - 1, 2, 1, 1, big) == 0
+    assert padding_window(3, 2, 1, 1, 2) is None
+
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@st.composite
+def _pools(draw):
+    """A 2-D pool that torch accepts: its padding at most half the kernel, and a window that fits."""
+    from netdsl.ops.window import window_out
+
+    axes = []
+    for _ in range(2):
+        k = draw(st.integers(1, 5))
+        p = draw(st.integers(0, k // 2))
+        d = draw(st.integers(1, 5))
+        s = draw(st.integers(1, 4))
+        # sizes near the window's extent are where windows can miss the input
+        size = draw(st.integers(max(1, (k - 1) * d + 1 - 2 * p), (k - 1) * d + 4))
+        axes.append((size, k, s, p, d))
+    ceil = draw(st.booleans())
+    for size, k, s, p, d in axes:
+        if window_out(size, k, s, p, d, ceil) is None:
+            hypothesis.assume(False)
+    return axes, ceil
+
+
+@settings(max_examples=400, deadline=None)
+@given(_pools())
+def test_the_padding_rule_is_torchs(pool):
+    """Torch's own answer: a max-pool window that reads no input gives -inf and an index of no
+    input position (checked in the forward pass, which is safe; the backward pass writes there);
+    an average pool without padding in its count gives NaN or inf where it divides by zero."""
+    torch = pytest.importorskip("torch")
+    from netdsl.ops.window import padding_window, window_out
+
+    (h, w), ceil = pool
+    x = torch.randn(1, 1, h[0], w[0])
+    kernel, stride, pad, dilation = ((h[i], w[i]) for i in range(1, 5))
+    y, index = torch.nn.functional.max_pool2d(x, kernel, stride, pad, dilation, ceil_mode=ceil,
+                                             return_indices=True)
+    assert tuple(y.shape[2:]) == (window_out(*h, ceil), window_out(*w, ceil))
+    rows = padding_window(*h, ceil) is not None
+    columns = padding_window(*w, ceil) is not None
+    assert bool(torch.isinf(y).any()) == (rows or columns)
+    if not (rows or columns):  # (an index of a window in the padding may alias another place of the input)
+        assert bool(((index >= 0) & (index < h[0] * w[0])).all())
+    # average pools have no dilation: every window reads some input, even without padding counted
+    if dilation == (1, 1):
+        avg = torch.nn.functional.avg_pool2d(x, kernel, stride, pad, ceil_mode=ceil, count_include_pad=False)
+        assert bool(torch.isfinite(avg).all()) and not (rows or columns)
