@@ -109,8 +109,11 @@ def resolve_dtype(dtype: Union[None, str, torch.dtype]) -> Optional[torch.dtype]
 
 
 def compile_network(network, device: Union[str, torch.device] = "cpu", dtype=None, weights=None,
-                    init: str = "default", max_params: int = DEFAULT_MAX_PARAMS) -> NetModule:
-    """Build `network` as a `NetModule`; see `Network.compile` for the arguments."""
+                    init: str = "default", max_params: int = DEFAULT_MAX_PARAMS, *,
+                    in_place: bool = True) -> NetModule:
+    """Build `network` as a `NetModule`; see `Network.compile` for the arguments. `in_place=False`
+    leaves every layer out of place (no `in_place_layers` rewrite): the reference that tests compare
+    the rewrite against."""
     from .weights import load_weights
 
     if init not in INITS:
@@ -125,7 +128,7 @@ def compile_network(network, device: Union[str, torch.device] = "cpu", dtype=Non
     # (On the CPU, torch's default, no device context: it would route every call that builds
     # a layer through Python.)
     with torch.device("meta") if lazy else (torch.device(device) if device.type != "cpu" else nullcontext()):
-        modules = _build_modules(network)
+        modules = _build_modules(network, in_place)
     heads = any(layer.train_only for layer in network.ir)
     module = NetModule(modules, build_graph(network, training=True), network.name,
                        eval_graph=build_graph(network, training=False) if heads else None)
@@ -191,13 +194,13 @@ def _check_names(network) -> None:
                                   "rename the layer to compile the net")
 
 
-def _build_modules(network) -> nn.Module:
+def _build_modules(network, in_place: bool = True) -> nn.Module:
     """Every layer's module, in a tree of containers following the scope paths, built in
     definition order: that order is the state_dict's, which loading weights by order relies on.
     (Given a dict instead, GraphModule would register shallow names before deep ones.) A
     labelled join (`res: add { ... }`) is both a layer and the scope of its branches: its
     module holds the branches' modules."""
-    in_place = in_place_layers(network)
+    in_place = in_place_layers(network) if in_place else set()
     root = nn.Module()
     for layer in network.ir.body():
         name = layer.name
