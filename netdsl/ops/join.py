@@ -54,7 +54,8 @@ op("concat", (), infer=_concat_infer, build=_concat_build, kind=JOIN, join=True,
 op("add", (), infer=_add_infer, build=_add_build, kind=JOIN, join=True, mark=Mark("+", "circle"),
    doc="branches summed element by element (residual connections)", overwritable=True,
    shape_doc="equal shapes, unchanged",
-   examples=examples(("3x8x8", "add { identity | conv(3, 3, pad=1) }"),))
+   examples=examples(("3x8x8", "add { identity | conv(3, 3, pad=1) }"),
+                     ("3x8x8", "add { conv(3, 1) | conv(3, 3, pad=1) relu }")))  # the sum in place
 
 
 def _mul_infer(ins, a):

@@ -43,7 +43,8 @@ op("batchnorm", (Attr("eps", Float(), 1e-5), Attr("momentum", Float(0.0, 1.0), 0
    params=lambda ins, a, out: 2 * ins[0][0] if a["affine"] else 0,
    doc="batch normalisation (torch.nn.BatchNorm2d, or 1d on vectors)", overwritable=True,
    shape_doc="unchanged (images or vectors)", params_doc="2·C if affine",
-   examples=examples(("8x5x5", "batchnorm"), ("6x3x3", "batchnorm(eps=0.001, affine=false)"), ("12", "batchnorm")))
+   examples=examples(("8x5x5", "batchnorm"), ("6x3x3", "batchnorm(eps=0.001, affine=false)"), ("12", "batchnorm"),
+                     ("12", "batchnorm(affine=false)")))
 
 
 def _gn_infer(ins, a):
