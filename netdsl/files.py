@@ -115,7 +115,7 @@ def _kind(mode: int) -> str:
                        (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket")):
         if test(mode):
             return name
-    return "not a regular file"
+    return "no regular file"
 
 
 def read_for_rewrite(name: PathLike, max_bytes: int) -> Original:
@@ -125,7 +125,7 @@ def read_for_rewrite(name: PathLike, max_bytes: int) -> Original:
     target = os.path.realpath(name)
     st = os.stat(target)
     if not stat.S_ISREG(st.st_mode):
-        raise Refused(f"{shown(name)} is {_kind(st.st_mode)}, not a file fmt can rewrite")
+        raise Refused(f"cannot read {shown(name)}: it is {_kind(st.st_mode)}, not a file fmt can rewrite")
     fd = os.open(target, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     with os.fdopen(fd, "rb") as f:
         now = os.fstat(fd)
@@ -157,7 +157,7 @@ def rewrite(original: Original, data: bytes, shown_name: str) -> None:
     import tempfile
 
     st = original.status
-    if st.st_nlink == 1 and st.st_uid == os.geteuid():
+    if st.st_nlink == 1 and st.st_uid == getattr(os, "geteuid", lambda: st.st_uid)():
         try:
             fd, tmp = tempfile.mkstemp(dir=os.path.dirname(original.target), prefix=".netdsl-fmt-")
         except PermissionError:

@@ -355,7 +355,8 @@ def test_fmt_refuses_fifos_and_devices_without_waiting(tmp_path):
     os.symlink("pipe.net", tmp_path / "to-pipe.net")
     for name, kind in (("pipe.net", "a FIFO"), ("to-pipe.net", "a FIFO"), (os.devnull, "a device")):
         p = _netdsl("fmt", name, cwd=tmp_path, timeout=30)
-        assert p.returncode == 2 and p.stderr == f"netdsl: error: {name} is {kind}, not a file fmt can rewrite\n"
+        assert p.returncode == 2
+        assert p.stderr == f"netdsl: error: cannot read {name}: it is {kind}, not a file fmt can rewrite\n"
     assert stat_is_fifo(tmp_path / "pipe.net")
 
 
