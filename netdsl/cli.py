@@ -263,20 +263,25 @@ def cmd_render(args: argparse.Namespace) -> int:
         except ValueError as e:
             raise UsageError(str(e)) from None
         refuse_overwrite([(args.output, "name another output with -o")], keep)  # before anything is read
+    # A picture is bounded before its DOT is even written; DOT text itself (-o NAME.gv) is not.
+    bound = None if args.output and output_format(args.output) is None else args.max_nodes
     options = dict(depth=None if args.expand else args.depth, rankdir=args.rankdir,
-                   fold_activations=not args.no_fold, fold_repeats=args.fold_repeats)
+                   fold_activations=not args.no_fold, fold_repeats=args.fold_repeats, max_nodes=bound)
     failure = None
     try:
-        net = _load(args)
-        dot, name = net.to_dot(**options), net.name
-    except NetDSLError as e:
-        if all(d.code == UNKNOWN_PARAMETER for d in e.diagnostics):
-            raise  # a mistake in the call, not the net
-        dot = failure_diagram(e, **options)
-        if dot is None:
-            raise  # nothing was built to draw: a syntax error, no net
-        failure, name = e, e.partial.name
-        _error(str(e))
+        try:
+            net = _load(args)
+            dot, name = net.to_dot(**options), net.name
+        except NetDSLError as e:
+            if all(d.code == UNKNOWN_PARAMETER for d in e.diagnostics):
+                raise  # a mistake in the call, not the net
+            dot = failure_diagram(e, **options)
+            if dot is None:
+                raise  # nothing was built to draw: a syntax error, no net
+            failure, name = e, e.partial.name
+            _error(str(e))
+    except GraphvizFailed as e:  # too large to draw: refused before any DOT was written
+        raise UsageError(str(e)) from None
     path = args.output or f"{name}.svg"
     refuse_overwrite([(path, "name another output with -o")], keep)  # the default name, NET.svg
     try:

@@ -120,18 +120,23 @@ class Network:
         return module if optimize is None else optimize_module(module, optimize)
 
     def to_dot(self, depth: Optional[int] = 1, rankdir: str = "TB", *, fold_activations: bool = True,
-               fold_repeats: bool = False):
+               fold_repeats: bool = False, max_nodes: Optional[int] = None):
         """The diagram as a `graphviz.Digraph`; `str()` or `.source` is the DOT text. `depth` as in
-        `summary` (None: every layer), `rankdir` "TB" (top to bottom) or "LR"; see netdsl.render."""
+        `summary` (None: every layer), `rankdir` "TB" (top to bottom) or "LR"; `max_nodes` refuses
+        larger diagrams (`netdsl.render.DiagramTooLarge`) before writing them; see netdsl.render."""
         from .render import diagram
         return diagram(self, depth=depth, rankdir=rankdir, fold_activations=fold_activations,
-                       fold_repeats=fold_repeats)
+                       fold_repeats=fold_repeats, max_nodes=max_nodes)
 
     def render(self, path: os.PathLike | str, depth: Optional[int] = 1, rankdir: str = "TB", **options) -> Path:
         """Write the diagram to `path`, in the format its extension names (.svg, .png, .pdf, or
         .gv for DOT text); needs Graphviz's `dot` for all but .gv. Returns the path."""
-        from .render import save
-        return save(self.to_dot(depth, rankdir, **options), path)
+        from .render import MAX_NODES, output_format, save
+
+        # a picture is refused before its DOT is written when dot would not be given it anyway
+        bound = options.pop("max_nodes", MAX_NODES) if output_format(path) is not None else None
+        return save(self.to_dot(depth, rankdir, max_nodes=bound, **options), path,
+                    max_nodes=bound if bound is not None else MAX_NODES)
 
     def _repr_svg_(self) -> Optional[str]:
         """The diagram, inline in a Jupyter notebook (None without Graphviz: the notebook

@@ -92,11 +92,12 @@ class _Box:
 
 
 def diagram(net, *, depth: Optional[int] = 1, rankdir: str = "TB", fold_activations: bool = True,
-            fold_repeats: bool = False) -> graphviz.Digraph:
+            fold_repeats: bool = False, max_nodes: Optional[int] = None) -> graphviz.Digraph:
     """The diagram of a checked `Network` as a `graphviz.Digraph` (`.source` is the DOT text).
-    `depth` as in `netdsl summary --depth` (None: every layer); `rankdir` "TB" or "LR"."""
+    `depth` as in `netdsl summary --depth` (None: every layer); `rankdir` "TB" or "LR";
+    `max_nodes`: refuse (`DiagramTooLarge`) a diagram of more boxes, before writing any DOT."""
     return to_digraph(net.ir, source=net.source, depth=depth, rankdir=rankdir, fold_activations=fold_activations,
-                      fold_repeats=fold_repeats)
+                      fold_repeats=fold_repeats, max_nodes=max_nodes)
 
 
 def failure_diagram(error, **options) -> Optional[graphviz.Digraph]:
@@ -109,14 +110,22 @@ def failure_diagram(error, **options) -> Optional[graphviz.Digraph]:
 
 
 def to_digraph(net: Net, diagnostics: Sequence[Diagnostic] = (), source: str = "", *, depth: Optional[int] = 1,
-               rankdir: str = "TB", fold_activations: bool = True, fold_repeats: bool = False) -> graphviz.Digraph:
+               rankdir: str = "TB", fold_activations: bool = True, fold_repeats: bool = False,
+               max_nodes: Optional[int] = None) -> graphviz.Digraph:
     """Lay out the diagram of an IR net as DOT; `diagnostics` (with the `source` text they
-    point into) mark where a failing net breaks."""
+    point into) mark where a failing net breaks. With `max_nodes`, a diagram of more boxes (or
+    more than `EDGES_PER_NODE` times as many edges) is refused once its boxes are known, before
+    the DOT is written, which for tens of thousands of boxes takes longer than any check."""
     if rankdir not in ("TB", "LR"):
         raise ValueError(f"rankdir must be 'TB' or 'LR', got {rankdir!r}")
     if depth is not None and depth < 1:
         raise ValueError(f"depth must be at least 1, got {depth}")
-    return _Builder(net, diagnostics, source, depth, rankdir, fold_activations, fold_repeats).build()
+    builder = _Builder(net, diagnostics, source, depth, rankdir, fold_activations, fold_repeats)
+    if max_nodes is not None:
+        nodes, edges = builder.size()
+        if nodes > max_nodes or edges > max_nodes * EDGES_PER_NODE:
+            raise DiagramTooLarge(nodes, edges, max_nodes)
+    return builder.build()
 
 
 class _Builder:
@@ -134,6 +143,14 @@ class _Builder:
         self.box_of = {m: b for b in self.boxes.values() for m in b.members}
         self.spine = self._spine()
         self._block_titles: Optional[dict[str, list[str]]] = None
+
+    def size(self) -> tuple[int, int]:
+        """The boxes and edges the DOT will have (outputs' arrows included), before it is written."""
+        box_of = self.box_of
+        pairs = {(box_of[s.name].id, box_of[t.name].id) for s, t, _ in self.net.edges()
+                 if box_of[s.name] is not box_of[t.name]}
+        ends = sum(1 for out in self.net.outputs if out.layer.name in box_of)
+        return len(self.boxes) + ends, len(pairs) + ends
 
     # -- failures -----------------------------------------------------------------------
 
@@ -601,7 +618,7 @@ class DiagramTooLarge(GraphvizFailed):
             f"the diagram has {nodes:,} boxes and {edges:,} edges, over the limit of {limit} that Graphviz is "
             f"given (its layout of {over} could take many minutes and gigabytes): draw fewer boxes with a "
             f"smaller --depth (or without --expand, or with --fold-repeats), or raise the limit with "
-            f"--max-nodes {max(nodes, -(-edges // EDGES_PER_NODE)):,} (max_nodes= in Python), "
+            f"--max-nodes {max(nodes, -(-edges // EDGES_PER_NODE))} (max_nodes= in Python), "
             "or write the DOT text with -o NAME.gv")
         self.nodes, self.edges, self.max_nodes = nodes, edges, max_nodes
 

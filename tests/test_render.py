@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+import time
 from pathlib import Path
 
 import pytest
@@ -385,3 +386,19 @@ def test_render_when_dot_fails_says_why(tmp_path):
                        capture_output=True, text=True, env={**os.environ, "PATH": f"{fake.parent}{os.pathsep}/bin"})
     assert p.returncode == 2
     assert p.stderr == "netdsl: error: Graphviz's dot failed (exit 3): dot: out of memory\n"
+
+
+def test_a_huge_diagram_is_refused_before_its_dot_is_written(run_cli, tmp_path):
+    """9,000 boxes: writing their DOT alone took 9 s; the refusal comes once the boxes are counted."""
+    from netdsl.render import DiagramTooLarge
+
+    path = tmp_path / "big.net"
+    path.write_text("net big { input 3x8x8 r: repeat 3000 { concat { relu | relu } } }\n")
+    start = time.perf_counter()
+    p = run_cli("render", path, "--expand", "-o", tmp_path / "big.svg")
+    assert p.returncode == 2 and "9,002 boxes" in p.stderr and "--max-nodes 9002 " in p.stderr, p.stderr
+    assert time.perf_counter() - start < 5 and not (tmp_path / "big.svg").exists()
+    net = netdsl.load(path)
+    with pytest.raises(DiagramTooLarge):
+        net.render(tmp_path / "big.png", depth=None)
+    assert net.to_dot(depth=1, max_nodes=10).source  # at depth 1 the repeat is one box
