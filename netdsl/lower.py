@@ -19,8 +19,8 @@ from .binding import bind
 from .diagnostics import DiagnosticBag, Help, Note, did_you_mean, name_list
 from .evaluate import POISON, EvalError, Poisoned, evaluate, expr_size
 from .ir import Layer
-from .limits import (BOUND_STEPS_PER_LAYER, DEFAULT_MAX_LAYERS, MAX_NESTING, PARTIAL_LAYERS, SCOPES_PER_LAYER,
-                     STEPS_PER_LAYER, BoundGaveUp, LayerBound)
+from .limits import (BOUND_STEPS_PER_LAYER, DEFAULT_MAX_LAYERS, MAX_NAME_LENGTH, MAX_NESTING, PARTIAL_LAYERS,
+                     SCOPES_PER_LAYER, STEPS_PER_LAYER, BoundGaveUp, LayerBound, long_names)
 from .ops import INPUT, REGISTRY, REQUIRED, AttrError, OpSpec, Symbol, fmt_value
 from .parser import KEYWORDS
 
@@ -118,6 +118,12 @@ class Lowerer:
         return self.net.outputs
 
     def run(self) -> Optional[ir.Net]:
+        # Names too long to keep, quote and compare: reported, and nothing else is checked.
+        for length, span in long_names(self.program):
+            self._error(codes.NAME_TOO_LONG, f"a name of {length:,} characters; names are at most "
+                        f"{MAX_NAME_LENGTH:,}", span, help="choose a shorter name")
+        if self.bag.items:
+            return None
         nets = [d for d in self.program.definitions if isinstance(d, ast.NetDef)]
         for d in self.program.definitions:
             if isinstance(d, ast.BlockDef):
@@ -141,11 +147,13 @@ class Lowerer:
             self._stop_scopes = min(self.max_scopes, 10 * SCOPES_PER_LAYER * PARTIAL_LAYERS)
             self._stop_steps = min(self.max_steps, 10 * STEPS_PER_LAYER * PARTIAL_LAYERS)
         ctx = _Ctx("", params, frozenset(_labels_in(net.body)), top=True)
+        stopped = False
         try:
             last = self._chain(net.body, None, ctx)
         except _Abort:
-            last = None
-        if not self._input_declared and not any(d.code == codes.INPUT_DECLARATION for d in self.bag.items):
+            last, stopped = None, True
+        if not self._input_declared and not stopped and \
+                not any(d.code == codes.INPUT_DECLARATION for d in self.bag.items):
             self._error(codes.INPUT_DECLARATION, f"net `{net.name}` has no input declaration", net.name_span,
                         help="start its body with the input shape, e.g. `input 3x224x224`")
         if last is not None:
@@ -304,10 +312,10 @@ class Lowerer:
             self._depth -= 1
 
     def _chain_items(self, items: tuple[ast.Item, ...], current: Optional[Layer], ctx: _Ctx) -> Optional[Layer]:
-        self.steps += len(items)
-        if self.steps > self._stop_steps:
-            self._spend(0, _extent(items))
         for i, item in enumerate(items):
+            self.steps += 1
+            if self.steps > self._stop_steps:
+                self._spend(0, item.span)
             if isinstance(item, ast.InputDecl):
                 current = self._input(item, ctx, first=(i == 0))
             elif isinstance(item, ast.Call):
@@ -339,6 +347,8 @@ class Lowerer:
             self._limit_passed(f"the net has more than {self.max_scopes:,} scopes (block instances, repeats and "
                                "their passes, branches, heads, groups)", span)
             raise _Abort
+        if len(path) > MAX_NAME_LENGTH:
+            self._name_too_long(path, span)
         # the tree follows the names: a scope's parent is the scope its path extends
         parent = self.scopes.get(path.rpartition(".")[0])
         scope = self.scopes[path] = ir.Scope(path, kind, title, span, ctx.train_only, block, parent)
@@ -383,6 +393,8 @@ class Lowerer:
         if len(self.net) - self._input_declared >= self._stop_at and not (op is not None and op.source):
             self._limit_passed(f"the net has more than {self.max_layers:,} layers", span)
             raise _Abort
+        if len(name) > MAX_NAME_LENGTH:
+            self._name_too_long(name, span)
         return self.net.add(Layer(name, op, attrs, inputs, span, ctx.train_only, ctx.site,
                                   self.scopes.get(name.rpartition(".")[0])))
 
@@ -600,12 +612,22 @@ class Lowerer:
                                f"would make the net larger than the limit of {self.max_layers:,} layers",
                                rep.count.span)
             raise _Abort
+        if per_pass == 0:
+            return  # a pass that makes no layer is the last but one (see _repeat)
         for what, now, per_pass, limit in (("scopes", scopes, scopes - scopes0, self.max_scopes),
                                            ("steps of expansion", steps, steps - steps0, self.max_steps)):
             if now + (count - 1) * per_pass > limit:
                 self._limit_passed(f"`repeat {count:,}` would make more than the limit of {limit:,} {what} "
                                    f"({per_pass:,} a pass)", rep.count.span)
                 raise _Abort
+
+    def _name_too_long(self, name: str, span: ast.Span) -> None:
+        """Stop at a dotted name past the limit: every layer inside it would have a longer one."""
+        self._error(codes.NAME_TOO_LONG, f"the name `{name[:60]}...` is {len(name):,} characters long; names "
+                    f"are at most {MAX_NAME_LENGTH:,}", span,
+                    help="a name holds the labels of every scope around it (`stage1.block2.conv1`): use shorter "
+                         "labels, or nest fewer of them")
+        raise _Abort
 
     def _spend(self, steps: int, span: ast.Span) -> None:
         """Count steps of expansion (items lowered, terms evaluated) and stop past the limit."""
