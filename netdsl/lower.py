@@ -25,6 +25,10 @@ from .ops import INPUT, REGISTRY, REQUIRED, AttrError, OpSpec, Symbol, fmt_value
 from .parser import KEYWORDS
 
 
+_PLAIN = frozenset({int, float, str, Symbol})  # values that equal only values of their own type
+_MISSING = object()
+
+
 class _Abort(Exception):
     """Stops lowering when going on would only produce noise (the net is too large)."""
 
@@ -86,6 +90,10 @@ class Lowerer:
         self.steps = 0
         self._sizes: dict[int, int] = {}  # expression sizes, by node
         self._labels: dict[int, frozenset] = {}  # the labels written in each body, by body
+        # An op's argument names, and attribute values already converted, by attribute and
+        # value: a net of 100,000 layers converts the same few values again and again.
+        self._signatures: dict[str, Any] = {}
+        self._converted: dict[tuple, Any] = {}
         self._limit_reported = False
         self.net = ir.Net("", {})
         self.blocks: dict[str, ast.BlockDef] = {}
@@ -285,6 +293,11 @@ class Lowerer:
 
     def _eval(self, expr: ast.Expr, env: Mapping[str, Any]) -> Any:
         """The value, or POISON after reporting why there is none."""
+        if expr.__class__ is ast.IntLit:  # most arguments: one step, nothing to evaluate
+            self.steps += 1
+            if self.steps > self._stop_steps:
+                self._spend(0, expr.span)
+            return expr.value
         self._spend(expr_size(expr, self._sizes), expr.span)
         try:
             return evaluate(expr, env)
@@ -462,8 +475,11 @@ class Lowerer:
             raise _Abort
 
     def _bind_op(self, spec: OpSpec, call: ast.Call, env: Mapping[str, Any]) -> Optional[dict]:
-        names = [a.name for a in spec.attrs]
-        positional = sum(1 for a in spec.attrs if a.positional)
+        signature = self._signatures.get(spec.name)
+        if signature is None:
+            signature = self._signatures[spec.name] = ([a.name for a in spec.attrs],
+                                                       sum(1 for a in spec.attrs if a.positional))
+        names, positional = signature
         bound = bind(spec.name, names, positional, call.args, self._error)
         if bound is None:
             return None
@@ -479,7 +495,8 @@ class Lowerer:
                     ok = False
                     continue
                 if ok:
-                    attrs[attr.name] = attr.default_for(attrs)
+                    attrs[attr.name] = attr.default_for(attrs) if callable(attr.default) else \
+                        self._convert(attr, attr.default)
                 continue
             value = self._eval(arg.value, env)
             if value is POISON:
@@ -493,11 +510,23 @@ class Lowerer:
                 ok = False
                 continue
             try:
-                attrs[attr.name] = attr.type.convert(value, attr.name)
+                attrs[attr.name] = self._convert(attr, value)
             except AttrError as e:
                 self._error(e.code, f"{e.message} (in `{spec.name}`)", arg.value.span)
                 ok = False
         return attrs if ok else None
+
+    def _convert(self, attr, value: Any) -> Any:
+        """`attr.type.convert(value)`, remembered for plain values (a failure is not). Tuples only
+        of ints: `(1, true) == (1, 1)`, and one must not stand for the other."""
+        kind = value.__class__
+        if not (kind in _PLAIN or kind is tuple and all(x.__class__ is int for x in value)):
+            return attr.type.convert(value, attr.name)
+        key = (id(attr), kind, value)
+        converted = self._converted.get(key, _MISSING)
+        if converted is _MISSING:
+            converted = self._converted[key] = attr.type.convert(value, attr.name)
+        return converted
 
     def _expand_block(self, call: ast.Call, current: Optional[Layer], ctx: _Ctx,
                       local: Optional[str] = None) -> Optional[Layer]:
@@ -505,7 +534,9 @@ class Lowerer:
         if block.name in self.recursive:  # reported by _check_blocks
             return self._broken(call, current, ctx, local)
         local = local or self._local_name(call, block.name, ctx)
-        names = [p.name for p in block.params]
+        names = self._signatures.get(block.name)  # (blocks and ops have distinct names)
+        if names is None:
+            names = self._signatures[block.name] = [p.name for p in block.params]
         bound = bind(block.name, names, len(names), call.args, self._error)
         env: dict[str, Any] = {}
         ok = bound is not None
@@ -575,7 +606,7 @@ class Lowerer:
             return current
         if rep.label is None:  # inline: the passes' layers join this scope
             for i in range(count):
-                before, made = len(self.net), self._made()
+                before, made = len(self.net), (self._made() if i == 0 else None)
                 current = self._chain(rep.body, current, ctx)
                 if len(self.net) == before and i >= 1:
                     break  # passes that add no layer: the others would add none either
@@ -587,7 +618,7 @@ class Lowerer:
         scope = self._scope(home.path, "repeat", f"repeat {count}", rep.span, ctx)
         for i in range(1, count + 1):
             home.names[str(i)] = rep.span
-            before, made = len(self.net), self._made()
+            before, made = len(self.net), (self._made() if i == 1 else None)
             one = self._scope(home.full(str(i)), "pass", f"pass {i} of {count}", rep.span, ctx)
             current = one.output = self._chain(rep.body, current, home.child(str(i), self._reserved(rep.body)))
             if len(self.net) == before and i >= 2:
