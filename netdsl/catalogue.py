@@ -15,7 +15,7 @@ from typing import Any, Optional, Union
 
 from . import codes
 from .diagnostics import CODES, NetDSLError, did_you_mean
-from .limits import MAX_EXPR_DEPTH, MAX_NESTING
+from .limits import MAX_EXPR_DEPTH, MAX_NAME_LENGTH, MAX_NESTING
 
 
 @dataclass(frozen=True)
@@ -134,6 +134,12 @@ _ENTRIES = [
           "which its backward pass writes through, corrupting memory. The message names the first such "
           "output row or column; use less padding or dilation, or check the layers before.",
           "net n { input 8x2x2 maxpool(2, pad=1, dilation=3) }"),
+    Entry(codes.NAME_TOO_LONG, f"A name longer than {MAX_NAME_LENGTH:,} characters: an identifier in the file (then "
+          "nothing else is checked), or a layer's or scope's dotted name, which holds the labels of every "
+          "scope around it (`stage1.block2.conv1`; then checking stops there). Every layer keeps its name "
+          "and messages quote them, so the limit keeps memory and output in proportion to the net. Real "
+          "names are tens of characters.",
+          "net n { input 8 " + "a" * (MAX_NAME_LENGTH + 1) + ": relu }"),
 ]
 
 CATALOGUE: dict[str, Entry] = {e.code: e for e in _ENTRIES}

@@ -35,6 +35,7 @@ INPUT_DECLARATION = "E406"
 NET_TOO_LARGE = "E407"
 TOO_DEEP = "E408"
 WINDOW_IN_PADDING = "E409"
+NAME_TOO_LONG = "E410"
 
 MEANINGS: dict[str, str] = {
     UNEXPECTED_TOKEN: "syntax error: a token that cannot come here",
@@ -65,4 +66,5 @@ MEANINGS: dict[str, str] = {
     NET_TOO_LARGE: "the net is too large",
     TOO_DEEP: "nested too deeply",
     WINDOW_IN_PADDING: "a pooling window lies entirely in the padding",
+    NAME_TOO_LONG: "a name is longer than the limit",
 }

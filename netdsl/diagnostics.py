@@ -142,9 +142,19 @@ def name_list(names: Iterable[str], limit: int = 20) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _closest(name: str, candidates: tuple[str, ...]) -> Optional[str]:
-    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
-    return f"did you mean `{close[0]}`?" if close else None
+def _closest(name: str, candidates: tuple[str, ...], cutoff: float = 0.6) -> Optional[str]:
+    # difflib.get_close_matches, but of equally close names the first is taken (it takes the
+    # greatest string): a list's order says which candidate is likelier
+    matcher = difflib.SequenceMatcher()
+    matcher.set_seq2(name)
+    best, best_score = None, cutoff
+    for c in candidates:
+        matcher.set_seq1(c)
+        if matcher.real_quick_ratio() >= best_score and matcher.quick_ratio() >= best_score:
+            score = matcher.ratio()
+            if score > best_score or (best is None and score >= best_score):
+                best, best_score = c, score
+    return f"did you mean `{best}`?" if best is not None else None
 
 
 # --- rendering ---------------------------------------------------------------------------

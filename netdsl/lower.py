@@ -19,10 +19,14 @@ from .binding import bind
 from .diagnostics import DiagnosticBag, Help, Note, did_you_mean, name_list
 from .evaluate import POISON, EvalError, Poisoned, evaluate, expr_size
 from .ir import Layer
-from .limits import (BOUND_STEPS_PER_LAYER, DEFAULT_MAX_LAYERS, MAX_NESTING, PARTIAL_LAYERS, SCOPES_PER_LAYER,
-                     STEPS_PER_LAYER, BoundGaveUp, LayerBound)
+from .limits import (BOUND_STEPS_PER_LAYER, DEFAULT_MAX_LAYERS, MAX_NAME_LENGTH, MAX_NESTING, PARTIAL_LAYERS,
+                     SCOPES_PER_LAYER, STEPS_PER_LAYER, BoundGaveUp, LayerBound, long_names)
 from .ops import INPUT, REGISTRY, REQUIRED, AttrError, OpSpec, Symbol, fmt_value
 from .parser import KEYWORDS
+
+
+_PLAIN = frozenset({int, float, str, Symbol})  # values that equal only values of their own type
+_MISSING = object()
 
 
 class _Abort(Exception):
@@ -86,6 +90,10 @@ class Lowerer:
         self.steps = 0
         self._sizes: dict[int, int] = {}  # expression sizes, by node
         self._labels: dict[int, frozenset] = {}  # the labels written in each body, by body
+        # An op's argument names, and attribute values already converted, by attribute and
+        # value: a net of 100,000 layers converts the same few values again and again.
+        self._signatures: dict[str, Any] = {}
+        self._converted: dict[tuple, Any] = {}
         self._limit_reported = False
         self.net = ir.Net("", {})
         self.blocks: dict[str, ast.BlockDef] = {}
@@ -118,6 +126,12 @@ class Lowerer:
         return self.net.outputs
 
     def run(self) -> Optional[ir.Net]:
+        # Names too long to keep, quote and compare: reported, and nothing else is checked.
+        for length, span in long_names(self.program):
+            self._error(codes.NAME_TOO_LONG, f"a name of {length:,} characters; names are at most "
+                        f"{MAX_NAME_LENGTH:,}", span, help="choose a shorter name")
+        if self.bag.items:
+            return None
         nets = [d for d in self.program.definitions if isinstance(d, ast.NetDef)]
         for d in self.program.definitions:
             if isinstance(d, ast.BlockDef):
@@ -141,11 +155,13 @@ class Lowerer:
             self._stop_scopes = min(self.max_scopes, 10 * SCOPES_PER_LAYER * PARTIAL_LAYERS)
             self._stop_steps = min(self.max_steps, 10 * STEPS_PER_LAYER * PARTIAL_LAYERS)
         ctx = _Ctx("", params, frozenset(_labels_in(net.body)), top=True)
+        stopped = False
         try:
             last = self._chain(net.body, None, ctx)
         except _Abort:
-            last = None
-        if not self._input_declared and not any(d.code == codes.INPUT_DECLARATION for d in self.bag.items):
+            last, stopped = None, True
+        if not self._input_declared and not stopped and \
+                not any(d.code == codes.INPUT_DECLARATION for d in self.bag.items):
             self._error(codes.INPUT_DECLARATION, f"net `{net.name}` has no input declaration", net.name_span,
                         help="start its body with the input shape, e.g. `input 3x224x224`")
         if last is not None:
@@ -277,6 +293,11 @@ class Lowerer:
 
     def _eval(self, expr: ast.Expr, env: Mapping[str, Any]) -> Any:
         """The value, or POISON after reporting why there is none."""
+        if expr.__class__ is ast.IntLit:  # most arguments: one step, nothing to evaluate
+            self.steps += 1
+            if self.steps > self._stop_steps:
+                self._spend(0, expr.span)
+            return expr.value
         self._spend(expr_size(expr, self._sizes), expr.span)
         try:
             return evaluate(expr, env)
@@ -304,10 +325,10 @@ class Lowerer:
             self._depth -= 1
 
     def _chain_items(self, items: tuple[ast.Item, ...], current: Optional[Layer], ctx: _Ctx) -> Optional[Layer]:
-        self.steps += len(items)
-        if self.steps > self._stop_steps:
-            self._spend(0, _extent(items))
         for i, item in enumerate(items):
+            self.steps += 1
+            if self.steps > self._stop_steps:
+                self._spend(0, item.span)
             if isinstance(item, ast.InputDecl):
                 current = self._input(item, ctx, first=(i == 0))
             elif isinstance(item, ast.Call):
@@ -339,6 +360,8 @@ class Lowerer:
             self._limit_passed(f"the net has more than {self.max_scopes:,} scopes (block instances, repeats and "
                                "their passes, branches, heads, groups)", span)
             raise _Abort
+        if len(path) > MAX_NAME_LENGTH:
+            self._name_too_long(path, span)
         # the tree follows the names: a scope's parent is the scope its path extends
         parent = self.scopes.get(path.rpartition(".")[0])
         scope = self.scopes[path] = ir.Scope(path, kind, title, span, ctx.train_only, block, parent)
@@ -383,6 +406,8 @@ class Lowerer:
         if len(self.net) - self._input_declared >= self._stop_at and not (op is not None and op.source):
             self._limit_passed(f"the net has more than {self.max_layers:,} layers", span)
             raise _Abort
+        if len(name) > MAX_NAME_LENGTH:
+            self._name_too_long(name, span)
         return self.net.add(Layer(name, op, attrs, inputs, span, ctx.train_only, ctx.site,
                                   self.scopes.get(name.rpartition(".")[0])))
 
@@ -450,8 +475,11 @@ class Lowerer:
             raise _Abort
 
     def _bind_op(self, spec: OpSpec, call: ast.Call, env: Mapping[str, Any]) -> Optional[dict]:
-        names = [a.name for a in spec.attrs]
-        positional = sum(1 for a in spec.attrs if a.positional)
+        signature = self._signatures.get(spec.name)
+        if signature is None:
+            signature = self._signatures[spec.name] = ([a.name for a in spec.attrs],
+                                                       sum(1 for a in spec.attrs if a.positional))
+        names, positional = signature
         bound = bind(spec.name, names, positional, call.args, self._error)
         if bound is None:
             return None
@@ -467,7 +495,8 @@ class Lowerer:
                     ok = False
                     continue
                 if ok:
-                    attrs[attr.name] = attr.default_for(attrs)
+                    attrs[attr.name] = attr.default_for(attrs) if callable(attr.default) else \
+                        self._convert(attr, attr.default)
                 continue
             value = self._eval(arg.value, env)
             if value is POISON:
@@ -481,11 +510,23 @@ class Lowerer:
                 ok = False
                 continue
             try:
-                attrs[attr.name] = attr.type.convert(value, attr.name)
+                attrs[attr.name] = self._convert(attr, value)
             except AttrError as e:
                 self._error(e.code, f"{e.message} (in `{spec.name}`)", arg.value.span)
                 ok = False
         return attrs if ok else None
+
+    def _convert(self, attr, value: Any) -> Any:
+        """`attr.type.convert(value)`, remembered for plain values (a failure is not). Tuples only
+        of ints: `(1, true) == (1, 1)`, and one must not stand for the other."""
+        kind = value.__class__
+        if not (kind in _PLAIN or kind is tuple and all(x.__class__ is int for x in value)):
+            return attr.type.convert(value, attr.name)
+        key = (id(attr), kind, value)
+        converted = self._converted.get(key, _MISSING)
+        if converted is _MISSING:
+            converted = self._converted[key] = attr.type.convert(value, attr.name)
+        return converted
 
     def _expand_block(self, call: ast.Call, current: Optional[Layer], ctx: _Ctx,
                       local: Optional[str] = None) -> Optional[Layer]:
@@ -493,7 +534,9 @@ class Lowerer:
         if block.name in self.recursive:  # reported by _check_blocks
             return self._broken(call, current, ctx, local)
         local = local or self._local_name(call, block.name, ctx)
-        names = [p.name for p in block.params]
+        names = self._signatures.get(block.name)  # (blocks and ops have distinct names)
+        if names is None:
+            names = self._signatures[block.name] = [p.name for p in block.params]
         bound = bind(block.name, names, len(names), call.args, self._error)
         env: dict[str, Any] = {}
         ok = bound is not None
@@ -563,7 +606,7 @@ class Lowerer:
             return current
         if rep.label is None:  # inline: the passes' layers join this scope
             for i in range(count):
-                before, made = len(self.net), self._made()
+                before, made = len(self.net), (self._made() if i == 0 else None)
                 current = self._chain(rep.body, current, ctx)
                 if len(self.net) == before and i >= 1:
                     break  # passes that add no layer: the others would add none either
@@ -575,7 +618,7 @@ class Lowerer:
         scope = self._scope(home.path, "repeat", f"repeat {count}", rep.span, ctx)
         for i in range(1, count + 1):
             home.names[str(i)] = rep.span
-            before, made = len(self.net), self._made()
+            before, made = len(self.net), (self._made() if i == 1 else None)
             one = self._scope(home.full(str(i)), "pass", f"pass {i} of {count}", rep.span, ctx)
             current = one.output = self._chain(rep.body, current, home.child(str(i), self._reserved(rep.body)))
             if len(self.net) == before and i >= 2:
@@ -600,12 +643,22 @@ class Lowerer:
                                f"would make the net larger than the limit of {self.max_layers:,} layers",
                                rep.count.span)
             raise _Abort
+        if per_pass == 0:
+            return  # a pass that makes no layer is the last but one (see _repeat)
         for what, now, per_pass, limit in (("scopes", scopes, scopes - scopes0, self.max_scopes),
                                            ("steps of expansion", steps, steps - steps0, self.max_steps)):
             if now + (count - 1) * per_pass > limit:
                 self._limit_passed(f"`repeat {count:,}` would make more than the limit of {limit:,} {what} "
                                    f"({per_pass:,} a pass)", rep.count.span)
                 raise _Abort
+
+    def _name_too_long(self, name: str, span: ast.Span) -> None:
+        """Stop at a dotted name past the limit: every layer inside it would have a longer one."""
+        self._error(codes.NAME_TOO_LONG, f"the name `{name[:60]}...` is {len(name):,} characters long; names "
+                    f"are at most {MAX_NAME_LENGTH:,}", span,
+                    help="a name holds the labels of every scope around it (`stage1.block2.conv1`): use shorter "
+                         "labels, or nest fewer of them")
+        raise _Abort
 
     def _spend(self, steps: int, span: ast.Span) -> None:
         """Count steps of expansion (items lowered, terms evaluated) and stop past the limit."""

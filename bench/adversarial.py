@@ -1,0 +1,275 @@
+"""The budgets, measured on hostile input: for any file within the default limits (1 MiB, 100,000
+layers), `netdsl check` finishes within 5 s and 1 GiB, and `summary` and `render` likewise.
+
+Each case is a generated file (see CASES) made to cost as much as it can: blocks that multiply
+with different arguments, errors repeated by a repeat, deep nesting, wide joins, long names,
+many parameters, huge repeat counts, many distinct errors, a mebibyte of each kind of text.
+Every case runs as a fresh `python -m netdsl COMMAND FILE` process under a CPU-time and an
+address-space limit (resource.setrlimit); the table gives its exit status, wall and CPU time
+and peak resident memory, then the worst case. The exit status is 1 when any case passes the
+budget, crashes (a traceback, a signal) or fails to produce its expected outcome.
+
+The verdict uses CPU time (user + system): the development machine is shared, and wall time
+there measures the neighbours as much as netdsl; both are printed.
+
+    .venv/bin/python bench/adversarial.py                  # every case, check only
+    .venv/bin/python bench/adversarial.py --commands check,summary,render
+    .venv/bin/python bench/adversarial.py --only wide --runs 3
+
+tests/test_budgets.py runs every case at a small scale, in-process (`texts(scale)`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+MIB = 1024 * 1024
+BUDGET_S = 5.0
+BUDGET_RSS = 1024 * MIB
+# The limits a case runs under: past them it is killed (and reported), well before it could
+# take the machine down with it.
+KILL_CPU_S = 30
+KILL_ADDRESS_SPACE = 4 * 1024 * MIB
+
+# The commands measured: each is run on every case asked for.
+COMMANDS = {
+    "check": ["check"],
+    "summary": ["summary", "--expand"],
+    "json": ["summary", "--json"],
+    "render": ["render", "-o", "{out}/net.svg"],
+    "render-expanded": ["render", "--expand", "-o", "{out}/net.svg"],
+}
+
+
+def _fill(unit: str, size: int, head: str = "", tail: str = "") -> str:
+    """`head`, then `unit` repeated to make about `size` characters in all, then `tail`."""
+    room = max(0, size - len(head) - len(tail))
+    return head + unit * max(1, room // len(unit)) + tail
+
+
+def _units(make: Callable[[int], str], size: int, head: str = "", tail: str = "") -> str:
+    """`head`, then make(0) make(1) ... for as long as the text stays within `size`, then `tail`."""
+    parts, total, i = [head], len(head) + len(tail), 0
+    while True:
+        unit = make(i)
+        if total + len(unit) > size:
+            break
+        parts.append(unit)
+        total += len(unit)
+        i += 1
+    return "".join(parts) + tail
+
+
+def doubling(depth: int, leaf: str = "relu", twice: str = "b{i}(n * 2) b{i}(n * 2 + 1)", arg: str = "1") -> str:
+    """Blocks each using the one below twice (with different arguments, by default): 2^depth leaves."""
+    lines = [f"block b0(n) {{ {leaf} }}"] + [f"block b{i + 1}(n) {{ {twice.format(i=i)} }}" for i in range(depth)]
+    return "\n".join(lines) + f"\nnet n {{ input 8x8x8 b{depth}({arg}) }}\n"
+
+
+def balanced(depth: int) -> str:
+    """An expression of 2^(depth + 1) - 1 terms, nested `depth` deep."""
+    text = "1"
+    for _ in range(depth):
+        text = f"({text} + {text})"
+    return text
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    make: Callable[[float], str]  # scale (1.0: full size) -> the file's text
+    expect: str  # "ok", "invalid" (located errors, exit 1), or an error code that must be among them
+    what: str
+
+
+def _size(scale: float) -> int:
+    return max(2000, int(MIB * scale) - 64)
+
+
+# The cases. At scale 1 each file is at most 1 MiB; smaller scales shrink the sizes that grow
+# with the text (the limit-driven cases are small files whatever the scale).
+CASES = [
+    # blocks that multiply
+    Case("blocks doubling, distinct arguments", lambda s: doubling(30), "E407",
+         "30 blocks, each using the one below twice with different arguments (1.3 KB)"),
+    Case("blocks doubling, same arguments", lambda s: doubling(30, twice="b{i}(n) b{i}(n)"), "E407",
+         "the same with equal arguments: the layer bound counts each block once"),
+    Case("blocks doubling, empty bodies", lambda s: doubling(30, leaf=""), "E407",
+         "distinct arguments, and the leaves make no layer"),
+    Case("blocks doubling, heads only", lambda s: doubling(30, twice="head {{ b{i}(n * 2) }} head {{ b{i}(n * 2 + 1) }}"),
+         "E407", "every block's body is two heads"),
+    Case("blocks doubling, groups", lambda s: doubling(30, twice="g: {{ b{i}(n * 2) }} h: {{ b{i}(n * 2 + 1) }}"),
+         "E407", "every use in a labelled group of its own"),
+    Case("blocks, joins of 30 branches", lambda s: doubling(
+        5, twice="concat {{ " + " | ".join(f"b{{i}}(n * 30 + {j})" for j in range(30)) + " }}"), "E407",
+        "each block a concat of 30 uses of the one below"),
+    Case("blocks, repeats of distinct counts", lambda s: doubling(
+        30, twice="repeat n % 5 + 1 {{ b{i}(n * 2) }} b{i}(n * 2 + 1)"), "E407", "repeats whose counts differ per use"),
+    Case("blocks within the limits", lambda s: doubling(15), "ok",
+         "a valid net of 32,768 layers and 65,535 block instances"),
+    # repeats
+    Case("repeat of 10^9", lambda s: "net n { input 8 repeat 1000000000 { relu } }", "E407", ""),
+    Case("repeats nested to 10^60", lambda s: "net n { input 8 " + "repeat 1000000 { " * 10 + "relu" + " }" * 10
+         + " }", "E407", ""),
+    Case("repeated error with a hint", lambda s: "net n { input 3 repeat 99999 { relu head from nowhere { relu } } }",
+         "E202", "issue item 2: 99,999 times the same undefined name, among 99,999 layers (66 bytes)"),
+    Case("repeat of heads", lambda s: "net n { input 3 repeat 49999 { relu head { relu } } }", "ok",
+         "a valid net of 99,998 layers, half of them in 49,999 heads"),
+    Case("repeat of a block of many parameters", lambda s: "block b(" + ", ".join(
+        f"p{i} = {i}" for i in range(2000)) + ") { relu }\nnet n { input 8 repeat 10000 { b } }", "E407",
+        "each use evaluates 2,000 defaults"),
+    Case("repeat of an argument of 8,191 terms", lambda s: "net n { input 8 repeat 100000 { linear("
+         + balanced(12) + ") } }", "E407", "a balanced sum, evaluated again on each pass"),
+    Case("max layers, scopes and steps", lambda s: "block b(a, b, c) { conv(a + b - c, 1) }\n"
+         "net n { input 8x4x4 r: repeat 49999 { b(4, 3, 2) relu } }", "ok",
+         "a valid net at the limits: 99,998 layers, 100,000 scopes, 850,000 steps"),
+    # nesting
+    Case("blocks 100 deep, each used twice", lambda s: "".join(
+        f"block b{i} {{ b{i + 1} b{i + 1} }}\n" for i in range(99)) + "block b99 { relu }\nnet n { input 8 b0 }",
+        "E407", ""),
+    Case("braces 99 deep, in a repeat", lambda s: "net n { input 8 repeat 2000 { " + "g: { " * 97 + "relu"
+         + " }" * 97 + " } }", "E407", "every pass nests 97 groups: 97 scopes a pass"),
+    Case("brackets 10^6 deep", lambda s: _fill("(", _size(s), "net n { input 8 linear(", ") }"), "E408", ""),
+    # joins
+    Case("a concat of 100,000 branches", lambda s: _fill(" relu |", _size(s), "net n { input 8x2x2 concat {",
+                                                          " relu } }"), "E407", ""),
+    Case("a concat of 40,000 branches", lambda s: "net n { input 8x2x2 concat {" + " conv(1, 1) |" * 39_999
+         + " conv(1, 1) } }", "ok", "valid: one layer of 40,000 inputs"),
+    Case("an add of 60,000 mismatched branches", lambda s: "net n { input 8x2x2 add {" + " conv(1, 1) | conv(2, 1) |"
+         * 30_000 + " relu } }", "E403", ""),
+    # names
+    Case("a 1 MiB label", lambda s: "net n { input 8 " + "a" * (_size(s) - 40) + ": relu }", "ok", ""),
+    Case("1 MiB names, misspelt", lambda s: "block " + "b" * (_size(s) // 4) + " { relu }\nnet n { input 8 "
+         + "b" * (_size(s) // 4 - 1) + "c linear(" + "x" * (_size(s) // 4) + ") }", "E201", ""),
+    Case("long labels nested 40 deep, repeated", lambda s: "block b { " + "".join(
+        f"{chr(97 + i % 26) * 2000}{i}: {{ " for i in range(40)) + "relu" + " }" * 40
+         + " }\nnet n { input 8 r: repeat 1000 { b } }", "invalid", "every layer named by 80 KB of labels"),
+    Case("a block of 100,000 parameters", lambda s: _units(lambda i: f"p{i} = {i}, ", _size(s) // 2, "block b(",
+                                                           "z = 0) { relu }\n") + "net n { input 8 b b b }",
+         "ok", ""),
+    Case("a net of 50,000 parameters", lambda s: _units(lambda i: f"p{i} = {i}, ", _size(s), "net n(",
+                                                        "z = 0) { input 8 relu }"), "ok", ""),
+    # errors
+    Case("many distinct errors, many names", lambda s: "net n { input 8 " + "relu " * 20_000 + "".join(
+        f"head from nowhere{i} {{ relu }} " for i in range(1000)) + "}", "E202",
+         "1,000 distinct undefined names, each hint a search among 20,000 layers"),
+    Case("unknown ops among 20,000 blocks", lambda s: "".join(f"block blk{i} {{ relu }}\n" for i in range(20_000))
+         + "net n { input 8 " + " ".join(f"blkk{i}" for i in range(2000)) + " }", "E201", ""),
+    Case("1 MiB of unknown ops", lambda s: _units(lambda i: f"x{i} ", _size(s), "net n { input 8 ", "}"), "E201", ""),
+    Case("1 MiB of syntax errors", lambda s: _fill("conv(8 3) ", _size(s), "net n { input 8x8x8 ", "}"), "E100", ""),
+    # a mebibyte of each kind of text
+    Case("1 MiB of relu", lambda s: _fill("relu ", _size(s), "net n { input 8 ", "}"), "E407", ""),
+    Case("1 MiB of conv layers", lambda s: _units(lambda i: f"c{i}: conv(8, 3, pad=1)\n", _size(s),
+                                                  "net n {\ninput 8x8x8\n", "}\n"), "ok", ""),
+    Case("1 MiB of sums", lambda s: _fill("linear(1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1) ", _size(s),
+                                          "net n { input 8 ", "}"), "ok", "parsing is the cost"),
+    Case("1 MiB of blocks", lambda s: _units(lambda i: f"block b{i} {{ b{i + 1} }}\n", _size(s) - 40)
+         .replace("{ b", "{ relu b", 1) + "net n { input 8 b0 }", "invalid",
+         "50,000 blocks, each using the next"),
+    Case("1 MiB of comments", lambda s: _fill("# a comment\n", _size(s), "net n { input 8 relu }\n"), "ok", ""),
+    Case("1 MiB on one line", lambda s: _fill("relu ", _size(s) // 3, "net n { input 8 ", "cnov }"), "E201", ""),
+    Case("1 MiB of NUL bytes", lambda s: "\0" * _size(s), "E101", ""),
+]
+
+
+def texts(scale: float = 1.0) -> dict[str, str]:
+    """Every case's text at `scale`."""
+    return {case.name: case.make(scale) for case in CASES}
+
+
+@dataclass
+class Result:
+    case: str
+    command: str
+    status: str  # "ok", "invalid" (exit 1), or what went wrong
+    codes: str
+    wall: float
+    cpu: float
+    rss: int  # bytes
+
+    @property
+    def over(self) -> bool:
+        return self.cpu > BUDGET_S or self.rss > BUDGET_RSS
+
+
+def _limits() -> None:
+    resource.setrlimit(resource.RLIMIT_CPU, (KILL_CPU_S, KILL_CPU_S + 5))
+    resource.setrlimit(resource.RLIMIT_AS, (KILL_ADDRESS_SPACE, KILL_ADDRESS_SPACE))
+
+
+def run_one(case: Case, command: str, scale: float, work: Path) -> Result:
+    """Run one case in a fresh process under the limits; CPU time and peak memory from wait4."""
+    path = work / "net.net"
+    text = case.make(scale)
+    assert len(text.encode("utf-8")) <= MIB, (case.name, len(text))
+    path.write_text(text, encoding="utf-8")
+    argv = [a.format(out=work) for a in COMMANDS[command]]
+    with open(work / "stdout", "wb") as out, open(work / "stderr", "wb") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "netdsl", *argv, str(path)], cwd=ROOT, stdout=out,
+                                stderr=err, preexec_fn=_limits)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)  # Popen must not wait for it again
+    stderr = (work / "stderr").read_text(encoding="utf-8", errors="replace")
+    found = sorted({line.split("error[", 1)[1][:4] for line in stderr.splitlines() if "error[E" in line})
+    code = proc.returncode
+    if code < 0:
+        outcome = f"killed by signal {-code}"
+    elif "Traceback" in stderr or code not in (0, 1):
+        outcome = f"crashed (exit {code})"
+    else:
+        outcome = "ok" if code == 0 else "invalid"
+        if case.expect in ("ok", "invalid") and outcome != case.expect or \
+                case.expect.startswith("E") and case.expect not in found:
+            outcome += f", expected {case.expect}"
+    return Result(case.name, command, outcome, ",".join(found), wall, usage.ru_utime + usage.ru_stime,
+                  usage.ru_maxrss * 1024)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--commands", default="check", help=f"comma-separated, of {', '.join(COMMANDS)} (default check)")
+    p.add_argument("--only", default="", help="run the cases whose name contains this")
+    p.add_argument("--runs", type=int, default=1, help="runs per case; the fastest is kept (default 1)")
+    p.add_argument("--scale", type=float, default=1.0, help="file sizes, as a fraction of 1 MiB (default 1)")
+    args = p.parse_args()
+    commands = [c.strip() for c in args.commands.split(",") if c.strip()]
+    unknown = [c for c in commands if c not in COMMANDS]
+    if unknown:
+        p.error(f"unknown command {unknown[0]!r}")
+    cases = [c for c in CASES if args.only in c.name]
+    results: list[Result] = []
+    width = max(len(c.name) for c in cases) + 2
+    print(f"{'case':{width}}{'command':17}{'outcome':22}{'codes':18}{'wall s':>8}{'CPU s':>8}{'peak MiB':>10}")
+    with tempfile.TemporaryDirectory(prefix="netdsl-adversarial-") as tmp:
+        for case in cases:
+            for command in commands:
+                runs = [run_one(case, command, args.scale, Path(tmp)) for _ in range(max(1, args.runs))]
+                r = min(runs, key=lambda x: x.cpu)
+                results.append(r)
+                mark = "  OVER" if r.over else ""
+                print(f"{case.name:{width}}{command:17}{r.status:22}{r.codes[:17]:18}{r.wall:8.2f}{r.cpu:8.2f}"
+                      f"{r.rss / MIB:10.0f}{mark}", flush=True)
+    slowest = max(results, key=lambda r: r.cpu)
+    biggest = max(results, key=lambda r: r.rss)
+    print(f"\nslowest: {slowest.case} ({slowest.command}): {slowest.cpu:.2f} s CPU, {slowest.wall:.2f} s wall")
+    print(f"largest: {biggest.case} ({biggest.command}): {biggest.rss / MIB:.0f} MiB")
+    bad = [r for r in results if r.over or r.status not in ("ok", "invalid")]
+    print(f"budget: {BUDGET_S:g} s CPU and {BUDGET_RSS // MIB} MiB per case; "
+          + (f"{len(bad)} case(s) past it or failing" if bad else "every case within it"))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
