@@ -38,7 +38,9 @@ def _bn_build(ins, a):
     return cls(ins[0][0], a["eps"], a["momentum"], a["affine"])
 
 
-op("batchnorm", (Attr("eps", Float(), 1e-5), Attr("momentum", Float(0.0, 1.0), 0.1), Attr("affine", Bool(), True)),
+# eps above 0: torch's batch_norm refuses 0 in training ("eps must be positive during training")
+op("batchnorm", (Attr("eps", Float(above=True), 1e-5), Attr("momentum", Float(0.0, 1.0), 0.1),
+                 Attr("affine", Bool(), True)),
    infer=_bn_infer, build=_bn_build, kind=NORM,
    params=lambda ins, a, out: 2 * ins[0][0] if a["affine"] else 0,
    doc="batch normalisation (torch.nn.BatchNorm2d, or 1d on vectors)", overwritable=True,

@@ -99,6 +99,7 @@ class Int:
 class Float:
     min: float = 0.0
     max: float = math.inf
+    above: bool = False   # `min` itself is not allowed (an epsilon that must be positive)
     doc = "number"
 
     def convert(self, v: Any, name: str) -> float:
@@ -108,8 +109,10 @@ class Float:
             x = float(v)
         except OverflowError:  # an integer of hundreds of digits
             x = math.inf
-        if not (self.min <= x <= self.max and math.isfinite(x)):
-            bound = f"between {self.min} and {self.max}" if self.max != math.inf else f"at least {self.min}"
+        if not (self.min <= x <= self.max and math.isfinite(x)) or (self.above and x == self.min):
+            low = f"above {self.min}" if self.above else f"at least {self.min}"
+            bound = low if self.max == math.inf else \
+                f"{low} and at most {self.max}" if self.above else f"between {self.min} and {self.max}"
             raise AttrError(codes.OUT_OF_RANGE, f"`{name}` must be a finite number {bound}, got {fmt_value(v)}")
         return x
 
