@@ -1,11 +1,14 @@
 """What `netdsl compile` does, as a function: build, run once with every shape checked, time,
 and optionally optimise, save and export. It returns a report (plain data, JSON-ready) that
-the command line prints as text or JSON."""
+the command line prints as text or JSON; warnings about the weights go to stderr as they come,
+and into the report."""
 
 from __future__ import annotations
 
 import os
+import sys
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +57,8 @@ def compile_and_run(network, options: CompileOptions) -> dict[str, Any]:
     _check_writable(options.save, export_path)
 
     start = time.perf_counter()
-    module = compile_network(network, device, dtype, options.weights, options.init, options.max_params)
+    with _weights_warnings() as notes:
+        module = compile_network(network, device, dtype, options.weights, options.init, options.max_params)
     build_seconds = time.perf_counter() - start
 
     params = {"train": _count(module, network, train=True), "deploy": _count(module, network, train=False)}
@@ -80,6 +84,8 @@ def compile_and_run(network, options: CompileOptions) -> dict[str, Any]:
                     for o in network.outputs],
         "seconds": {"build": build_seconds, "checked_pass": run.seconds, "forward": forward_seconds},
     }
+    if notes:
+        report["warnings"] = notes
     if options.optimize:
         with _torch_failures(network, device, dtype):
             report["optimize"] = _optimize(module, x, options.optimize)
@@ -108,6 +114,29 @@ def _check_writable(save: Optional[str], export_path: Optional[Path]) -> None:
             raise CompileError(f"cannot write {path}: there is no folder {folder}")
         if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
             raise CompileError(f"cannot write {path}: permission denied")
+
+
+@contextmanager
+def _weights_warnings() -> Iterator[list[str]]:
+    """Collects the NonFiniteWeightsWarnings of the block into the list it gives, printing
+    each on stderr as the command line's own warnings are; other warnings pass on."""
+    from .weights import NonFiniteWeightsWarning
+
+    notes: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", NonFiniteWeightsWarning)
+        try:
+            yield notes
+        finally:
+            passed_on = []
+            for w in caught:
+                if issubclass(w.category, NonFiniteWeightsWarning):
+                    notes.append(str(w.message))
+                    print(f"netdsl: warning: {w.message}", file=sys.stderr)
+                else:
+                    passed_on.append(w)
+    for w in passed_on:  # outside the block, under the caller's filters again
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
 
 
 @contextmanager

@@ -1,0 +1,116 @@
+"""Hardening of the torch backend (issue 10): no configuration that crashes torch reaches it
+(channels_last convolutions that read only padding), no allocation beyond the memory there is,
+every torch and fx failure as one line, weights files read or refused cleanly, and writes that
+never leave a partial file or crash natively.
+
+Crashes and unbounded allocations are tried in subprocesses (a segfault, an abort or the OOM
+killer would otherwise take pytest down), under an address-space limit where memory is at stake.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import resource
+import signal
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import pytest
+import torch
+
+import netdsl
+from netdsl.backend import CompileError, UncompilableNet, WeightsError
+
+from conftest import NETS, ROOT, net_files
+
+LENET = NETS / "lenet5.net"
+SEGV = "net segv { input 16x1x1 conv(12, 1, stride=2, pad=0x1, dilation=2) }"
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def one_line_error(result: subprocess.CompletedProcess, code: int = 2) -> str:
+    """The CLI failed with `code` and said why in one line, without a traceback."""
+    assert result.returncode == code, (result.returncode, result.stderr[-2000:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("netdsl: error: "), result.stderr[-2000:]
+    return lines[0]
+
+
+def limited(address_space: int = 0, file_size: int = 0):
+    """A preexec_fn limiting the child's address space (so a missing memory check ends in a
+    MemoryError, not in the OOM killer on a shared machine) or the size of files it writes
+    (a full disk, reported as EFBIG once SIGXFSZ is ignored)."""
+    def limit():
+        if address_space:
+            resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+        if file_size:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
+    return limit
+
+
+def netdsl_cli(*args, cwd=ROOT, timeout=300, **limits) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "netdsl", *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, preexec_fn=limited(**limits) if limits else None)
+
+
+# --- 4. weights files -------------------------------------------------------------------------
+
+def test_an_empty_weights_file_is_refused(tmp_path):
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(WeightsError, match=r"empty\.pt is not a state_dict that torch\.load\(weights_only=True\) "
+                                           r"accepts: (EOFError|.+)"):
+        netdsl.load(LENET).compile(weights=tmp_path / "empty.pt")
+    result = netdsl_cli("compile", LENET, "--weights", tmp_path / "empty.pt")
+    assert "empty.pt" in one_line_error(result)
+
+
+@pytest.mark.parametrize("layout", ["coo", "csr"])
+def test_sparse_weights_are_refused(tmp_path, layout):
+    module = netdsl.load(LENET).compile()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch: sparse CSR support is in beta
+        state = {k: (v.to_sparse() if layout == "coo" else v.to_sparse_csr()) if v.dim() == 2 else v
+                 for k, v in module.state_dict().items()}
+        torch.save(state, tmp_path / "sparse.pt")
+    with pytest.raises(WeightsError, match=r"the weights' `fc1.weight` is a sparse tensor \(sparse_"):
+        netdsl.load(LENET).compile(weights=state)
+    result = netdsl_cli("compile", LENET, "--weights", tmp_path / "sparse.pt")
+    assert "`fc1.weight` is a sparse tensor" in one_line_error(result)
+    assert "Warning" not in result.stderr
+
+
+def _poisoned(tmp_path):
+    module = netdsl.load(LENET).compile()
+    state = {k: v.clone() for k, v in module.state_dict().items()}
+    state["conv1.weight"][0, 0, 0, 0] = float("nan")
+    state["fc3.bias"][3] = float("inf")
+    from safetensors.torch import save_file
+    save_file(state, tmp_path / "poisoned.safetensors")
+    return state
+
+
+def test_non_finite_weights_warn_from_the_api(tmp_path):
+    from netdsl.backend.weights import NonFiniteWeightsWarning
+
+    state = _poisoned(tmp_path)
+    for source in (state, tmp_path / "poisoned.safetensors"):
+        with pytest.warns(NonFiniteWeightsWarning, match=r"NaN or infinite values in 2 tensors: "
+                                                         r"`conv1.weight`, `fc3.bias`"):
+            netdsl.load(LENET).compile(weights=source)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # finite weights: no warning
+        netdsl.load(LENET).compile(weights=netdsl.load(LENET).compile().state_dict())
+
+
+def test_non_finite_weights_warn_on_stderr_from_the_cli(tmp_path):
+    _poisoned(tmp_path)
+    result = netdsl_cli("compile", LENET, "--weights", tmp_path / "poisoned.safetensors", "--json")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "netdsl: warning: the weights hold NaN or infinite values in 2 tensors: `conv1.weight`, `fc3.bias`"]
+    assert json.loads(result.stdout)["warnings"] == [result.stderr.strip().removeprefix("netdsl: warning: ")]
