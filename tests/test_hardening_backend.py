@@ -58,6 +58,85 @@ def netdsl_cli(*args, cwd=ROOT, timeout=300, **limits) -> subprocess.CompletedPr
                           timeout=timeout, preexec_fn=limited(**limits) if limits else None)
 
 
+# --- 2. allocations checked against the memory there is -----------------------------------------
+
+BIG = "net big { input 1  linear(68000)  linear(69000) }"  # 4.69e9 parameters, under the default limit
+GB = 1 << 30
+
+
+def test_a_batch_beyond_memory_is_refused_before_allocating():
+    # 10^8 LeNet inputs are 314 GB. Under an 8 GB address-space limit, the check sees the limit
+    # too; without a check the run would end in a MemoryError traceback (or the OOM killer).
+    result = netdsl_cli("compile", "--batch", "100000000", LENET, address_space=8 * GB)
+    line = one_line_error(result)
+    assert "lenet5 at batch 100,000,000 needs at least" in line and "input 313.6 GB" in line
+    assert "available" in line and "--batch" in line
+
+
+def test_a_net_beyond_memory_is_refused_before_allocating(tmp_path):
+    assert netdsl.loads(BIG).total_params() < netdsl.network.DEFAULT_MAX_PARAMS
+    (tmp_path / "big.net").write_text(BIG + "\n")
+    result = netdsl_cli("compile", tmp_path / "big.net", address_space=8 * GB)
+    line = one_line_error(result, code=1)
+    assert "4,692,205,000 parameters" in line and "18.8 GB" in line and "available" in line
+
+
+def test_the_api_refuses_a_net_beyond_memory(monkeypatch):
+    from netdsl.backend import budget
+
+    monkeypatch.setattr(budget, "available_bytes", lambda device: 1 * GB)
+    with pytest.raises(UncompilableNet, match=r"big has 4,692,205,000 parameters .*18\.8 GB.* 1\.1 GB"):
+        netdsl.loads(BIG).compile()
+    netdsl.loads(BIG).compile(init="meta")  # allocates nothing: allowed
+
+
+def test_the_check_counts_batch_input_and_activations(monkeypatch):
+    from netdsl.backend import budget
+    from netdsl.backend.command import CompileOptions, compile_and_run
+
+    monkeypatch.setattr(budget, "available_bytes", lambda device: 20_000_000)
+    net = netdsl.load(LENET)
+    compile_and_run(net, CompileOptions(batch=100))  # about 2.4 MB: fits
+    with pytest.raises(CompileError, match=r"lenet5 at batch 10,000 needs at least .* \(.*input 31\.4 MB.*\) "
+                                           r"but 20\.0 MB .*available.*--batch"):
+        compile_and_run(net, CompileOptions(batch=10_000))
+
+
+@pytest.mark.parametrize("path", net_files(), ids=lambda p: str(p.relative_to(NETS)))
+def test_the_estimate_of_parameters_and_buffers_is_the_modules(path):
+    from netdsl.backend.budget import estimate
+
+    net = netdsl.load(path)
+    module = net.compile(init="meta")
+    need = estimate(net, torch.float32, batch=2)
+    assert need.weights == sum(t.numel() * t.element_size() for t in module.state_dict().values())
+    from netdsl.ops import REGISTRY
+
+    largest = max(2 * 4 * torch.Size(net.layer(n)["shape"]).numel() for n in net.layers
+                  if not REGISTRY[net.layer(n)["op"]].aliases)  # views of their input take no memory
+    assert largest <= need.activations <= 2 * 4 * sum(torch.Size(net.layer(n)["shape"]).numel() for n in net.layers)
+    assert need.input == 2 * 4 * torch.Size(net.input_shape).numel()
+
+
+def test_the_memory_available_is_read_from_the_system():
+    from netdsl.backend.budget import available_bytes
+
+    free = available_bytes(torch.device("cpu"))
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert free is None or 0 < free <= total
+
+
+@pytest.mark.cuda
+@cuda
+def test_the_check_reads_cuda_memory(monkeypatch):
+    from netdsl.backend.budget import available_bytes
+
+    free, total = torch.cuda.mem_get_info()
+    assert 0 < available_bytes(torch.device("cuda")) <= total
+    result = netdsl_cli("compile", "--device", "cuda", "--batch", "100000000", LENET)
+    assert "on cuda" in one_line_error(result)
+
+
 # --- 4. weights files -------------------------------------------------------------------------
 
 def test_an_empty_weights_file_is_refused(tmp_path):

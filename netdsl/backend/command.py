@@ -17,6 +17,7 @@ from typing import Any, Iterator, Optional
 import torch
 
 from ..network import DEFAULT_MAX_PARAMS
+from .budget import check_memory
 from .errors import CompileError
 from .fx import compile_network, resolve_device, resolve_dtype
 from .runtime import RuntimeShapeError, check_run, example_input, time_forward
@@ -55,6 +56,8 @@ def compile_and_run(network, options: CompileOptions) -> dict[str, Any]:
     elif options.output:
         raise CompileError("-o names where --export writes; give --export too")
     _check_writable(options.save, export_path)
+    check_memory(network, device, dtype, init=options.init, weights=options.weights, batch=options.batch,
+                 optimize=bool(options.optimize))
 
     start = time.perf_counter()
     with _weights_warnings() as notes:
