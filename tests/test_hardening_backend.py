@@ -193,3 +193,66 @@ def test_non_finite_weights_warn_on_stderr_from_the_cli(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "netdsl: warning: the weights hold NaN or infinite values in 2 tensors: `conv1.weight`, `fc3.bias`"]
     assert json.loads(result.stdout)["warnings"] == [result.stderr.strip().removeprefix("netdsl: warning: ")]
+
+
+# --- 5. writes of saved and exported files ------------------------------------------------------
+
+def test_export_to_dev_full_is_refused():
+    result = netdsl_cli("compile", LENET, "--export", "torchscript", "-o", "/dev/full")
+    assert "cannot write /dev/full: it is a device, not a regular file" in one_line_error(result)
+
+
+@pytest.mark.parametrize("option,name", [(["--save"], "out.pt"), (["--export", "onnx", "-o"], "out.onnx")])
+def test_a_fifo_destination_is_refused(tmp_path, option, name):
+    os.mkfifo(tmp_path / name)
+    result = netdsl_cli("compile", LENET, *option, tmp_path / name, timeout=60)  # writing would block forever
+    assert "it is a FIFO, not a regular file" in one_line_error(result)
+
+
+@pytest.mark.parametrize("option", [["--save"], ["--export", "torchscript", "-o"]])
+def test_a_file_name_over_255_bytes_is_one_line(tmp_path, option):
+    result = netdsl_cli("compile", LENET, *option, tmp_path / ("w" * 300 + ".pt"))
+    assert "file name is 303 bytes, over the 255 the file system allows" in one_line_error(result)
+
+
+@pytest.mark.parametrize("option,name", [
+    (["--save"], "w.pt"), (["--save"], "w.safetensors"),
+    (["--export", "torchscript", "-o"], "m.pt"), (["--export", "exported", "-o"], "m.pt2"),
+    (["--export", "onnx", "-o"], "m.onnx"),
+])
+def test_a_failed_write_leaves_the_old_file_and_no_partial_one(tmp_path, option, name):
+    # LeNet's 247 KB of weights against a 100 KB file-size limit: the disk is "full".
+    (tmp_path / name).write_bytes(b"the old file")
+    result = netdsl_cli("compile", LENET, *option, tmp_path / name, file_size=100_000)
+    line = one_line_error(result)
+    assert f"cannot write {tmp_path / name}:" in line and "File too large" in line
+    assert (tmp_path / name).read_bytes() == b"the old file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no temporary file left
+
+
+def test_writes_replace_the_file_and_leave_nothing_else(tmp_path):
+    from netdsl.backend.export import export
+    from netdsl.backend.weights import save_weights
+
+    module = netdsl.load(LENET).compile()
+    (tmp_path / "w.pt").write_bytes(b"old")
+    os.chmod(tmp_path / "w.pt", 0o640)
+    save_weights(module, tmp_path / "w.pt")
+    assert torch.load(tmp_path / "w.pt", weights_only=True).keys() == module.state_dict().keys()
+    assert (tmp_path / "w.pt").stat().st_mode & 0o777 == 0o640  # the old file's permissions
+    export(module, torch.randn(1, 1, 32, 32), "torchscript", tmp_path / "m.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt", "w.pt"]
+
+
+def test_the_api_checks_destinations_too(tmp_path):
+    from netdsl.backend.export import export
+    from netdsl.backend.weights import save_weights
+
+    module = netdsl.load(LENET).compile()
+    os.symlink("/dev/full", tmp_path / "full.pt")  # the link is followed
+    with pytest.raises(WeightsError, match=r"cannot write .*full\.pt: it is a device"):
+        save_weights(module, tmp_path / "full.pt")
+    with pytest.raises(CompileError, match="cannot write /dev/full: it is a device"):
+        export(module, torch.randn(1, 1, 32, 32), "torchscript", "/dev/full")
+    with pytest.raises(CompileError, match="it is a folder"):
+        export(module, torch.randn(1, 1, 32, 32), "exported", tmp_path)

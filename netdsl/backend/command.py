@@ -5,7 +5,6 @@ and into the report."""
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 import warnings
@@ -106,17 +105,13 @@ def compile_and_run(network, options: CompileOptions) -> dict[str, Any]:
 
 def _check_writable(save: Optional[str], export_path: Optional[Path]) -> None:
     """Refuse, before any work, files that could not be written or would overwrite each other."""
+    from .files import check_destination
+
     paths = [Path(p) for p in (save, export_path) if p is not None]
+    for path in paths:
+        check_destination(path)
     if len(paths) == 2 and paths[0].resolve() == paths[1].resolve():
         raise CompileError(f"--save and --export would both write {paths[0]}; give -o another path")
-    for path in paths:
-        folder = path.parent
-        if path.is_dir():
-            raise CompileError(f"cannot write {path}: it is a folder")
-        if not folder.is_dir():
-            raise CompileError(f"cannot write {path}: there is no folder {folder}")
-        if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-            raise CompileError(f"cannot write {path}: permission denied")
 
 
 @contextmanager

@@ -143,20 +143,27 @@ def load_weights(module: nn.Module, source: WeightsSource, assign: bool = False)
 
 
 def save_weights(module: nn.Module, path: Union[str, os.PathLike]) -> Path:
-    """Write the module's state_dict: safetensors for `.safetensors`, else `torch.save`."""
+    """Write the module's state_dict: safetensors for `.safetensors`, else `torch.save`. The
+    file replaces `path` only once complete (a failed write leaves an old file as it was)."""
+    from .files import check_destination, replacing, write_file
+
     path = Path(path)
     if path.suffix != ".safetensors" and path.suffix not in TORCH_SUFFIXES:
         raise WeightsError(f"cannot save weights as {path.name}: use .safetensors, {', '.join(TORCH_SUFFIXES)}")
+    check_destination(path, WeightsError)
     state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     from safetensors import SafetensorError
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import save_file
-            save_file(state, path)
+            with replacing(path) as temporary:
+                save_file(state, temporary)
         else:
-            torch.save(state, path)
-    except (OSError, RuntimeError, SafetensorError) as e:  # torch.save reports a missing folder as RuntimeError
-        raise WeightsError(f"cannot write {path}: {str(e).strip().splitlines()[0]}") from None
+            write_file(path, lambda file: torch.save(state, file))
+    except OSError as e:
+        raise WeightsError(f"cannot write {path}: {e.strerror or first_line(e)}") from None
+    except (RuntimeError, SafetensorError) as e:
+        raise WeightsError(f"cannot write {path}: {first_line(e)}") from None
     return path
 
 
