@@ -7,7 +7,7 @@ evaluate is POISON: its error is already reported, and later uses pass it on sil
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping
 
 from . import ast, codes
 from .diagnostics import Help, did_you_mean

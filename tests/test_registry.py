@@ -24,7 +24,6 @@ op, example and path, as a strict xfail: it turns red when the cause goes away.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import subprocess

@@ -1,11 +1,14 @@
 """What `netdsl compile` does, as a function: build, run once with every shape checked, time,
 and optionally optimise, save and export. It returns a report (plain data, JSON-ready) that
-the command line prints as text or JSON."""
+the command line prints as text or JSON; warnings about the weights go to stderr as they come,
+and into the report."""
 
 from __future__ import annotations
 
+import sys
 import os
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +17,7 @@ from typing import Any, Iterator, Optional, Sequence
 import torch
 
 from ..limits import DEFAULT_MAX_PARAMS
+from .budget import check_memory
 from .errors import CompileError
 from .fx import compile_network, resolve_device, resolve_dtype
 from .runtime import RuntimeShapeError, check_run, example_input, time_forward
@@ -54,9 +58,12 @@ def compile_and_run(network, options: CompileOptions) -> dict[str, Any]:
     elif options.output:
         raise CompileError("-o names where --export writes; give --export too")
     _check_writable(options.save, export_path, options.keep)
+    check_memory(network, device, dtype, init=options.init, weights=options.weights, batch=options.batch,
+                 optimize=bool(options.optimize))
 
     start = time.perf_counter()
-    module = compile_network(network, device, dtype, options.weights, options.init, options.max_params)
+    with _weights_warnings() as notes:
+        module = compile_network(network, device, dtype, options.weights, options.init, options.max_params)
     build_seconds = time.perf_counter() - start
 
     params = {"train": _count(module, network, train=True), "deploy": _count(module, network, train=False)}
@@ -82,6 +89,8 @@ def compile_and_run(network, options: CompileOptions) -> dict[str, Any]:
                     for o in network.outputs],
         "seconds": {"build": build_seconds, "checked_pass": run.seconds, "forward": forward_seconds},
     }
+    if notes:
+        report["warnings"] = notes
     if options.optimize:
         with _torch_failures(network, device, dtype):
             report["optimize"] = _optimize(module, x, options.optimize)
@@ -101,6 +110,7 @@ def _check_writable(save: Optional[str], export_path: Optional[Path], keep: Sequ
     """Refuse, before any work, files that could not be written, would overwrite each other or
     would overwrite an input (`keep`: the net's source, the weights read)."""
     from ..files import WouldOverwrite, file_id, refuse_overwrite, shown
+    from .files import check_destination
 
     paths = [Path(p) for p in (save, export_path) if p is not None]
     try:
@@ -111,6 +121,7 @@ def _check_writable(save: Optional[str], export_path: Optional[Path], keep: Sequ
                             or (file_id(paths[0]) is not None and file_id(paths[0]) == file_id(paths[1]))):
         raise CompileError(f"--save and --export would both write {shown(paths[0])}; give -o another path")
     for path in paths:
+        check_destination(path)  # devices, FIFOs, sockets, names over NAME_MAX: one line each
         folder = path.parent
         try:
             is_dir, has_folder = path.is_dir(), folder.is_dir()
@@ -123,6 +134,29 @@ def _check_writable(save: Optional[str], export_path: Optional[Path], keep: Sequ
             raise CompileError(f"cannot write {shown(path)}: there is no folder {shown(folder)}")
         if not os.access(folder, os.W_OK) or (exists and not os.access(path, os.W_OK)):
             raise CompileError(f"cannot write {shown(path)}: permission denied")
+
+
+@contextmanager
+def _weights_warnings() -> Iterator[list[str]]:
+    """Collects the NonFiniteWeightsWarnings of the block into the list it gives, printing
+    each on stderr as the command line's own warnings are; other warnings pass on."""
+    from .weights import NonFiniteWeightsWarning
+
+    notes: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", NonFiniteWeightsWarning)
+        try:
+            yield notes
+        finally:
+            passed_on = []
+            for w in caught:
+                if issubclass(w.category, NonFiniteWeightsWarning):
+                    notes.append(str(w.message))
+                    print(f"netdsl: warning: {w.message}", file=sys.stderr)
+                else:
+                    passed_on.append(w)
+    for w in passed_on:  # outside the block, under the caller's filters again
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
 
 
 @contextmanager

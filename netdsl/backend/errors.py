@@ -9,3 +9,10 @@ class CompileError(Exception):
 class UncompilableNet(CompileError):
     """A net that checks but cannot become a torch module: too many parameters to allocate,
     or a layer name torch cannot use."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message, or its type's name when it has none (an
+    empty file makes torch.load raise an EOFError without a message)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -13,6 +13,7 @@ plain tuple, in the net's order.
 from __future__ import annotations
 
 import copy
+import io
 import os
 import warnings
 from pathlib import Path
@@ -20,7 +21,8 @@ from typing import Union
 
 import torch
 
-from .errors import CompileError
+from .errors import CompileError, first_line
+from .files import check_destination, replacing, write_file
 from .outputs import outputs
 
 FORMATS = {"torchscript": ".pt", "exported": ".pt2", "onnx": ".onnx"}
@@ -49,33 +51,46 @@ def output_names(module: torch.fx.GraphModule) -> list[str]:
 
 
 def export(module: torch.nn.Module, example: torch.Tensor, fmt: str, path: Union[str, os.PathLike]) -> Path:
-    """Write `module` (put in evaluation mode) in format `fmt` to `path`; returns the path."""
+    """Write `module` (put in evaluation mode) in format `fmt` to `path`; returns the path. The
+    file replaces `path` only once complete (a failed write leaves an old file as it was)."""
     if fmt not in FORMATS:
         raise CompileError(f"unknown export format {fmt!r} (use one of {', '.join(FORMATS)})")
-    path = Path(path)
+    path = check_destination(path)
     module.eval()
     names = output_names(module)
     module = plain_outputs(module)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # deprecation notices of TorchScript and the exporters
-        if fmt == "torchscript":
-            torch.jit.script(module).save(str(path))
-        elif fmt == "exported":
-            batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-            program = torch.export.export(module, (_batch_of_two(example),), dynamic_shapes={"x": {0: batch}})
-            torch.export.save(program, path)
-        else:
-            try:
-                import onnxscript  # noqa: F401  (torch's exporter needs it)
-            except ImportError:
-                raise CompileError("exporting ONNX needs the onnx extra: pip install 'netdsl[onnx]'") from None
-            # One self-contained file, unless protobuf's 2 GB limit forces the weights out.
-            external = sum(t.numel() * t.element_size() for t in module.state_dict().values()) >= 2**31
-            batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-            torch.onnx.export(module, (_batch_of_two(example),), path, input_names=["x"], output_names=names,
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # deprecation notices of TorchScript and the exporters
+            _export(module, example, fmt, path, names)
+    except OSError as e:
+        raise CompileError(f"cannot write {path}: {e.strerror or first_line(e)}") from None
+    return path
+
+
+def _export(module: torch.fx.GraphModule, example: torch.Tensor, fmt: str, path: Path, names: list[str]) -> None:
+    if fmt == "torchscript":
+        scripted = torch.jit.script(module)
+        write_file(path, lambda file: torch.jit.save(scripted, file))  # a file object: torch writes from Python
+    elif fmt == "exported":
+        batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+        program = torch.export.export(module, (_batch_of_two(example),), dynamic_shapes={"x": {0: batch}})
+        # Into memory first: torch.export.save aborts the process when a write to a file fails.
+        buffer = io.BytesIO()
+        torch.export.save(program, buffer)
+        write_file(path, lambda file: file.write(buffer.getbuffer()))
+    else:
+        try:
+            import onnxscript  # noqa: F401  (torch's exporter needs it)
+        except ImportError:
+            raise CompileError("exporting ONNX needs the onnx extra: pip install 'netdsl[onnx]'") from None
+        # One self-contained file, unless protobuf's 2 GB limit forces the weights out.
+        external = sum(t.numel() * t.element_size() for t in module.state_dict().values()) >= 2**31
+        batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+        with replacing(path) as temporary:  # the file, and its external data beside it
+            torch.onnx.export(module, (_batch_of_two(example),), temporary, input_names=["x"], output_names=names,
                               dynamic_shapes={"x": {0: batch}}, dynamo=True, external_data=external,
                               verbose=False)
-    return path
 
 
 def _batch_of_two(x: torch.Tensor) -> torch.Tensor:

@@ -25,6 +25,7 @@ from torch import nn
 
 from ..ir import Layer
 from ..limits import DEFAULT_MAX_PARAMS
+from .budget import check_memory
 from .errors import CompileError, UncompilableNet
 from .outputs import outputs
 
@@ -120,6 +121,7 @@ def compile_network(network, device: Union[str, torch.device] = "cpu", dtype=Non
         raise CompileError(f"unknown init {init!r} (use one of {', '.join(INITS)})")
     device, dtype = resolve_device(device), resolve_dtype(dtype)
     _check_size(network, dtype, max_params)
+    check_memory(network, device, dtype, init=init, weights=weights)
     _check_names(network)
     lazy = init in ("none", "meta")
     # Modules are made where they will live: on the device itself (no copy afterwards), or on

@@ -7,17 +7,21 @@ anything that would run code.
 Tensors are matched to the module's state by name; those whose names do not match (weights
 from torchvision, say, where netdsl names `inception3a.branch2.conv2` what torchvision calls
 `inception3a.branch2.1.conv`) are matched by definition order. Every shape is checked before
-anything is copied, so a mismatch leaves the module as it was.
+anything is copied, so a mismatch leaves the module as it was. Only dense tensors are taken;
+NaN or infinite values load, with a `NonFiniteWeightsWarning` naming the tensors that hold them.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Mapping, Union
 
 import torch
 from torch import nn
+
+from .errors import first_line
 
 WeightsSource = Union[str, os.PathLike, Mapping[str, torch.Tensor]]
 TORCH_SUFFIXES = (".pt", ".pth", ".bin")
@@ -26,6 +30,13 @@ TORCH_SUFFIXES = (".pt", ".pth", ".bin")
 class WeightsError(ValueError):
     """Weights that cannot be read or do not fit the net; the message names the first tensor
     that disagrees."""
+
+
+class NonFiniteWeightsWarning(UserWarning):
+    """Weights that hold NaN or infinite values: they load, and the net computes with them."""
+
+# torch.load's notices about the sparse tensors it checks: such weights are refused anyway.
+_SPARSE_NOTICES = r"(Validating sparse tensor invariants|Sparse \w+ tensor support is in beta)"
 
 
 def read_weights(source: WeightsSource) -> dict[str, torch.Tensor]:
@@ -51,10 +62,12 @@ def read_weights(source: WeightsSource) -> dict[str, torch.Tensor]:
                 raise WeightsError(f"{path} is not a readable safetensors file: {e}") from None
         elif path.suffix in TORCH_SUFFIXES:
             try:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as e:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", _SPARSE_NOTICES, UserWarning)
+                    state = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as e:  # torch raises UnpicklingError, RuntimeError, EOFError (an empty file), ...
                 raise WeightsError(f"{path} is not a state_dict that torch.load(weights_only=True) "
-                                   f"accepts: {str(e).splitlines()[0]}") from None
+                                   f"accepts: {first_line(e)}") from None
             if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
                 state = state["state_dict"]  # a training checkpoint: {"state_dict": ..., "epoch": ...}
         else:
@@ -67,7 +80,23 @@ def read_weights(source: WeightsSource) -> dict[str, torch.Tensor]:
             raise WeightsError(f"the weights' entry `{key}` is a {type(value).__name__}, not a tensor")
         if value.is_meta:
             raise WeightsError(f"the weights' `{key}` is on the meta device: it has a shape but no values")
+        if value.layout != torch.strided or value.is_quantized:  # load_state_dict copies only dense values
+            layout = str(value.layout).removeprefix("torch.")
+            kind = "quantized tensor" if value.is_quantized else f"sparse tensor ({layout})"
+            raise WeightsError(f"the weights' `{key}` is a {kind}; netdsl loads dense tensors "
+                               "(save `tensor.to_dense()` instead)")
     return dict(state)
+
+
+def non_finite(state: Mapping[str, torch.Tensor]) -> list[str]:
+    """The names of the floating-point tensors in `state` that hold NaN or infinite values."""
+    return [key for key, value in state.items() if value.is_floating_point() and not _finite(value)]
+
+
+def _finite(tensor: torch.Tensor, chunk: int = 1 << 24) -> bool:
+    # In chunks: isfinite makes a boolean tensor as large as its input.
+    flat = tensor.detach().reshape(-1)
+    return all(bool(torch.isfinite(flat[i:i + chunk]).all()) for i in range(0, flat.numel(), chunk))
 
 
 def match_weights(module: nn.Module, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -100,11 +129,18 @@ def match_weights(module: nn.Module, state: Mapping[str, torch.Tensor]) -> dict[
 
 def load_weights(module: nn.Module, source: WeightsSource, assign: bool = False) -> None:
     """Read `source` and load it into `module` (all or nothing: every name, shape and kind of
-    number is checked first). With `assign`, the tensors replace the module's (which may live
-    on the meta device) instead of being copied in, as torch's `load_state_dict(assign=True)`
+    number is checked first; NaN or infinite values load, with a NonFiniteWeightsWarning
+    naming the tensors). With `assign`, the tensors replace the module's (which may live on
+    the meta device) instead of being copied in, as torch's `load_state_dict(assign=True)`
     does: tensors of a mapping in the module's dtype are then shared with the caller (the
     fast path `init="meta"` is for; pass copies to keep them apart)."""
-    state = match_weights(module, read_weights(source))
+    read = read_weights(source)
+    state = match_weights(module, read)
+    bad = non_finite(read)
+    if bad:
+        names = ", ".join(f"`{k}`" for k in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        warnings.warn(f"the weights hold NaN or infinite values in {len(bad)} tensor{'s' * (len(bad) > 1)}: {names}",
+                      NonFiniteWeightsWarning, stacklevel=2)
     if assign:
         # The module's own dtypes rule: a float64 file does not make a float32 net float64.
         current = module.state_dict()
@@ -113,20 +149,27 @@ def load_weights(module: nn.Module, source: WeightsSource, assign: bool = False)
 
 
 def save_weights(module: nn.Module, path: Union[str, os.PathLike]) -> Path:
-    """Write the module's state_dict: safetensors for `.safetensors`, else `torch.save`."""
+    """Write the module's state_dict: safetensors for `.safetensors`, else `torch.save`. The
+    file replaces `path` only once complete (a failed write leaves an old file as it was)."""
+    from .files import check_destination, replacing, write_file
+
     path = Path(path)
     if path.suffix != ".safetensors" and path.suffix not in TORCH_SUFFIXES:
         raise WeightsError(f"cannot save weights as {path.name}: use .safetensors, {', '.join(TORCH_SUFFIXES)}")
+    check_destination(path, WeightsError)
     state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     from safetensors import SafetensorError
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import save_file
-            save_file(state, path)
+            with replacing(path) as temporary:
+                save_file(state, temporary)
         else:
-            torch.save(state, path)
-    except (OSError, RuntimeError, SafetensorError) as e:  # torch.save reports a missing folder as RuntimeError
-        raise WeightsError(f"cannot write {path}: {str(e).strip().splitlines()[0]}") from None
+            write_file(path, lambda file: torch.save(state, file))
+    except OSError as e:
+        raise WeightsError(f"cannot write {path}: {e.strerror or first_line(e)}") from None
+    except (RuntimeError, SafetensorError) as e:
+        raise WeightsError(f"cannot write {path}: {first_line(e)}") from None
     return path
 
 

@@ -43,6 +43,7 @@ op("batchnorm", (Attr("eps", Float(above=True), 1e-5), Attr("momentum", Float(0.
                  Attr("affine", Bool(), True)),
    infer=_bn_infer, build=_bn_build, kind=NORM,
    params=lambda ins, a, out: 2 * ins[0][0] if a["affine"] else 0,
+   buffers=lambda ins, a, out: (2 * ins[0][0], 1),  # running mean and variance; num_batches_tracked
    doc="batch normalisation (torch.nn.BatchNorm2d, or 1d on vectors)", overwritable=True,
    shape_doc="unchanged (images or vectors)", params_doc="2·C if affine",
    examples=examples(("8x5x5", "batchnorm"), ("6x3x3", "batchnorm(eps=0.001, affine=false)"), ("12", "batchnorm"),

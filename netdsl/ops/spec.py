@@ -230,12 +230,17 @@ def _zero(in_shapes: Sequence[Shape], attrs: Attrs, out: Shape) -> int:
     return 0
 
 
+def _no_buffers(in_shapes: Sequence[Shape], attrs: Attrs, out: Shape) -> tuple[int, int]:
+    return 0, 0
+
+
 @dataclass(frozen=True)
 class OpSpec:
     """Everything about one op.
 
     - `infer(in_shapes, attrs) -> Shape` raises ShapeError; `params` and `macs` take
-      `(in_shapes, attrs, out_shape)`; `build(in_shapes, attrs)` returns a torch.nn.Module
+      `(in_shapes, attrs, out_shape)`, as does `buffers`, which gives the module's buffers as
+      (values in the net's dtype, int64 counters): BatchNorm's running statistics, for memory; `build(in_shapes, attrs)` returns a torch.nn.Module
       (importing torch inside);
     - `join`: the op takes the outputs of several branches (its module takes them as one list);
       `source`: it takes no input and stands for the net's input (the backend's placeholder);
@@ -257,6 +262,7 @@ class OpSpec:
     examples: tuple[Example, ...]
     params: Callable[[Sequence[Shape], Attrs, Shape], int] = _zero
     macs: Callable[[Sequence[Shape], Attrs, Shape], int] = _zero
+    buffers: Callable[[Sequence[Shape], Attrs, Shape], tuple[int, int]] = _no_buffers
     join: bool = False
     source: bool = False
     label: Optional[Callable[[Attrs], str]] = None

@@ -1,0 +1,255 @@
+"""Hardening of the torch backend (issue 10): no configuration that crashes torch reaches it
+(channels_last convolutions that read only padding), no allocation beyond the memory there is,
+every torch and fx failure as one line, weights files read or refused cleanly, and writes that
+never leave a partial file or crash natively.
+
+Crashes and unbounded allocations are tried in subprocesses (a segfault, an abort or the OOM
+killer would otherwise take pytest down), under an address-space limit where memory is at stake.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import warnings
+
+import pytest
+import torch
+
+import netdsl
+from netdsl.backend import CompileError, UncompilableNet, WeightsError
+
+from conftest import NETS, ROOT, net_files
+
+LENET = NETS / "lenet5.net"
+SEGV = "net segv { input 16x1x1 conv(12, 1, stride=2, pad=0x1, dilation=2) }"
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def one_line_error(result: subprocess.CompletedProcess, code: int = 2) -> str:
+    """The CLI failed with `code` and said why in one line, without a traceback."""
+    assert result.returncode == code, (result.returncode, result.stderr[-2000:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("netdsl: error: "), result.stderr[-2000:]
+    return lines[0]
+
+
+def limited(address_space: int = 0, file_size: int = 0):
+    """A preexec_fn limiting the child's address space (so a missing memory check ends in a
+    MemoryError, not in the OOM killer on a shared machine) or the size of files it writes
+    (a full disk, reported as EFBIG once SIGXFSZ is ignored)."""
+    def limit():
+        if address_space:
+            resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+        if file_size:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
+    return limit
+
+
+def netdsl_cli(*args, cwd=ROOT, timeout=300, **limits) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "netdsl", *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, preexec_fn=limited(**limits) if limits else None)
+
+
+# --- 2. allocations checked against the memory there is -----------------------------------------
+
+BIG = "net big { input 1  linear(68000)  linear(69000) }"  # 4.69e9 parameters, under the default limit
+GB = 1 << 30
+
+
+def test_a_batch_beyond_memory_is_refused_before_allocating():
+    # 10^8 LeNet inputs are 314 GB. Under an 8 GB address-space limit, the check sees the limit
+    # too; without a check the run would end in a MemoryError traceback (or the OOM killer).
+    result = netdsl_cli("compile", "--batch", "100000000", LENET, address_space=8 * GB)
+    line = one_line_error(result)
+    assert "lenet5 at batch 100,000,000 needs at least" in line and "input 313.6 GB" in line
+    assert "available" in line and "--batch" in line
+
+
+def test_a_net_beyond_memory_is_refused_before_allocating(tmp_path):
+    assert netdsl.loads(BIG).total_params() < netdsl.network.DEFAULT_MAX_PARAMS
+    (tmp_path / "big.net").write_text(BIG + "\n")
+    result = netdsl_cli("compile", tmp_path / "big.net", address_space=8 * GB)
+    line = one_line_error(result, code=1)
+    assert "4,692,205,000 parameters" in line and "18.8 GB" in line and "available" in line
+
+
+def test_the_api_refuses_a_net_beyond_memory(monkeypatch):
+    from netdsl.backend import budget
+
+    monkeypatch.setattr(budget, "available_bytes", lambda device: 1 * GB)
+    with pytest.raises(UncompilableNet, match=r"big has 4,692,205,000 parameters .*18\.8 GB.* 1\.1 GB"):
+        netdsl.loads(BIG).compile()
+    netdsl.loads(BIG).compile(init="meta")  # allocates nothing: allowed
+
+
+def test_the_check_counts_batch_input_and_activations(monkeypatch):
+    from netdsl.backend import budget
+    from netdsl.backend.command import CompileOptions, compile_and_run
+
+    monkeypatch.setattr(budget, "available_bytes", lambda device: 20_000_000)
+    net = netdsl.load(LENET)
+    compile_and_run(net, CompileOptions(batch=100))  # about 2.4 MB: fits
+    with pytest.raises(CompileError, match=r"lenet5 at batch 10,000 needs at least .* \(.*input 31\.4 MB.*\) "
+                                           r"but 20\.0 MB .*available.*--batch"):
+        compile_and_run(net, CompileOptions(batch=10_000))
+
+
+@pytest.mark.parametrize("path", net_files(), ids=lambda p: str(p.relative_to(NETS)))
+def test_the_estimate_of_parameters_and_buffers_is_the_modules(path):
+    from netdsl.backend.budget import estimate
+
+    net = netdsl.load(path)
+    module = net.compile(init="meta")
+    need = estimate(net, torch.float32, batch=2)
+    assert need.weights == sum(t.numel() * t.element_size() for t in module.state_dict().values())
+
+    largest = max(2 * 4 * torch.Size(net.layer(n).shape).numel() for n in net.layers
+                  if not net.layer(n).op.aliases)  # views of their input take no memory
+    assert largest <= need.activations <= 2 * 4 * sum(torch.Size(net.layer(n).shape).numel() for n in net.layers)
+    assert need.input == 2 * 4 * torch.Size(net.input_shape).numel()
+
+
+def test_the_memory_available_is_read_from_the_system():
+    from netdsl.backend.budget import available_bytes
+
+    free = available_bytes(torch.device("cpu"))
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert free is None or 0 < free <= total
+
+
+@pytest.mark.cuda
+@cuda
+def test_the_check_reads_cuda_memory(monkeypatch):
+    from netdsl.backend.budget import available_bytes
+
+    free, total = torch.cuda.mem_get_info()
+    assert 0 < available_bytes(torch.device("cuda")) <= total
+    result = netdsl_cli("compile", "--device", "cuda", "--batch", "100000000", LENET)
+    assert "on cuda" in one_line_error(result)
+
+
+# --- 4. weights files -------------------------------------------------------------------------
+
+def test_an_empty_weights_file_is_refused(tmp_path):
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(WeightsError, match=r"empty\.pt is not a state_dict that torch\.load\(weights_only=True\) "
+                                           r"accepts: (EOFError|.+)"):
+        netdsl.load(LENET).compile(weights=tmp_path / "empty.pt")
+    result = netdsl_cli("compile", LENET, "--weights", tmp_path / "empty.pt")
+    assert "empty.pt" in one_line_error(result)
+
+
+@pytest.mark.parametrize("layout", ["coo", "csr"])
+def test_sparse_weights_are_refused(tmp_path, layout):
+    module = netdsl.load(LENET).compile()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch: sparse CSR support is in beta
+        state = {k: (v.to_sparse() if layout == "coo" else v.to_sparse_csr()) if v.dim() == 2 else v
+                 for k, v in module.state_dict().items()}
+        torch.save(state, tmp_path / "sparse.pt")
+    with pytest.raises(WeightsError, match=r"the weights' `fc1.weight` is a sparse tensor \(sparse_"):
+        netdsl.load(LENET).compile(weights=state)
+    result = netdsl_cli("compile", LENET, "--weights", tmp_path / "sparse.pt")
+    assert "`fc1.weight` is a sparse tensor" in one_line_error(result)
+    assert "Warning" not in result.stderr
+
+
+def _poisoned(tmp_path):
+    module = netdsl.load(LENET).compile()
+    state = {k: v.clone() for k, v in module.state_dict().items()}
+    state["conv1.weight"][0, 0, 0, 0] = float("nan")
+    state["fc3.bias"][3] = float("inf")
+    from safetensors.torch import save_file
+    save_file(state, tmp_path / "poisoned.safetensors")
+    return state
+
+
+def test_non_finite_weights_warn_from_the_api(tmp_path):
+    from netdsl.backend.weights import NonFiniteWeightsWarning
+
+    state = _poisoned(tmp_path)
+    for source in (state, tmp_path / "poisoned.safetensors"):
+        with pytest.warns(NonFiniteWeightsWarning, match=r"NaN or infinite values in 2 tensors: "
+                                                         r"`conv1.weight`, `fc3.bias`"):
+            netdsl.load(LENET).compile(weights=source)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # finite weights: no warning
+        netdsl.load(LENET).compile(weights=netdsl.load(LENET).compile().state_dict())
+
+
+def test_non_finite_weights_warn_on_stderr_from_the_cli(tmp_path):
+    _poisoned(tmp_path)
+    result = netdsl_cli("compile", LENET, "--weights", tmp_path / "poisoned.safetensors", "--json")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "netdsl: warning: the weights hold NaN or infinite values in 2 tensors: `conv1.weight`, `fc3.bias`"]
+    assert json.loads(result.stdout)["warnings"] == [result.stderr.strip().removeprefix("netdsl: warning: ")]
+
+
+# --- 5. writes of saved and exported files ------------------------------------------------------
+
+def test_export_to_dev_full_is_refused():
+    result = netdsl_cli("compile", LENET, "--export", "torchscript", "-o", "/dev/full")
+    assert "cannot write /dev/full: it is a device, not a regular file" in one_line_error(result)
+
+
+@pytest.mark.parametrize("option,name", [(["--save"], "out.pt"), (["--export", "onnx", "-o"], "out.onnx")])
+def test_a_fifo_destination_is_refused(tmp_path, option, name):
+    os.mkfifo(tmp_path / name)
+    result = netdsl_cli("compile", LENET, *option, tmp_path / name, timeout=60)  # writing would block forever
+    assert "it is a FIFO, not a regular file" in one_line_error(result)
+
+
+@pytest.mark.parametrize("option", [["--save"], ["--export", "torchscript", "-o"]])
+def test_a_file_name_over_255_bytes_is_one_line(tmp_path, option):
+    result = netdsl_cli("compile", LENET, *option, tmp_path / ("w" * 300 + ".pt"))
+    assert "file name is 303 bytes, over the 255 the file system allows" in one_line_error(result)
+
+
+@pytest.mark.parametrize("option,name", [
+    (["--save"], "w.pt"), (["--save"], "w.safetensors"),
+    (["--export", "torchscript", "-o"], "m.pt"), (["--export", "exported", "-o"], "m.pt2"),
+    (["--export", "onnx", "-o"], "m.onnx"),
+])
+def test_a_failed_write_leaves_the_old_file_and_no_partial_one(tmp_path, option, name):
+    # LeNet's 247 KB of weights against a 100 KB file-size limit: the disk is "full".
+    (tmp_path / name).write_bytes(b"the old file")
+    result = netdsl_cli("compile", LENET, *option, tmp_path / name, file_size=100_000)
+    line = one_line_error(result)
+    assert f"cannot write {tmp_path / name}:" in line and "File too large" in line
+    assert (tmp_path / name).read_bytes() == b"the old file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no temporary file left
+
+
+def test_writes_replace_the_file_and_leave_nothing_else(tmp_path):
+    from netdsl.backend.export import export
+    from netdsl.backend.weights import save_weights
+
+    module = netdsl.load(LENET).compile()
+    (tmp_path / "w.pt").write_bytes(b"old")
+    os.chmod(tmp_path / "w.pt", 0o640)
+    save_weights(module, tmp_path / "w.pt")
+    assert torch.load(tmp_path / "w.pt", weights_only=True).keys() == module.state_dict().keys()
+    assert (tmp_path / "w.pt").stat().st_mode & 0o777 == 0o640  # the old file's permissions
+    export(module, torch.randn(1, 1, 32, 32), "torchscript", tmp_path / "m.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt", "w.pt"]
+
+
+def test_the_api_checks_destinations_too(tmp_path):
+    from netdsl.backend.export import export
+    from netdsl.backend.weights import save_weights
+
+    module = netdsl.load(LENET).compile()
+    os.symlink("/dev/full", tmp_path / "full.pt")  # the link is followed
+    with pytest.raises(WeightsError, match=r"cannot write .*full\.pt: it is a device"):
+        save_weights(module, tmp_path / "full.pt")
+    with pytest.raises(CompileError, match="cannot write /dev/full: it is a device"):
+        export(module, torch.randn(1, 1, 32, 32), "torchscript", "/dev/full")
+    with pytest.raises(CompileError, match="it is a folder"):
+        export(module, torch.randn(1, 1, 32, 32), "exported", tmp_path)
