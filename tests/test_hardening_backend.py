@@ -134,6 +134,95 @@ def test_the_check_reads_cuda_memory(monkeypatch):
     assert "on cuda" in one_line_error(result)
 
 
+# --- 3. fuse with BatchNorm without affine; every torch failure in one line ----------------------
+
+@pytest.mark.parametrize("text", [
+    "net n { input 3x8x8  conv(4, 3)  batchnorm(affine=false)  relu }",
+    "net n { input 12  linear(6)  batchnorm(affine=false)  relu }",
+    "net n { input 3x8x8  conv(4, 3, bias=false)  batchnorm(affine=false)  flatten  linear(5)  batchnorm(affine=false) }",
+])
+def test_fuse_folds_batchnorm_without_affine(text):
+    net = netdsl.loads(text)
+    plain = net.compile().eval()
+    with torch.no_grad():  # statistics that are not 0 and 1, so folding them shows
+        for m in plain.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_mean.uniform_(-1, 1), m.running_var.uniform_(0.5, 2)
+    fast = netdsl.backend.optimize.optimize(plain, "fuse")
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in fast.modules())
+    x = torch.randn(3, *net.input_shape)
+    with torch.no_grad():
+        want = plain(x)
+        assert (fast(x) - want).abs().max() <= 1e-5 * want.abs().max()
+
+
+class Untraceable(torch.nn.Module):
+    """A LayerNorm-like module whose Python control flow depends on the data: fx cannot trace it."""
+
+    def forward(self, x):
+        if x.std() > 0:
+            return (x - x.mean()) / x.std()
+        return x
+
+
+def test_fuse_does_not_retrace_modules():
+    net = netdsl.loads("net n { input 3x8x8  conv(4, 3)  batchnorm  relu  norm: relu  conv(2, 1) }")
+    plain = net.compile().eval()
+    plain.norm = Untraceable()
+    fast = netdsl.backend.optimize.optimize(plain, "fuse")
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(fast(x), plain(x), atol=1e-5)
+
+
+class Unpicklable(torch.nn.Module):
+    def forward(self, x):
+        return x
+
+    def __deepcopy__(self, memo):
+        raise TypeError("cannot pickle '_thread.lock' object")
+
+
+def test_a_torch_failure_in_optimize_is_one_line():
+    plain = netdsl.loads("net n { input 3x8x8  conv(4, 3)  odd: relu }").compile()
+    plain.odd = Unpicklable()
+    with pytest.raises(CompileError, match=r"^cannot optimise n \(fuse\): TypeError: cannot pickle .*; "
+                                           r"run without --optimize \(optimize=None\)$"):
+        netdsl.backend.optimize.optimize(plain, "fuse")
+
+
+class Unscriptable(torch.nn.Module):
+    def forward(self, x):
+        return sum(t for t in (x, x))  # TorchScript has no generator expressions
+
+
+@pytest.mark.parametrize("fmt,module", [("torchscript", Unscriptable), ("exported", Untraceable)])
+def test_a_torch_failure_in_export_is_one_line(tmp_path, fmt, module):
+    from netdsl.backend.export import export
+
+    plain = netdsl.loads("net n { input 3x8x8  conv(4, 3)  norm: relu }").compile()
+    plain.norm = module()
+    with pytest.raises(CompileError, match=rf"^cannot export n as {fmt}: .*; try another export format") as err:
+        export(plain, torch.randn(1, 3, 8, 8), fmt, tmp_path / "n.out")
+    assert "\n" not in str(err.value) and list(tmp_path.iterdir()) == []
+
+
+def test_cli_reports_a_lazy_torch_compile_failure_in_one_line(monkeypatch, capsys):
+    from netdsl import cli
+
+    def broken(module, *args, **kwargs):
+        def call(*a, **k):
+            raise torch.fx.proxy.TraceError("symbolically traced variables cannot be used as inputs to control flow")
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken)
+    code = cli.main(["compile", "--optimize", "compile", str(LENET)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith("netdsl: error: cannot optimise lenet5 (compile): TraceError: symbolically traced")
+    assert err[0].endswith("; run without --optimize (optimize=None)")
+
+
 # --- 4. weights files -------------------------------------------------------------------------
 
 def test_an_empty_weights_file_is_refused(tmp_path):

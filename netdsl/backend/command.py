@@ -18,7 +18,7 @@ import torch
 
 from ..limits import DEFAULT_MAX_PARAMS
 from .budget import check_memory
-from .errors import CompileError
+from .errors import CompileError, describe, first_line
 from .fx import compile_network, resolve_device, resolve_dtype
 from .runtime import RuntimeShapeError, check_run, example_input, time_forward
 
@@ -62,7 +62,7 @@ def compile_and_run(network, options: CompileOptions) -> dict[str, Any]:
                  optimize=bool(options.optimize))
 
     start = time.perf_counter()
-    with _weights_warnings() as notes:
+    with _weights_warnings() as notes, _torch_failures(network, device, dtype, "build"):
         module = compile_network(network, device, dtype, options.weights, options.init, options.max_params)
     build_seconds = time.perf_counter() - start
 
@@ -71,8 +71,8 @@ def compile_and_run(network, options: CompileOptions) -> dict[str, Any]:
     if params != expected:  # would be a bug in a registry entry: say so rather than hide it
         raise RuntimeError(f"the module has {params} parameters but the summary counts {expected}")
 
-    x = example_input(network, options.batch, device, dtype)
     with _torch_failures(network, device, dtype):
+        x = example_input(network, options.batch, device, dtype)
         run = check_run(module, network, x)
         module.eval()
         forward_seconds = time_forward(module, x)
@@ -92,15 +92,16 @@ def compile_and_run(network, options: CompileOptions) -> dict[str, Any]:
     if notes:
         report["warnings"] = notes
     if options.optimize:
-        with _torch_failures(network, device, dtype):
+        with _torch_failures(network, device, dtype, "optimise"):
             report["optimize"] = _optimize(module, x, options.optimize)
     if options.save:
         from .weights import save_weights
-        report["saved"] = str(save_weights(module, options.save))
+        with _torch_failures(network, device, dtype, "save"):
+            report["saved"] = str(save_weights(module, options.save))
     if export_path is not None:
         from .export import export
         start = time.perf_counter()
-        with _torch_failures(network, device, dtype):
+        with _torch_failures(network, device, dtype, "export"):
             path = export(module, x, options.export, export_path)
         report["exported"] = {"format": options.export, "path": str(path), "seconds": time.perf_counter() - start}
     return report
@@ -160,27 +161,29 @@ def _weights_warnings() -> Iterator[list[str]]:
 
 
 @contextmanager
-def _torch_failures(network, device: torch.device, dtype: Optional[torch.dtype]) -> Iterator[None]:
-    """torch failing to run a checked net is the platform's limit (no kernel for a dtype on
-    this device, out of memory) or the disk's, not the net's: one line, with what to try."""
+def _torch_failures(network, device: torch.device, dtype: Optional[torch.dtype], doing: str = "run") -> Iterator[None]:
+    """torch failing to build or run a checked net is the platform's limit (no kernel for a
+    dtype on this device, out of memory) or the disk's, not the net's: one line, with what to
+    try. Any exception of torch, fx or the exporters becomes one, since the command line
+    prints no tracebacks; netdsl's own errors pass."""
+    from .weights import WeightsError
+
     try:
         yield
-    except RuntimeShapeError:
+    except (CompileError, WeightsError, RuntimeShapeError):
         raise
     except OSError as e:
-        raise CompileError(f"cannot write: {_first_line(e)}") from None
-    except RuntimeError as e:
+        if doing not in ("save", "export"):
+            raise CompileError(f"torch could not {doing} {network.name} on {device}: {describe(e)}") from None
+        raise CompileError(f"cannot write: {e.strerror or first_line(e)}") from None
+    except Exception as e:
         hint = ""
-        if isinstance(e, torch.OutOfMemoryError):
-            hint = "; try a smaller --batch"
+        if isinstance(e, (torch.OutOfMemoryError, MemoryError)) or "can't allocate memory" in str(e):
+            hint = "; try a smaller --batch" if doing == "run" else "; it does not fit in the memory there is"
         elif dtype in (torch.float16, torch.bfloat16) and device.type == "cpu":
             hint = "; half precision on the CPU lacks some ops: use float32 there, or a CUDA device"
-        raise CompileError(f"torch could not run {network.name} on {device}: {_first_line(e)}{hint}") from None
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+        message = first_line(e) if type(e) is RuntimeError else describe(e)  # torch's plain errors need no type
+        raise CompileError(f"torch could not {doing} {network.name} on {device}: {message}{hint}") from None
 
 
 def _count(module, network, train: bool) -> int:
@@ -192,16 +195,19 @@ def _count(module, network, train: bool) -> int:
 def _optimize(module, x: torch.Tensor, level: str) -> dict[str, Any]:
     from torch.utils._pytree import tree_leaves
 
-    from .optimize import optimize
+    from .optimize import optimize, optimize_failure
 
     start = time.perf_counter()
     fast = optimize(module, level)
-    with torch.inference_mode():
-        want, got = tree_leaves(module(x)), tree_leaves(fast(x))  # the first call also warms torch.compile up
-    seconds = time.perf_counter() - start
-    error = max((g.float() - w.float()).abs().max().item() for g, w in zip(got, want))
-    scale = max(w.float().abs().max().item() for w in want)
-    base, optimised = time_forward(module, x), time_forward(fast, x)
+    try:  # torch.compile compiles at the first call, and fails there if it does
+        with torch.inference_mode():
+            want, got = tree_leaves(module(x)), tree_leaves(fast(x))  # the first call also warms torch.compile up
+        seconds = time.perf_counter() - start
+        error = max((g.float() - w.float()).abs().max().item() for g, w in zip(got, want))
+        scale = max(w.float().abs().max().item() for w in want)
+        base, optimised = time_forward(module, x), time_forward(fast, x)
+    except Exception as e:
+        raise optimize_failure(type(module).__name__, level, e) from None
     return {"level": level, "seconds": seconds, "forward": optimised, "speedup": base / optimised,
             "max_abs_diff": error, "within_tolerance": error <= OPTIMIZE_TOLERANCE * scale}
 

@@ -16,3 +16,9 @@ def first_line(error: BaseException) -> str:
     empty file makes torch.load raise an EOFError without a message)."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def describe(error: BaseException) -> str:
+    """An exception as one line: its type and the first line of its message."""
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__

@@ -21,7 +21,7 @@ from typing import Union
 
 import torch
 
-from .errors import CompileError, first_line
+from .errors import CompileError, describe, first_line
 from .files import check_destination, replacing, write_file
 from .outputs import outputs
 
@@ -52,19 +52,26 @@ def output_names(module: torch.fx.GraphModule) -> list[str]:
 
 def export(module: torch.nn.Module, example: torch.Tensor, fmt: str, path: Union[str, os.PathLike]) -> Path:
     """Write `module` (put in evaluation mode) in format `fmt` to `path`; returns the path. The
-    file replaces `path` only once complete (a failed write leaves an old file as it was)."""
+    file replaces `path` only once complete (a failed write leaves an old file as it was).
+    Raises CompileError, in one line, where torch cannot export or write it."""
     if fmt not in FORMATS:
         raise CompileError(f"unknown export format {fmt!r} (use one of {', '.join(FORMATS)})")
     path = check_destination(path)
-    module.eval()
-    names = output_names(module)
-    module = plain_outputs(module)
+    name = type(module).__name__
     try:
+        module.eval()
+        names = output_names(module)
+        module = plain_outputs(module)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # deprecation notices of TorchScript and the exporters
             _export(module, example, fmt, path, names)
+    except CompileError:
+        raise
     except OSError as e:
         raise CompileError(f"cannot write {path}: {e.strerror or first_line(e)}") from None
+    except Exception as e:  # TorchScript's frontend, torch.export's and ONNX's errors, fx's alike
+        raise CompileError(f"cannot export {name} as {fmt}: {describe(e)}; "
+                           "try another export format (--export)") from None
     return path
 
 
