@@ -145,6 +145,9 @@ CASES = [
         "E407", ""),
     Case("braces 99 deep, in a repeat", lambda s: "net n { input 8 repeat 2000 { " + "g: { " * 97 + "relu"
          + " }" * 97 + " } }", "E407", "every pass nests 97 groups: 97 scopes a pass"),
+    Case("100,000 layers 97 blocks deep", lambda s: "".join(f"block b{i} {{ b{i + 1} }}\n" for i in range(96))
+         + "block b96 { repeat 1000 { relu } }\nnet n { input 8 repeat 99 { b0 } }", "ok",
+         "every layer inside 97 block instances"),
     Case("brackets 10^6 deep", lambda s: _fill("(", _size(s), "net n { input 8 linear(", ") }"), "E408", ""),
     # joins
     Case("a concat of 100,000 branches", lambda s: _fill(" relu |", _size(s), "net n { input 8x2x2 concat {",
@@ -166,8 +169,8 @@ CASES = [
     Case("a long undefined name, repeated", lambda s: "net n { input 8 repeat 99999 { linear(" + "x" * 1000
          + ") } }", "E202", "the same error, quoting a name of 1,000 characters, 99,999 times"),
     Case("a repeat of a block of 100 huge arguments", lambda s: "block b(" + ", ".join(f"p{i}" for i in range(100))
-         + ") { relu }\nnet n { input 8 repeat 9000 { b(" + ", ".join([str(2 ** 255)] * 100) + ") } }", "ok",
-         "block titles of 7,800 characters, 9,000 of them"),
+         + ") { relu }\nnet n { input 8 repeat 9000 { b(" + ", ".join([str(10 ** 59)] * 100) + ") } }", "ok",
+         "block titles of 6,000 characters, 9,000 of them"),
     Case("a block of 100,000 parameters", lambda s: _units(lambda i: f"p{i} = {i}, ", _size(s) // 2, "block b(",
                                                            "z = 0) { relu }\n") + "net n { input 8 b b b }",
          "ok", ""),
