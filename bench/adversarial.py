@@ -93,7 +93,13 @@ class Case:
 
 
 def _size(scale: float) -> int:
+    """The text size of a case that fills the file: 1 MiB at scale 1 (less a little for the rest)."""
     return max(2000, int(MIB * scale) - 64)
+
+
+def _n(scale: float, full: int) -> int:
+    """A count that makes the text larger: `full` at scale 1, at least 10."""
+    return max(10, int(full * scale))
 
 
 # The cases. At scale 1 each file is at most 1 MiB; smaller scales shrink the sizes that grow
@@ -139,31 +145,42 @@ CASES = [
         "E407", ""),
     Case("braces 99 deep, in a repeat", lambda s: "net n { input 8 repeat 2000 { " + "g: { " * 97 + "relu"
          + " }" * 97 + " } }", "E407", "every pass nests 97 groups: 97 scopes a pass"),
+    Case("100,000 layers 97 blocks deep", lambda s: "".join(f"block b{i} {{ b{i + 1} }}\n" for i in range(96))
+         + "block b96 { repeat 1000 { relu } }\nnet n { input 8 repeat 99 { b0 } }", "ok",
+         "every layer inside 97 block instances"),
     Case("brackets 10^6 deep", lambda s: _fill("(", _size(s), "net n { input 8 linear(", ") }"), "E408", ""),
     # joins
     Case("a concat of 100,000 branches", lambda s: _fill(" relu |", _size(s), "net n { input 8x2x2 concat {",
                                                           " relu } }"), "E407", ""),
-    Case("a concat of 40,000 branches", lambda s: "net n { input 8x2x2 concat {" + " conv(1, 1) |" * 39_999
+    Case("a concat of 40,000 branches", lambda s: "net n { input 8x2x2 concat {" + " conv(1, 1) |" * _n(s, 39_999)
          + " conv(1, 1) } }", "ok", "valid: one layer of 40,000 inputs"),
     Case("an add of 60,000 mismatched branches", lambda s: "net n { input 8x2x2 add {" + " conv(1, 1) | conv(2, 1) |"
-         * 30_000 + " relu } }", "E403", ""),
+         * _n(s, 30_000) + " relu } }", "E403", ""),
     # names
-    Case("a 1 MiB label", lambda s: "net n { input 8 " + "a" * (_size(s) - 40) + ": relu }", "ok", ""),
+    Case("a 1 MiB label", lambda s: "net n { input 8 " + "a" * (_size(s) - 40) + ": relu }", "E410", ""),
     Case("1 MiB names, misspelt", lambda s: "block " + "b" * (_size(s) // 4) + " { relu }\nnet n { input 8 "
-         + "b" * (_size(s) // 4 - 1) + "c linear(" + "x" * (_size(s) // 4) + ") }", "E201", ""),
+         + "b" * (_size(s) // 4 - 1) + "c linear(" + "x" * (_size(s) // 4) + ") }", "E410", ""),
     Case("long labels nested 40 deep, repeated", lambda s: "block b { " + "".join(
         f"{chr(97 + i % 26) * 2000}{i}: {{ " for i in range(40)) + "relu" + " }" * 40
-         + " }\nnet n { input 8 r: repeat 1000 { b } }", "invalid", "every layer named by 80 KB of labels"),
+         + " }\nnet n { input 8 r: repeat 1000 { b } }", "E410", "every layer would be named by 80 KB of labels"),
+    Case("labels of 1,000 characters nested, repeated", lambda s: "block b { " + "".join(
+        f"{chr(97 + i % 26) * 999}: {{ " for i in range(40)) + "relu" + " }" * 40
+         + " }\nnet n { input 8 r: repeat 1000 { b } }", "E410", "the dotted names pass the limit"),
+    Case("a long undefined name, repeated", lambda s: "net n { input 8 repeat 99999 { linear(" + "x" * 1000
+         + ") } }", "E202", "the same error, quoting a name of 1,000 characters, 99,999 times"),
+    Case("a repeat of a block of 100 huge arguments", lambda s: "block b(" + ", ".join(f"p{i}" for i in range(100))
+         + ") { relu }\nnet n { input 8 repeat 9000 { b(" + ", ".join([str(10 ** 59)] * 100) + ") } }", "ok",
+         "block titles of 6,000 characters, 9,000 of them"),
     Case("a block of 100,000 parameters", lambda s: _units(lambda i: f"p{i} = {i}, ", _size(s) // 2, "block b(",
                                                            "z = 0) { relu }\n") + "net n { input 8 b b b }",
          "ok", ""),
     Case("a net of 50,000 parameters", lambda s: _units(lambda i: f"p{i} = {i}, ", _size(s), "net n(",
                                                         "z = 0) { input 8 relu }"), "ok", ""),
     # errors
-    Case("many distinct errors, many names", lambda s: "net n { input 8 " + "relu " * 20_000 + "".join(
+    Case("many distinct errors, many names", lambda s: "net n { input 8 " + "relu " * _n(s, 20_000) + "".join(
         f"head from nowhere{i} {{ relu }} " for i in range(1000)) + "}", "E202",
          "1,000 distinct undefined names, each hint a search among 20,000 layers"),
-    Case("unknown ops among 20,000 blocks", lambda s: "".join(f"block blk{i} {{ relu }}\n" for i in range(20_000))
+    Case("unknown ops among 20,000 blocks", lambda s: "".join(f"block blk{i} {{ relu }}\n" for i in range(_n(s, 20_000)))
          + "net n { input 8 " + " ".join(f"blkk{i}" for i in range(2000)) + " }", "E201", ""),
     Case("1 MiB of unknown ops", lambda s: _units(lambda i: f"x{i} ", _size(s), "net n { input 8 ", "}"), "E201", ""),
     Case("1 MiB of syntax errors", lambda s: _fill("conv(8 3) ", _size(s), "net n { input 8x8x8 ", "}"), "E100", ""),

@@ -286,3 +286,41 @@ def test_a_dotted_name_past_the_limit_stops_the_check_there():
     with pytest.raises(NetDSLError) as err:
         netdsl.loads(text)
     assert err.value.partial is not None and all(len(n) <= MAX_NAME_LENGTH for n in err.value.partial.scopes)
+
+
+def _corpus():
+    import sys
+
+    from conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import adversarial
+
+    return adversarial
+
+
+CORPUS = _corpus()
+SMALL = 0.02  # files of 20 KB instead of 1 MiB, and limits of 2,000 layers instead of 100,000
+
+
+@pytest.mark.parametrize("case", CORPUS.CASES, ids=[c.name for c in CORPUS.CASES])
+def test_the_adversarial_corpus_in_small(case):
+    """bench/adversarial.py's cases, each made small: located errors or a net, quickly."""
+    text = case.make(SMALL)
+    start = time.perf_counter()
+    try:
+        net = netdsl.loads(text, max_layers=2000)
+    except NetDSLError as err:
+        assert err.diagnostics and all(d.span.line >= 1 for d in err.diagnostics), str(err)[:2000]
+        str(err)  # renders
+    else:
+        assert len(net.layers) <= 2000
+        net.summary().table(depth=None)
+    assert time.perf_counter() - start < QUICK_S, f"{case.name}: {time.perf_counter() - start:.1f} s"
+
+
+def test_the_adversarial_corpus_files_are_within_the_size_limit():
+    from netdsl.limits import DEFAULT_MAX_BYTES
+
+    for name, text in CORPUS.texts(1.0).items():
+        assert len(text.encode("utf-8")) <= DEFAULT_MAX_BYTES, name

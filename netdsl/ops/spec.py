@@ -7,6 +7,7 @@ registry-wide tests read it from here and nowhere else.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Sequence
@@ -178,8 +179,14 @@ class Attr:
     doc: str = ""
 
     def default_for(self, bound: Mapping[str, Any]) -> Any:
-        value = self.default(bound) if callable(self.default) else self.default
-        return self.type.convert(value, self.name)
+        if callable(self.default):
+            return self.type.convert(self.default(bound), self.name)
+        return self._fixed_default
+
+    @functools.cached_property
+    def _fixed_default(self) -> Any:
+        # converted once: describing 100,000 layers compares each attribute with its default
+        return self.type.convert(self.default, self.name)
 
 
 # --- how an op is drawn ------------------------------------------------------------------
