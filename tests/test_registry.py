@@ -98,11 +98,9 @@ PATHS = ("torchscript", "exported", "onnx", "fuse", "fuse after conv", "fuse aft
 # (op, input, example text, path) -> (the exception it raises, why). Each is a strict xfail of that
 # case alone: it turns red when the path starts working, and the entry must then go.
 KNOWN_FAILURES: dict[tuple[str, str, str, str], tuple[type, str]] = {
-    ("batchnorm", "12", "batchnorm(affine=false)", "fuse after linear"): (
-        TypeError,
-        "torch.fx's fuse folds BatchNorm1d into the linear before it with torch.nn.utils.fusion."
-        "fuse_linear_bn_weights, which multiplies by bn.weight, None without affine "
-        "(being fixed in netdsl/backend/optimize.py)"),
+    # none today: `batchnorm(affine=false)` after a linear failed under fuse (torch's
+    # fuse_linear_bn_weights multiplies by a None weight) until netdsl/backend/optimize.py
+    # folded BatchNorm itself
 }
 
 
