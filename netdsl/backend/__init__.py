@@ -9,7 +9,9 @@ and nothing imports it until `Network.compile` or `netdsl compile` asks for it.
 - `weights`: reading safetensors / state_dict files and matching them to a module;
 - `runtime`: running a module once while checking every shape against the static ones;
 - `export`: TorchScript, `torch.export` and ONNX;
-- `optimize`: inference rewrites (BatchNorm folding, channels_last, `torch.compile`).
+- `optimize`: inference rewrites (BatchNorm folding, channels_last, `torch.compile`);
+- `budget`: the memory a build and a run need, checked against what is available first;
+- `files`: destinations checked, files written beside them and renamed into place.
 """
 
 from .errors import CompileError, UncompilableNet

@@ -169,7 +169,10 @@ def available_bytes(device: torch.device) -> Optional[int]:
     least of the system's available memory, the control group's limit and the address-space
     limit (`ulimit -v`)."""
     if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
+        try:
+            free, _ = torch.cuda.mem_get_info(device)
+        except RuntimeError:  # a driver that cannot tell: torch will say what is wrong when it allocates
+            return None
         return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
     if device.type != "cpu":
         return None
