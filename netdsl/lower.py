@@ -127,10 +127,12 @@ class Lowerer:
 
     def run(self) -> Optional[ir.Net]:
         # Names too long to keep, quote and compare: reported, and nothing else is checked.
+        too_long = False
         for length, span in long_names(self.program):
+            too_long = True
             self._error(codes.NAME_TOO_LONG, f"a name of {length:,} characters; names are at most "
                         f"{MAX_NAME_LENGTH:,}", span, help="choose a shorter name")
-        if self.bag.items:
+        if too_long:
             return None
         nets = [d for d in self.program.definitions if isinstance(d, ast.NetDef)]
         for d in self.program.definitions:
