@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import random_nets  # noqa: E402
-from differential_check import FAILURES, Verdict, check, minimise  # noqa: E402
+from differential_check import FAILURES, Verdict, check, check_refusals, minimise  # noqa: E402
 
 REGRESSIONS = ROOT / "tests" / "differential_regressions"
 SEED_STRIDE = 1_000_000   # net i of a run with --seed S is random_nets.generate(S * SEED_STRIDE + i)
@@ -148,10 +148,15 @@ def net_work(seed: int):
         except (random_nets.GeneratorBug, random_nets.Invalid) as e:
             send(_verdict_message(Verdict("generator", str(e)[:3000])))
             return
-        avoided = {k: v for k, v in net.rejected.items() if k.startswith("avoid:")}
-        send({"text": net.text, "layers": len(net.model.layers), "avoided": avoided,
-              "classes": sorted(net.model.crash_classes)})
-        send(_verdict_message(check(net.text, f"net{seed}.net")))
+        send({"text": net.text, "layers": len(net.model.layers), "rejected": dict(net.rejected),
+              "classes": sorted(net.model.crash_classes), "refusals": len(net.refusals)})
+        verdict = check(net.text, f"net{seed}.net")
+        if verdict.kind == "ok":  # and the layers the registry refused on the way: torch must refuse them
+            judged = check_refusals(net.refusals)
+            if judged.failed:
+                judged.seconds = verdict.seconds
+                verdict = judged
+        send(_verdict_message(verdict))
     return work
 
 
@@ -194,7 +199,8 @@ def main() -> int:
     seeds = [args.seed * SEED_STRIDE + i for i in range(args.count)]
     kinds: collections.Counter = collections.Counter()
     refused: collections.Counter = collections.Counter()
-    avoided: collections.Counter = collections.Counter()
+    rejected: collections.Counter = collections.Counter()
+    refusals = [0]
     classes: collections.Counter = collections.Counter()
     failures: dict[str, list] = collections.defaultdict(list)
     seconds, layers = [], []
@@ -206,7 +212,8 @@ def main() -> int:
         kinds[verdict.kind] += 1
         if verdict.kind == "refused":
             refused.update(verdict.codes)
-        avoided.update(first.get("avoided", {}))
+        rejected.update(first.get("rejected", {}))
+        refusals[0] += first.get("refusals", 0)
         classes.update(first.get("classes", []))
         if verdict.kind not in ("crash", "timeout", "generator", "oracle"):
             seconds.append(verdict.seconds)
@@ -223,15 +230,18 @@ def main() -> int:
         if time.perf_counter() - last[0] > args.progress:
             last[0] = time.perf_counter()
             n = sum(kinds.values())
-            print(f"... {n:,}/{args.count:,} nets in {last[0] - began:.0f} s: {dict(kinds)}", file=sys.stderr, flush=True)
+            print(f"... {n:,}/{args.count:,} nets in {last[0] - began:.0f} s: {dict(kinds)}",
+                  file=sys.stderr, flush=True)
 
     run_children(seeds, lambda seed: Child(net_work(seed), seed), done, args.jobs, args.timeout)
     elapsed = time.perf_counter() - began
 
-    report(args, kinds, refused, avoided, classes, failures, seconds, layers, elapsed)
+    report(args, kinds, refused, rejected, refusals[0], classes, failures, seconds, layers, elapsed)
     written = []
     if args.minimise:
         for kind, found in sorted(failures.items()):
+            if kind in ("refusal-wrong", "generator", "oracle"):
+                continue   # not a property of the net's text (the detail says what to do)
             for seed, text, verdict in sorted(found, key=lambda f: len(f[1]))[:args.minimise]:
                 written.append(minimise_and_write(kind, seed, text, verdict, args))
     if written:
@@ -260,14 +270,14 @@ def pct(n: int, total: int) -> str:
     return f"{n:,} ({100 * n / total:.2f}%)" if total else f"{n:,}"
 
 
-def report(args, kinds, refused, avoided, classes, failures, seconds, layers, elapsed) -> None:
+def report(args, kinds, refused, rejected, refusals, classes, failures, seconds, layers, elapsed) -> None:
     total = sum(kinds.values())
     generated = total - kinds["generator"]
     not_compiled = {"refused", "accepted", "model", "compile", "loads-raised", "invalid", "generator", "oracle"}
     compiled = sum(v for k, v in kinds.items() if k not in not_compiled)
     failed = sum(v for k, v in kinds.items() if k not in ("ok", "invalid"))
-    print(f"differential run: {total:,} nets (seed {args.seed}{', known crash classes not avoided' if args.no_avoid else ''}) "
-          f"in {elapsed:.0f} s, {args.jobs} at a time")
+    avoid = ", known crash classes not avoided" if args.no_avoid else ""
+    print(f"differential run: {total:,} nets (seed {args.seed}{avoid}) in {elapsed:.0f} s, {args.jobs} at a time")
     print(f"generated:  {pct(generated, total)}   (generator failures: {kinds['generator']:,})")
     print(f"refused by netdsl: {pct(kinds['refused'], generated)}"
           + (f"   by code: {', '.join(f'{c} {n:,}' for c, n in sorted(refused.items()))}" if refused else ""))
@@ -284,9 +294,15 @@ def report(args, kinds, refused, avoided, classes, failures, seconds, layers, el
               f"max {max(seconds) * 1000:.0f} ms; {total / elapsed:.2f} nets/s overall")
     if layers:
         print(f"layers per net: mean {statistics.mean(layers):.1f}, max {max(layers)}")
+    avoided = {k.removeprefix("avoid:"): n for k, n in rejected.items() if k.startswith("avoid:")}
     if avoided:
-        print("layers the generator left out as known crash classes: "
-              + ", ".join(f"{k.removeprefix('avoid:')} {n:,}" for k, n in sorted(avoided.items())))
+        print("candidate layers the generator left out as known crash classes: "
+              + ", ".join(f"{k} {n:,}" for k, n in sorted(avoided.items())))
+    codes = {k: n for k, n in rejected.items() if k.startswith("E")}
+    if codes:
+        print(f"candidate layers the registry's rules refused while generating: {sum(codes.values()):,} "
+              f"({', '.join(f'{k} {n:,}' for k, n in sorted(codes.items()))}); {refusals:,} of them "
+              "run through torch, which must refuse them too")
     if classes:
         print("nets holding a known crash class (--no-avoid): "
               + ", ".join(f"{k} {n:,}" for k, n in sorted(classes.items())))

@@ -37,8 +37,8 @@ FAILURES = {
     "outputs": "the outputs' names, number or shapes differ from the net's",
     "params": "the module's parameter count differs from the summary's",
     "interpreter": "the generated forward differs from the checked (interpreted) pass",
-    "train": "the training step raised, or left a parameter without a finite gradient",
-    "nonfinite": "the outputs are not finite (numerics: reported apart from netdsl's bugs)",
+    "train": "the training step raised, or left a parameter or the input without a gradient",
+    "nonfinite": "an output or a gradient is not finite (numerics: reported apart from netdsl's bugs)",
     "fuse": "optimize='fuse' raised",
     "fuse-differs": "optimize='fuse' gives other outputs than the module (the folding is wrong)",
     "channels-last-differs": "optimize='fuse' gives other outputs than the module, and so does the module with its "
@@ -46,6 +46,7 @@ FAILURES = {
     "script": "torch.jit.script of the module raised",
     "script-differs": "the scripted module gives other outputs than the module",
     "loads-raised": "netdsl.loads raised something other than NetDSLError (a traceback)",
+    "refusal-wrong": "the registry's shape rule refused a layer that torch runs (tests/random_nets.Refusal)",
     "crash": "the process died (a native crash)",
     "timeout": "the net took longer than its time limit",
     "generator": "the generator failed (tests/random_nets.py)",
@@ -89,6 +90,7 @@ def _close(got, want, reference=None, scales=None) -> Optional[str]:
     from `reference`, the same module in float64 (a badly conditioned net, such as a
     normalisation of nearly constant values, magnifies rounding; a wrong result is far beyond
     both)."""
+    import torch
     got, want = _listed(got), _listed(want)
     reference = want if reference is None else _listed(reference)
     if len(got) != len(want):
@@ -96,9 +98,17 @@ def _close(got, want, reference=None, scales=None) -> Optional[str]:
     for i, (a, b, r) in enumerate(zip(got, want, reference)):
         if a.shape != b.shape:
             return f"output {i + 1}: shape {tuple(a.shape)}, the module's {tuple(b.shape)}"
-        diff = (a.double() - b.double()).abs().max().item()
+        a, b, r = a.double(), b.double(), r.double()
+        finite = torch.isfinite(b)
+        same = torch.equal(finite, torch.isfinite(a)) and torch.equal(a[~finite].nan_to_num(), b[~finite].nan_to_num())
+        if not same:
+            return f"output {i + 1}: not finite in other places (or other infinities) than the module's"
+        a, b, r = a[finite], b[finite], r[finite]
+        if not b.numel():
+            continue
+        diff = (a - b).abs().max().item()
         scale = max(b.abs().max().item(), scales[i] if scales else 0.0)
-        rounding = (b.double() - r.double()).abs().max().item()
+        rounding = (b - r).nan_to_num(nan=0.0, posinf=0.0, neginf=0.0).abs().max().item()
         allowed = TOLERANCE * scale + 8 * rounding
         if not diff <= allowed:
             return (f"output {i + 1}: max|a - b| = {diff:.3g} > {allowed:.3g} ({TOLERANCE:g} x scale "
@@ -266,14 +276,17 @@ def _run(net) -> None:
             torch.optim.SGD(params, lr=LR).step()
     except Exception as e:
         raise _Fail("train", _last_line(e)) from None
-    if x.grad is None or not torch.isfinite(x.grad).all():
-        raise _Fail("nonfinite" if not torch.isfinite(loss) else "train", "the input's gradient is missing or not finite")
+    if x.grad is None:
+        raise _Fail("train", "the input has no gradient")
+    if not torch.isfinite(x.grad).all():   # overflow (or a loss that is not finite): numerics
+        raise _Fail("nonfinite", "the input's gradient is not finite"
+                    + ("" if torch.isfinite(loss) else " (nor is the loss)"))
     x = x.detach()
     for name, p in module.named_parameters():
         if p.grad is None:
             raise _Fail("train", f"`{name}` has no gradient")
         if not torch.isfinite(p.grad).all():
-            raise _Fail("nonfinite" if not torch.isfinite(loss) else "train", f"`{name}`: a gradient is not finite")
+            raise _Fail("nonfinite", f"`{name}`: a gradient is not finite")
 
     _settle_batchnorm(module)
     module.eval()
@@ -326,6 +339,26 @@ def _fields(net, field_name) -> list[str]:
     import collections
     names = [field_name(o.name) for o in net.outputs]
     return list(collections.namedtuple("T", names, rename=True)._fields)
+
+
+def check_refusals(refusals) -> Verdict:
+    """Whether torch refuses each layer the registry refused: building its module, or running
+    it on a batch of the input shape, must raise."""
+    import torch
+
+    from netdsl.ops import REGISTRY
+
+    for r in refusals:
+        spec = REGISTRY[r.op]
+        try:
+            module = spec.build([list(s) for s in r.in_shapes], r.attrs)
+            with torch.no_grad():
+                out = module(torch.randn(BATCH, *r.in_shapes[0]))
+        except Exception:
+            continue
+        return Verdict("refusal-wrong", f"{r.code} {r.message}: torch runs {r.op} {r.attrs} on "
+                       f"{'x'.join(map(str, r.in_shapes[0]))}, giving {'x'.join(map(str, out.shape[1:]))}")
+    return Verdict("ok")
 
 
 # --- minimising ------------------------------------------------------------------------------

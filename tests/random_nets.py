@@ -219,6 +219,25 @@ class Node:
     conv_above: bool = False     # the layer is a convolution or comes after one
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A layer the registry's shape rule refused while the generator was choosing: torch must
+    refuse it too (tests/differential_check.py, `check_refusals`)."""
+
+    op: str
+    in_shapes: tuple
+    attrs: dict = field(compare=False)
+    code: str = ""
+    message: str = ""
+
+
+#: The refusals whose rightness torch can judge: a window larger than its input, groups that do
+#: not divide the channels, values out of range. (A wrong rank is the language's rule, not
+#: torch's: torch's Linear takes an image, applied to its last dimension; joins are left out
+#: for the same reason: torch broadcasts any sum.)
+CHECKED_REFUSALS = frozenset({codes.WINDOW_TOO_LARGE, codes.GROUPS_MISMATCH, codes.OUT_OF_RANGE})
+MAX_REFUSALS = 8   # per net
+
 _MISSING, _INSERTED = object(), object()
 
 
@@ -234,6 +253,7 @@ class Model:
         self.scope_out: dict[str, Optional[Node]] = {}
         self.outputs: list[tuple[str, Node, bool]] = []
         self.crash_classes: set[str] = set()   # layers in a known crash class (whatever the switches)
+        self.refusals: list[Refusal] = []      # candidates refused while generating (not undone)
         self._log: list = []
 
     # journal
@@ -374,6 +394,9 @@ def _infer(model: Model, spec, in_nodes: list[Node], attrs: dict) -> tuple:
     try:
         out = tuple(spec.infer(ins, attrs))
     except ShapeError as e:
+        if model.generating and not spec.join and e.code in CHECKED_REFUSALS \
+                and len(model.refusals) < MAX_REFUSALS:
+            model.refusals.append(Refusal(spec.name, tuple(ins), dict(attrs), e.code, e.message))
         raise Invalid(e.code, e.message) from None
     if model.generating:
         if any(d < 1 for d in out) or len(out) == 3 and (out[0] > MAX_CHANNELS or max(out[1:]) > MAX_SIDE) \
@@ -631,6 +654,7 @@ def _check_recursion(blocks: dict[str, ast.BlockDef]) -> None:
 # --- argument values, by attribute type ------------------------------------------------------
 
 NICE_FLOATS = (1e-4, 1e-3, 0.01, 0.05, 0.1, 0.2, 0.25, 0.3, 0.5, 0.75, 0.9, 1.0, 1.5, 2.0)
+FLOAT_TOP = 2.0   # numbers stay this small, parameter expressions too: `lrn(beta=7)` overflows gradients
 
 
 def _small(rng: random.Random, top: int) -> int:
@@ -749,6 +773,7 @@ class RandomNet:
     model: Model
     features: Counter
     rejected: Counter            # candidates the model refused while generating, by code
+    refusals: list = field(default_factory=list)   # some of them, for torch to judge (Refusal)
 
     @property
     def name(self) -> str:
@@ -835,10 +860,10 @@ class Generator:
         r = rng.random()
         if r < 0.25 and env:
             e = self.param_expr(attr.type, env)
-            if e is not None:
+            if e is not None and not (isinstance(attr.type, Float) and not evaluate(e, env) <= FLOAT_TOP):
                 return e
         seen = self.examples.get((spec.name, attr.name))
-        strategy = STRATEGIES.get(type(attr.type))
+        strategy = next((STRATEGIES[c] for c in type(attr.type).__mro__ if c in STRATEGIES), None)
         if seen and (r < 0.4 or strategy is None):
             return literal(rng.choice(seen), rng)
         if strategy is None:
@@ -1030,7 +1055,7 @@ class Generator:
             return self.call_block(ctx, cur, self.rng.choice(existing), label)
         return self.new_block(ctx, cur, where, label)
 
-    def block_args(self, name: str, env: dict, design: bool) -> tuple[ast.Arg, ...]:
+    def block_args(self, name: str, env: dict) -> tuple[ast.Arg, ...]:
         rng = self.rng
         block = self.blocks[name]
         given = []
@@ -1041,14 +1066,20 @@ class Generator:
                 continue
             e = None
             if env and rng.random() < 0.3:
-                probe = {"int": Int(), "float": Float(), "bool": Bool(), "pair": Pair(), "symbol": Pair(symbols=self.symbols)}[kind]
-                e = self.param_expr(probe, env)
+                e = self.param_expr(self.probe(kind), env)
+                if e is not None and kind == "float" and not evaluate(e, env) <= FLOAT_TOP:
+                    e = None
             given.append((p.name, e if e is not None else literal(self.design_value(kind), rng), True))
         return self.arrange(given)
 
+    def probe(self, kind: str):
+        """An attribute type that takes the values of a parameter of this kind."""
+        return {"int": Int(), "float": Float(), "bool": Bool(), "pair": Pair(),
+                "symbol": Pair(symbols=self.symbols)}[kind]
+
     def call_block(self, ctx: Ctx, cur: Node, name: str, label: Optional[str]):
         def make():
-            call = ast.Call(name, self.block_args(name, ctx.env, False), label)
+            call = ast.Call(name, self.block_args(name, ctx.env), label)
             return call, sim_call(self.model, call, cur, ctx)
         return self.attempt(make, 6)
 
@@ -1079,7 +1110,8 @@ class Generator:
         body: list = []
 
         def make_body(inner: Ctx, start: Node) -> Node:
-            items, end = self.chain(inner, start, rng.randint(1, 5), where.inner(in_block=True), reserved=list(reserved))
+            items, end = self.chain(inner, start, rng.randint(1, 5), where.inner(in_block=True),
+                                    reserved=list(reserved))
             body.extend(items)
             return end
 
@@ -1140,7 +1172,7 @@ class Generator:
             existing = [n for n in self.blocks if self.blocks[n].body]
             if existing and rng.random() < 0.3:
                 name = rng.choice(existing)
-                call = ast.Call(name, self.block_args(name, ctx.env, False))
+                call = ast.Call(name, self.block_args(name, ctx.env))
             else:
                 names = list(CALLABLE)
                 spec = REGISTRY[rng.choices(names, [self.weight(n) for n in names])[0]]
@@ -1219,7 +1251,7 @@ def generate(seed: int) -> RandomNet:
     if {n: node.shape for n, node in model.layers.items()} != mine or \
             [(o[0], o[1].name, o[2]) for o in model.outputs] != [(o[0], o[1].name, o[2]) for o in gen.model.outputs]:
         raise GeneratorBug(f"seed {seed}: the model of the text differs from the generator's\n{text}")
-    return RandomNet(seed, text, program, model, features(program, model), gen.rejected)
+    return RandomNet(seed, text, program, model, features(program, model), gen.rejected, gen.model.refusals)
 
 
 # --- writing the text ------------------------------------------------------------------------
@@ -1409,6 +1441,7 @@ def features(program: ast.Program, model: Model) -> Counter:
     net = next(d for d in program.definitions if isinstance(d, ast.NetDef))
     blocks = [d for d in program.definitions if isinstance(d, ast.BlockDef)]
     calls: dict[str, set] = {}
+    automatic = set(CALLABLE) | set(JOINS) | {"branch", "head"}
     all_items = list(_walk(net.body)) + [i for b in blocks for i in _walk(b.body)]
     for item in all_items:
         kind = type(item).__name__.lower()
@@ -1429,13 +1462,14 @@ def features(program: ast.Program, model: Model) -> Counter:
                 f["repeat count from a parameter"] += 1
         if isinstance(item, ast.Join):
             kind = ("labelled " if item.label else "") + "join"
-        if getattr(item, "label", None) and item.label.rstrip("0123456789") in set(CALLABLE) | set(JOINS) | {"branch", "head"}:
+        if getattr(item, "label", None) and item.label.rstrip("0123456789") in automatic:
             f["label like an automatic name"] += 1
         f[kind] += 1
     f["block"] += len(blocks)
     f["block parameter default"] += sum(p.default is not None for b in blocks for p in b.params)
     f["block called with different arguments"] += sum(len(v) > 1 for v in calls.values())
-    f["block calling a block"] += sum(any(isinstance(i, ast.Call) and i.name in calls for i in _walk(b.body)) for b in blocks)
+    f["block calling a block"] += sum(any(isinstance(i, ast.Call) and i.name in calls for i in _walk(b.body))
+                                      for b in blocks)
     f["block no net uses"] += sum(b.name not in calls for b in blocks)
     f["net parameter"] += len(net.params)
     f["parameter arithmetic"] += sum(isinstance(e, ast.BinOp) for e in _exprs(program))
