@@ -7,7 +7,7 @@ evaluate is POISON: its error is already reported, and later uses pass it on sil
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from . import ast, codes
 from .diagnostics import Help, did_you_mean
@@ -96,24 +96,28 @@ def _operand(expr: ast.Expr, env: Mapping[str, Any]) -> Any:
     return v
 
 
+def subexpressions(expr: ast.Expr) -> Iterator[ast.Expr]:
+    """The expression and every expression inside it, without recursion (a balanced expression
+    may have thousands of terms)."""
+    stack = [expr]
+    while stack:
+        e = stack.pop()
+        yield e
+        if isinstance(e, ast.BinOp):
+            stack += (e.left, e.right)
+        elif isinstance(e, ast.Neg):
+            stack.append(e.operand)
+        elif isinstance(e, ast.TupleLit):
+            stack.extend(e.items)
+
+
 def expr_size(expr: ast.Expr, cache: dict[int, int]) -> int:
     """The terms of an expression (literals, names, operators, the sizes of a shape): what
     evaluating it costs, for the limits on expansion. Remembered in `cache` by the node's
     identity, so `cache` must not outlive the syntax tree."""
     size = cache.get(id(expr))
     if size is None:
-        size, stack = 0, [expr]
-        while stack:  # no recursion: a balanced expression may have thousands of terms
-            e = stack.pop()
-            size += 1
-            if isinstance(e, ast.BinOp):
-                stack += (e.left, e.right)
-            elif isinstance(e, ast.Neg):
-                stack.append(e.operand)
-            elif isinstance(e, ast.TupleLit):
-                stack.extend(e.items)
-            elif isinstance(e, ast.ShapeLit):
-                size += len(e.dims) - 1
+        size = sum(len(e.dims) if isinstance(e, ast.ShapeLit) else 1 for e in subexpressions(expr))
         cache[id(expr)] = size
     return size
 

@@ -20,7 +20,7 @@ from typing import Any, Iterable, Iterator, Mapping, Optional
 
 from . import ast
 from .binding import bind
-from .evaluate import expr_size, value_or_none
+from .evaluate import expr_size, subexpressions, value_or_none
 
 # 1 MiB: four hundred times googlenet.net, room for 50,000 layers written out one by one. Parsing
 # takes time in proportion to the text (10 s for the densest 1 MiB on a slow machine): the limit bounds it.
@@ -84,16 +84,9 @@ def long_names(program: ast.Program, limit: int = MAX_NAME_LENGTH) -> Iterator[t
                 if isinstance(item, ast.Repeat):
                     exprs.append(item.count)
                 stack.extend(item.body)
-    while exprs:
-        e = exprs.pop()
+    for e in (sub for expr in exprs for sub in subexpressions(expr)):
         if isinstance(e, ast.NameRef):
             yield from _long(limit, (e.name, e.span))
-        elif isinstance(e, ast.BinOp):
-            exprs += (e.left, e.right)
-        elif isinstance(e, ast.Neg):
-            exprs.append(e.operand)
-        elif isinstance(e, ast.TupleLit):
-            exprs.extend(e.items)
 
 
 def _long(limit: int, *names: tuple[str, ast.Span]) -> Iterator[tuple[int, ast.Span]]:
