@@ -220,9 +220,9 @@ def main() -> int:
         if "layers" in first:
             layers.append(first["layers"])
         if verdict.failed:
-            text = first.get("text") or random_nets.generate(child.tag).text
+            text = first.get("text", "")   # none when the generator itself failed
             failures[verdict.kind].append((child.tag, text, verdict))
-            if args.failures:
+            if args.failures and text:
                 args.failures.mkdir(parents=True, exist_ok=True)
                 (args.failures / f"{verdict.kind}-{child.tag}.net").write_text(text)
             print(f"FAILED net {child.tag}: {verdict.kind}: {verdict.detail.strip().splitlines()[-1][:300]}",
@@ -243,6 +243,8 @@ def main() -> int:
             if kind in ("refusal-wrong", "generator", "oracle"):
                 continue   # not a property of the net's text (the detail says what to do)
             for seed, text, verdict in sorted(found, key=lambda f: len(f[1]))[:args.minimise]:
+                if not text:
+                    continue
                 written.append(minimise_and_write(kind, seed, text, verdict, args))
     if written:
         print(f"\nminimised failures in {REGRESSIONS.relative_to(ROOT)}/:")

@@ -77,7 +77,7 @@ NATIVE_CRASHES = frozenset(AVOIDED[:2])   # the classes that kill the process (t
 MAX_CHANNELS = 24
 MAX_SIDE = 24
 MAX_VALUES = 3072          # per example, per layer
-MAX_LAYERS = 64            # per net, after expanding blocks and repeats
+MAX_LAYERS = 64            # per net, after expanding blocks and repeats (about: see Model.add)
 MAX_DEPTH = 3              # constructs nested inside each other
 BATCH = 2                  # the batch the differential test runs (BatchNorm trains on 2 or more)
 
@@ -285,7 +285,9 @@ class Model:
     def add(self, node: Node) -> Node:
         if node.name in self.layers:
             raise Invalid(codes.DUPLICATE_NAME, node.name)
-        if self.generating and len(self.layers) > MAX_LAYERS:
+        # chains stop adding items at MAX_LAYERS - 8; what must still come (adapters, reserved
+        # labels, the passes of a repeat) has room up to this
+        if self.generating and len(self.layers) > MAX_LAYERS + 24:
             raise Invalid("layers", "too many layers")
         self.set(self.layers, node.name, node)
         return node
