@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import resource
 import signal
 import subprocess
 import sys
+import textwrap
 import warnings
 
 import pytest
