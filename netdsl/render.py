@@ -30,7 +30,7 @@ from typing import Mapping, Optional, Sequence
 import graphviz
 
 from .diagnostics import Diagnostic
-from .ir import Layer, Net, Scope
+from .ir import Layer, Net, Scope, without_gc
 from .summary import rollup_layer
 
 FONT = "Helvetica"
@@ -109,6 +109,7 @@ def failure_diagram(error, **options) -> Optional[graphviz.Digraph]:
     return to_digraph(partial, error.diagnostics, error.source, **options)
 
 
+@without_gc
 def to_digraph(net: Net, diagnostics: Sequence[Diagnostic] = (), source: str = "", *, depth: Optional[int] = 1,
                rankdir: str = "TB", fold_activations: bool = True, fold_repeats: bool = False,
                max_nodes: Optional[int] = None) -> graphviz.Digraph:

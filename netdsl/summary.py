@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
-from .ir import Layer, Scope, scopes_of
+from .ir import Layer, Scope, scopes_of, without_gc
 from .ops import fmt_shape
 
 BYTES_PER_VALUE = 4  # activations are counted in float32
@@ -55,6 +55,7 @@ class Summary:
         self._scope_shapes = scope_shapes
 
     @classmethod
+    @without_gc
     def of(cls, network, batch: int = 1) -> "Summary":
         """The summary of a checked `Network` (or of its `ir.Net`)."""
         net = getattr(network, "ir", network)
@@ -90,6 +91,7 @@ class Summary:
                 "activation_bytes": sum(r.activation_bytes for r in self.layers),
                 "activation_bytes_deploy": sum(r.activation_bytes for r in self.layers if not r.train_only)}
 
+    @without_gc
     def to_dict(self) -> dict:
         """The documented JSON document (README, "summary --json")."""
         layer_keys = ("name", "op", "output_shape", "params", "macs", "activation_bytes", "train_only", "line")
@@ -99,6 +101,7 @@ class Summary:
                     blocks=[_pick(r, block_keys) for r in self.blocks],
                     outputs=self.outputs, totals=self.totals)
 
+    @without_gc
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1)
 
@@ -125,6 +128,7 @@ class Summary:
                 out.append([key, what, r.output_shape, r.params, r.macs, r.activation_bytes, r.train_only])
         return [tuple(r) for r in out]
 
+    @without_gc
     def table(self, depth: Optional[int] = 1) -> str:
         head = ("Layer", "Op", "Output", "Params", "MACs", "Memory")
         body = [(name + (" [train]" if train else ""), what, fmt_shape(shape), f"{p:,}", f"{m:,}", _kib(b))
