@@ -422,6 +422,8 @@ class PlaygroundHandler(BaseHTTPRequestHandler):
             return self._static("playground.css", "text/css; charset=utf-8")
         if path == "/api/source":
             return self._source()
+        if path == "/favicon.ico":  # asked for by every browser: none, rather than a 404 in its console
+            return self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon")
         if path == "/api/health":
             return self._json(HTTPStatus.OK, {"ok": True})
         self._fail(HTTPStatus.NOT_FOUND, "no such page")
