@@ -102,18 +102,25 @@ _DEFAULT_CACHE = SvgCache()
 
 def check_source(source: str, filename: str = "<playground>", *, depth: Optional[int] = 1,
                  max_bytes: int = DEFAULT_MAX_BYTES, diagram: bool = True,
-                 cache: Optional[SvgCache] = None) -> dict[str, Any]:
+                 cache: Optional[SvgCache] = None, timing: Optional[dict[str, float]] = None) -> dict[str, Any]:
     """Check `source` as `netdsl check` does and return what the playground shows, as plain
     data (the document `POST /api/check` answers; see the module docstring). Never raises for
-    a mistake in the source: every one is a diagnostic."""
+    a mistake in the source: every one is a diagnostic. `timing`, if given, gets the seconds
+    each part took: `check`, `tables` (summary and layers), `svg`."""
+    import time
+
     from .diagnostics import NetDSLError
     from .network import loads
 
+    timing = {} if timing is None else timing
+    t0 = time.perf_counter()
     net = failure = None
     try:
         net = loads(source, filename, max_bytes=max_bytes)
     except NetDSLError as e:
         failure = e
+    t1 = time.perf_counter()
+    timing["check"] = t1 - t0
     ir_net = net.ir if net is not None else failure.partial
     out: dict[str, Any] = {
         "ok": net is not None,
@@ -128,10 +135,14 @@ def check_source(source: str, filename: str = "<playground>", *, depth: Optional
     if ir_net is None:
         out["svg_error"] = "nothing to draw: the file does not parse, or defines no net"
         return out
-    out["summary"] = _summary(net, ir_net, depth)
-    out["layers"] = _layers(net, ir_net)
+    summary = net.summary() if net is not None else None
+    out["summary"] = _summary(summary, ir_net, depth)
+    out["layers"] = _layers(summary, ir_net)
+    t2 = time.perf_counter()
+    timing["tables"] = t2 - t1
     if diagram:
         out["svg"], out["svg_error"] = _svg(net, failure, depth, cache or _DEFAULT_CACHE)
+        timing["svg"] = time.perf_counter() - t2
     return out
 
 
@@ -144,14 +155,13 @@ def _diagnostic(d) -> dict[str, Any]:
             "notes": [{"message": n.message, **(_span(n.span) if n.span is not None else {})} for n in d.notes]}
 
 
-def _summary(net, ir_net, depth: Optional[int]) -> dict[str, Any]:
+def _summary(s, ir_net, depth: Optional[int]) -> dict[str, Any]:
     """The summary table's rows: `netdsl summary`'s for a checked net; for a failing one, the
     layers whose shapes were inferred before the errors, one row each."""
     from .render import fmt_dims
     from .summary import BYTES_PER_VALUE
 
-    if net is not None:
-        s = net.summary()
+    if s is not None:
         rows = [[name + (" [train]" if train else ""), what, fmt_dims(shape), p, m, b]
                 for name, what, shape, p, m, b, train in s.rows(depth)]
         return {"columns": list(SUMMARY_COLUMNS), "rows": rows, "totals": s.totals, "complete": True}
@@ -167,7 +177,7 @@ def _summary(net, ir_net, depth: Optional[int]) -> dict[str, Any]:
     return {"columns": list(SUMMARY_COLUMNS), "rows": rows, "totals": None, "complete": False}
 
 
-def _layers(net, ir_net) -> list[dict[str, Any]]:
+def _layers(summary, ir_net) -> list[dict[str, Any]]:
     """Each layer and each block instance with the span it was written at, for the numbers of
     the layer under the cursor. A layer inside a block has the span of its line in the block's
     definition (shared by every instance) and `site`, the span of the call that made it."""
@@ -182,8 +192,8 @@ def _layers(net, ir_net) -> list[dict[str, Any]]:
                     "shape": fmt_dims(layer.shape), "params": layer.params, "macs": layer.macs,
                     "train_only": layer.train_only, "ok": layer.ok, "span": _span(layer.span),
                     "site": _span(layer.site[1]) if layer.site is not None else None})
-    if net is not None:
-        for block in net.summary().blocks:
+    if summary is not None:
+        for block in summary.blocks:
             scope = ir_net.scopes[block.name]
             out.append({"name": block.name, "kind": "block", "op": block.block, "call": block.call,
                         "shape": fmt_dims(block.output_shape), "params": block.params, "macs": block.macs,
@@ -310,6 +320,7 @@ class PlaygroundHandler(BaseHTTPRequestHandler):
     server: PlaygroundServer
     server_version = "netdsl-playground"
     timeout = REQUEST_TIMEOUT
+    disable_nagle_algorithm = True  # headers and body are two writes: without it, delayed ACKs add 40 ms
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -435,8 +446,7 @@ class PlaygroundHandler(BaseHTTPRequestHandler):
         if path == "/api/check":
             source = self._body()
             if source is not None:
-                self._json(HTTPStatus.OK, check_source(source, self._filename(), depth=self._depth(),
-                                                       max_bytes=self.server.file.max_bytes, cache=self.server.cache))
+                self._check(source)
             return
         if path == "/api/save":
             if self.headers.get("X-Netdsl") != "save" or not self._origin_ok():
@@ -446,6 +456,22 @@ class PlaygroundHandler(BaseHTTPRequestHandler):
                 self._save(source, self._query().get("force", ["0"])[-1] == "1")
             return
         self._fail(HTTPStatus.NOT_FOUND, "no such endpoint")
+
+    def _check(self, source: str) -> None:
+        import resource
+        import time
+
+        cpu, dot = time.thread_time(), resource.getrusage(resource.RUSAGE_CHILDREN)
+        timing: dict[str, float] = {}
+        answer = check_source(source, self._filename(), depth=self._depth(), max_bytes=self.server.file.max_bytes,
+                              cache=self.server.cache, timing=timing)
+        body = json.dumps(answer).encode("utf-8")
+        now = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # CPU seconds: this thread's, and Graphviz's (the children's: exact while requests come one
+        # at a time); wall-clock time on a busy machine says more about the machine than the server
+        timing["cpu"] = time.thread_time() - cpu + (now.ru_utime + now.ru_stime) - (dot.ru_utime + dot.ru_stime)
+        server_timing = ", ".join(f"{k};dur={v * 1000:.2f}" for k, v in timing.items())
+        self._send(HTTPStatus.OK, body, "application/json; charset=utf-8", {"Server-Timing": server_timing})
 
     def _filename(self) -> str:
         path = self.server.file.path
