@@ -331,3 +331,16 @@ def test_serve_imports_no_torch():
             "print('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_the_bundle_is_built_from_the_sources():
+    """netdsl/static/playground.js is committed: it must be the build of editors/playground/
+    as committed (run `npm ci && npm run build` there after editing src/main.js)."""
+    import hashlib
+
+    here = ROOT / "editors" / "playground"
+    first = (ROOT / "netdsl" / "static" / "playground.js").read_text(encoding="utf-8").split("\n", 1)[0]
+    for name in ("src/main.js", "package-lock.json"):
+        digest = hashlib.sha256((here / name).read_bytes()).hexdigest()
+        assert f"{name} {digest}" in first, f"rebuild the playground: {name} changed since the bundle was built"
+    assert "https://" not in (here / "src" / "main.js").read_text(encoding="utf-8")
