@@ -369,13 +369,20 @@ def cmd_fmt(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """The live playground (netdsl/serve.py) until Ctrl-C."""
-    from .files import shown
-    from .serve import serve
+    from .files import Refused, shown
+    from .serve import PlaygroundFile, SaveRefused, serve
 
     if args.file == "-":
         raise UsageError("serve needs a file to read and save, not standard input")
-    if args.file is not None and os.path.isdir(args.file):
-        raise UsageError(f"cannot serve {shown(args.file)}: it is a folder")
+    try:  # a file that cannot be read (a folder, a FIFO, no permission) is refused now, not in the page
+        PlaygroundFile(args.file).read()
+    except Refused as e:
+        raise UsageError(str(e).replace("fmt", "netdsl serve")) from None
+    except (OSError, ValueError, SaveRefused) as e:
+        raise UsageError(f"cannot serve {shown(args.file)}: {_reason(e)}") from None
+    folder = os.path.dirname(os.path.abspath(args.file)) if args.file is not None else None
+    if folder is not None and not os.path.isdir(folder):  # the first save would fail
+        raise UsageError(f"cannot serve {shown(args.file)}: its folder does not exist")
     try:
         serve(args.file, args.host, args.port, depth=None if args.expand else args.depth, quiet=not args.log)
     except OSError as e:  # the port is taken, the host is not this machine's ...

@@ -102,7 +102,7 @@ _DEFAULT_CACHE = SvgCache()
 
 def check_source(source: str, filename: str = "<playground>", *, depth: Optional[int] = 1,
                  max_bytes: int = DEFAULT_MAX_BYTES, diagram: bool = True,
-                 cache: Optional[SvgCache] = None, timing: Optional[dict[str, float]] = None) -> dict[str, Any]:
+                 svgs: Optional[SvgCache] = None, timing: Optional[dict[str, float]] = None) -> dict[str, Any]:
     """Check `source` as `netdsl check` does and return what the playground shows, as plain
     data (the document `POST /api/check` answers; see the module docstring). Never raises for
     a mistake in the source: every one is a diagnostic. `timing`, if given, gets the seconds
@@ -141,7 +141,7 @@ def check_source(source: str, filename: str = "<playground>", *, depth: Optional
     t2 = time.perf_counter()
     timing["tables"] = t2 - t1
     if diagram:
-        out["svg"], out["svg_error"] = _svg(net, failure, depth, cache or _DEFAULT_CACHE)
+        out["svg"], out["svg_error"] = _svg(net, failure, depth, svgs or _DEFAULT_CACHE)
         timing["svg"] = time.perf_counter() - t2
     return out
 
@@ -308,6 +308,13 @@ class PlaygroundServer(ThreadingHTTPServer):
                  quiet: bool = True):
         self.file, self.depth, self.quiet = file, depth, quiet
         self.cache = SvgCache()
+        # one check at a time: checking is pure Python (threads would only share the GIL), and
+        # the checks' pauses of the cyclic collector (ir.without_gc) then never overlap
+        self.check_lock = threading.Lock()
+        if ":" in address[0]:  # ::1 and other IPv6 addresses
+            import socket
+
+            self.address_family = socket.AF_INET6
         super().__init__(address, PlaygroundHandler)
 
     @property
@@ -463,8 +470,9 @@ class PlaygroundHandler(BaseHTTPRequestHandler):
 
         cpu, dot = time.thread_time(), resource.getrusage(resource.RUSAGE_CHILDREN)
         timing: dict[str, float] = {}
-        answer = check_source(source, self._filename(), depth=self._depth(), max_bytes=self.server.file.max_bytes,
-                              cache=self.server.cache, timing=timing)
+        with self.server.check_lock:
+            answer = check_source(source, self._filename(), depth=self._depth(), max_bytes=self.server.file.max_bytes,
+                                  svgs=self.server.cache, timing=timing)
         body = json.dumps(answer).encode("utf-8")
         now = resource.getrusage(resource.RUSAGE_CHILDREN)
         # CPU seconds: this thread's, and Graphviz's (the children's: exact while requests come one
