@@ -83,6 +83,14 @@ def main() -> None:
     for _ in range(3):  # imports, Graphviz's first run, the caches of a warm server
         post(text)
     print(f"{Path(args.net).name}: {len(text):,} characters, {args.runs} requests per kind; goal < {GOAL_MS:g} ms")
+    import subprocess
+
+    def bare_dot() -> float:  # Graphviz's start-up alone, the floor of a keystroke that changes the diagram
+        t = time.perf_counter()
+        subprocess.run(["dot", "-Tsvg"], input=b"digraph { a }", capture_output=True, check=True)
+        return (time.perf_counter() - t) * 1000
+    bare = [bare_dot() for _ in range(10)]
+    print(f"  (a bare `dot -Tsvg` of one node on this machine: median {statistics.median(bare):.1f} ms)")
     worst = 0.0
     print(f"  {'':8s} {'round trip (wall)':>27s}   {'server CPU':>24s}   server wall: check / tables / svg")
     for kind in ("comment", "number", "mistake"):

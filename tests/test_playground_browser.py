@@ -115,6 +115,13 @@ def test_typing_a_mistake_fixing_it_and_saving(browser, playground):
     put_cursor(page, first, LENET.splitlines()[first].index("conv(") + 2)
     expect(page.locator("#layer .name")).to_have_text("conv1", timeout=TIMEOUT)
     assert "156" in page.locator("#layer").inner_text()  # 6·1·5·5 + 6 parameters
+    expect(page.locator("#summary tr.current")).to_have_attribute("data-name", "conv1")
+    expect(page.locator("#diagram g.node.current title")).to_have_text("conv1")
+    # on the next layer's label (`pool1:`, before its span): that layer
+    pool = next(i for i, t in enumerate(LENET.splitlines()) if "pool1:" in t)
+    put_cursor(page, pool, LENET.splitlines()[pool].index("pool1") + 1)
+    expect(page.locator("#layer .name")).to_have_text("pool1", timeout=TIMEOUT)
+    put_cursor(page, first, LENET.splitlines()[first].index("conv(") + 2)
 
     # an edit, saved with Ctrl-S, is in the file
     page.keyboard.press("End")

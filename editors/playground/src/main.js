@@ -133,13 +133,18 @@ function showCursor(state) {
   const box = $("layer");
   if (!latest || checkedText !== state.doc.toString()) return;
   const p = cursorPoint(state);
+  // the smallest span around the cursor; failing that (the cursor on a label, `conv1:`, or in
+  // the gaps of a line), the smallest on the cursor's line
+  const onLine = (span) => span && span.line >= 1 && span.line <= p.line && p.line <= span.end_line;
   let best = null;
   const at = [];
-  for (const l of latest.layers) {
-    const span = contains(l.span, p) ? l.span : null;
-    if (!span) continue;
-    if (!best || size(span) < size(best.span)) { best = l; at.length = 0; }
-    if (size(span) === size(best.span)) at.push(l);
+  for (const test of [(span) => contains(span, p), onLine]) {
+    for (const l of latest.layers) {
+      if (!test(l.span)) continue;
+      if (!best || size(l.span) < size(best.span)) { best = l; at.length = 0; }
+      if (size(l.span) === size(best.span) && l.span.line === best.span.line && l.span.column === best.span.column) at.push(l);
+    }
+    if (best) break;
   }
   for (const g of document.querySelectorAll("#diagram g.current")) g.classList.remove("current");
   for (const r of document.querySelectorAll("#summary tr.current")) r.classList.remove("current");
