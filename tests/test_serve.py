@@ -344,3 +344,31 @@ def test_the_bundle_is_built_from_the_sources():
         digest = hashlib.sha256((here / name).read_bytes()).hexdigest()
         assert f"{name} {digest}" in first, f"rebuild the playground: {name} changed since the bundle was built"
     assert "https://" not in (here / "src" / "main.js").read_text(encoding="utf-8")
+
+
+@needs_dot
+def test_the_kept_dot_process_draws_what_dot_draws():
+    """The server's `dot` runs on from one diagram to the next; its SVG is a fresh run's."""
+    from netdsl.network import loads
+    from netdsl.render import svg
+
+    worker = serve.DotWorker()
+    try:
+        for name in ("lenet5", "googlenet", "lenet5"):
+            dot = loads((NETS / f"{name}.net").read_text(encoding="utf-8")).to_dot()
+            assert worker.svg(dot.source) == svg(dot)
+        assert worker.started == 1
+        worker._proc.kill()  # a dot that died is started again
+        worker._proc.wait()
+        assert worker.svg(dot.source) == svg(dot) and worker.started == 2
+    finally:
+        worker.close()
+    assert worker._proc is None
+
+
+def test_without_dot_the_worker_steps_aside(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    worker = serve.DotWorker()
+    assert worker.svg("digraph { a }") is None
+    answer = serve.check_source(LENET, svgs=serve.SvgCache(worker=worker))
+    assert answer["ok"] and answer["svg"] is None and "Graphviz" in answer["svg_error"]
