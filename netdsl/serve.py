@@ -570,7 +570,7 @@ class PlaygroundHandler(BaseHTTPRequestHandler):
         # while requests come one at a time); wall-clock time on a busy machine says more about the
         # machine than about the server
         children = (now.ru_utime + now.ru_stime) - (dot.ru_utime + dot.ru_stime)
-        timing["cpu"] = time.thread_time() + worker.cpu() - cpu + children
+        timing["cpu"] = max(0.0, time.thread_time() + worker.cpu() - cpu + children)  # a dot restarted: its new count
         server_timing = ", ".join(f"{k};dur={v * 1000:.2f}" for k, v in timing.items())
         self._send(HTTPStatus.OK, body, "application/json; charset=utf-8", {"Server-Timing": server_timing})
 
