@@ -24,8 +24,10 @@ Endpoints (every answer JSON but the page and its script):
   another site cannot send without the server's consent (never given), and a Host and Origin
   that are this server's, so neither another site nor DNS rebinding can write the file.
 
-Each check runs the same pipeline as `netdsl check` (no torch); the SVG of a DOT text already
-drawn is reused, so a keystroke in a comment costs no Graphviz run.
+Each check runs the same pipeline as `netdsl check` (no torch), one at a time. Diagrams are
+laid out by one `dot` process kept running (`DotWorker`: starting `dot` costs ten times a
+layout), and the SVG of a DOT text already drawn is reused, so a keystroke in a comment costs no
+Graphviz run at all.
 """
 
 from __future__ import annotations
@@ -526,8 +528,6 @@ class PlaygroundHandler(BaseHTTPRequestHandler):
             return self._static("playground.html", "text/html; charset=utf-8")
         if path == "/static/playground.js":
             return self._static("playground.js", "text/javascript; charset=utf-8")
-        if path == "/static/playground.css":
-            return self._static("playground.css", "text/css; charset=utf-8")
         if path == "/api/source":
             return self._source()
         if path == "/favicon.ico":  # asked for by every browser: none, rather than a 404 in its console

@@ -307,6 +307,22 @@ def test_serve_warns_for_another_host_and_stops_cleanly_on_ctrl_c(tmp_path):
     assert "warning" in err and "Traceback" not in err
 
 
+def test_serve_binds_this_machine_alone_by_default(tmp_path):
+    import signal
+
+    p = subprocess.Popen([sys.executable, "-m", "netdsl", "serve", "--port", "0"], cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)},
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=20)
+    finally:
+        p.kill()
+    assert line.startswith("netdsl playground for the example") and "at http://127.0.0.1:" in line
+    assert p.returncode == 0 and err == ""
+
+
 @pytest.mark.parametrize("argv, said", [
     (["serve", "-"], "not standard input"),
     (["serve", "--port", "70000"], "port"),
