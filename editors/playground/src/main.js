@@ -101,6 +101,9 @@ function show(answer) {
   const diagram = $("diagram");
   if (answer.svg) {
     diagram.innerHTML = answer.svg;
+    // a tall diagram: bring its first failing (red) box into view
+    const red = diagram.querySelector('[stroke="#cc2222"]');
+    if (red) red.scrollIntoView({ block: "center", inline: "nearest" });
   } else {
     diagram.textContent = answer.svg_error || "";
   }
@@ -167,12 +170,20 @@ function showCursor(state) {
     dl.appendChild(document.createElement("dt")).textContent = k;
     dl.appendChild(document.createElement("dd")).textContent = v;
   }
-  const names = new Set(at.map((l) => l.name));
+  // the layers' rows and boxes, or at a smaller depth the rolled-up scopes they are in
+  const names = new Set();
+  for (const l of at) {
+    const parts = l.name.split(".");
+    for (let i = 1; i <= parts.length; i++) names.add(parts.slice(0, i).join("."));
+  }
   for (const g of document.querySelectorAll("#diagram g.node")) {
     const t = g.querySelector("title");
     if (t && names.has(t.textContent)) g.classList.add("current");
   }
   for (const r of document.querySelectorAll("#summary tbody tr")) if (names.has(r.dataset.name)) r.classList.add("current");
+  for (const el of [document.querySelector("#diagram g.current"), document.querySelector("#summary tr.current")]) {
+    if (el) el.scrollIntoView({ block: "nearest", inline: "nearest" });
+  }
 }
 
 // --- saving ---
