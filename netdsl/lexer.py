@@ -1,11 +1,10 @@
 """A Pygments lexer for .net files: `pygmentize -l netdsl FILE`, and ```netdsl blocks in Sphinx
 and mkdocs (pyproject.toml registers it under Pygments' `pygments.lexers` entry point).
 
-Nothing here is a second copy of the language: the keywords are the grammar's (`parser.KEYWORDS`,
-its quoted literals), the built-in names are the op registry's, and the number forms are the
-grammar's terminals. A keyword or op added there is highlighted here with no change. Names the
-file itself defines are told apart by a first pass over the text: `block` names are highlighted
-where they are used, as calls, and `label:` as labels.
+Nothing here is a second copy of the language: the keywords, symbols and number forms are the
+grammar's (netdsl/vocabulary.py reads them from it), the built-in names are the op registry's.
+A keyword or op added there is highlighted here with no change. The file's own names are told
+apart too: `label:` as a label, the name after `block` where it is defined and where it is used.
 """
 
 from __future__ import annotations
@@ -16,37 +15,13 @@ from pygments.lexer import RegexLexer, bygroups
 from pygments.token import Comment, Keyword, Name, Number, Operator, Punctuation, Whitespace
 
 from .ops import REGISTRY
-from .parser import KEYWORDS, grammar_path
+from .vocabulary import (BRACKETS, CONSTANT_KEYWORDS, DEFINITION_KEYWORDS, OPERATORS, OTHER_KEYWORDS,
+                         PATH_KEYWORDS, alternatives, terminal)
 
-__all__ = ["NetdslLexer", "CONSTANT_KEYWORDS", "DEFINITION_KEYWORDS", "PATH_KEYWORDS", "SYMBOLS"]
+__all__ = ["NetdslLexer"]
 
-_GRAMMAR = grammar_path().read_text(encoding="utf-8")
-# The words that open a definition (`net_def: "net" NAME ...`), and those that are values
-# (`"true" -> true_lit`): read from the grammar's rules, so that they follow it.
-DEFINITION_KEYWORDS = frozenset(re.findall(r'^\w+_def\s*:\s*"([A-Za-z_]+)"', _GRAMMAR, re.M))
-CONSTANT_KEYWORDS = frozenset(re.findall(r'"([A-Za-z_]+)"\s*->\s*\w+_lit', _GRAMMAR))
-_OTHER_KEYWORDS = KEYWORDS - DEFINITION_KEYWORDS - CONSTANT_KEYWORDS
-# the keywords a dotted path follows (`head from inception4a`), and the grammar's symbols
-PATH_KEYWORDS = frozenset(re.findall(r'"([A-Za-z_]+)"\s+path\b', _GRAMMAR))
-SYMBOLS = frozenset(re.findall(r'"([^"A-Za-z0-9_\s]+)"', _GRAMMAR))
-_BRACKETS = SYMBOLS & set("(){}[],:;.")
-
-# The grammar's terminals (grammars/netdsl.lark), in its priority: a shape outranks an integer.
-NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-SHAPE = r"[0-9]+(?:[x×][0-9]+)+"
-FLOAT = r"[0-9]+\.[0-9]*(?:[eE][+-]?[0-9]+)?|[0-9]+[eE][+-]?[0-9]+|\.[0-9]+(?:[eE][+-]?[0-9]+)?"
-INT = r"[0-9]+"
-PATH = rf"{NAME}(?:\.(?:{NAME}|[0-9]+))*"
-
-
-def alternatives(names, word: bool = True) -> str:
-    """A regex for any of `names`, longest first (`//` before `/`), as whole words if `word`."""
-    if not names:
-        return "(?!)"  # matches nothing (an empty alternative would match everywhere, advancing never)
-    body = "|".join(re.escape(n) for n in sorted(names, key=lambda n: (-len(n), n)))
-    return rf"(?:{body})\b" if word else f"(?:{body})"
-
-
+NAME = terminal("NAME")
+PATH = rf"{NAME}(?:\.(?:{NAME}|{terminal('INT')}))*"  # the grammar's `path`
 _DEFINED = re.compile(rf"\b{alternatives(DEFINITION_KEYWORDS)}\s+({NAME})")
 
 
@@ -61,23 +36,24 @@ class NetdslLexer(RegexLexer):
     tokens = {
         "root": [
             (r"\s+", Whitespace),
-            (r"#[^\n]*", Comment.Single),
+            (terminal("COMMENT"), Comment.Single),
             (rf"({alternatives(DEFINITION_KEYWORDS)})(\s+)({NAME})",
              bygroups(Keyword.Declaration, Whitespace, Name.Function)),
             (alternatives(DEFINITION_KEYWORDS), Keyword.Declaration),
-            (rf"({alternatives(PATH_KEYWORDS)})(\s+)({PATH})",
-             bygroups(Keyword, Whitespace, Name.Variable)),
+            (rf"({alternatives(PATH_KEYWORDS)})(\s+)({PATH})", bygroups(Keyword, Whitespace, Name.Variable)),
+            (alternatives(PATH_KEYWORDS), Keyword),
             (alternatives(CONSTANT_KEYWORDS), Keyword.Constant),
-            (alternatives(_OTHER_KEYWORDS), Keyword),
+            (alternatives(OTHER_KEYWORDS), Keyword),
             (rf"({NAME})(\s*)(:)", bygroups(Name.Label, Whitespace, Punctuation)),
             (rf"({NAME})(\s*)(=)(?!=)", bygroups(Name.Attribute, Whitespace, Operator)),
             (alternatives(REGISTRY), Name.Builtin),
             (NAME, Name),
-            (SHAPE, Number),
-            (FLOAT, Number.Float),
-            (INT, Number.Integer),
-            (alternatives(_BRACKETS, word=False), Punctuation),
-            (alternatives(SYMBOLS - _BRACKETS, word=False), Operator),
+            # in the grammar's priority: a shape (`3x3`) outranks a float, which outranks an int
+            (terminal("SHAPE"), Number),
+            (terminal("FLOAT"), Number.Float),
+            (terminal("INT"), Number.Integer),
+            (alternatives(BRACKETS, word=False), Punctuation),
+            (alternatives(OPERATORS, word=False), Operator),
         ],
     }
 
