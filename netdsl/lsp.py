@@ -394,7 +394,8 @@ def completions(doc: Document, pos: Position, blocks: Optional[dict[str, ast.Blo
         if spec is not None:
             args = [Completion(a.name, "argument", a.type.doc, a.doc, f"{a.name}=") for a in spec.attrs]
         elif callee in blocks:
-            args = [Completion(p.name, "argument", f"{callee} parameter", "", f"{p.name}=") for p in blocks[callee].params]
+            args = [Completion(p.name, "argument", f"{callee} parameter", "", f"{p.name}=")
+                    for p in blocks[callee].params]
         else:
             args = []
         return args + [Completion(p, "value", "parameter") for p in params]

@@ -85,6 +85,7 @@ def test_pygmentize_finds_it():
     installed = [e for e in metadata.entry_points(group="pygments.lexers") if e.name == "netdsl"]
     if not installed:
         pytest.skip("netdsl is installed without its entry points: pip install -e . again (./dev setup does)")
-    r = subprocess.run([sys.executable, "-m", "pygments", "-l", "netdsl", "-f", "raw", str(ROOT / "nets" / "googlenet.net")],
+    googlenet = str(ROOT / "nets" / "googlenet.net")
+    r = subprocess.run([sys.executable, "-m", "pygments", "-l", "netdsl", "-f", "raw", googlenet],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "Token.Keyword" in r.stdout and "Token.Error" not in r.stdout

@@ -276,6 +276,15 @@ def test_formatting(session):
         lsp.TextDocumentIdentifier(uri), lsp.FormattingOptions(4, True)))) in ([], ())
 
 
+def test_the_analysis_never_imports_torch():
+    code = ("import sys\nfrom netdsl.lsp import Document, completions, hover\n"
+            "doc = Document(open('nets/googlenet.net').read())\n"
+            "hover(doc, (40, 25)), completions(doc, (40, 25))\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'networkx')))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert r.stdout == "[]\n", r.stderr
+
+
 def test_without_pygls_the_command_says_what_to_install():
     # pygls made unimportable in a fresh interpreter: one line, exit status 2, no traceback
     code = "import sys; sys.modules['pygls'] = None; from netdsl.cli import main; sys.exit(main(['lsp']))"
