@@ -142,3 +142,22 @@ def test_the_language_configuration():
 def test_the_extension_script_parses():
     r = subprocess.run(["node", "--check", str(VSCODE / "extension.js")], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+ENGINE = VSCODE / "node_modules" / "vscode-textmate"
+
+
+@pytest.mark.skipif(shutil.which("node") is None or not ENGINE.is_dir(),
+                    reason="VS Code's TextMate engine is not installed: run npm install in editors/vscode")
+def test_vscodes_own_engine_agrees():
+    """The grammar run by vscode-textmate on Oniguruma, as the editor runs it, gives every net
+    the scopes the tests above give it with Python's re."""
+    files = sorted(str(p) for p in ROOT.glob("nets/**/*.net"))
+    r = subprocess.run(["node", str(VSCODE / "scripts" / "tokenize.js"), *files], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    for file, lines in json.loads(r.stdout).items():
+        text = (ROOT / file).read_text(encoding="utf-8").split("\n")
+        for line, tokens in zip(text, lines):
+            engine = [(piece, names[-1]) for piece, names in tokens if names]
+            assert engine == [(piece, scope) for piece, scope in scopes(line) if scope], (file, line)
