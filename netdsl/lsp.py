@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Sequence
 
-from . import __version__, ast
+from . import __version__, ast, codes
 from .diagnostics import Diagnostic, NetDSLError, source_lines
 from .ir import Layer, Net, Scope, scopes_of
 from .network import loads
@@ -86,6 +86,8 @@ class Document:
         """The syntax tree, None when the text does not parse."""
         if not self._parsed:
             self._parsed = True
+            if any(d.code == codes.FILE_TOO_LARGE for d in self.diagnostics):
+                return None  # refused unread, as the check did
             try:
                 self._program = parse(self.text, self.filename)
             except NetDSLError:
@@ -174,7 +176,10 @@ def _layer_line(layer: Layer) -> str:
 
 def _scope_line(doc: Document, scope: Scope) -> str:
     params, macs, count = doc.totals(scope)
-    shape = scope.output.shape if scope.output is not None else None
+    output = scope.output
+    if output is None and doc.net is not None:  # a labelled join: the join layer bears its name
+        output = doc.net.layers.get(scope.name)
+    shape = output.shape if output is not None else None
     train = " (training only)" if scope.train_only else ""
     return (f"`{scope.name}` `{scope.title}` {_numbers(shape, params, macs)}, "
             f"{count:,} layer{'s' if count != 1 else ''}{train}")
@@ -254,11 +259,13 @@ def hover(doc: Document, pos: Position) -> Optional[tuple[str, ast.Span]]:
         text += _op_help(name)
     if scopes:
         text += [""] + _listed([_scope_line(doc, s) for s in scopes])
+    named = {s.name for s in scopes}
+    layers = [layer for layer in layers if layer.name not in named]  # said by its scope's line
     if layers:
         text += [""] + _listed([_layer_line(layer) for layer in layers])
     if not (scopes or layers) and text:
         text += ["", "not checked: see the errors of this file" if doc.diagnostics else "not used by the net"]
-    return ("\n".join(text), node.span) if text else None
+    return ("\n".join(text).strip(), node.span) if text else None
 
 
 # --- go to definition --------------------------------------------------------------------
@@ -450,7 +457,16 @@ def build_server():
 
     def check(uri: str) -> None:
         text_document = server.workspace.get_text_document(uri)
-        doc = documents[uri] = Document(text_document.source, to_fs_path(uri) or uri)
+        try:
+            doc = documents[uri] = Document(text_document.source, to_fs_path(uri) or uri)
+        except Exception as e:  # a bug in netdsl: said where the user looks, and the server goes on
+            documents.pop(uri, None)
+            server.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri, [lsp.Diagnostic(
+                lsp.Range(lsp.Position(0, 0), lsp.Position(0, 0)),
+                f"netdsl failed to check this file (a bug in netdsl: please report it with the file): "
+                f"{type(e).__name__}: {e}", severity=lsp.DiagnosticSeverity.Error, source="netdsl")],
+                version=text_document.version))
+            return
         if doc.net is not None:  # it was lowered, so it parsed
             parsed[uri] = doc
         found = []
@@ -468,7 +484,7 @@ def build_server():
     def document(uri: str) -> Document:
         if uri not in documents:
             check(uri)
-        return documents[uri]
+        return documents.get(uri) or Document("")
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls, params: lsp.DidOpenTextDocumentParams) -> None:
@@ -500,7 +516,7 @@ def build_server():
         span = definition(doc, from_position(doc, params.position))
         return None if span is None else lsp.Location(params.text_document.uri, to_range(doc, span))
 
-    @server.feature(lsp.TEXT_DOCUMENT_COMPLETION, lsp.CompletionOptions(trigger_characters=["(", ",", "=", " "]))
+    @server.feature(lsp.TEXT_DOCUMENT_COMPLETION, lsp.CompletionOptions(trigger_characters=["(", ",", "="]))
     def on_completion(ls, params: lsp.CompletionParams):
         uri = params.text_document.uri
         doc = document(uri)

@@ -59,6 +59,32 @@ def test_hover_on_a_label_and_on_a_train_head_call():
     assert hover(doc, _at(GOOGLENET, "# One Inception module")) is None
 
 
+SCOPES = """block b(c) { repeat 2 { conv(c, 3, pad=1) relu } }
+net n { input 3x8x8
+  stem: { conv(8, 3) relu }
+  layer: repeat 2 { b(8) }
+  res: add { identity | conv(8, 3, pad=1) }
+}
+"""
+
+
+def test_hover_on_scopes_gives_their_totals():
+    net, doc = netdsl.loads(SCOPES), Document(SCOPES)
+
+    def totals(scope: str) -> str:
+        inside = [net.layer(n) for n in net.layers if n.startswith(scope + ".") or n == scope]
+        return f"{sum(x.params for x in inside):,} params · {sum(x.macs for x in inside):,} MACs"
+
+    text, _ = hover(doc, _at(SCOPES, "stem"))
+    assert text == f"- `stem` `group` → `8x6x6` · {totals('stem')}, 2 layers"
+    text, _ = hover(doc, _at(SCOPES, "layer: repeat", 7))
+    assert f"- `layer.2` `pass 2 of 2` → `8x6x6` · {totals('layer.2')}, 4 layers" in text
+    text, _ = hover(doc, _at(SCOPES, "b(8)"))  # a block used in each pass: both instances
+    assert text.startswith("`block b(c)`") and "`layer.1.b1` `b(8)`" in text and "`layer.2.b1` `b(8)`" in text
+    text, _ = hover(doc, _at(SCOPES, "res"))  # a labelled join: its scope and its layer, one line
+    assert text.count("`res`") == 1 and f"`res` `add` → `8x6x6` · {totals('res')}" in text
+
+
 def test_definition_of_a_parameter():
     doc = Document(GOOGLENET)
     span = definition(doc, _at(GOOGLENET, "conv(c1, 1)", 5))
