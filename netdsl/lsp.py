@@ -31,6 +31,7 @@ from .network import loads
 from .ops import REGISTRY, REQUIRED, Bool, fmt_shape, fmt_value
 from .parser import KEYWORDS, parse
 from .printer import FormatError, format_source
+from .vocabulary import CONSTANT_KEYWORDS, DEFINITION_KEYWORDS, PATH_KEYWORDS, alternatives
 
 Position = tuple[int, int]  # (line, column), 1-based, columns in characters
 
@@ -354,8 +355,6 @@ def _open_call(before: str) -> Optional[tuple[str, int]]:
 def _blocks_before(doc: Document, line: int) -> dict[str, ast.BlockDef]:
     """The blocks defined before the definition that holds `line`, for a text that does not parse
     (the definition being written breaks it) and never did: the text before it may."""
-    from .vocabulary import DEFINITION_KEYWORDS, alternatives
-
     start = re.compile(rf"\s*{alternatives(DEFINITION_KEYWORDS)}")
     for i in range(min(line, len(doc.lines)) - 1, 0, -1):
         if start.match(doc.lines[i]):
@@ -380,7 +379,7 @@ def completions(doc: Document, pos: Position, blocks: Optional[dict[str, ast.Blo
     blocks = doc.blocks() or blocks or _blocks_before(doc, line)
     here = doc.definition_at(pos)
     params = [p.name for p in here.params] if here is not None else []
-    if re.search(r"\bfrom\s+[A-Za-z0-9_.]*$", before) and "from" in KEYWORDS and doc.net is not None:
+    if re.search(rf"\b{alternatives(PATH_KEYWORDS)}\s+[A-Za-z0-9_.]*$", before) and doc.net is not None:
         return [Completion(n, "layer") for n in [*doc.net.scopes, *(x.name for x in doc.net.body())]][:1000]
     call = _open_call(before)
     if call is not None:
@@ -396,7 +395,7 @@ def completions(doc: Document, pos: Position, blocks: Optional[dict[str, ast.Blo
             if attr is not None:
                 words += list(getattr(attr.type, "symbols", ()))
                 if isinstance(attr.type, Bool):
-                    words += ["true", "false"]
+                    words += sorted(CONSTANT_KEYWORDS, reverse=True)  # true, false
             return [Completion(w, "value") for w in words] + [Completion(p, "value", "parameter") for p in params]
         if spec is not None:
             args = [Completion(a.name, "argument", a.type.doc, a.doc, f"{a.name}=") for a in spec.attrs]
