@@ -36,7 +36,6 @@ from .vocabulary import CONSTANT_KEYWORDS, DEFINITION_KEYWORDS, PATH_KEYWORDS, a
 Position = tuple[int, int]  # (line, column), 1-based, columns in characters
 
 _ITEMS = (ast.InputDecl, ast.Call, ast.Join, ast.Repeat, ast.Head, ast.Group)
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_SHOWN = 12  # instances listed in a hover; the rest are counted
 
 
@@ -46,6 +45,7 @@ def _contains(span: ast.Span, pos: Position) -> bool:
 
 
 def _size(span: ast.Span) -> tuple[int, int]:
+    """How large a span is, to find the innermost of those around a place: lines, then columns."""
     return span.end_line - span.line, span.end_column - span.column if span.end_line == span.line else 10 ** 9
 
 
