@@ -9,7 +9,8 @@ Server Protocol (editors/vscode starts it; the README shows Neovim and Helix set
   a parameter's use to the parameter;
 - completion: ops, blocks and keywords; inside a call's parentheses the argument names of the op
   or block being called, then the words an argument accepts (`pad=same`);
-- formatting through `netdsl fmt` (netdsl.printer).
+- formatting through `netdsl fmt` (netdsl.printer);
+- an outline (document symbols): the blocks and the net, with their labelled layers and scopes.
 
 The first half of this module works on netdsl's own types (a `Document`; positions are 1-based
 lines and columns of characters, as `Span`s are) and needs nothing else; `serve` adds the
@@ -412,6 +413,53 @@ def completions(doc: Document, pos: Position, blocks: Optional[dict[str, ast.Blo
     return items
 
 
+# --- outline -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Symbol:
+    """A named thing of the file for an editor's outline: a definition, or a labelled item
+    (with the labelled items inside it)."""
+
+    name: str
+    kind: str  # "net", "block", "layer" (a call) or "scope" (a join, repeat, head or group)
+    detail: str
+    span: ast.Span  # all of it, label included
+    name_span: ast.Span
+    children: tuple["Symbol", ...] = ()
+
+
+def _labelled_inside(node: Any) -> list[Symbol]:
+    found: list[Symbol] = []
+    stack = [getattr(node, f.name) for f in reversed(dataclasses.fields(node))]
+    while stack:
+        child = stack.pop()
+        if isinstance(child, tuple) and not isinstance(child, ast.Span):
+            stack.extend(reversed(child))
+        elif isinstance(child, _ITEMS):
+            label = getattr(child, "label", None)
+            if label is None:
+                found += _labelled_inside(child)  # nesting is bounded by the parser (MAX_NESTING)
+                continue
+            start = min(child.label_span, child.span)
+            span = ast.Span(start.line, start.column, child.span.end_line, child.span.end_column)
+            what = getattr(child, "name", None) or getattr(child, "kind", None)
+            kind = "layer" if isinstance(child, ast.Call) else "scope"
+            detail = what if isinstance(what, str) else type(child).__name__.lower()
+            found.append(Symbol(label, kind, detail, span, child.label_span, tuple(_labelled_inside(child))))
+    return found
+
+
+def outline(doc: Document) -> list[Symbol]:
+    """The file's definitions, each with its labelled layers and scopes, as written."""
+    program = doc.program
+    if program is None:
+        return []
+    return [Symbol(d.name, "block" if isinstance(d, ast.BlockDef) else "net",
+                   _block_signature(d) if isinstance(d, ast.BlockDef) else f"net {d.name}",
+                   d.span, d.name_span, tuple(_labelled_inside(d)))
+            for d in program.definitions]
+
+
 # --- formatting --------------------------------------------------------------------------
 
 def formatted(doc: Document) -> Optional[str]:
@@ -524,6 +572,19 @@ def build_server():
                  for c in completions(doc, from_position(doc, params.position),
                                       parsed[uri].blocks() if uri in parsed else None)]
         return lsp.CompletionList(is_incomplete=False, items=items)
+
+    symbol_kinds = {"net": lsp.SymbolKind.Module, "block": lsp.SymbolKind.Class, "layer": lsp.SymbolKind.Field,
+                    "scope": lsp.SymbolKind.Namespace}
+
+    def to_symbol(doc: Document, symbol: Symbol):
+        return lsp.DocumentSymbol(symbol.name, symbol_kinds[symbol.kind], to_range(doc, symbol.span),
+                                  to_range(doc, symbol.name_span), detail=symbol.detail,
+                                  children=[to_symbol(doc, c) for c in symbol.children] or None)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
+    def on_symbols(ls, params: lsp.DocumentSymbolParams):
+        doc = document(params.text_document.uri)
+        return [to_symbol(doc, symbol) for symbol in outline(doc)]
 
     @server.feature(lsp.TEXT_DOCUMENT_FORMATTING)
     def on_formatting(ls, params: lsp.DocumentFormattingParams):

@@ -286,6 +286,21 @@ def test_completion(session):
     assert anywhere["conv"].detail.startswith("conv(out, kernel")
 
 
+def test_outline(session):
+    lsp = session.lsp
+    uri = session.open("googlenet_outline.net", GOOGLENET)
+    session.published(uri)
+    symbols = session.run(session.client.text_document_document_symbol_async(lsp.DocumentSymbolParams(
+        lsp.TextDocumentIdentifier(uri))))
+    assert [s.name for s in symbols] == ["inception", "auxiliary", "googlenet"]
+    assert symbols[0].kind == lsp.SymbolKind.Class and symbols[2].kind == lsp.SymbolKind.Module
+    layers = {s.name: s for s in symbols[2].children}
+    assert list(layers)[:3] == ["conv1", "r1", "pool1"] and {"inception3a", "aux1", "fc"} <= set(layers)
+    assert layers["conv1"].detail == "conv"
+    assert layers["conv1"].selection_range.start == session.position(GOOGLENET, "conv1:")
+    assert [s.name for s in symbols[1].children] == ["pool", "conv", "fc1", "fc2"]
+
+
 def test_formatting(session):
     lsp = session.lsp
     text = "net n(c=4){input 3x8x8\nconv( c,3 ,pad = 1)   relu # ok\n}"
