@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import typing
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Sequence
 
@@ -36,13 +37,18 @@ from .vocabulary import CONSTANT_KEYWORDS, DEFINITION_KEYWORDS, PATH_KEYWORDS, a
 
 Position = tuple[int, int]  # (line, column), 1-based, columns in characters
 
-_ITEMS = (ast.InputDecl, ast.Call, ast.Join, ast.Repeat, ast.Head, ast.Group)
+_ITEMS = typing.get_args(ast.Item)  # what a chain holds: calls, joins, repeats, heads, groups, ...
 MAX_SHOWN = 12  # instances listed in a hover; the rest are counted
 
 
 def _contains(span: ast.Span, pos: Position) -> bool:
     """Whether `pos` is in `span`, or just after its end (where the cursor is after typing it)."""
     return bool(span.line) and (span.line, span.column) <= pos <= (span.end_line, span.end_column)
+
+
+def _inside(inner: ast.Span, outer: ast.Span) -> bool:
+    return bool(outer.line) and (outer.line, outer.column) <= (inner.line, inner.column) and \
+        (inner.end_line, inner.end_column) <= (outer.end_line, outer.end_column)
 
 
 def _size(span: ast.Span) -> tuple[int, int]:
@@ -288,6 +294,8 @@ def _source_target(doc: Document, node: Any) -> Optional[ast.Span]:
     body = getattr(node, "body", None)
     made = doc.scopes_at(body.span if isinstance(body, ast.Call) else node.span)
     around = made[0].parent.ancestors() if made and made[0].parent is not None else []
+    # an item that makes no scope of its own (a join branch's `from`): the scopes around its text
+    around = around or sorted((s for s in net.scopes.values() if _inside(node.span, s.span)), key=lambda s: s.level)
     candidates = [f"{s.name}.{node.source}" for s in reversed(around)] + [node.source]
     # the head could not be made (its path is wrong, say): any layer or scope of that name
     candidates += [n for n in [*net.layers, *net.scopes] if n.endswith("." + node.source)]
@@ -310,7 +318,8 @@ def definition(doc: Document, pos: Position) -> Optional[ast.Span]:
             name = getattr(node, "name", None) or getattr(node, "kind", None)
             if name in blocks:
                 return blocks[name].name_span
-        source_span = getattr(node, "source_span", None)
+        # a `from` path: a head's, a join branch's (whose node is the `from` and its path alone)
+        source_span = getattr(node, "source_span", getattr(node, "span", None))
         if isinstance(getattr(node, "source", None), str) and source_span is not None and _contains(source_span, pos):
             return _source_target(doc, node)
         if isinstance(node, ast.NameRef) and _contains(node.span, pos):
@@ -435,9 +444,9 @@ def _labelled_inside(node: Any) -> list[Symbol]:
         child = stack.pop()
         if isinstance(child, tuple) and not isinstance(child, ast.Span):
             stack.extend(reversed(child))
-        elif isinstance(child, _ITEMS):
+        elif dataclasses.is_dataclass(child):
             label = getattr(child, "label", None)
-            if label is None:
+            if not isinstance(child, _ITEMS) or label is None:
                 found += _labelled_inside(child)  # nesting is bounded by the parser (MAX_NESTING)
                 continue
             start = min(child.label_span, child.span)
