@@ -20,7 +20,9 @@ imports torch: it runs netdsl's public pipeline, `netdsl.loads`.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import itertools
 import re
 import typing
 from dataclasses import dataclass
@@ -511,21 +513,22 @@ def build_server():
         server_pos = codec().position_from_client_units(doc.lines, position)
         return server_pos.line + 1, server_pos.character + 1
 
-    def check(uri: str) -> None:
-        text_document = server.workspace.get_text_document(uri)
+    def checked(text: str, uri: str) -> Any:
+        """The text checked (a Document), or the exception a bug in netdsl raised."""
         try:
-            doc = documents[uri] = Document(text_document.source, to_fs_path(uri) or uri)
-        except Exception as e:  # a bug in netdsl: said where the user looks, and the server goes on
-            documents.pop(uri, None)
+            return Document(text, to_fs_path(uri) or uri)
+        except Exception as e:  # said where the user looks, and the server goes on
+            return e
+
+    def publish(uri: str, version: Optional[int], result: Any) -> None:
+        if not isinstance(result, Document):
             server.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri, [lsp.Diagnostic(
                 lsp.Range(lsp.Position(0, 0), lsp.Position(0, 0)),
                 f"netdsl failed to check this file (a bug in netdsl: please report it with the file): "
-                f"{type(e).__name__}: {e}", severity=lsp.DiagnosticSeverity.Error, source="netdsl")],
-                version=text_document.version))
+                f"{type(result).__name__}: {result}", severity=lsp.DiagnosticSeverity.Error, source="netdsl")],
+                version=version))
             return
-        if doc.net is not None:  # it was lowered, so it parsed
-            parsed[uri] = doc
-        found = []
+        doc, found = result, []
         for d in doc.diagnostics:
             where = to_range(doc, d.span)
             related = [lsp.DiagnosticRelatedInformation(
@@ -534,27 +537,58 @@ def build_server():
             message = d.message + (f"\nhelp: {d.help}" if d.help else "")
             found.append(lsp.Diagnostic(where, message, severity=lsp.DiagnosticSeverity.Error, code=d.code,
                                         source="netdsl", related_information=related or None))
-        server.text_document_publish_diagnostics(
-            lsp.PublishDiagnosticsParams(uri, found, version=text_document.version))
+        server.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri, found, version=version))
+
+    def keep(uri: str, result: Any) -> None:
+        if isinstance(result, Document):
+            documents[uri] = result
+            if result.net is not None:  # it was lowered, so it parsed
+                parsed[uri] = result
+
+    # Checks run one at a time, off the event loop (a hover is answered while a large net is
+    # checked), and only for the latest text: edits that come during a check are checked
+    # together after it, and a check that a newer edit overtook is not published.
+    latest: dict[str, int] = {}
+    tickets = itertools.count()
+    one_at_a_time = asyncio.Lock()
+
+    async def check_latest(uri: str) -> None:
+        ticket = latest[uri] = next(tickets)
+        async with one_at_a_time:
+            if latest.get(uri) != ticket:
+                return
+            text_document = server.workspace.get_text_document(uri)
+            version, text = text_document.version, text_document.source
+            result = await asyncio.to_thread(checked, text, uri)
+        if latest.get(uri) != ticket:
+            return
+        keep(uri, result)
+        publish(uri, version, result)
 
     def document(uri: str) -> Document:
-        if uri not in documents:
-            check(uri)
-        return documents.get(uri) or Document("")
+        """The document as it is now, checked now if its last check is of an older text."""
+        text = server.workspace.get_text_document(uri).source
+        doc = documents.get(uri)
+        if doc is None or doc.text != text:
+            result = checked(text, uri)
+            keep(uri, result)
+            doc = documents.get(uri) if isinstance(result, Document) else Document("")
+        return doc
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
-    def did_open(ls, params: lsp.DidOpenTextDocumentParams) -> None:
-        check(params.text_document.uri)
+    async def did_open(ls, params: lsp.DidOpenTextDocumentParams) -> None:
+        await check_latest(params.text_document.uri)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
-    def did_change(ls, params: lsp.DidChangeTextDocumentParams) -> None:
-        check(params.text_document.uri)
+    async def did_change(ls, params: lsp.DidChangeTextDocumentParams) -> None:
+        await check_latest(params.text_document.uri)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls, params: lsp.DidCloseTextDocumentParams) -> None:
         uri = params.text_document.uri
         documents.pop(uri, None)
         parsed.pop(uri, None)
+        latest.pop(uri, None)  # a check under way is not published
         server.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri, []))
 
     @server.feature(lsp.TEXT_DOCUMENT_HOVER)

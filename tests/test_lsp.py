@@ -225,6 +225,31 @@ def test_diagnostics_come_quickly_for_googlenet(session):
     assert statistics.median(times) < 0.5, times
 
 
+def test_a_burst_of_edits_ends_with_the_last_ones_diagnostics(session):
+    """Edits that come faster than the checks are checked together: what is published comes in
+    the order of the edits, never older after newer, and ends with the last text's errors."""
+    lsp = session.lsp
+    uri = session.open("googlenet_burst.net", GOOGLENET)
+    session.published(uri)
+    texts = [GOOGLENET.replace("linear(classes)\n}", f"linear(classes + {i})\n}}") for i in range(9)]
+    texts.append(GOOGLENET.replace("conv(64, 7,", "cnov(64, 7,"))
+    first = session.versions[uri] + 1
+
+    async def type_fast():
+        for i, text in enumerate(texts):
+            session.client.text_document_did_change(lsp.DidChangeTextDocumentParams(
+                lsp.VersionedTextDocumentIdentifier(first + i, uri),
+                [lsp.TextDocumentContentChangeWholeDocument(text=text)]))
+    session.run(type_fast())
+    session.versions[uri] = last = first + len(texts) - 1
+    versions = []
+    while not versions or versions[-1] != last:
+        _, params = session.published(uri)
+        versions.append(params.version)
+    assert versions == sorted(versions) and len(versions) <= len(texts)
+    assert [d.code for d in params.diagnostics] == ["E201"]
+
+
 def test_hover(session):
     lsp = session.lsp
     uri = session.open("googlenet.net", GOOGLENET)
