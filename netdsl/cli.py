@@ -416,6 +416,35 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_lsp(args: argparse.Namespace) -> int:
+    """The language server (netdsl/lsp.py) over standard input and output, until the editor
+    ends it."""
+    try:
+        import lsprotocol  # noqa: F401  (the server imports them when it starts: asked for here, to say
+        import pygls  # noqa: F401        what to install before anything else happens)
+
+        from .lsp import serve
+    except ImportError as e:
+        if (e.name or "").split(".")[0] not in ("pygls", "lsprotocol"):
+            raise
+        raise UsageError("`netdsl lsp` needs pygls: pip install 'netdsl[lsp]'") from None
+    # The protocol's bytes go to the real standard output, around main's text wrapper, through
+    # a copy of its descriptor: the server closes the stream it writes to when the editor says
+    # `exit`, and main still flushes standard output after that.
+    with os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0) as out:
+        return serve(sys.stdin.buffer, out)
+
+
+def _add_lsp(sub) -> None:
+    lsp = sub.add_parser("lsp", help="run the language server (for editors: diagnostics, hover, completion ...)",
+                         description="Speak the Language Server Protocol over standard input and output: "
+                                     "diagnostics as you type, hover, go to definition, completion and "
+                                     "formatting for .net files. Needs pygls (pip install 'netdsl[lsp]').")
+    # editors' clients (vscode-languageclient) say which transport they use; stdio is the one there is
+    lsp.add_argument("--stdio", action="store_true", help="talk over standard input and output (the default)")
+    lsp.set_defaults(run=cmd_lsp)
+
+
 def _seconds(text: str) -> float:
     import argparse
 
@@ -562,6 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("code", nargs="?", metavar="CODE", help="an error code, such as E402")
     explain.set_defaults(run=cmd_explain)
     _serve_parser(sub)
+    _add_lsp(sub)
     return p
 
 
