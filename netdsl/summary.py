@@ -83,8 +83,8 @@ class Summary:
                 a[2] += row.params
                 a[3] += row.macs
                 a[4] += row.activation_bytes
-        for level in sorted(by_level, reverse=True):
-            for scope in by_level[level]:
+        for level in range(max(by_level, default=0), 1, -1):  # (levels of parents are added as it goes)
+            for scope in by_level.get(level, ()):
                 parent = scope.parent
                 if parent is None:
                     continue
