@@ -488,3 +488,20 @@ def test_block_titles_and_names_in_diagrams_are_shortened():
     if shutil.which("dot"):
         with tempfile.TemporaryDirectory() as tmp:
             save(diagram(net), Path(tmp) / "n.svg")  # dot draws it
+
+
+def test_a_diagram_of_many_frames_is_refused_before_dot():
+    """100,000 layers 97 blocks deep, expanded, were 99 boxes in 9,603 nested frames: 7 s, past
+    the budget. Frames are bounded as boxes are."""
+    from netdsl.render import DiagramTooLarge, diagram
+
+    text = ("".join(f"block b{i} {{ b{i + 1} }}\n" for i in range(49)) + "block b49 { relu }\n"
+            "net n { input 8 repeat 50 { b0 } }")
+    net = netdsl.loads(text)
+    with pytest.raises(DiagramTooLarge) as err:
+        diagram(net, depth=None, max_nodes=2000)
+    assert err.value.frames == 2500 and str(err.value).startswith(
+        "the diagram has 52 boxes in 2,500 frames, over the limit of 2,000 frames")
+    assert "--max-nodes 2500 " in str(err.value)
+    assert diagram(net, depth=None, max_nodes=2500).source  # within the limit: drawn
+    assert diagram(net, depth=1, max_nodes=2000).source  # folded: no frame
