@@ -171,8 +171,8 @@ CASES = [
          "every layer inside 97 block instances"),
     Case("brackets 10^6 deep", lambda s: _fill("(", _size(s), "net n { input 8 linear(", ") }"), "E408", ""),
     # joins
-    Case("a concat of 100,000 branches", lambda s: _fill(" relu |", _size(s), "net n { input 8x2x2 concat {",
-                                                          " relu } }"), "E407", ""),
+    Case("a concat of 75,000 branches", lambda s: _fill(" relu |", _size(s), "net n { input 8x2x2 concat {",
+                                                         " relu } }"), "ok", "as many branches as fill the file"),
     Case("a concat of 40,000 branches", lambda s: _fill(" conv(1, 1) |", _size(s), "net n { input 8x2x2 concat {",
                                                          " conv(1, 1) } }"), "ok", "valid: one layer of 40,000 inputs"),
     Case("an add of 40,000 mismatched branches", lambda s: _fill(" conv(1, 1) | conv(2, 1) |", _size(s),
