@@ -47,7 +47,7 @@ _ENTRIES = [
     Entry(codes.NOT_TEXT, "The file is not UTF-8 text. The error points at the first byte that is not UTF-8 "
           "(shown as �); save the file as UTF-8. A leading byte-order mark is accepted.",
           b"net n { input 3x8x8 \xff relu }"),
-    Entry(codes.FILE_TOO_LARGE, "The file is larger than the size limit, 1 MiB unless set otherwise, and is refused "
+    Entry(codes.FILE_TOO_LARGE, "The file is larger than the size limit, 512 KiB unless set otherwise, and is refused "
           "without being read further. Nets are a few kilobytes; the limit keeps a wrong file (a log, "
           "a data set) from costing minutes. Raise it with `--max-bytes N` or `load(path, max_bytes=N)`.",
           "net n { input 3x8x8 relu }  # a comment that takes the file past its limit",

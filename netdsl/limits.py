@@ -3,7 +3,7 @@ layer bound that enforces the layer limit before any layer is made.
 
 | limit | default | where |
 | --- | --- | --- |
-| file size | 1 MiB | `load`/`loads` (E104) |
+| file size | 512 KiB | `load`/`loads` (E104) |
 | brackets and expressions nested | 100 levels | the parser, lowering (E408) |
 | layers | 100,000 | lowering (E407), bounded before expansion |
 | scopes (block instances, passes, branches, heads) | 1 per layer of the limit | lowering (E407) |
@@ -22,9 +22,11 @@ from . import ast
 from .binding import bind
 from .evaluate import expr_size, subexpressions, value_or_none
 
-# 1 MiB: four hundred times googlenet.net, room for 50,000 layers written out one by one. Parsing
-# takes time in proportion to the text (10 s for the densest 1 MiB on a slow machine): the limit bounds it.
-DEFAULT_MAX_BYTES = 1024 * 1024
+# 512 KiB: two hundred times googlenet.net (the largest real nets are a few KB), room for 25,000
+# layers written out one by one. Parsing takes time in proportion to the text, and the limit is
+# what bounds it: the densest text (long sums) parses at about 150 KB a second on the 2-core
+# development machine, so 1 MiB took 7 to 9 s, past the 5 s budget, and 512 KiB takes 3 to 4 s.
+DEFAULT_MAX_BYTES = 512 * 1024
 DEFAULT_MAX_LAYERS = 100_000
 # Once a net is known to pass the layer limit, lowering goes on only this far: enough for the
 # errors among the first layers and for a partial net to draw, never the whole limit's worth.

@@ -68,15 +68,36 @@ def _dims(tok: Token) -> tuple[int, ...]:
 
 
 def _position(c) -> Optional[ast.Span]:
-    if isinstance(c, Token):
-        return _token_span(c)
+    if type(c) is Token:
+        return ast.Span(c.line, c.column, c.end_line, c.end_column)
     span = getattr(c, "span", None)
     return span if span is not None and span.line else None
 
 
 def _extent(children) -> ast.Span:
     """The span from the first to the last positioned child (tokens and AST nodes alike).
-    Only the two ends are looked at: this runs on every reduction."""
+    Only the two ends are looked at: this runs on every reduction (a third of parsing the
+    densest text), so the common case, both ends positioned, is decided first."""
+    if not children:
+        return ast.NOWHERE
+    first, last = children[0], children[-1]
+    # a token, or a node with a span (None is a placeholder; NOWHERE has line 0)
+    if type(first) is Token:
+        line, column = first.line, first.column
+    else:
+        span = getattr(first, "span", None)
+        if span is None or not span[0]:
+            return _extent_slow(children)
+        line, column = span[0], span[1]
+    if type(last) is Token:
+        return ast.Span(line, column, last.end_line, last.end_column)
+    span = getattr(last, "span", None)
+    if span is None or not span[0]:
+        return _extent_slow(children)
+    return ast.Span(line, column, span[2], span[3])
+
+
+def _extent_slow(children) -> ast.Span:
     first = last = None
     for c in children:
         first = _position(c)
@@ -115,7 +136,7 @@ def _rule(fn):
     """Adapt a builder to Lark's internal-transformer call: `fn(span, *meaningful_children)`."""
     @functools.wraps(fn)
     def callback(self, children):
-        kept = [c for c in children if not (isinstance(c, Token) and c.type in _SYNTAX)]
+        kept = [c for c in children if type(c) is not Token or c.type not in _SYNTAX]
         return fn(self, _extent(children), *kept)
     return callback
 
@@ -199,10 +220,11 @@ class _ASTBuilder(Transformer):
     def path(self, span, *parts):
         return ".".join(parts), span
 
-    # expressions
-    @_rule
-    def int_lit(self, span, tok):
-        return ast.IntLit(_int(tok, tok), span)
+    # expressions: the rules most often reduced (the densest text is long sums), so the
+    # literals and operators take their children directly, without `_rule`'s filtering
+    def int_lit(self, children):
+        tok = children[0]
+        return ast.IntLit(_int(tok, tok), ast.Span(tok.line, tok.column, tok.end_line, tok.end_column))
 
     @_rule
     def float_lit(self, span, tok):
@@ -220,9 +242,9 @@ class _ASTBuilder(Transformer):
     def false_lit(self, span):
         return ast.BoolLit(False, span)
 
-    @_rule
-    def name_ref(self, span, tok):
-        return ast.NameRef(str(tok), span)
+    def name_ref(self, children):
+        tok = children[0]
+        return ast.NameRef(str(tok), ast.Span(tok.line, tok.column, tok.end_line, tok.end_column))
 
     @_rule
     def atom(self, span, inner):  # `( expr )`: parentheses only group
@@ -238,9 +260,10 @@ class _ASTBuilder(Transformer):
         return ast.Neg(operand, span, _deeper(span, operand))
 
     def _binop(op):  # noqa: N805 - a factory used while the class body runs
-        @_rule
-        def method(self, span, left, right):
-            return ast.BinOp(op, left, right, span, _deeper(span, left, right))
+        def method(self, children):  # left, the operator's token, right
+            left, right = children[0], children[2]
+            span = _extent(children)
+            return ast.BinOp(op, left, right, span, _deeper2(span, left, right))
         return method
 
     add_op, sub_op, mul_op = _binop("+"), _binop("-"), _binop("*")
@@ -252,6 +275,14 @@ def _deeper(span: ast.Span, *operands) -> int:
     """The depth of a new expression node over `operands`; a chain like `1+1+1+...` or
     `---1` nests one level per operator, brackets or not."""
     depth = 1 + max(map(_expr_depth, operands), default=0)
+    if depth > MAX_EXPR_DEPTH:
+        raise _ExpressionTooDeep(span)
+    return depth
+
+
+def _deeper2(span: ast.Span, left, right) -> int:
+    """`_deeper` of a binary operator's two operands, without building their list."""
+    depth = 1 + max(getattr(left, "depth", 0), getattr(right, "depth", 0))
     if depth > MAX_EXPR_DEPTH:
         raise _ExpressionTooDeep(span)
     return depth

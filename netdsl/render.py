@@ -126,6 +126,11 @@ def to_digraph(net: Net, diagnostics: Sequence[Diagnostic] = (), source: str = "
         nodes, edges = builder.size()
         if nodes > max_nodes or edges > max_nodes * EDGES_PER_NODE:
             raise DiagramTooLarge(nodes, edges, max_nodes)
+        # frames (clusters) cost dot as much as boxes, nested ones more: 100,000 layers 97
+        # blocks deep, expanded, are 99 boxes in 9,603 frames (7 s, past the budget)
+        frames = builder.frames()
+        if frames > max_nodes:
+            raise DiagramTooLarge(nodes, edges, max_nodes, frames)
     return builder.build()
 
 
@@ -152,6 +157,17 @@ class _Builder:
                  if box_of[s.name] is not box_of[t.name]}
         ends = sum(1 for out in self.net.outputs if out.layer.name in box_of)
         return len(self.boxes) + ends, len(pairs) + ends
+
+    def frames(self) -> int:
+        """The frames (clusters) the DOT will have: the open scopes that hold a box."""
+        seen: set[str] = set()
+        for box in self.boxes.values():
+            path = box.frame
+            while path and path not in seen:
+                seen.add(path)
+                scope = self.scopes.get(path)
+                path = _path(scope.parent) if scope is not None else ""
+        return len(seen)
 
     # -- failures -----------------------------------------------------------------------
 
@@ -325,7 +341,7 @@ class _Builder:
                          "drawn up to the failure</font>")
             for diag in self.loose:
                 lines.append(f'<font color="{PALETTE["error"][1]}" point-size="11">'
-                             f'{_escape(_one_line(diag))}</font>')
+                             f'{_escape(_one_line(diag), 4 * MAX_LABEL)}</font>')
         return "<" + '<br align="left"/>'.join(lines) + '<br align="left"/>>'
 
     def _frames(self, g: graphviz.Digraph) -> None:
@@ -383,9 +399,9 @@ class _Builder:
             colours = PALETTE["error"]
             for m in failed:
                 for diag in self.messages.get(m, ()):
-                    text = "\n".join(textwrap.wrap(f"{diag.code}: {diag.message}", 44))
+                    text = "\n".join(textwrap.wrap(_clip(f"{diag.code}: {diag.message}", 4 * MAX_LABEL), 44))
                     lines.append(f'<font color="{PALETTE["error"][1]}" point-size="10">'
-                                 + _escape(text).replace("\n", "<br/>") + "</font>")
+                                 + _escape(text, 8 * MAX_LABEL).replace("\n", "<br/>") + "</font>")
             attrs["penwidth"] = "2.5"
         elif all(m in self.unchecked for m in box.members):
             colours = PALETTE["unchecked"]
@@ -414,8 +430,8 @@ class _Builder:
         else:
             name = span
             title = scope.title if scope is not None and scope.kind in ("block", "join") else ""
-        if box.count > 1:
-            title = (title + " " if title else "") + f"× {box.count}"
+        if box.count > 1:  # (the count kept whole, after the title is shortened)
+            title = (_clip(title, MAX_LABEL - 12) + " " if title else "") + f"× {box.count}"
         lines = [f"<b>{_escape(name)}</b>"] + ([_escape(title)] if title else [])
         if not failed:
             # what the scope outputs: the end of its main chain, or a labelled join's own layer;
@@ -439,7 +455,7 @@ class _Builder:
                     {"style": "filled,bold"})
         colours = BROKEN if spec is None else (spec.kind.fill, spec.kind.border)
         one = box.members[:len(box.members) // box.count]  # one repetition
-        what = " + ".join(_brief(nodes[m]) for m in one)
+        what = _joined([_brief(nodes[m]) for m in one])
         if failed and (spec is None or lead.attrs is None):
             what = self._written(lead) or what
         if len(box.members) == 1 and not failed:  # small marks for what computes nothing new
@@ -449,7 +465,7 @@ class _Builder:
                 return colours, [_escape(spec.mark.text)], dict(MARK_STYLES[spec.mark.shape])
         local = _local(box)
         name = local if box.count == 1 else f"{local}–{_within(box.frame, box.heads[-1])}"
-        lines = [f"<b>{_escape(name)}</b>", _escape(what + (f" × {box.count}" if box.count > 1 else ""))]
+        lines = [f"<b>{_escape(name)}</b>", _escape(_clip(what, MAX_LABEL - 12) + (f" × {box.count}" if box.count > 1 else ""))]
         params = sum(nodes[m].params for m in box.members)
         if params:
             lines.append(f'<font point-size="9" color="#555555">{fmt_count(params)} params</font>')
@@ -485,7 +501,7 @@ class _Builder:
         if box.scope is not None:
             scope = self.scopes.get(box.scope)
             n = len(box.members)
-            return f"{box.scope}: {scope.title if scope else ''}, {n} layer{'s' if n != 1 else ''}"
+            return _clip(f"{box.scope}: {scope.title if scope else ''}, {n} layer{'s' if n != 1 else ''}", 4 * MAX_LABEL)
         lines = []
         for m in box.members[:8]:
             layer = self.nodes[m]
@@ -495,7 +511,7 @@ class _Builder:
                 what = layer.describe()
             else:
                 what = "could not be made"
-            lines.append(f"{m}: {what}")
+            lines.append(_clip(f"{m}: {what}"))
         return "\n".join(lines + (["..."] if len(box.members) > 8 else []))
 
     def _edges(self, g: graphviz.Digraph) -> None:
@@ -537,9 +553,36 @@ def _brief(layer: Layer) -> str:
     return layer.op.name if layer.attrs is None else layer.op.brief(layer.attrs)
 
 
-def _escape(text: str) -> str:
-    """Text for a Graphviz HTML-like label (quotes need no escaping between tags)."""
-    return html.escape(text, quote=False)
+# The longest text of one line of a box or frame. Titles and folded runs grow with the file (a
+# block call of 50,000 arguments, `relu` folded 99,999 times) and `dot` refuses a label past
+# its own bound ("String starting: ..."), so long text is shortened with an ellipsis, and a
+# long folded run is written run by run (`linear 8 + relu ×99,998`).
+MAX_LABEL = 200
+
+
+def _clip(text: str, limit: int = MAX_LABEL) -> str:
+    """`text`, or its first `limit - 1` characters and an ellipsis."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _joined(briefs: Sequence[str]) -> str:
+    """Ops folded into one box, `a + b`; past MAX_LABEL, each run of one op once with its count."""
+    text = " + ".join(briefs)
+    if len(text) <= MAX_LABEL:
+        return text
+    runs: list[list] = []
+    for brief in briefs:
+        if runs and runs[-1][0] == brief:
+            runs[-1][1] += 1
+        else:
+            runs.append([brief, 1])
+    return " + ".join(b if n == 1 else f"{b} ×{n:,}" for b, n in runs)
+
+
+def _escape(text: str, limit: int = MAX_LABEL) -> str:
+    """Text for a Graphviz HTML-like label (quotes need no escaping between tags), at most
+    `limit` characters (MAX_LABEL: see there)."""
+    return html.escape(_clip(text, limit), quote=False)
 
 
 def _local(box: _Box) -> str:
@@ -611,17 +654,21 @@ class GraphvizFailed(Exception):
 class DiagramTooLarge(GraphvizFailed):
     """The diagram has more boxes or edges than `dot` is given (`max_nodes`); nothing was run."""
 
-    def __init__(self, nodes: int, edges: int, max_nodes: int):
+    def __init__(self, nodes: int, edges: int, max_nodes: int, frames: int = 0):
         max_edges = max_nodes * EDGES_PER_NODE
-        over = f"{nodes:,} boxes" if nodes > max_nodes else f"{edges:,} edges"
-        limit = f"{max_nodes:,} boxes" if nodes > max_nodes else f"{max_edges:,} edges"
+        if frames > max_nodes:  # few boxes, in many frames (clusters)
+            has, over, limit = f"{nodes:,} boxes in {frames:,} frames", f"{frames:,} frames", f"{max_nodes:,} frames"
+        else:
+            has = f"{nodes:,} boxes and {edges:,} edges"
+            over = f"{nodes:,} boxes" if nodes > max_nodes else f"{edges:,} edges"
+            limit = f"{max_nodes:,} boxes" if nodes > max_nodes else f"{max_edges:,} edges"
         super().__init__(
-            f"the diagram has {nodes:,} boxes and {edges:,} edges, over the limit of {limit} that Graphviz is "
+            f"the diagram has {has}, over the limit of {limit} that Graphviz is "
             f"given (its layout of {over} could take many minutes and gigabytes): draw fewer boxes with a "
             f"smaller --depth (or without --expand, or with --fold-repeats), or raise the limit with "
-            f"--max-nodes {max(nodes, -(-edges // EDGES_PER_NODE))} (max_nodes= in Python), "
+            f"--max-nodes {max(nodes, frames, -(-edges // EDGES_PER_NODE))} (max_nodes= in Python), "
             "or write the DOT text with -o NAME.gv")
-        self.nodes, self.edges, self.max_nodes = nodes, edges, max_nodes
+        self.nodes, self.edges, self.max_nodes, self.frames = nodes, edges, max_nodes, frames
 
 
 def output_format(path: Path | str) -> Optional[str]:

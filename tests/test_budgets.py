@@ -7,6 +7,8 @@ in a subprocess with a time and memory limit.
 
 from __future__ import annotations
 
+import math
+import re
 import time
 
 import pytest
@@ -324,3 +326,182 @@ def test_the_adversarial_corpus_files_are_within_the_size_limit():
 
     for name, text in CORPUS.texts(1.0).items():
         assert len(text.encode("utf-8")) <= DEFAULT_MAX_BYTES, name
+
+
+# --- 5. the worst cases of check, summary and render, made small -------------------------------
+
+def test_the_file_size_limit_bounds_the_parse():
+    """The densest text (long sums) parses at about 150 KB a second on the development machine:
+    1 MiB took 7 to 9 s, past the 5 s budget, so the limit is 512 KiB (README, "Limits and safety")."""
+    from netdsl.limits import DEFAULT_MAX_BYTES
+
+    assert DEFAULT_MAX_BYTES == 512 * 1024
+    text = "net n { input 8 " + "relu " * (DEFAULT_MAX_BYTES // 5) + "}"
+    assert len(text) > DEFAULT_MAX_BYTES
+    errors, elapsed = _errors(text)
+    assert errors == [("E104", 0, 0)] and elapsed < QUICK_S  # refused before it is parsed (of the whole file)
+
+
+def test_a_join_of_many_mismatched_branches_is_one_error():
+    """Every other branch of another shape: one error at the join, naming the first two branches
+    that disagree, however many do."""
+    text = "net n { input 8x2x2 add {" + " conv(1, 1) | conv(2, 1) |" * 2000 + " relu } }"
+    with pytest.raises(NetDSLError) as err:
+        netdsl.loads(text)
+    [diag] = err.value.diagnostics
+    assert (diag.code, diag.line, diag.column) == ("E403", 1, 21)
+    assert [n.message for n in diag.notes] == ["branch 1 ends with `branch1.conv1`, which outputs 1x2x2",
+                                               "branch 2 ends with `branch2.conv1`, which outputs 2x2x2"]
+
+
+def _nested(depth: int, layers: int, train: bool = False) -> str:
+    """`layers` layers inside `depth` block instances (a head among them, training-only if `train`)."""
+    blocks = "".join(f"block b{i}(c) {{ b{i + 1}(c) }}\n" for i in range(depth - 1))
+    head = f"{'train ' if train else ''}head {{ flatten linear(3) }}"
+    return (blocks + f"block b{depth - 1}(c) {{ repeat {layers} {{ conv(c, 1) relu }} {head} }}\n"
+            "net n { input 4x2x2 b0(4) conv(2, 1) }")
+
+
+def _rollups_by_brute_force(net):
+    """Each block instance's params, MACs and bytes: every layer added to every scope around it."""
+    from netdsl.ir import scopes_of
+    from netdsl.summary import BYTES_PER_VALUE
+
+    acc = {}
+    for layer in net.ir.body():
+        for scope in scopes_of(layer):
+            if scope.kind == "block":
+                a = acc.setdefault(scope.name, [0, 0, 0])
+                a[0] += layer.params
+                a[1] += layer.macs
+                a[2] += BYTES_PER_VALUE * math.prod(layer.shape)
+    return acc
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_summary_rolls_blocks_up_in_one_pass(train):
+    """Each layer adds itself to its own scope and each scope to its parent, once: summarising
+    100,000 layers 97 blocks deep once added every layer to every scope around it (10 million
+    additions). The numbers are the brute force's, and the time does not grow with the depth."""
+    net = netdsl.loads(_nested(40, 50, train))
+    summary = net.summary()
+    assert {b.name: [b.params, b.macs, b.activation_bytes] for b in summary.blocks} == _rollups_by_brute_force(net)
+    assert summary.blocks[0].output_shape == [4, 2, 2]
+    for depth in (None, 1, 5, 39, 41):
+        assert len(summary.rows(depth)) >= 1
+    deep = netdsl.loads(_nested(97, 30_000, train), max_layers=70_000)
+    start = time.process_time()  # CPU time: the machine running the suite may be shared
+    deep.summary().table(depth=None)
+    deep.summary().table(depth=50)
+    assert time.process_time() - start < QUICK_S  # before: 3 s; now 0.6 s
+
+
+def test_summary_rows_at_every_depth_are_the_scans():
+    """`rollup` finds the scope by index and the training-only cut by bisection; the answers are
+    those of the scans it replaced."""
+    from netdsl.ir import scopes_of
+    from netdsl.summary import rollup
+
+    def scanned(around, train_only, depth):
+        levels = len(around) + 1
+        cut = levels if depth is None else depth
+        if train_only:
+            cut = max(cut, next((s.level for s in around if s.train_only), levels))
+        return None if levels <= cut else next((s for s in around if s.level == cut), around[-1])
+
+    text = ("block inner { conv(4, 1) train head { flatten linear(2) } relu }\nblock outer { inner g: { inner } }\n"
+            "net n { input 4x2x2 outer train head { outer } head { g: { outer } } }")
+    net = netdsl.loads(text)
+    for layer in net.ir.body():
+        for depth in (None, 0, 1, 2, 3, 4, 5, 9):
+            around = scopes_of(layer)
+            assert rollup(around, layer.train_only, depth) is scanned(around, layer.train_only, depth)
+
+
+def test_summary_json_is_jsons_own_text_byte_for_byte():
+    import json
+
+    from conftest import ROOT
+
+    texts = [p.read_text(encoding="utf-8") for p in sorted((ROOT / "nets").glob("*.net"))]
+    texts.append(_nested(5, 3, train=True))
+    for text in texts:
+        net = netdsl.loads(text)
+        for batch in (1, 3):
+            summary = net.summary(batch)
+            assert summary.to_json() == json.dumps(summary.to_dict(), indent=1)
+
+    from netdsl.summary import _encode
+
+    odd = {"a": [], "b": {}, "c": [1, [2, {}], (3, 4)], "d": 'é"\n\u2028\x00', "e": True, "f": None,
+           "g": 1.5, "h": float("inf"), "i": [True, 1, None, "x"], 7: -2}
+    out: list[str] = []
+    _encode(odd, "\n", out)
+    assert "".join(out) == json.dumps(odd, indent=1)
+
+
+def _labels(dot) -> list[str]:
+    """The text of each line of each label in a diagram's DOT source, tags removed."""
+    import re
+
+    lines = []
+    for label in re.findall(r'label=<(.*?)>\s*(?:\w+=|\])', dot.source):
+        lines += [re.sub(r"<[^>]*>", "", part) for part in re.split(r"<br[^>]*>", label)]
+    return lines
+
+
+def test_a_long_folded_run_is_written_run_by_run():
+    """`linear 8 + relu + relu + ...` of 99,999 ops made a label `dot` refused (exit 2)."""
+    import html
+
+    from netdsl.render import MAX_LABEL, diagram
+
+    net = netdsl.loads("net n { input 8 linear(8) " + "relu " * 5000 + "sigmoid }")
+    lines = _labels(diagram(net))
+    assert "linear 8 + relu ×5,000 + sigmoid" in lines
+    assert max(len(html.unescape(line)) for line in lines) <= MAX_LABEL
+    short = netdsl.loads("net n { input 8 linear(8) relu relu }")
+    assert "linear 8 + relu + relu" in _labels(diagram(short))  # short runs as they were
+
+
+def test_block_titles_and_names_in_diagrams_are_shortened():
+    """A block call of 40,000 arguments was one label of 300 KB, which `dot` refused."""
+    import html
+
+    from netdsl.render import MAX_LABEL, diagram, save
+
+    n = 3000
+    text = ("block b(" + ", ".join(f"p{i}" for i in range(n)) + ") { relu }\nnet n { input 8 b("
+            + ", ".join(map(str, range(n))) + ") " + "x" * 900 + ": relu }")
+    net = netdsl.loads(text)
+    for depth in (1, None):
+        dot = diagram(net, depth=depth)
+        lines = [html.unescape(line) for line in _labels(dot)]
+        assert max(len(line) for line in lines) <= 2 * MAX_LABEL + 2  # a frame's: its name, then its title
+        assert all(len(line) <= 4 * MAX_LABEL for line in re.findall(r'tooltip="(.*?)"', dot.source))
+    assert any(line.startswith("b(0, 1, 2, 3") and line.endswith("…") for line in
+               (html.unescape(x) for x in _labels(diagram(net))))
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    if shutil.which("dot"):
+        with tempfile.TemporaryDirectory() as tmp:
+            save(diagram(net), Path(tmp) / "n.svg")  # dot draws it
+
+
+def test_a_diagram_of_many_frames_is_refused_before_dot():
+    """100,000 layers 97 blocks deep, expanded, were 99 boxes in 9,603 nested frames: 7 s, past
+    the budget. Frames are bounded as boxes are."""
+    from netdsl.render import DiagramTooLarge, diagram
+
+    text = ("".join(f"block b{i} {{ b{i + 1} }}\n" for i in range(49)) + "block b49 { relu }\n"
+            "net n { input 8 repeat 50 { b0 } }")
+    net = netdsl.loads(text)
+    with pytest.raises(DiagramTooLarge) as err:
+        diagram(net, depth=None, max_nodes=2000)
+    assert err.value.frames == 2500 and str(err.value).startswith(
+        "the diagram has 52 boxes in 2,500 frames, over the limit of 2,000 frames")
+    assert "--max-nodes 2500 " in str(err.value)
+    assert diagram(net, depth=None, max_nodes=2500).source  # within the limit: drawn
+    assert diagram(net, depth=1, max_nodes=2000).source  # folded: no frame
