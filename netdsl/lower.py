@@ -343,10 +343,23 @@ class Lowerer:
             self._depth -= 1
 
     def _chain_items(self, items: tuple[ast.Item, ...], current: Optional[Layer], ctx: _Ctx) -> Optional[Layer]:
+        skip = -1
         for i, item in enumerate(items):
             self.steps += 1
             if self.steps > self._stop_steps:
                 self._spend(0, item.span)
+            if i == skip:
+                continue
+            if isinstance(item, ast.Call) and item.name == "from" and not item.args and item.label is None:
+                # `from x` where the lexer took `from` for a name (a keyword only where it can
+                # come): one error for the misplaced `from`, none for the path after it
+                self._error(codes.MISPLACED, "`from` can only begin a join branch", item.span,
+                            help="`add { from x conv(8, 1) | identity }` starts a branch from `x`; "
+                                 "`head from x { ... }` taps `x` for a head")
+                following = items[i + 1] if i + 1 < len(items) else None
+                if isinstance(following, ast.Call) and not following.args and following.label is None:
+                    skip = i + 1
+                continue
             if isinstance(item, ast.InputDecl):
                 current = self._input(item, ctx, first=(i == 0))
             elif isinstance(item, ast.Call):
@@ -427,9 +440,10 @@ class Lowerer:
             self._error(codes.INPUT_DECLARATION, f"the input {what}", item.span)
             return None
         self._input_declared = True
-        if len(item.dims) not in (1, 3):
-            self._error(codes.WRONG_RANK, f"the input is {'x'.join(map(str, item.dims))}; "
-                        "write it as C x H x W (an image) or as one size (a vector)", item.span)
+        if len(item.dims) > 4:
+            self._error(codes.WRONG_RANK, f"the input is {'x'.join(map(str, item.dims))}; write it as one size "
+                        "(a vector), C x L (a sequence), C x H x W (an image) or C x D x H x W (a volume)",
+                        item.span)
             return None
         if min(item.dims) < 1:
             self._error(codes.OUT_OF_RANGE, "every size of the input must be at least 1", item.span)
