@@ -545,7 +545,19 @@ def parse_recovering(text: str) -> tuple[Optional[ast.Program], list[Diagnostic]
     Returns (program, syntax errors, damage): with no syntax error, the program, [] and None;
     with some, the program of what remains with the erroneous parts cut out (None when that
     cannot be had: too many errors, too large a file) and what was cut, so that the checks
-    after it stay silent about what they cannot see."""
+    after it stay silent about what they cannot see. The last text's answer is remembered
+    (`check` then `fmt` of one text in one process parse it once; trees are never changed)."""
+    program, found, damage = _parse_recovering(text)
+    return program, list(found), damage
+
+
+@functools.lru_cache(maxsize=1)
+def _parse_recovering(text: str) -> tuple[Optional[ast.Program], tuple[Diagnostic, ...], Optional[Damage]]:
+    program, found, damage = _recover(text)
+    return program, tuple(found), damage
+
+
+def _recover(text: str) -> tuple[Optional[ast.Program], list[Diagnostic], Optional[Damage]]:
     too_deep = _nesting_diagnostic(text)
     if too_deep is not None:
         return None, [too_deep], None

@@ -251,7 +251,7 @@ class _Printer:
 
     def _multiline(self, item) -> bool:
         """Does a construct get lines of its own? As in the source; else when it is long."""
-        if isinstance(item, (ast.InputDecl, ast.Call)) or (isinstance(item, ast.Head)
+        if isinstance(item, (ast.InputDecl, ast.Call, ast.From)) or (isinstance(item, ast.Head)
                                                             and isinstance(item.body, ast.Call)):
             return False
         if self.src is not None and item.span.line:
