@@ -331,7 +331,10 @@ class _Printer:
                 self._emit(line_indent, lead + header, first or item.span.line,
                            self._header_end(span) if span is not None else item.span.line, "open", indent)
             else:
-                at = self._header_end(span) if span is not None else 0
+                # the line of the arm's `{`: the parser keeps the braces' span with the body
+                braces = getattr(body, "span", None)
+                at = self._header_end(span) if span is not None else (
+                    braces.line if braces is not None and self.src is not None else 0)
                 self._emit(indent, "} else " + header, at, at, "open", inner)
             self.lines_of(body, inner)
         self._emit(indent, "}", item.span.end_line, item.span.end_line, "close", inner)
