@@ -19,7 +19,8 @@ from typing import Any, Iterable, Iterator, Mapping, Optional
 from . import ast, codes, ir
 from .binding import bind
 from .diagnostics import DiagnosticBag, Help, Note, did_you_mean, name_list
-from .evaluate import INPUT_NAMES, POISON, EvalError, Poisoned, evaluate, expr_size, input_names, subexpressions
+from .evaluate import (FUNCTIONS, INPUT_NAMES, POISON, EvalError, Poisoned, evaluate, expr_size, input_names,
+                       subexpressions, unknown_function)
 from .ir import Layer
 from .limits import (BOUND_STEPS_PER_LAYER, DEFAULT_MAX_LAYERS, MAX_NAME_LENGTH, MAX_NESTING, PARTIAL_LAYERS,
                      SCOPES_PER_LAYER, STEPS_PER_LAYER, BoundGaveUp, LayerBound, long_names)
@@ -155,6 +156,7 @@ class Lowerer:
             if isinstance(d, ast.BlockDef):
                 self._define_block(d)
         self._check_blocks()
+        self._check_ahead(nets)
         if len(nets) != 1:
             end = self.program.span  # with no net, point at the end of the file, where one could go
             where = nets[1].name_span if nets else ast.Span(end.end_line, end.end_column, end.end_line,
@@ -258,6 +260,31 @@ class Lowerer:
         for name in self.blocks:
             if name not in done:
                 visit(name)
+
+    def _check_ahead(self, nets: list[ast.NetDef]) -> None:
+        """What is reported even where it may never be evaluated: calls of unknown functions
+        anywhere, and in the net's body unknown ops and joins in the arms of an `if` (the arm
+        taken reports them again when it is lowered; the bag keeps one)."""
+        for d in self.program.definitions:
+            exprs = [p.default for p in d.params if p.default is not None]
+            for item in _items_in(d.body):
+                exprs.extend(_expressions_in(item))
+            for e in (sub for expr in exprs for sub in subexpressions(expr)):
+                if isinstance(e, ast.FuncCall) and e.name not in FUNCTIONS:
+                    err = unknown_function(e)
+                    self._error(err.code, err.message, err.span, help=err.help)
+        known = {n for n, s in REGISTRY.items() if not s.join and not s.source} | set(self.blocks)
+        for net in nets:
+            for item in _items_in(net.body):
+                if not isinstance(item, ast.If):
+                    continue
+                for body in _if_bodies(item):
+                    for inner in _items_in(body):
+                        if isinstance(inner, ast.Call) and inner.name not in known and inner.name != "from" \
+                                and not self._cut(inner):
+                            self._unknown_op(inner, None)
+                        elif isinstance(inner, ast.Join) and not (inner.kind in REGISTRY and REGISTRY[inner.kind].join):
+                            self._unknown_join(inner)
 
     def _check_params(self, params: Iterable[ast.Param]) -> None:
         seen: dict[str, ast.Span] = {}

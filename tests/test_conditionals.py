@@ -455,3 +455,13 @@ net n(k = 1) {
     assert format_source(text) == text
     squeezed = "net n(k = 1) {\n    input 4\n    if k == 1 {   relu }   else{linear(3)}\n}\n"
     assert format_source(squeezed) == "net n(k = 1) {\n    input 4\n    if k == 1 { relu } else { linear(3) }\n}\n"
+
+
+def test_unknown_functions_and_ops_are_reported_where_they_may_never_be_evaluated():
+    text = ("block b(c = mx(1, 2)) { conv(c, 1) }\n"
+            "net n(k = 1) {\n input 3x8x8\n if k == 2 { cnov(8, 1) } else { conv(flor(2.5), 1) }\n"
+            " conv(8 if k == 1 else ciel(2), 1)\n}\n")
+    err = error(text)
+    assert [(d.code, d.message, d.line) for d in err.diagnostics] == [
+        ("E208", "unknown function `mx`", 1), ("E201", "unknown op `cnov`", 4), ("E208", "unknown function `flor`", 4),
+        ("E208", "unknown function `ciel`", 5)]
