@@ -124,8 +124,8 @@ _ENTRIES = [
           "branch that changes the channels or the size needs a projection on the skip path.",
           "net n { input 8x32x32 add { identity | conv(9, 1) } }"),
     Entry(codes.WRONG_RANK, "An op gets a tensor with the wrong number of dimensions: `linear` on an image "
-          "(add `flatten` before it), a conv or pool on a vector, or an input of more than four sizes "
-          "(C, C x L, C x H x W and C x D x H x W are the ranks a net's input may have).",
+          "(add `flatten` before it), a conv or pool on a vector, or an input that is neither C x H x W "
+          "nor one size.",
           "net n { input 3x32x32 linear(10) }"),
     Entry(codes.GROUPS_MISMATCH, "A grouped convolution needs its input and output channels divisible by `groups`.",
           "net n { input 3x32x32 conv(8, 3, groups=2) }"),

@@ -469,10 +469,9 @@ class Lowerer:
             self._error(codes.INPUT_DECLARATION, f"the input {what}", item.span)
             return None
         self._input_declared = True
-        if len(item.dims) > 4:
-            self._error(codes.WRONG_RANK, f"the input is {'x'.join(map(str, item.dims))}; write it as one size "
-                        "(a vector), C x L (a sequence), C x H x W (an image) or C x D x H x W (a volume)",
-                        item.span)
+        if len(item.dims) not in (1, 3):
+            self._error(codes.WRONG_RANK, f"the input is {'x'.join(map(str, item.dims))}; "
+                        "write it as C x H x W (an image) or as one size (a vector)", item.span)
             return None
         if min(item.dims) < 1:
             self._error(codes.OUT_OF_RANGE, "every size of the input must be at least 1", item.span)
@@ -723,9 +722,13 @@ class Lowerer:
             return ctx.env if rep.var is None else {**ctx.env, rep.var: i}
 
         if rep.label is None:  # inline: the passes' layers join this scope
+            # one context for every pass (it shares the scope's names), its `as` name set per pass
+            inner = ctx if rep.var is None else replace(ctx)
             for i in range(count):
                 before, made = len(self.net), (self._made() if i == 0 else None)
-                current = self._chain(rep.body, current, ctx if rep.var is None else replace(ctx, env=env_of(i)))
+                if rep.var is not None:
+                    inner.env = env_of(i)
+                current = self._chain(rep.body, current, inner)
                 if len(self.net) == before and i >= 1 and same_passes:
                     break
                 if i == 0:
