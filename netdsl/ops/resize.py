@@ -66,10 +66,10 @@ def _upsample_label(a):
 
 
 op("upsample",
-   (Attr("factor", Maybe(Factor()), None, doc="scale per axis, 2 unless a size is given"),
-    Attr("size", Maybe(Pair()), None, doc="the output size instead, per axis"),
+   (Attr("factor", Maybe(Factor()), None, doc="a number, or one per axis; 2 when no size is given"),
+    Attr("size", Maybe(Pair()), None, doc="the output size instead, like 56x56"),
     Attr("mode", Choice(("nearest", "linear", "bilinear", "trilinear")), "nearest",
-         doc="linear for sequences, bilinear for images, trilinear for volumes"),
+         doc="`nearest`, or `linear` for sequences, `bilinear` for images, `trilinear` for volumes"),
     Attr("align_corners", Bool(), False)),
    infer=_upsample_infer, build=_upsample_build, kind=POOL, label=_upsample_label,
    doc="upsampling by a factor or to a size (torch.nn.Upsample)", overwritable=True,
