@@ -49,11 +49,11 @@ def _factors(a, rank):
 
 def _upsample_build(ins, a):
     from torch import nn
-    linear = a["mode"] in _LINEAR
-    if a["size"] is not None:
-        return nn.Upsample(size=a["size"], mode=a["mode"], align_corners=a["align_corners"] if linear else None)
-    factor = 2 if a["factor"] is None else a["factor"]
-    return nn.Upsample(scale_factor=factor, mode=a["mode"], align_corners=a["align_corners"] if linear else None)
+    # As given, so that torch refuses what the shape rule refuses (a factor and a size both,
+    # align_corners=true with nearest), but torch's None for the default of nearest
+    factor = 2 if a["factor"] is None and a["size"] is None else a["factor"]
+    align = a["align_corners"] if a["mode"] in _LINEAR else (a["align_corners"] or None)
+    return nn.Upsample(size=a["size"], scale_factor=factor, mode=a["mode"], align_corners=align)
 
 
 def _upsample_label(a):
