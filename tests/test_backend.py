@@ -413,7 +413,7 @@ VOLUME_NET = """net video {
     global_avgpool flatten linear(5)
 }"""
 
-SEQUENCE_NET = "net audio { input 2x50  conv(6, 5, stride=2) batchnorm relu  conv(6, 3) batchnorm  global_maxpool flatten }"
+SEQUENCE_NET = "net audio { input 2x50  conv(6, 5, stride=2) batchnorm relu  conv(6, 3) batchnorm  global_maxpool }"
 
 
 @pytest.mark.parametrize("text,shape", [(VOLUME_NET, (2, 3, 4, 10, 10)), (SEQUENCE_NET, (2, 2, 50))],

@@ -58,7 +58,8 @@ def _fold_transposed(*args):
 # (layer, the BatchNorm after it, how to fold): convolutions of every rank, and linear layers.
 _FOLDS = ((nn.Conv1d, nn.BatchNorm1d, fuse_conv_bn_weights), (nn.Conv2d, nn.BatchNorm2d, fuse_conv_bn_weights),
           (nn.Conv3d, nn.BatchNorm3d, fuse_conv_bn_weights), (nn.Linear, nn.BatchNorm1d, fuse_linear_bn_weights),
-          (nn.ConvTranspose1d, nn.BatchNorm1d, _fold_transposed), (nn.ConvTranspose2d, nn.BatchNorm2d, _fold_transposed),
+          (nn.ConvTranspose1d, nn.BatchNorm1d, _fold_transposed),
+          (nn.ConvTranspose2d, nn.BatchNorm2d, _fold_transposed),
           (nn.ConvTranspose3d, nn.BatchNorm3d, _fold_transposed))
 
 

@@ -91,7 +91,8 @@ _WINDOW = (
 
 op("maxpool", _WINDOW + (Attr("dilation", Pair(), 1), Attr("ceil_mode", Bool(), False)),
    infer=_maxpool_infer, build=_maxpool_build, kind=POOL, label=_label("maxpool"),
-   doc="max pooling (torch.nn.MaxPool2d; 1d on sequences, 3d on volumes)", overwritable=True, shape_doc="C×H×W → C×H'×W'",
+   doc="max pooling (torch.nn.MaxPool2d; 1d on sequences, 3d on volumes)", overwritable=True,
+   shape_doc="C×H×W → C×H'×W'",
    examples=examples(("3x9x9", "maxpool(2)"), ("4x112x112", "maxpool(3, stride=2, ceil_mode=true)"),
                      ("4x15x16", "maxpool(3, stride=2, pad=1)"), ("2x7x7", "maxpool(3, stride=1, pad=1)"),
                      ("1x14x14", "maxpool(3, stride=2, ceil_mode=true)"), ("1x9x9", "maxpool(2, dilation=2)"),
@@ -102,12 +103,14 @@ op("maxpool", _WINDOW + (Attr("dilation", Pair(), 1), Attr("ceil_mode", Bool(), 
 
 op("avgpool", _WINDOW + (Attr("ceil_mode", Bool(), False), Attr("count_include_pad", Bool(), True)),
    infer=_avgpool_infer, build=_avgpool_build, kind=POOL, label=_label("avgpool"),
-   doc="average pooling (torch.nn.AvgPool2d; 1d on sequences, 3d on volumes)", overwritable=True, shape_doc="C×H×W → C×H'×W'",
+   doc="average pooling (torch.nn.AvgPool2d; 1d on sequences, 3d on volumes)", overwritable=True,
+   shape_doc="C×H×W → C×H'×W'",
    examples=examples(("3x9x9", "avgpool(2)"), ("8x14x14", "avgpool(5, stride=3)"),
                      ("2x10x11", "avgpool(3, stride=2, pad=1, ceil_mode=true, count_include_pad=false)"),
                      ("16x7x7", "avgpool(7, stride=1)"),
                      ("3x21", "avgpool(4, stride=2, pad=1, ceil_mode=true, count_include_pad=false)"),
-                     ("2x4x8x8", "avgpool(2)"), ("2x5x9x9", "avgpool(3x3x3, stride=2, pad=1, count_include_pad=false)")))
+                     ("2x4x8x8", "avgpool(2)"),
+                     ("2x5x9x9", "avgpool(3x3x3, stride=2, pad=1, count_include_pad=false)")))
 
 
 def _adaptive_infer(name):

@@ -160,7 +160,8 @@ def per_axis(v: Any, rank: int, name: str) -> Any:
     if isinstance(v, tuple) and len(v) != rank:
         raise ShapeError(codes.RANK_MISMATCH, f"`{name}` gives {len(v)} sizes ({fmt_value(v)}), but the input is "
                          f"{spatial_name(rank)} with {rank} spatial ax{'is' if rank == 1 else 'es'}",
-                         help=f"give one size for every axis ({' x '.join(axis_names(rank))}), or a single number for all")
+                         help=f"give one size for every axis ({' x '.join(axis_names(rank))}), "
+                              "or a single number for all")
     return v
 
 
