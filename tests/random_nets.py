@@ -425,7 +425,7 @@ def sim_layer(model: Model, name: str, spec, attrs: dict, in_nodes: list[Node], 
 def sim_chain(model: Model, items, cur: Optional[Node], ctx: Ctx) -> Optional[Node]:
     for i, item in enumerate(items):
         if isinstance(item, ast.InputDecl):
-            if i != 0 or ctx.path or "input" in model.layers or min(item.dims) < 1:
+            if i != 0 or ctx.path or "input" in model.layers or len(item.dims) > 4 or min(item.dims) < 1:
                 raise Invalid(codes.INPUT_DECLARATION)
             cur = model.add(Node("input", "input", tuple(item.dims), False))
         elif cur is None:
