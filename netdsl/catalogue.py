@@ -124,10 +124,13 @@ _ENTRIES = [
           "branch that changes the channels or the size needs a projection on the skip path.",
           "net n { input 8x32x32 add { identity | conv(9, 1) } }"),
     Entry(codes.WRONG_RANK, "An op gets a tensor with the wrong number of dimensions: `linear` on an image "
-          "(add `flatten` before it), a conv or pool on a vector, or an input that is neither C x H x W "
-          "nor one size.",
+          "(add `flatten` before it), a conv or pool on a vector (they take sequences C x L, images C x H x W "
+          "and volumes C x D x H x W), `pixel_shuffle` on anything but an image, or an interpolating "
+          "`upsample` mode made for another rank (`bilinear` is for images, `linear` for sequences, "
+          "`trilinear` for volumes).",
           "net n { input 3x32x32 linear(10) }"),
-    Entry(codes.GROUPS_MISMATCH, "A grouped convolution needs its input and output channels divisible by `groups`.",
+    Entry(codes.GROUPS_MISMATCH, "A grouped convolution needs its input and output channels divisible by `groups`; "
+          "likewise `pixel_shuffle(r)` needs channels divisible by r², which it turns into r x r pixels.",
           "net n { input 3x32x32 conv(8, 3, groups=2) }"),
     Entry(codes.INPUT_DECLARATION, "The net's body starts with its input shape (`input 3x224x224`), once; a layer "
           "before it has nothing to read, and blocks take their input from where they are used.",
@@ -154,6 +157,11 @@ _ENTRIES = [
           "and messages quote them, so the limit keeps memory and output in proportion to the net. Real "
           "names are tens of characters.",
           "net n { input 8 " + "a" * (MAX_NAME_LENGTH + 1) + ": relu }"),
+    Entry(codes.RANK_MISMATCH, "A size given per axis (`kernel=7x1`, `stride=(1, 2, 2)`) needs one size for each "
+          "spatial axis of the layer's input: one (length) for a sequence C x L, two (height, width) for an image "
+          "C x H x W, three (depth, height, width) for a volume C x D x H x W. A single number (`kernel=3`) means "
+          "that size on every axis, whatever the input.",
+          "net n { input 3x16x32x32 conv(8, 3x3) }"),
 ]
 
 CATALOGUE: dict[str, Entry] = {e.code: e for e in _ENTRIES}

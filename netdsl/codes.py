@@ -39,6 +39,7 @@ NET_TOO_LARGE = "E407"
 TOO_DEEP = "E408"
 WINDOW_IN_PADDING = "E409"
 NAME_TOO_LONG = "E410"
+RANK_MISMATCH = "E411"
 
 MEANINGS: dict[str, str] = {
     UNEXPECTED_TOKEN: "syntax error: a token that cannot come here",
@@ -73,4 +74,5 @@ MEANINGS: dict[str, str] = {
     TOO_DEEP: "nested too deeply",
     WINDOW_IN_PADDING: "a pooling window lies entirely in the padding",
     NAME_TOO_LONG: "a name is longer than the limit",
+    RANK_MISMATCH: "sizes per axis that disagree with the input's number of axes",
 }

@@ -469,9 +469,10 @@ class Lowerer:
             self._error(codes.INPUT_DECLARATION, f"the input {what}", item.span)
             return None
         self._input_declared = True
-        if len(item.dims) not in (1, 3):
-            self._error(codes.WRONG_RANK, f"the input is {'x'.join(map(str, item.dims))}; "
-                        "write it as C x H x W (an image) or as one size (a vector)", item.span)
+        if len(item.dims) > 4:
+            self._error(codes.WRONG_RANK, f"the input is {'x'.join(map(str, item.dims))}; write it as one size "
+                        "(a vector), C x L (a sequence), C x H x W (an image) or C x D x H x W (a volume)",
+                        item.span)
             return None
         if min(item.dims) < 1:
             self._error(codes.OUT_OF_RANGE, "every size of the input must be at least 1", item.span)

@@ -101,13 +101,14 @@ def _padding_only(size: int, kernel: int, stride: int, pad: int, dilation: int, 
 
 def _axis(in_shape, attrs, out_shape, axis: int) -> list[bool]:
     pad = attrs["pad"][axis] if isinstance(attrs["pad"], tuple) else 0   # `valid`; `same` needs stride 1
+    dilation = attrs["dilation"][axis] if "dilation" in attrs else 1
     return _padding_only(in_shape[1 + axis], attrs["kernel"][axis], attrs["stride"][axis], pad,
-                         attrs.get("dilation", (1, 1))[axis], out_shape[1 + axis])
+                         dilation, out_shape[1 + axis])
 
 
 def window_in_padding(in_shape, attrs, out_shape) -> bool:
-    """Some output position of a windowed op reads nothing but padding."""
-    return any(any(_axis(in_shape, attrs, out_shape, axis)) for axis in (0, 1))
+    """Some output position of a windowed op reads nothing but padding (along any spatial axis)."""
+    return any(any(_axis(in_shape, attrs, out_shape, axis)) for axis in range(len(in_shape) - 1))
 
 
 def conv_crashes_fused(in_shape, attrs, out_shape) -> bool:
@@ -395,6 +396,7 @@ def bind_op(spec, args, env) -> dict[str, Any]:
 def _infer(model: Model, spec, in_nodes: list[Node], attrs: dict) -> tuple:
     ins = [n.shape for n in in_nodes]
     try:
+        attrs.update(spec.resolve(ins, attrs))  # sizes per axis, one per axis of this input (E411)
         out = tuple(spec.infer(ins, attrs))
     except ShapeError as e:
         if model.generating and not spec.join and e.code in CHECKED_REFUSALS \
@@ -424,7 +426,7 @@ def sim_layer(model: Model, name: str, spec, attrs: dict, in_nodes: list[Node], 
 def sim_chain(model: Model, items, cur: Optional[Node], ctx: Ctx) -> Optional[Node]:
     for i, item in enumerate(items):
         if isinstance(item, ast.InputDecl):
-            if i != 0 or ctx.path or "input" in model.layers or len(item.dims) not in (1, 3) or min(item.dims) < 1:
+            if i != 0 or ctx.path or "input" in model.layers or len(item.dims) > 4 or min(item.dims) < 1:
                 raise Invalid(codes.INPUT_DECLARATION)
             cur = model.add(Node("input", "input", tuple(item.dims), False))
         elif cur is None:
@@ -1220,10 +1222,15 @@ class Generator:
                 value = evaluate(default, env)
             params.append(ast.Param(pname, default))
             env[pname] = value
-        if rng.random() < 0.1:
+        r = rng.random()
+        side = lambda: rng.randint(6, 14) if rng.random() < 0.8 else rng.randint(1, 5)  # noqa: E731
+        if r < 0.1:
             dims = (rng.randint(2, 24),)
+        elif r < 0.2:  # a sequence, C x L
+            dims = (rng.randint(1, 4), rng.randint(6, 40) if rng.random() < 0.8 else rng.randint(1, 5))
+        elif r < 0.3:  # a volume, C x D x H x W
+            dims = (rng.randint(1, 3), rng.randint(1, 6), side(), side())
         else:
-            side = lambda: rng.randint(6, 14) if rng.random() < 0.8 else rng.randint(1, 5)  # noqa: E731
             dims = (rng.randint(1, 4), side(), side())
         reserved = self.auto_like()
         ctx = Ctx("", env, frozenset(reserved))
