@@ -25,8 +25,8 @@ class Model:
     - `sources`: torchvision's files the model is made of, relative to the package, for the
       README's comparison of lengths;
     - `outputs(out)`: torchvision's output as a list in the order of the .net's outputs;
-    - `train_only`: constructor arguments for the training build only (GoogLeNet's heads):
-      `make(train=False)` leaves those parts out.
+    - `train_only`: the constructor's switches of training-only parts (GoogLeNet's heads),
+      which `make(train=False)` turns off.
     """
 
     constructor: str
@@ -43,7 +43,8 @@ class Model:
         for part in ast.unparse(call.func).split("."):
             fn = getattr(fn, part)
         kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
-        return fn(**kwargs, **{k: v if train else not v for k, v in self.train_only.items()})
+        kwargs.update({k: v if train else not v for k, v in self.train_only.items()})
+        return fn(**kwargs)
 
 
 def _googlenet(out) -> list[Any]:
@@ -58,7 +59,7 @@ DEPTH = "ops/stochastic_depth.py"
 MODELS: dict[str, Model] = {
     "alexnet": Model("alexnet()", (3, 63, 63), ("models/alexnet.py",)),
     "vgg16": Model("vgg16()", (3, 32, 32), ("models/vgg.py",)),
-    "googlenet": Model("googlenet(transform_input=False, init_weights=False)", (3, 64, 64),
+    "googlenet": Model("googlenet(aux_logits=True, transform_input=False, init_weights=False)", (3, 64, 64),
                        ("models/googlenet.py",), _googlenet, {"aux_logits": True}),
     "resnet18": Model("resnet18()", (3, 32, 32), ("models/resnet.py",)),
     "resnext50_32x4d": Model("resnext50_32x4d()", (3, 32, 32), ("models/resnet.py",)),
@@ -74,5 +75,6 @@ MODELS: dict[str, Model] = {
 
 
 def net_names() -> list[str]:
-    """The .net files in nets/torchvision/, by name: the ones the tests run."""
-    return sorted(p.stem for p in NETS.glob("*.net"))
+    """The .net files in nets/torchvision/, by name, in MODELS' order (files without a model last)."""
+    names = {p.stem for p in NETS.glob("*.net")}
+    return [n for n in MODELS if n in names] + sorted(names - set(MODELS))
