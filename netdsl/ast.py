@@ -99,7 +99,60 @@ class Neg:
     depth: int = _depth()
 
 
-Expr = Union[IntLit, FloatLit, BoolLit, ShapeLit, NameRef, TupleLit, BinOp, Neg]
+@dataclass(slots=True)
+class Compare:
+    """`a == b`, `a < b`, ...: one comparison (they do not chain)."""
+
+    op: str  # one of == != < <= > >=
+    left: "Expr"
+    right: "Expr"
+    span: Span = _span()
+    depth: int = _depth()
+
+
+@dataclass(slots=True)
+class BoolOp:
+    """`a and b`, `a or b`: both sides true or false; the right one is evaluated only when
+    the left does not decide (as in Python)."""
+
+    op: str  # "and" or "or"
+    left: "Expr"
+    right: "Expr"
+    span: Span = _span()
+    depth: int = _depth()
+
+
+@dataclass(slots=True)
+class Not:
+    operand: "Expr"
+    span: Span = _span()
+    depth: int = _depth()
+
+
+@dataclass(slots=True)
+class Conditional:
+    """`then if cond else other`: only the chosen side is evaluated."""
+
+    then: "Expr"
+    cond: "Expr"
+    other: "Expr"
+    span: Span = _span()
+    depth: int = _depth()
+
+
+@dataclass(slots=True)
+class FuncCall:
+    """`min(a, b)`, `make_divisible(v, 8)`: a call of a built-in pure function."""
+
+    name: str
+    args: tuple["Arg", ...]
+    span: Span = _span()
+    name_span: Span = _span()
+    depth: int = _depth()
+
+
+Expr = Union[IntLit, FloatLit, BoolLit, ShapeLit, NameRef, TupleLit, BinOp, Neg, Compare, BoolOp, Not,
+             Conditional, FuncCall]
 
 
 # --- layers and structure ----------------------------------------------------------------
@@ -141,13 +194,26 @@ class Join:
 
 @dataclass(slots=True)
 class Repeat:
-    """`repeat N { body }`: the body N times in a row."""
+    """`repeat N { body }`: the body N times in a row; `repeat N as i { body }` names the pass
+    (0 to N-1) `var` inside the body."""
 
     count: Expr
     body: tuple["Item", ...]
     label: Optional[str] = None
     span: Span = _span()
     label_span: Span = _span()
+    var: Optional[str] = None
+    var_span: Span = _span()
+
+
+@dataclass(slots=True)
+class If:
+    """`if c1 { a } else if c2 { b } else { c }`: `arms` are the (condition, body) pairs in
+    order, `otherwise` the body of the final `else` (None without one)."""
+
+    arms: tuple[tuple[Expr, tuple["Item", ...]], ...]
+    otherwise: Optional[tuple["Item", ...]] = None
+    span: Span = _span()
 
 
 @dataclass(slots=True)
@@ -162,6 +228,15 @@ class Head:
     span: Span = _span()
     source_span: Span = _span()
     label_span: Span = _span()
+
+
+@dataclass(slots=True)
+class From:
+    """`from PATH` at the start of a join branch: the branch starts from that earlier layer's
+    output instead of the join's input. Only the parser puts it there, first in its branch."""
+
+    source: str
+    span: Span = _span()
 
 
 @dataclass(slots=True)
@@ -183,7 +258,7 @@ class InputDecl:
 
 
 Element = Union[Call, Join, Repeat, Head, Group]
-Item = Union[InputDecl, Call, Join, Repeat, Head, Group]
+Item = Union[InputDecl, Call, Join, Repeat, Head, Group, If, From]
 
 
 # --- definitions -------------------------------------------------------------------------

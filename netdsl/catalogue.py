@@ -77,6 +77,10 @@ _ENTRIES = [
           "head or `repeat` without layers, or a deploy head that reads a layer that exists only in "
           "training.",
           "net n { input 3x8x8 concat { relu } }"),
+    Entry(codes.UNKNOWN_FUNCTION, "A call in an expression of a function that is not built in. Expressions may call "
+          "`min`, `max`, `round`, `floor`, `ceil`, `int` and `make_divisible` only (no name reaches "
+          "Python); the help names the nearest one.",
+          "net n(w = 1.0) { input 3x8x8 conv(make_divisable(32 * w, 8), 3) }"),
     Entry(codes.UNKNOWN_ARGUMENT, "A keyword argument the op or block does not take; the help names the nearest one "
           "or lists those it takes.",
           "net n { input 3x8x8 conv(8, 3, strid=2) }"),
@@ -89,8 +93,10 @@ _ENTRIES = [
           "net n { input 3x8x8 conv(8, 3, 1, 0, 1) }"),
     Entry(codes.ARGUMENT_TWICE, "The same argument is given twice, by position and by name, or by name twice.",
           "net n { input 3x8x8 conv(8, 3, stride=1, stride=2) }"),
-    Entry(codes.WRONG_TYPE, "A value of the wrong type: a float where an integer is needed (`stride=1.5`), a "
-          "number for a boolean (`bias=1`), a tuple of the wrong length, arithmetic on a word.",
+    Entry(codes.WRONG_TYPE, "A value of the wrong type: a float where an integer is needed (`stride=1.5`, "
+          "`48 * 0.25` as a channel count, even though it is 12.0: write `int(48 * 0.25)`), a "
+          "number for a boolean (`bias=1`), a tuple of the wrong length, arithmetic on a word, a "
+          "comparison of a number with `true`.",
           "net n { input 3x8x8 conv(8, 3, stride=1.5) }"),
     Entry(codes.OUT_OF_RANGE, "A value out of range: zero channels, a dropout probability over 1, `pad=same` with "
           "a stride, pool padding over half the kernel, a number of more than 60 digits, an input "
@@ -99,6 +105,14 @@ _ENTRIES = [
     Entry(codes.ARITHMETIC, "Arithmetic that fails: division or remainder by zero, or a result too large to be "
           "a size.",
           "net n(c = 8) { input 3x8x8 conv(c // 0, 3) }"),
+    Entry(codes.WRONG_ARITY, "A built-in function given too few or too many arguments: `min` and `max` take two or "
+          "more, `round`, `floor`, `ceil` and `int` one, `make_divisible(v, divisor, min_value=divisor)` "
+          "two or three.",
+          "net n { input 3x8x8 conv(max(8), 3) }"),
+    Entry(codes.NOT_A_BOOLEAN, "A condition (of `if`, of `a if c else b`) or an operand of `and`, `or` or `not` that "
+          "is not true or false. Numbers are not conditions: compare them (`in_channels != out`, "
+          "`stride > 1`).",
+          "net n { input 3x8x8 if in_channels { relu } }"),
     Entry(codes.WINDOW_TOO_LARGE, "A pooling or convolution window larger than its (padded) input: the output would "
           "have no rows or columns. The notes say which layer made the input and its shape.",
           "net n { input 3x32x32 maxpool(40) }"),
@@ -110,8 +124,8 @@ _ENTRIES = [
           "branch that changes the channels or the size needs a projection on the skip path.",
           "net n { input 8x32x32 add { identity | conv(9, 1) } }"),
     Entry(codes.WRONG_RANK, "An op gets a tensor with the wrong number of dimensions: `linear` on an image "
-          "(add `flatten` before it), a conv or pool on a vector, or an input that is neither C x H x W "
-          "nor one size.",
+          "(add `flatten` before it), a conv or pool on a vector, or an input of more than four sizes "
+          "(C, C x L, C x H x W and C x D x H x W are the ranks a net's input may have).",
           "net n { input 3x32x32 linear(10) }"),
     Entry(codes.GROUPS_MISMATCH, "A grouped convolution needs its input and output channels divisible by `groups`.",
           "net n { input 3x32x32 conv(8, 3, groups=2) }"),

@@ -19,6 +19,7 @@ RECURSIVE_BLOCK = "E204"
 UNKNOWN_PARAMETER = "E205"
 NOT_ONE_NET = "E206"
 MISPLACED = "E207"
+UNKNOWN_FUNCTION = "E208"
 UNKNOWN_ARGUMENT = "E301"
 MISSING_ARGUMENT = "E302"
 TOO_MANY_POSITIONAL = "E303"
@@ -26,6 +27,8 @@ ARGUMENT_TWICE = "E304"
 WRONG_TYPE = "E305"
 OUT_OF_RANGE = "E306"
 ARITHMETIC = "E307"
+WRONG_ARITY = "E308"
+NOT_A_BOOLEAN = "E309"
 WINDOW_TOO_LARGE = "E401"
 CONCAT_MISMATCH = "E402"
 ELEMENTWISE_MISMATCH = "E403"
@@ -52,6 +55,7 @@ MEANINGS: dict[str, str] = {
     UNKNOWN_PARAMETER: "unknown network parameter",
     NOT_ONE_NET: "the file does not define exactly one net",
     MISPLACED: "misplaced construct",
+    UNKNOWN_FUNCTION: "unknown function in an expression",
     UNKNOWN_ARGUMENT: "unknown argument",
     MISSING_ARGUMENT: "missing argument",
     TOO_MANY_POSITIONAL: "too many positional arguments",
@@ -59,6 +63,8 @@ MEANINGS: dict[str, str] = {
     WRONG_TYPE: "wrong type",
     OUT_OF_RANGE: "value out of range",
     ARITHMETIC: "arithmetic error",
+    WRONG_ARITY: "a function given the wrong number of arguments",
+    NOT_A_BOOLEAN: "a condition that is not true or false",
     WINDOW_TOO_LARGE: "window larger than its padded input",
     CONCAT_MISMATCH: "concat inputs disagree",
     ELEMENTWISE_MISMATCH: "the inputs of an element-wise join disagree",

@@ -21,6 +21,7 @@ from typing import Any, Iterable, Iterator, Mapping, Optional
 from . import ast
 from .binding import bind
 from .evaluate import expr_size, subexpressions, value_or_none
+from .ops import Symbol
 
 # 1 MiB: four hundred times googlenet.net, room for 50,000 layers written out one by one. Parsing
 # takes time in proportion to the text (10 s for the densest 1 MiB on a slow machine): the limit bounds it.
@@ -83,10 +84,21 @@ def long_names(program: ast.Program, limit: int = MAX_NAME_LENGTH) -> Iterator[t
             elif isinstance(item, (ast.Repeat, ast.Group)):
                 if isinstance(item, ast.Repeat):
                     exprs.append(item.count)
+                    if item.var is not None:
+                        yield from _long(limit, (item.var, item.var_span))
                 stack.extend(item.body)
+            elif isinstance(item, ast.If):
+                for cond, body in item.arms:
+                    exprs.append(cond)
+                    stack.extend(body)
+                stack.extend(item.otherwise or ())
+            elif isinstance(item, ast.From):
+                yield from _long(limit, (item.source, item.span))
     for e in (sub for expr in exprs for sub in subexpressions(expr)):
         if isinstance(e, ast.NameRef):
             yield from _long(limit, (e.name, e.span))
+        elif isinstance(e, ast.FuncCall):
+            yield from _long(limit, (e.name, e.name_span), *((a.name, a.span) for a in e.args if a.name is not None))
 
 
 def _long(limit: int, *names: tuple[str, ast.Span]) -> Iterator[tuple[int, ast.Span]]:
@@ -151,10 +163,31 @@ class LayerBound:
         if isinstance(item, ast.Repeat):
             count = self._value(item.count, env)
             ok = isinstance(count, int) and not isinstance(count, bool) and count > 0
-            return count * self.chain(item.body, env) if ok else 0
+            if not ok:
+                return 0
+            if item.var is not None:  # the pass unknown: what depends on it counts its least
+                env = {**env, item.var: Symbol(item.var)}
+            return count * self.chain(item.body, env)
         if isinstance(item, ast.Group):
             return self.chain(item.body, env)
-        return 0  # the input; heads
+        if isinstance(item, ast.If):
+            # the arm taken when the conditions evaluate; else the least of every arm (and of
+            # none, without an `else`)
+            for cond, body in item.arms:
+                value = self._value(cond, env)
+                if value is True:
+                    return self.chain(body, env)
+                if value is not False:
+                    break
+            else:
+                return self.chain(item.otherwise, env) if item.otherwise is not None else 0
+            if item.otherwise is None:
+                return 0
+            least = self.chain(item.otherwise, env)
+            for _, body in item.arms:
+                least = min(least, self.chain(body, env))
+            return least
+        return 0  # the input; heads; `from`
 
     def call(self, call: ast.Call, env: Mapping[str, Any]) -> int:
         block = self.blocks.get(call.name)

@@ -1,5 +1,7 @@
-"""Syntax tree to IR: blocks and repeats expanded, arguments bound and type-checked against the
-op registry, every layer and scope given its dotted name.
+"""Syntax tree to IR: blocks, repeats and `if`s expanded, arguments bound and type-checked
+against the op registry, every layer and scope given its dotted name, and every layer's shape
+inferred as soon as it is made (netdsl/shapes.py), so that the `in_*` names of a block's body
+(the sizes of its input) and conditions on them have their values when they are evaluated.
 
 The result is an `ir.Net` (netdsl/ir.py): its layers added in topological order (each after the
 layers it reads), its scope tree and its outputs. Lowering never stops at the first mistake:
@@ -17,12 +19,13 @@ from typing import Any, Iterable, Iterator, Mapping, Optional
 from . import ast, codes, ir
 from .binding import bind
 from .diagnostics import DiagnosticBag, Help, Note, did_you_mean, name_list
-from .evaluate import POISON, EvalError, Poisoned, evaluate, expr_size
+from .evaluate import INPUT_NAMES, POISON, EvalError, Poisoned, evaluate, expr_size, input_names, subexpressions
 from .ir import Layer
 from .limits import (BOUND_STEPS_PER_LAYER, DEFAULT_MAX_LAYERS, MAX_NAME_LENGTH, MAX_NESTING, PARTIAL_LAYERS,
                      SCOPES_PER_LAYER, STEPS_PER_LAYER, BoundGaveUp, LayerBound, long_names)
 from .ops import INPUT, REGISTRY, REQUIRED, AttrError, OpSpec, Symbol, fmt_value
 from .parser import KEYWORDS
+from .shapes import ShapeInference
 
 
 _PLAIN = frozenset({int, float, str, Symbol})  # values that equal only values of their own type
@@ -46,6 +49,13 @@ def _labels_in(items: Iterable[ast.Item]) -> Iterator[str]:
             yield label
         elif isinstance(item, ast.Repeat):
             yield from _labels_in(item.body)
+        elif isinstance(item, ast.If):  # inline, as an unlabelled repeat: every arm's labels
+            for body in _if_bodies(item):
+                yield from _labels_in(body)
+
+
+def _if_bodies(item: ast.If) -> list[tuple[ast.Item, ...]]:
+    return [body for _, body in item.arms] + ([item.otherwise] if item.otherwise is not None else [])
 
 
 @dataclass(slots=True)
@@ -102,6 +112,10 @@ class Lowerer:
         self._input_declared = False
         self._site: Optional[tuple[str, ast.Span]] = None
         self._depth = 0  # chains being lowered, one inside another
+        self._shapes = ShapeInference(bag)
+        # Whether a repeat's passes may differ (`as i`, an `if`, a conditional or `in_*` anywhere):
+        # then the first pass does not tell what the others cost (see _check_repeat_size).
+        self._varying = _has_conditions(program)
 
     def _error(self, code: str, message: str, span: ast.Span = ast.NOWHERE, *,
                notes: Iterable[Note] = (), help: Help = None) -> None:
@@ -156,7 +170,9 @@ class Lowerer:
             # scopes and steps: bounded too, but loosely enough that the layers stop it first
             self._stop_scopes = min(self.max_scopes, 10 * SCOPES_PER_LAYER * PARTIAL_LAYERS)
             self._stop_steps = min(self.max_steps, 10 * STEPS_PER_LAYER * PARTIAL_LAYERS)
-        ctx = _Ctx("", params, frozenset(_labels_in(net.body)), top=True)
+        # until the input is declared its sizes are unknown: `in_*` names are POISON (and the
+        # missing input is reported)
+        ctx = _Ctx("", {**input_names(None), **params}, frozenset(_labels_in(net.body)), top=True)
         stopped = False
         try:
             last = self._chain(net.body, None, ctx)
@@ -327,10 +343,23 @@ class Lowerer:
             self._depth -= 1
 
     def _chain_items(self, items: tuple[ast.Item, ...], current: Optional[Layer], ctx: _Ctx) -> Optional[Layer]:
+        skip = -1
         for i, item in enumerate(items):
             self.steps += 1
             if self.steps > self._stop_steps:
                 self._spend(0, item.span)
+            if i == skip:
+                continue
+            if isinstance(item, ast.Call) and item.name == "from" and not item.args and item.label is None:
+                # `from x` where the lexer took `from` for a name (a keyword only where it can
+                # come): one error for the misplaced `from`, none for the path after it
+                self._error(codes.MISPLACED, "`from` can only begin a join branch", item.span,
+                            help="`add { from x conv(8, 1) | identity }` starts a branch from `x`; "
+                                 "`head from x { ... }` taps `x` for a head")
+                following = items[i + 1] if i + 1 < len(items) else None
+                if isinstance(following, ast.Call) and not following.args and following.label is None:
+                    skip = i + 1
+                continue
             if isinstance(item, ast.InputDecl):
                 current = self._input(item, ctx, first=(i == 0))
             elif isinstance(item, ast.Call):
@@ -346,7 +375,40 @@ class Lowerer:
                 local = self._local_name(item, "group", ctx)
                 scope = self._scope(ctx.full(local), "group", "group", item.span, ctx)
                 current = scope.output = self._chain(item.body, current, ctx.child(local, self._reserved(item.body)))
+            elif isinstance(item, ast.If):
+                current = self._if(item, current, ctx)
+            elif isinstance(item, ast.From):  # first in a join's branch (the grammar puts it only there)
+                current = self._resolve(item.source, item.span, ctx)
         return current
+
+    def _if(self, item: ast.If, current: Optional[Layer], ctx: _Ctx) -> Optional[Layer]:
+        """The body of the first arm whose condition holds, or of the `else`, lowered inline
+        (its layers join this scope, as an unlabelled repeat's do); the input passed on when
+        none holds. A condition that fails makes a broken layer (so what follows is not
+        checked against an input it may not have had), after reporting why."""
+        for cond, body in item.arms:
+            value = self._eval(cond, ctx.env)
+            if value is POISON:
+                return self._broken_if(item, current, ctx)
+            if isinstance(value, Symbol):
+                self._error(codes.UNDEFINED_NAME, f"undefined name `{value}`", cond.span,
+                            help=lambda: did_you_mean(value.name, ctx.env))
+                return self._broken_if(item, current, ctx)
+            if not isinstance(value, bool):
+                self._error(codes.NOT_A_BOOLEAN, f"the condition of `if` must be true or false, got "
+                            f"`{fmt_value(value)}`", cond.span,
+                            help="compare it to make a condition, e.g. `x > 0` or `x == 1`")
+                return self._broken_if(item, current, ctx)
+            if value:
+                return self._chain(body, current, ctx)
+        if item.otherwise is not None:
+            return self._chain(item.otherwise, current, ctx)
+        return current
+
+    def _broken_if(self, item: ast.If, current: Optional[Layer], ctx: _Ctx) -> Optional[Layer]:
+        if current is None:
+            return None
+        return self._add_layer(ctx.full(ctx.auto("if")), None, None, [current], item.span, ctx)
 
     def _reserved(self, items: tuple[ast.Item, ...]) -> frozenset:
         """The labels written in a body, which its automatic names avoid: found once per body,
@@ -378,14 +440,18 @@ class Lowerer:
             self._error(codes.INPUT_DECLARATION, f"the input {what}", item.span)
             return None
         self._input_declared = True
-        if len(item.dims) not in (1, 3):
-            self._error(codes.WRONG_RANK, f"the input is {'x'.join(map(str, item.dims))}; "
-                        "write it as C x H x W (an image) or as one size (a vector)", item.span)
+        if len(item.dims) > 4:
+            self._error(codes.WRONG_RANK, f"the input is {'x'.join(map(str, item.dims))}; write it as one size "
+                        "(a vector), C x L (a sequence), C x H x W (an image) or C x D x H x W (a volume)",
+                        item.span)
             return None
         if min(item.dims) < 1:
             self._error(codes.OUT_OF_RANGE, "every size of the input must be at least 1", item.span)
             return None
-        return self._add_layer(INPUT.name, INPUT, {"shape": item.dims}, [], item.span, ctx)
+        layer = self._add_layer(INPUT.name, INPUT, {"shape": item.dims}, [], item.span, ctx)
+        # the net's body sees the input's sizes, unless a parameter takes the name
+        ctx.env = {**input_names(layer.shape), **self.net.params}
+        return layer
 
     def _local_name(self, item, kind: str, ctx: _Ctx) -> str:
         """The item's label, checked to be new in this scope, or an automatic name."""
@@ -410,8 +476,12 @@ class Lowerer:
             raise _Abort
         if len(name) > MAX_NAME_LENGTH:
             self._name_too_long(name, span)
-        return self.net.add(Layer(name, op, attrs, inputs, span, ctx.train_only, ctx.site,
-                                  self.scopes.get(name.rpartition(".")[0])))
+        layer = self.net.add(Layer(name, op, attrs, inputs, span, ctx.train_only, ctx.site,
+                                   self.scopes.get(name.rpartition(".")[0])))
+        if not self._shapes.layer(layer) and self.bag.full:
+            self.bag.truncated = True
+            raise _Abort
+        return layer
 
     def _needs_input(self, current: Optional[Layer], span: ast.Span) -> bool:
         """False when there is no tensor to apply a layer to. That is a mistake only before
@@ -543,7 +613,8 @@ class Lowerer:
         if names is None:
             names = self._signatures[block.name] = [p.name for p in block.params]
         bound = bind(block.name, names, len(names), call.args, self._error)
-        env: dict[str, Any] = {}
+        # the body sees its input's sizes, unless a parameter takes the name
+        env: dict[str, Any] = input_names(current.shape if current is not None else None)
         ok = bound is not None
         for p in block.params:
             if not ok:
@@ -636,12 +707,19 @@ class Lowerer:
         count = self._repeat_count(rep, ctx)
         if count is None:
             return current
+        # Passes that add no layer end the repeat early: the others would add none either, as
+        # each pass sees what the one before saw, unless it counts its passes (`as i`).
+        same_passes = rep.var is None
+
+        def env_of(i: int) -> Mapping[str, Any]:
+            return ctx.env if rep.var is None else {**ctx.env, rep.var: i}
+
         if rep.label is None:  # inline: the passes' layers join this scope
             for i in range(count):
                 before, made = len(self.net), (self._made() if i == 0 else None)
-                current = self._chain(rep.body, current, ctx)
-                if len(self.net) == before and i >= 1:
-                    break  # passes that add no layer: the others would add none either
+                current = self._chain(rep.body, current, ctx if rep.var is None else replace(ctx, env=env_of(i)))
+                if len(self.net) == before and i >= 1 and same_passes:
+                    break
                 if i == 0:
                     self._check_repeat_size(rep, count, made)
             return current
@@ -652,8 +730,9 @@ class Lowerer:
             home.names[str(i)] = rep.span
             before, made = len(self.net), (self._made() if i == 1 else None)
             one = self._scope(home.full(str(i)), "pass", f"pass {i} of {count}", rep.span, ctx)
-            current = one.output = self._chain(rep.body, current, home.child(str(i), self._reserved(rep.body)))
-            if len(self.net) == before and i >= 2:
+            current = one.output = self._chain(rep.body, current, home.child(str(i), self._reserved(rep.body),
+                                                                              env=env_of(i - 1)))
+            if len(self.net) == before and i >= 2 and same_passes:
                 break
             if i == 1:
                 self._check_repeat_size(rep, count, made)
@@ -668,6 +747,10 @@ class Lowerer:
         """After the first pass, refuse at once a repeat whose passes would pass the layer
         limit, or the scope or step limit (every pass costs as much as the first), rather than
         expanding up to it."""
+        if self._varying:
+            # passes may differ (`if`, `as i`, conditions on `in_*`): the first tells nothing
+            # of the others, and the limits are enforced as layers, scopes and steps are made
+            return
         (layers, scopes, steps), (layers0, scopes0, steps0) = self._made(), before
         per_pass = layers - layers0
         if layers + (count - 1) * per_pass > self.max_layers:
@@ -719,12 +802,11 @@ class Lowerer:
         if isinstance(count, bool) or not isinstance(count, int):
             self._error(codes.WRONG_TYPE, f"`repeat` expects an integer count, got {fmt_value(count)}", rep.count.span)
             return None
-        if count < 1:
-            self._error(codes.OUT_OF_RANGE, f"`repeat` count must be at least 1, got {count}", rep.count.span)
+        if count < 0:
+            self._error(codes.OUT_OF_RANGE, f"`repeat` count must be at least 0, got {count}", rep.count.span)
             return None
-        if not rep.body:
-            self._error(codes.MISPLACED, "`repeat` has nothing to repeat", rep.span, help="put layers between its braces")
-            return None
+        if not rep.body and rep.label is None:
+            return None  # nothing, any number of times: the input passed on
         return count
 
     def _head(self, head: ast.Head, current: Optional[Layer], ctx: _Ctx) -> None:
@@ -788,6 +870,34 @@ def _items_in(items: Iterable[ast.Item]) -> Iterator[ast.Item]:
             stack.extend([item.body] if isinstance(item.body, ast.Call) else item.body)
         elif isinstance(item, (ast.Repeat, ast.Group)):
             stack.extend(item.body)
+        elif isinstance(item, ast.If):
+            for body in _if_bodies(item):
+                stack.extend(body)
+
+
+def _expressions_in(item: ast.Item) -> Iterator[ast.Expr]:
+    """The expressions written in one item (not in the items inside it)."""
+    if isinstance(item, (ast.Call, ast.Join)):
+        yield from (a.value for a in item.args)
+    elif isinstance(item, ast.Repeat):
+        yield item.count
+    elif isinstance(item, ast.If):
+        yield from (cond for cond, _ in item.arms)
+
+
+def _has_conditions(program: ast.Program) -> bool:
+    """Does the file use anything that can make two passes of a repeat differ: an `if`, a
+    repeat that counts its passes, a conditional expression, an `in_*` name? One pass over it."""
+    for d in program.definitions:
+        exprs = [p.default for p in d.params if p.default is not None]
+        for item in _items_in(d.body):
+            if isinstance(item, ast.If) or (isinstance(item, ast.Repeat) and item.var is not None):
+                return True
+            exprs.extend(_expressions_in(item))
+        for e in (sub for expr in exprs for sub in subexpressions(expr)):
+            if isinstance(e, ast.Conditional) or (isinstance(e, ast.NameRef) and e.name in INPUT_NAMES):
+                return True
+    return False
 
 
 def _collect_rest(args: tuple[ast.Arg, ...], at: int) -> tuple[ast.Arg, ...]:

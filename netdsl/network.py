@@ -12,7 +12,6 @@ from .ast import Span
 from .diagnostics import Diagnostic, DiagnosticBag, NetDSLError
 from .limits import DEFAULT_MAX_BYTES, DEFAULT_MAX_LAYERS, DEFAULT_MAX_PARAMS
 from .lower import lower
-from .shapes import infer_shapes
 
 
 class Network:
@@ -233,9 +232,8 @@ def _pipeline(text: str, filename: str, overrides: Mapping[str, Any], max_layers
     bag = DiagnosticBag()
     lowered = None
     try:
+        # lowering infers each layer's shape as it makes it (netdsl/shapes.py)
         lowered = lower(program, bag, overrides, max_layers)
-        if lowered is not None:  # also after lowering errors: one report holds them all
-            infer_shapes(lowered, bag)
     except RecursionError:
         bag.error(codes.NET_TOO_LARGE, "the net is nested too deeply to check",
                   help="flatten some of its nesting (blocks within blocks, branches within branches)")

@@ -93,7 +93,7 @@ def _extent(children) -> ast.Span:
 
 # Tokens that are pure syntax: kept by the parser (keep_all_tokens) only so spans can reach
 # from the first keyword to the closing bracket; dropped before building nodes.
-_SYNTAX = {"NET", "BLOCK", "INPUT", "REPEAT", "HEAD", "FROM", "LPAR", "RPAR",
+_SYNTAX = {"NET", "BLOCK", "INPUT", "REPEAT", "HEAD", "FROM", "LPAR", "RPAR", "IF", "ELSE", "AS", "AND", "OR", "NOT",
            "LBRACE", "RBRACE", "COMMA", "COLON", "EQUAL", "VBAR", "DOT", "PLUS", "MINUS", "STAR",
            "SLASH", "FLOORDIV", "PERCENT", "TRUE", "FALSE"}
 
@@ -182,8 +182,30 @@ class _ASTBuilder(Transformer):
         return _seq(tuple(items), span)
 
     @_rule
-    def repeat(self, span, count, body):
-        return ast.Repeat(count, body, None, span)
+    def from_chain(self, span, path, *items):
+        source, source_span = path
+        return _seq((ast.From(source, source_span), *items), span)
+
+    @_rule
+    def repeat(self, span, count, *rest):
+        # `["as" NAME]` leaves a placeholder for each of its two symbols when it is absent
+        *var, body = [r for r in rest if r is not None]
+        var = var[0] if var else None
+        if var is None:
+            return ast.Repeat(count, body, None, span)
+        return ast.Repeat(count, body, None, span, var=str(var), var_span=_token_span(var))
+
+    @_rule
+    def if_chain(self, span, cond, body, *rest):
+        # the else-ifs are (condition, body) pairs, then the final `else`'s body, or the two
+        # placeholders of `["else" body]`
+        others = [r for r in rest if r is not None and not isinstance(r, _Seq)]
+        otherwise = next((r for r in rest if isinstance(r, _Seq)), None)
+        return ast.If(((cond, body), *others), otherwise, span)
+
+    @_rule
+    def else_if(self, span, cond, body):
+        return cond, body
 
     @_rule
     def head(self, span, train, *rest):
@@ -223,6 +245,31 @@ class _ASTBuilder(Transformer):
     @_rule
     def name_ref(self, span, tok):
         return ast.NameRef(str(tok), span)
+
+    @_rule
+    def func_call(self, span, name, args):
+        return ast.FuncCall(str(name), tuple(args), span, _token_span(name),
+                            _deeper(span, *(a.value for a in args)))
+
+    @_rule
+    def compare_op(self, span, left, op, right):
+        return ast.Compare(str(op), left, right, span, _deeper(span, left, right))
+
+    @_rule
+    def and_op(self, span, left, right):
+        return ast.BoolOp("and", left, right, span, _deeper(span, left, right))
+
+    @_rule
+    def or_op(self, span, left, right):
+        return ast.BoolOp("or", left, right, span, _deeper(span, left, right))
+
+    @_rule
+    def not_op(self, span, operand):
+        return ast.Not(operand, span, _deeper(span, operand))
+
+    @_rule
+    def cond_op(self, span, then, cond, other):
+        return ast.Conditional(then, cond, other, span, _deeper(span, then, cond, other))
 
     @_rule
     def atom(self, span, inner):  # `( expr )`: parentheses only group
@@ -290,18 +337,23 @@ _TERMINAL_WORDS = {
     "STAR": "`*`", "SLASH": "`/`", "FLOORDIV": "`//`", "PERCENT": "`%`", "NET": "`net`", "BLOCK": "`block`",
     "INPUT": "`input`", "REPEAT": "`repeat`",
     "HEAD": "`head`", "TRAIN": "`train`", "FROM": "`from`", "TRUE": "`true`", "FALSE": "`false`",
+    "IF": "`if`", "ELSE": "`else`", "AS": "`as`", "AND": "`and`", "OR": "`or`", "NOT": "`not`",
+    "COMPARE": "a comparison",
     "$END": "the end of the file",
 }
 
 
-_OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH", "FLOORDIV", "PERCENT"}
+_OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH", "FLOORDIV", "PERCENT", "COMPARE", "AND", "OR"}
 
 
 def _expected(expected: set) -> str:
     if "RPAR" in expected or "COMMA" in expected:
-        # LALR merges the state after a value in `(...)` with the one after `repeat N`,
-        # so `{` shows up here too; inside brackets it is never what the user meant
-        expected = expected - {"LBRACE"}
+        # LALR merges the state after a value in `(...)` with the one after `repeat N` (and
+        # after `x if c`), so `{`, `as` and `else` show up here too; inside brackets they are
+        # never what the user meant, and `if` there continues the value, as an operator does
+        expected = expected - {"LBRACE", "AS", "ELSE"}
+        if "IF" in expected:
+            expected = (expected - {"IF"}) | {"PLUS"}
     words = {_TERMINAL_WORDS.get(t, f"`{t.lower()}`") for t in expected
              if t not in _OPERATORS and not t.startswith("__")}
     if expected & _OPERATORS:

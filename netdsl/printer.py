@@ -32,8 +32,11 @@ from . import ast
 from .parser import parse
 
 INDENT = 4
-_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "//": 2, "%": 2}
-_UNARY = 3
+# Binding strength, loosest first, as the grammar has it: `a if c else b`, `or`, `and`, `not`,
+# comparisons (which do not chain), `+ -`, `* / // %`, unary `-`, then atoms.
+_COND, _OR, _AND, _NOT, _COMPARE = 1, 2, 3, 4, 5
+_PRECEDENCE = {"+": 6, "-": 6, "*": 7, "/": 7, "//": 7, "%": 7}
+_UNARY = 8
 _CANONICAL_WIDTH = 60  # without a source to follow, a nested construct longer than this gets lines of its own
 _COMMENT = re.compile(r"#[^\n]*")  # the grammar's COMMENT; there are no strings, so every `#` starts one
 _BRACE = re.compile(r"#[^\n]*|\{")
@@ -157,8 +160,24 @@ class _Printer:
             return "(" + ", ".join(self.expr(i) for i in e.items) + ")"
         if isinstance(e, ast.Neg):
             return "-" + self.expr(e.operand, _UNARY)
-        prec = _PRECEDENCE[e.op]
-        text = f"{self.expr(e.left, prec)} {e.op} {self.expr(e.right, prec + 1)}"  # left-associative
+        if isinstance(e, ast.FuncCall):
+            return e.name + self._args(e.args)
+        if isinstance(e, ast.Conditional):
+            # `a if b else c`: the condition binds like `or`'s operands, the `else` side nests
+            prec = _COND
+            text = f"{self.expr(e.then, _OR)} if {self.expr(e.cond, _OR)} else {self.expr(e.other, _COND)}"
+        elif isinstance(e, ast.BoolOp):
+            prec = _OR if e.op == "or" else _AND
+            text = f"{self.expr(e.left, prec)} {e.op} {self.expr(e.right, prec + 1)}"
+        elif isinstance(e, ast.Not):
+            prec = _NOT
+            text = "not " + self.expr(e.operand, _NOT)
+        elif isinstance(e, ast.Compare):
+            prec = _COMPARE  # they do not chain: both sides are sums
+            text = f"{self.expr(e.left, _COMPARE + 1)} {e.op} {self.expr(e.right, _COMPARE + 1)}"
+        else:
+            prec = _PRECEDENCE[e.op]
+            text = f"{self.expr(e.left, prec)} {e.op} {self.expr(e.right, prec + 1)}"  # left-associative
         return f"({text})" if prec < min_prec else text
 
     def _gap(self, before: ast.Span, after: ast.Span) -> int:
@@ -190,6 +209,9 @@ class _Printer:
             return ""
         return f"{item.label}:" + _sep(self._gap(item.label_span, item.span))
 
+    def _repeat_words(self, r: ast.Repeat) -> str:
+        return f"repeat {self.expr(r.count)}" + (f" as {r.var}" if r.var is not None else "")
+
     def _head_words(self, h: ast.Head) -> str:
         return ("train " if h.train_only else "") + "head" + (f" from {h.source}" if h.source is not None else "")
 
@@ -202,7 +224,12 @@ class _Printer:
         if isinstance(item, ast.Join):
             return f"{self._join_head(item)} {{ " + " | ".join(self.chain(b) for b in item.branches) + " }"
         if isinstance(item, ast.Repeat):
-            return f"repeat {self.expr(item.count)} " + self._braced(item.body)
+            return f"{self._repeat_words(item)} " + self._braced(item.body)
+        if isinstance(item, ast.If):
+            return " else ".join(f"if {self.expr(c)} {self._braced(b)}" for c, b in item.arms) + (
+                f" else {self._braced(item.otherwise)}" if item.otherwise is not None else "")
+        if isinstance(item, ast.From):
+            return f"from {item.source}"
         if isinstance(item, ast.Head):
             body = self.call(item.body) if isinstance(item.body, ast.Call) else self._braced(item.body)
             return f"{self._head_words(item)} {body}"
@@ -272,10 +299,13 @@ class _Printer:
 
     def _open(self, line_indent: int, indent: int, lead: str, item, first: int) -> None:
         """A construct over several lines: its header ending in `{`, its body, `}`."""
+        if isinstance(item, ast.If):
+            self._open_if(line_indent, indent, lead, item, first)
+            return
         if isinstance(item, ast.Join):
             header = f"{self._join_head(item)} {{"
         elif isinstance(item, ast.Repeat):
-            header = f"repeat {self.expr(item.count)} {{"
+            header = f"{self._repeat_words(item)} {{"
         elif isinstance(item, ast.Head):
             header = f"{self._head_words(item)} {{"
         else:
@@ -287,6 +317,23 @@ class _Printer:
                 self.lines_of(branch, inner, "" if i == 0 else "| ", together=True)
         else:
             self.lines_of(item.body, inner)
+        self._emit(indent, "}", item.span.end_line, item.span.end_line, "close", inner)
+
+    def _open_if(self, line_indent: int, indent: int, lead: str, item: ast.If, first: int) -> None:
+        """`if c {`, its body, `} else if c {`, ..., `}`: each arm's header on the line that
+        closes the arm before it, as the grammar's examples write it."""
+        inner = indent + INDENT
+        bodies = [(f"if {self.expr(c)} {{", c.span, b) for c, b in item.arms]
+        if item.otherwise is not None:
+            bodies.append(("{", None, item.otherwise))
+        for i, (header, span, body) in enumerate(bodies):
+            if i == 0:
+                self._emit(line_indent, lead + header, first or item.span.line,
+                           self._header_end(span) if span is not None else item.span.line, "open", indent)
+            else:
+                at = self._header_end(span) if span is not None else 0
+                self._emit(indent, "} else " + header, at, at, "open", inner)
+            self.lines_of(body, inner)
         self._emit(indent, "}", item.span.end_line, item.span.end_line, "close", inner)
 
     def _header_end(self, span: ast.Span) -> int:

@@ -1,5 +1,9 @@
 """Shape inference: every layer's output shape, parameter count and MACs, from the op
-registry's rules, in one pass over the IR in topological order.
+registry's rules, one layer at a time.
+
+Lowering (netdsl/lower.py) infers each layer as soon as it makes it, so that what comes later
+can use the shape (`in_channels` in a block's body, an `if` on the input's size): the layers
+are made in topological order, each after the layers it reads, so their input shapes are known.
 
 A layer whose inputs are unknown (an earlier error) is skipped silently, so one mistake is
 reported once and not again by every layer after it.
@@ -12,28 +16,45 @@ from .ir import Layer, Net
 from .ops import ShapeError, fmt_shape
 
 
-def infer_shapes(net: Net, bag: DiagnosticBag) -> None:
-    """Set `shape`, `params` and `macs` on every layer; shape stays None where unknown."""
-    reported: set[tuple] = set()
-    for layer in net.layers.values():  # insertion order is topological (see lower.py)
+class ShapeInference:
+    """Infers layers one by one into `bag`, reporting a mistake of one line once however many
+    times blocks and repeats expand it."""
+
+    def __init__(self, bag: DiagnosticBag):
+        self.bag = bag
+        self.reported: set[tuple] = set()
+
+    def layer(self, layer: Layer) -> bool:
+        """Set `shape`, `params` and `macs` of a layer whose inputs are inferred; shape stays None
+        where unknown. False when this reported a new error."""
         spec, attrs = layer.op, layer.attrs
         if spec is None or attrs is None:
-            continue
+            return True
         ins = [i.shape for i in layer.inputs]
         if (not ins and not spec.source) or any(s is None for s in ins):
-            continue
+            return True
         try:
             out = spec.infer(ins, attrs)
         except ShapeError as e:
             key = (e.code, layer.span)
-            if key in reported:  # the same line, expanded again from another block call
-                continue
-            reported.add(key)
-            bag.error(e.code, e.message, layer.span, notes=_input_notes(layer, e), help=e.help)
-            continue
+            if key in self.reported:  # the same line, expanded again from another block call
+                return True
+            self.reported.add(key)
+            self.bag.error(e.code, e.message, layer.span, notes=_input_notes(layer, e), help=e.help)
+            return False
         layer.shape = out
         layer.params = spec.params(ins, attrs, out)
         layer.macs = spec.macs(ins, attrs, out)
+        return True
+
+
+def infer_shapes(net: Net, bag: DiagnosticBag) -> None:
+    """Infer every layer of a net whose layers are not inferred yet (lowering infers them as
+    it goes: this is for an IR made some other way)."""
+    inference = ShapeInference(bag)
+    for layer in net.layers.values():  # insertion order is topological (see lower.py)
+        if layer.shape is None:
+            inference.layer(layer)
 
 
 def _input_notes(layer: Layer, err: ShapeError) -> list[Note]:

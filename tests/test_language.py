@@ -233,10 +233,9 @@ def test_head_from_a_dotted_path():
 
 # --- regressions from review ---------------------------------------------------------------
 
-def test_empty_repeat_is_an_error_and_never_spins():
-    with pytest.raises(netdsl.NetDSLError) as err:
-        netdsl.loads("net n { input 3x8x8 repeat 1000000000 { } }")
-    assert [d.code for d in err.value.diagnostics] == ["E207"]
+def test_empty_repeat_is_the_identity_and_never_spins():
+    net = netdsl.loads("net n { input 3x8x8 repeat 1000000000 { } relu }")
+    assert net.layers == ["relu1"]
     # bodies that add no layer stop after two passes instead of a billion
     net = netdsl.loads("block nothing { }\nnet n { input 3x8x8 r: repeat 1000000000 { g: {} nothing } relu }")
     assert net.layers == ["relu1"]
