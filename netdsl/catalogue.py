@@ -154,6 +154,15 @@ _ENTRIES = [
           "and messages quote them, so the limit keeps memory and output in proportion to the net. Real "
           "names are tens of characters.",
           "net n { input 8 " + "a" * (MAX_NAME_LENGTH + 1) + ": relu }"),
+    Entry(codes.SPLIT_SIZES, "`split(16, 48) { a | b }` hands each branch the number of channels given for it, in "
+          "order: there must be one size per branch, and the sizes must add up to the channels of the "
+          "split's input (`chunk(i, sizes)` likewise). Without sizes, `split` cuts the channels into equal "
+          "parts, one per branch.",
+          "net n { input 64x8x8 split(16, 32) { conv(8, 1) | conv(8, 1) } }"),
+    Entry(codes.SPLIT_UNEVEN, "`split { a | b }` without sizes cuts the channels into equal parts, one per branch (as "
+          "`x.chunk(2, dim=1)` does in ShuffleNetV2), so the channels must be divisible by the number of "
+          "branches. Give the sizes (`split(16, 48)`) for unequal parts.",
+          "net n { input 15x8x8 split { conv(8, 1) | conv(8, 1) } }"),
 ]
 
 CATALOGUE: dict[str, Entry] = {e.code: e for e in _ENTRIES}

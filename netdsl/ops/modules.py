@@ -105,3 +105,18 @@ class DropPath(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+class Narrow(nn.Module):
+    """Channels `start` to `start + length` of its input: a view, as `x.chunk(2, dim=1)` gives
+    ShuffleNetV2 (what `split` hands each branch)."""
+
+    def __init__(self, start: int, length: int):
+        super().__init__()
+        self.start, self.length = start, length
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.narrow(1, self.start, self.length)
+
+    def extra_repr(self) -> str:
+        return f"start={self.start}, length={self.length}"

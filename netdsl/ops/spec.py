@@ -199,6 +199,8 @@ class Attr:
     default: Any = REQUIRED
     positional: bool = False
     doc: str = ""
+    rest: bool = False  # the last positional attribute collects every positional argument from
+    #                     its place on into one tuple: `split(16, 48)`
 
     def default_for(self, bound: Mapping[str, Any]) -> Any:
         if callable(self.default):
@@ -273,6 +275,10 @@ class OpSpec:
       (importing torch inside);
     - `join`: the op takes the outputs of several branches (its module takes them as one list);
       `source`: it takes no input and stands for the net's input (the backend's placeholder);
+    - `fork`: a join whose branches each take a part of its input rather than all of it (`split`):
+      `fork(attrs, i, n)` gives the op (a registry name) and attributes of the layer that hands
+      branch i of n its part, which lowering puts first in the branch; it raises AttrError when
+      the join's attributes cannot fork into n branches;
     - `kind`, `label(attrs)` (a diagram box's short text; default: `describe`) and `mark` say
       how a diagram draws it;
     - `overwritable` and `aliases` are the backend's in-place flags: the next layer may overwrite
@@ -301,6 +307,7 @@ class OpSpec:
     shape_doc: str = "unchanged"   # the README's op table: what the op does to a shape,
     params_doc: str = "0"          # and how many parameters it learns
     family: str = ""
+    fork: Optional[Callable[[Attrs, int, int], tuple[str, dict]]] = None
 
     def describe(self, attrs: Attrs) -> str:
         """The layer as the language writes it, defaults left out: `conv(64, 7, stride=2)`.
@@ -310,6 +317,9 @@ class OpSpec:
         for a in self.attrs:
             v = attrs[a.name]
             if a.default is not REQUIRED and v == a.default_for(attrs):
+                continue
+            if a.rest:  # the positional arguments it collected, as they were written
+                shown.append(", ".join(map(fmt_value, v)))
                 continue
             if isinstance(v, tuple) and len(v) == 2 and v[0] == v[1]:
                 v = v[0]  # a square window reads as one size
