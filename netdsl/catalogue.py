@@ -154,6 +154,11 @@ _ENTRIES = [
           "and messages quote them, so the limit keeps memory and output in proportion to the net. Real "
           "names are tens of characters.",
           "net n { input 8 " + "a" * (MAX_NAME_LENGTH + 1) + ": relu }"),
+    Entry(codes.RANK_MISMATCH, "A size given per axis (`kernel=7x1`, `stride=(1, 2, 2)`) needs one size for each "
+          "spatial axis of the layer's input: one (length) for a sequence C x L, two (height, width) for an image "
+          "C x H x W, three (depth, height, width) for a volume C x D x H x W. A single number (`kernel=3`) means "
+          "that size on every axis, whatever the input.",
+          "net n { input 3x16x32x32 conv(8, 3x3) }"),
     Entry(codes.SPLIT_SIZES, "`split(16, 48) { a | b }` hands each branch the number of channels given for it, in "
           "order: there must be one size per branch, and the sizes must add up to the channels of the "
           "split's input (`chunk(i, sizes)` likewise). Without sizes, `split` cuts the channels into equal "

@@ -39,6 +39,7 @@ NET_TOO_LARGE = "E407"
 TOO_DEEP = "E408"
 WINDOW_IN_PADDING = "E409"
 NAME_TOO_LONG = "E410"
+RANK_MISMATCH = "E411"
 SPLIT_SIZES = "E412"
 SPLIT_UNEVEN = "E413"
 
@@ -75,6 +76,7 @@ MEANINGS: dict[str, str] = {
     TOO_DEEP: "nested too deeply",
     WINDOW_IN_PADDING: "a pooling window lies entirely in the padding",
     NAME_TOO_LONG: "a name is longer than the limit",
+    RANK_MISMATCH: "sizes per axis that disagree with the input's number of axes",
     SPLIT_SIZES: "split sizes that do not match the channels or the branches",
     SPLIT_UNEVEN: "channels that do not split into equal parts",
 }

@@ -291,7 +291,7 @@ class _Builder:
         g = graphviz.Digraph(self.net.name, graph_attr={
             "rankdir": self.rankdir, "fontname": FONT, "fontsize": "14", "labelloc": "t", "labeljust": "l",
             "nodesep": "0.25", "ranksep": "0.3", "newrank": "true", "bgcolor": "white",
-            "label": self._title(), "pad": "0.2",
+            "label": self._title(), **dict(pad="0.2"),  # a keyword: a quoted "pad" would name the op
         }, node_attr={
             "fontname": FONT, "fontsize": "11", "shape": "box", "style": "rounded,filled", "margin": "0.12,0.05",
             "penwidth": "1.2",

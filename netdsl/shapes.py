@@ -34,6 +34,8 @@ class ShapeInference:
         if (not ins and not spec.source) or any(s is None for s in ins):
             return True
         try:
+            # sizes per axis (`kernel=3`) made one per axis of this input, for every pass after
+            attrs = layer.attrs = spec.resolve(ins, attrs)
             out = spec.infer(ins, attrs)
         except ShapeError as e:
             key = (e.code, layer.span)

@@ -394,6 +394,7 @@ def bind_op(spec, args, env) -> dict[str, Any]:
 def _infer(model: Model, spec, in_nodes: list[Node], attrs: dict) -> tuple:
     ins = [n.shape for n in in_nodes]
     try:
+        attrs.update(spec.resolve(ins, attrs))  # sizes per axis, one per axis of this input (E411)
         out = tuple(spec.infer(ins, attrs))
     except ShapeError as e:
         if model.generating and not spec.join and e.code in CHECKED_REFUSALS \
@@ -423,7 +424,7 @@ def sim_layer(model: Model, name: str, spec, attrs: dict, in_nodes: list[Node], 
 def sim_chain(model: Model, items, cur: Optional[Node], ctx: Ctx) -> Optional[Node]:
     for i, item in enumerate(items):
         if isinstance(item, ast.InputDecl):
-            if i != 0 or ctx.path or "input" in model.layers or len(item.dims) not in (1, 3) or min(item.dims) < 1:
+            if i != 0 or ctx.path or "input" in model.layers or min(item.dims) < 1:
                 raise Invalid(codes.INPUT_DECLARATION)
             cur = model.add(Node("input", "input", tuple(item.dims), False))
         elif cur is None:

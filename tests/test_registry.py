@@ -24,6 +24,7 @@ op, example and path, as a strict xfail: it turns red when the cause goes away.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -39,6 +40,7 @@ from torch import nn
 
 import netdsl
 from netdsl import render
+from netdsl.backend.errors import CompileError
 from netdsl.backend.export import FORMATS, MAX_BATCH, export
 from netdsl.backend.fx import compile_network, in_place_layers
 from netdsl.backend.runtime import check_run
@@ -46,6 +48,9 @@ from netdsl.ops import KINDS, REGISTRY, REQUIRED, OpSpec
 
 from conftest import ROOT
 
+CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+CONV_TRANSPOSES = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 TOLERANCE = 1e-5  # max|a - b| <= TOLERANCE * max|b|, float32
 BATCH = 2         # training-mode BatchNorm needs more than one value per channel
 OTHER_BATCH = 3   # exports are checked on another batch size than their example: the batch is dynamic
@@ -83,7 +88,7 @@ class Case:
         if self.spec.source:
             return None
         shape = self.shape
-        if len(shape) == 3:
+        if len(shape) in (2, 3, 4):  # a sequence, an image or a volume
             return "after conv", f"conv({shape[0]}, 1)"
         if len(shape) == 1:
             return "after linear", f"linear({shape[0]})"
@@ -97,7 +102,17 @@ PATHS = ("torchscript", "exported", "onnx", "fuse", "fuse after conv", "fuse aft
 
 # (op, input, example text, path) -> (the exception it raises, why). Each is a strict xfail of that
 # case alone: it turns red when the path starts working, and the entry must then go.
+_NO_ONNX_ADAPTIVE = "torch's ONNX exporter has no function for {} (a size of 1 on every axis, the global pool, exports)"
+
 KNOWN_FAILURES: dict[tuple[str, str, str, str], tuple[type, str]] = {
+    ("adaptive_avgpool", "3x5x9x7", "adaptive_avgpool(1x3x2)", "onnx"):
+        (CompileError, _NO_ONNX_ADAPTIVE.format("aten._adaptive_avg_pool3d")),
+    ("adaptive_maxpool", "5x9x7", "adaptive_maxpool(3x2)", "onnx"):
+        (CompileError, _NO_ONNX_ADAPTIVE.format("aten.adaptive_max_pool2d")),
+    ("adaptive_maxpool", "4x20", "adaptive_maxpool(6)", "onnx"):
+        (CompileError, _NO_ONNX_ADAPTIVE.format("aten.adaptive_max_pool2d (1-D pooling lowers to it)")),
+    ("adaptive_maxpool", "3x5x9x7", "adaptive_maxpool(1x3x2)", "onnx"):
+        (CompileError, _NO_ONNX_ADAPTIVE.format("aten.adaptive_max_pool3d")),
     # none today: `batchnorm(affine=false)` after a linear failed under fuse (torch's
     # fuse_linear_bn_weights multiplies by a None weight) until netdsl/backend/optimize.py
     # folded BatchNorm itself
@@ -223,22 +238,24 @@ def test_every_kind_has_colours(kind):
 # --- MACs and parameters --------------------------------------------------------------------
 
 def _macs_by_hooks(module: nn.Module, x: torch.Tensor) -> dict[str, int]:
-    """MACs per example of every Conv2d and Linear that runs, counted from the modules
-    themselves: output elements times the inputs each one reads."""
+    """MACs per example of every convolution (1-D, 2-D, 3-D, transposed) and Linear that runs,
+    counted from the modules themselves: output elements times the inputs each one reads; for a
+    transposed convolution, input elements times the outputs each one is scattered to."""
     counted: dict[str, int] = {}
 
     def hook(name):
         def count(mod, args, out):
-            per_example = out[0].numel()
-            if isinstance(mod, nn.Conv2d):
-                reads = mod.in_channels // mod.groups * mod.kernel_size[0] * mod.kernel_size[1]
+            if isinstance(mod, CONV_TRANSPOSES):
+                macs = args[0][0].numel() * mod.out_channels // mod.groups * math.prod(mod.kernel_size)
+            elif isinstance(mod, CONVS):
+                macs = out[0].numel() * mod.in_channels // mod.groups * math.prod(mod.kernel_size)
             else:
-                reads = mod.in_features
-            counted[name] = counted.get(name, 0) + per_example * reads
+                macs = out[0].numel() * mod.in_features
+            counted[name] = counted.get(name, 0) + macs
         return count
 
     handles = [m.register_forward_hook(hook(name)) for name, m in module.named_modules()
-               if isinstance(m, (nn.Conv2d, nn.Linear))]
+               if isinstance(m, (*CONVS, *CONV_TRANSPOSES, nn.Linear))]
     try:
         with torch.no_grad():
             module(x)
@@ -395,7 +412,7 @@ def test_optimize_fuse_gives_equal_outputs(built, case, producer):
     with torch.no_grad():
         assert close(fused(x), reference(x))
     layer = net.outputs[0].layer
-    if producer is not None and isinstance(reference.get_submodule(layer.name), (nn.BatchNorm1d, nn.BatchNorm2d)):
+    if producer is not None and isinstance(reference.get_submodule(layer.name), BATCHNORMS):
         assert layer.name not in dict(fused.named_modules()), "BatchNorm after a conv or linear is folded into it"
 
 

@@ -1,8 +1,8 @@
 """Inference rewrites of a compiled module (`compile(optimize=...)`, `netdsl compile --optimize`).
 
-- `fuse`: BatchNorm folded into the convolution or linear layer before it (with or without
-  its affine parameters; on the module's own graph, which is never traced again), and
-  convolution weights in channels_last memory order, which oneDNN and cuDNN convolve faster
+- `fuse`: BatchNorm folded into the convolution (of any rank, transposed too) or linear layer
+  before it (with or without its affine parameters; on the module's own graph, which is never
+  traced again), and image convolution weights in channels_last memory order, which oneDNN and cuDNN convolve faster
   (except those torch crashes on or gets wrong in that order: see `channels_last_safe`);
 - `compile`: `fuse`, then `torch.compile` (slow to warm up, fastest after).
 
@@ -51,7 +51,15 @@ def optimize_failure(name: str, level: str, error: BaseException) -> CompileErro
     return CompileError(f"cannot optimise {name} ({level}): {describe(error)}; run without --optimize (optimize=None)")
 
 
-_FOLDS = ((nn.Conv2d, nn.BatchNorm2d, fuse_conv_bn_weights), (nn.Linear, nn.BatchNorm1d, fuse_linear_bn_weights))
+def _fold_transposed(*args):
+    return fuse_conv_bn_weights(*args, transpose=True)
+
+
+# (layer, the BatchNorm after it, how to fold): convolutions of every rank, and linear layers.
+_FOLDS = ((nn.Conv1d, nn.BatchNorm1d, fuse_conv_bn_weights), (nn.Conv2d, nn.BatchNorm2d, fuse_conv_bn_weights),
+          (nn.Conv3d, nn.BatchNorm3d, fuse_conv_bn_weights), (nn.Linear, nn.BatchNorm1d, fuse_linear_bn_weights),
+          (nn.ConvTranspose1d, nn.BatchNorm1d, _fold_transposed), (nn.ConvTranspose2d, nn.BatchNorm2d, _fold_transposed),
+          (nn.ConvTranspose3d, nn.BatchNorm3d, _fold_transposed))
 
 
 def fold_batchnorms(module: torch.fx.GraphModule) -> torch.fx.GraphModule:
@@ -68,6 +76,8 @@ def fold_batchnorms(module: torch.fx.GraphModule) -> torch.fx.GraphModule:
         fold = next((f for a, b, f in _FOLDS if type(layer) is a and type(norm) is b), None)
         if fold is None or norm.running_mean is None or norm.running_var is None:
             continue
+        if fold is _fold_transposed and layer.groups != 1:
+            continue  # torch's folding scales a transposed weight's second axis, out/groups long: one group only
         # Without affine parameters BatchNorm scales by 1 and shifts by 0.
         weight = norm.weight if norm.weight is not None else torch.ones_like(norm.running_var)
         bias = norm.bias if norm.bias is not None else torch.zeros_like(norm.running_mean)
@@ -85,7 +95,10 @@ def fold_batchnorms(module: torch.fx.GraphModule) -> torch.fx.GraphModule:
 
 
 def channels_last(module: torch.fx.GraphModule) -> torch.fx.GraphModule:
-    """`module` with the weights of its convolutions in channels_last order, in place. A
+    """`module` with the weights of its image convolutions (nn.Conv2d, on 4-D batches) in
+    channels_last order, in place; convolutions of sequences and volumes, and transposed ones,
+    keep their order (channels_last is a 4-D layout, and oneDNN's channels_last_3d kernels were
+    not checked as the 2-D ones were, below). A
     convolution torch cannot run in that order keeps its weights contiguous and gets its input
     made contiguous (the layer before may hand it channels_last values, and either operand in
     channels_last order makes torch pick its channels_last kernels)."""

@@ -25,7 +25,7 @@ from .window import window_out
 
 # The family files register their ops on import, in this order (the registry's order, which
 # the README's op table follows).
-from . import io, conv, pool, linear, activation, norm, channels, join  # noqa: E402,F401,I001  # isort: skip
+from . import io, conv, pool, resize, linear, activation, norm, channels, join  # noqa: E402,F401,I001  # isort: skip
 from .io import INPUT  # noqa: E402
 
 __all__ = ["REGISTRY", "REQUIRED", "Attr", "AttrError", "Bool", "Choice", "Dims", "Example", "Float", "Int", "Kind",

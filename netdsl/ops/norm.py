@@ -29,14 +29,16 @@ op("lrn", (Attr("size", Int(), 5, positional=True, doc="channels in the window")
 
 
 def _bn_infer(ins, a):
-    if len(ins[0]) not in (1, 3):
-        raise ShapeError(codes.WRONG_RANK, f"`batchnorm` expects an image or a vector, got {fmt_shape(ins[0])}")
+    if not 1 <= len(ins[0]) <= 4:
+        raise ShapeError(codes.WRONG_RANK, f"`batchnorm` expects a vector, a sequence, an image or a volume, "
+                         f"got {fmt_shape(ins[0])}")
     return ins[0]
 
 
 def _bn_build(ins, a):
     from torch import nn
-    cls = nn.BatchNorm2d if len(ins[0]) == 3 else nn.BatchNorm1d
+    # BatchNorm1d takes both N x C (vectors) and N x C x L (sequences)
+    cls = {1: nn.BatchNorm1d, 2: nn.BatchNorm1d, 3: nn.BatchNorm2d, 4: nn.BatchNorm3d}[len(ins[0])]
     return cls(ins[0][0], a["eps"], a["momentum"], a["affine"])
 
 
@@ -46,10 +48,11 @@ op("batchnorm", (Attr("eps", Float(above=True), 1e-5), Attr("momentum", Float(0.
    infer=_bn_infer, build=_bn_build, kind=NORM,
    params=lambda ins, a, out: 2 * ins[0][0] if a["affine"] else 0,
    buffers=lambda ins, a, out: (2 * ins[0][0], 1),  # running mean and variance; num_batches_tracked
-   doc="batch normalisation (torch.nn.BatchNorm2d, or 1d on vectors)", overwritable=True,
-   shape_doc="unchanged (images or vectors)", params_doc="2·C if affine",
+   doc="batch normalisation (torch.nn.BatchNorm2d; 1d on vectors and sequences, 3d on volumes)", overwritable=True,
+   shape_doc="unchanged (any rank up to volumes)", params_doc="2·C if affine",
    examples=examples(("8x5x5", "batchnorm"), ("6x3x3", "batchnorm(eps=0.001, affine=false)"), ("12", "batchnorm"),
-                     ("12", "batchnorm(affine=false)")))
+                     ("12", "batchnorm(affine=false)"), ("6x10", "batchnorm"), ("4x3x5x5", "batchnorm"),
+                     ("4x3x5x5", "batchnorm(momentum=0.2, affine=false)")))
 
 
 def _gn_infer(ins, a):

@@ -1,24 +1,28 @@
-"""Pooling: max and average over windows, adaptive and global average."""
+"""Pooling: max and average over windows, adaptive and global, on sequences, images and volumes."""
 
 from __future__ import annotations
 
 from .. import codes
-from .spec import POOL, Attr, Bool, Pair, ShapeError, examples, family, fmt_value
-from .window import fmt_pair, fmt_stride, needs_image, padding_window, windowed
+from .spec import POOL, Attr, Bool, Pair, ShapeError, axis_names, examples, family, fmt_value
+from .window import fmt_pair, fmt_stride, needs_spatial, padding_window, windowed
 
 op = family("pool")
 
 
 def _check_pad(name, a):
-    if a["pad"][0] * 2 > a["kernel"][0] or a["pad"][1] * 2 > a["kernel"][1]:
+    if any(p * 2 > k for p, k in zip(a["pad"], a["kernel"])):
         raise ShapeError(codes.OUT_OF_RANGE, f"`{name}` padding {fmt_value(a['pad'])} is more than half its kernel "
                          f"{fmt_value(a['kernel'])}", help="PyTorch allows at most half the kernel")
+
+
+_LINES = {"height": "row", "width": "column", "depth": "slice", "length": "position"}
 
 
 def _check_windows(name, shape, a, dilation, what):
     """Refuse (E409) a window that reads padding only: PyTorch gives it no input position, so
     its result is meaningless (`what`) and, for maxpool, its index points outside the input."""
-    for axis, (dim, rows) in enumerate((("height", "row"), ("width", "column"))):
+    for axis, dim in enumerate(axis_names(len(shape) - 1)):
+        rows = _LINES.get(dim, "position")
         size, k, s, p, d = shape[1 + axis], a["kernel"][axis], a["stride"][axis], a["pad"][axis], dilation[axis]
         o = padding_window(size, k, s, p, d, a["ceil_mode"])
         if o is not None:
@@ -33,7 +37,7 @@ def _check_windows(name, shape, a, dilation, what):
 
 
 def _maxpool_infer(ins, a):
-    needs_image("maxpool", ins[0])
+    needs_spatial("maxpool", ins[0])
     _check_pad("maxpool", a)
     out = windowed("maxpool", ins[0], ins[0][0], a["kernel"], a["stride"], a["pad"], a["dilation"], a["ceil_mode"])
     _check_windows("maxpool", ins[0], a, a["dilation"],
@@ -43,24 +47,28 @@ def _maxpool_infer(ins, a):
 
 
 def _avgpool_infer(ins, a):
-    needs_image("avgpool", ins[0])
+    rank = needs_spatial("avgpool", ins[0])
     _check_pad("avgpool", a)
     out = windowed("avgpool", ins[0], ins[0][0], a["kernel"], a["stride"], a["pad"], ceil=a["ceil_mode"])
     # Without dilation, pad <= kernel/2 leaves every window some input (see padding_window):
     # checked all the same, for an average over no input divides by zero.
-    _check_windows("avgpool", ins[0], a, (1, 1), "divide by zero there" if not a["count_include_pad"]
+    _check_windows("avgpool", ins[0], a, (1,) * rank, "divide by zero there" if not a["count_include_pad"]
                    else "average padding only there")
     return out
 
 
-def _maxpool_build(ins, a):
+def _torch(name, shape):
+    """The torch.nn class for `shape`'s rank: `MaxPool` and a 3-D input give nn.MaxPool3d."""
     from torch import nn
-    return nn.MaxPool2d(a["kernel"], a["stride"], a["pad"], a["dilation"], ceil_mode=a["ceil_mode"])
+    return getattr(nn, f"{name}{len(shape) - 1}d")
+
+
+def _maxpool_build(ins, a):
+    return _torch("MaxPool", ins[0])(a["kernel"], a["stride"], a["pad"], a["dilation"], ceil_mode=a["ceil_mode"])
 
 
 def _avgpool_build(ins, a):
-    from torch import nn
-    return nn.AvgPool2d(a["kernel"], a["stride"], a["pad"], ceil_mode=a["ceil_mode"],
+    return _torch("AvgPool", ins[0])(a["kernel"], a["stride"], a["pad"], ceil_mode=a["ceil_mode"],
                         count_include_pad=a["count_include_pad"])
 
 
@@ -76,40 +84,59 @@ _WINDOW = (
 
 op("maxpool", _WINDOW + (Attr("dilation", Pair(), 1), Attr("ceil_mode", Bool(), False)),
    infer=_maxpool_infer, build=_maxpool_build, kind=POOL, label=_label("maxpool"),
-   doc="max pooling (torch.nn.MaxPool2d)", overwritable=True, shape_doc="C×H×W → C×H'×W'",
+   doc="max pooling (torch.nn.MaxPool2d; 1d on sequences, 3d on volumes)", overwritable=True, shape_doc="C×H×W → C×H'×W'",
    examples=examples(("3x9x9", "maxpool(2)"), ("4x112x112", "maxpool(3, stride=2, ceil_mode=true)"),
                      ("4x15x16", "maxpool(3, stride=2, pad=1)"), ("2x7x7", "maxpool(3, stride=1, pad=1)"),
                      ("1x14x14", "maxpool(3, stride=2, ceil_mode=true)"), ("1x9x9", "maxpool(2, dilation=2)"),
-                     ("1x10x10", "maxpool(3, stride=3, pad=1, ceil_mode=true)")))
+                     ("1x10x10", "maxpool(3, stride=3, pad=1, ceil_mode=true)"),
+                     ("3x20", "maxpool(3, stride=2, pad=1)"), ("2x19", "maxpool(2, dilation=2, ceil_mode=true)"),
+                     ("2x6x9x9", "maxpool(3, stride=2, pad=1)"), ("2x4x8x8", "maxpool((1, 2, 2))"),
+                     ("2x7x9x10", "maxpool(3, stride=2, dilation=1x2x2, ceil_mode=true)")))
 
 op("avgpool", _WINDOW + (Attr("ceil_mode", Bool(), False), Attr("count_include_pad", Bool(), True)),
    infer=_avgpool_infer, build=_avgpool_build, kind=POOL, label=_label("avgpool"),
-   doc="average pooling (torch.nn.AvgPool2d)", overwritable=True, shape_doc="C×H×W → C×H'×W'",
+   doc="average pooling (torch.nn.AvgPool2d; 1d on sequences, 3d on volumes)", overwritable=True, shape_doc="C×H×W → C×H'×W'",
    examples=examples(("3x9x9", "avgpool(2)"), ("8x14x14", "avgpool(5, stride=3)"),
                      ("2x10x11", "avgpool(3, stride=2, pad=1, ceil_mode=true, count_include_pad=false)"),
-                     ("16x7x7", "avgpool(7, stride=1)")))
+                     ("16x7x7", "avgpool(7, stride=1)"),
+                     ("3x21", "avgpool(4, stride=2, pad=1, ceil_mode=true, count_include_pad=false)"),
+                     ("2x4x8x8", "avgpool(2)"), ("2x5x9x9", "avgpool(3x3x3, stride=2, pad=1, count_include_pad=false)")))
 
 
-def _adaptive_infer(ins, a):
-    needs_image("adaptive_avgpool", ins[0])
-    return (ins[0][0],) + a["size"]
+def _adaptive_infer(name):
+    def infer(ins, a):
+        needs_spatial(name, ins[0])
+        return (ins[0][0],) + a["size"]
+    return infer
 
 
-def _adaptive_build(ins, a):
-    from torch import nn
-    return nn.AdaptiveAvgPool2d(a["size"])
+def _global_infer(name):
+    def infer(ins, a):
+        needs_spatial(name, ins[0])
+        return (ins[0][0],) + (1,) * (len(ins[0]) - 1)
+    return infer
 
 
-def _global_infer(ins, a):
-    needs_image("global_avgpool", ins[0])
-    return (ins[0][0], 1, 1)
+def _adaptive_build(kind):
+    return lambda ins, a: _torch(f"Adaptive{kind}Pool", ins[0])(a["size"])
 
 
-op("adaptive_avgpool", (Attr("size", Pair(), 1, positional=True, doc="output HxW"),),
-   infer=_adaptive_infer, build=_adaptive_build, kind=POOL,
-   doc="average pooling to a fixed output size (torch.nn.AdaptiveAvgPool2d)", shape_doc="C×H×W → C×h×w",
-   examples=examples(("5x9x9", "adaptive_avgpool"), ("5x9x7", "adaptive_avgpool(3x2)")))
+def _global_build(kind):
+    return lambda ins, a: _torch(f"Adaptive{kind}Pool", ins[0])(1)
 
-op("global_avgpool", (), infer=_global_infer, build=lambda ins, a: _adaptive_build(ins, {"size": (1, 1)}),
-   kind=POOL, doc="average over all positions (torch.nn.AdaptiveAvgPool2d(1))", shape_doc="C×H×W → C×1×1",
-   examples=examples(("5x9x7", "global_avgpool"),))
+
+for _kind, _what in (("avg", "average"), ("max", "maximum")):
+    _Kind = _kind.capitalize()
+    op(f"adaptive_{_kind}pool", (Attr("size", Pair(), 1, positional=True, doc="output size per axis"),),
+       infer=_adaptive_infer(f"adaptive_{_kind}pool"), build=_adaptive_build(_Kind), kind=POOL,
+       doc=f"{_what} pooling to a fixed output size (torch.nn.Adaptive{_Kind}Pool2d; 1d, 3d)",
+       shape_doc="C×H×W → C×h×w",
+       examples=examples(("5x9x9", f"adaptive_{_kind}pool"), ("5x9x7", f"adaptive_{_kind}pool(3x2)"),
+                         ("4x20", f"adaptive_{_kind}pool(6)"), ("3x4x9x9", f"adaptive_{_kind}pool"),
+                         ("3x5x9x7", f"adaptive_{_kind}pool(1x3x2)")))
+
+    op(f"global_{_kind}pool", (), infer=_global_infer(f"global_{_kind}pool"), build=_global_build(_Kind),
+       kind=POOL, doc=f"{_what} over all positions (torch.nn.Adaptive{_Kind}Pool2d(1); 1d, 3d)",
+       shape_doc="C×H×W → C×1×1",
+       examples=examples(("5x9x7", f"global_{_kind}pool"), ("4x12", f"global_{_kind}pool"),
+                         ("3x4x5x6", f"global_{_kind}pool")))

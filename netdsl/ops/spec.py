@@ -128,13 +128,53 @@ class Bool:
         return v
 
 
+class Every(tuple):
+    """One size given for every spatial axis (`3`), before the input's rank is known: it reads
+    as the square pair it meant before netdsl had sequences and volumes (`3` is (3, 3)), and
+    `per_axis` spreads it over however many axes the input has. A size given per axis (`7x1`,
+    `(3, 1, 1)`) is a plain tuple."""
+
+    def spread(self, rank: int) -> tuple[int, ...]:
+        return (self[0],) * rank
+
+
+def spatial_name(rank: int) -> str:
+    """What a tensor of `rank` spatial axes is called in messages."""
+    return {1: "a sequence", 2: "an image", 3: "a volume"}.get(rank, f"a tensor of {rank} spatial axes")
+
+
+AXES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
+
+
+def axis_names(rank: int) -> tuple[str, ...]:
+    """The spatial axes by name: (`height`, `width`) for images."""
+    return AXES.get(rank, tuple(f"axis {i + 1}" for i in range(rank)))
+
+
+def per_axis(v: Any, rank: int, name: str) -> Any:
+    """A converted `Pair` (or `Factor`) value for an input of `rank` spatial axes: one size per
+    axis. A word (`same`), a single number (a Factor's) and None stay as they are; sizes per
+    axis whose count is not the rank are a ShapeError (E411)."""
+    if isinstance(v, Every):
+        return v.spread(rank)
+    if isinstance(v, tuple) and len(v) != rank:
+        raise ShapeError(codes.RANK_MISMATCH, f"`{name}` gives {len(v)} sizes ({fmt_value(v)}), but the input is "
+                         f"{spatial_name(rank)} with {rank} spatial ax{'is' if rank == 1 else 'es'}",
+                         help=f"give one size for every axis ({'x'.join(axis_names(rank))}), or a single number for all")
+    return v
+
+
 @dataclass(frozen=True)
 class Pair:
-    """A size per spatial axis: `3` means 3x3; `7x1` or `(7, 1)` give height and width."""
+    """A size per spatial axis: `3` means 3 on every axis (3x3 on an image, 3x3x3 on a volume);
+    `7x1` or `(7, 1)` give height and width, `3x1x1` depth, height and width. Converted without
+    knowing the input: one number becomes an `Every`, which `per_axis` spreads over the input's
+    axes once its shape is known (OpSpec.resolve)."""
 
     min: int = 1
     symbols: tuple[str, ...] = ()  # bare words also accepted, e.g. ("same", "valid")
     doc = "HxW"
+    per_axis = True  # OpSpec.resolve makes it one size per spatial axis of the input
 
     def convert(self, v: Any, name: str):
         given = v
@@ -144,12 +184,71 @@ class Pair:
             raise AttrError(codes.WRONG_TYPE, f"`{name}` does not accept the word `{v}`"
                             + (f" (it accepts {', '.join(self.symbols)})" if self.symbols else ""))
         if is_int(v):
-            v = (v, v)
-        if not (isinstance(v, tuple) and len(v) == 2 and all(is_int(x) for x in v)):
-            raise AttrError(codes.WRONG_TYPE, f"`{name}` expects an integer or a pair like 3x3, got {describe_value(v)}")
+            v = Every((v, v))
+        if not (isinstance(v, tuple) and 1 <= len(v) <= 3 and all(is_int(x) for x in v)):
+            raise AttrError(codes.WRONG_TYPE, f"`{name}` expects an integer or a pair like 3x3, "
+                            f"got {describe_value(v)}")
         if min(v) < self.min:
             raise AttrError(codes.OUT_OF_RANGE, f"`{name}` must be at least {self.min}, got {fmt_value(given)}")
+        return v if isinstance(v, Every) else tuple(v)
+
+
+@dataclass(frozen=True)
+class Factor:
+    """A positive scale: one number for every spatial axis (`2`, `1.5`), or one per axis (`(1, 2, 2)`)."""
+
+    doc = "number or per axis"
+    per_axis = True
+
+    def convert(self, v: Any, name: str):
+        items = v if isinstance(v, tuple) else (v,)
+        if not (1 <= len(items) <= 3 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in items)):
+            raise AttrError(codes.WRONG_TYPE, f"`{name}` expects a number or one per axis like (1, 2, 2), "
+                            f"got {describe_value(v)}")
+        if not all(0 < x < math.inf for x in items):
+            raise AttrError(codes.OUT_OF_RANGE, f"`{name}` must be above 0 (and finite), got {fmt_value(v)}")
         return v
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a few bare words: `mode=bilinear`."""
+
+    symbols: tuple[str, ...]
+
+    @property
+    def doc(self) -> str:
+        return "|".join(self.symbols)
+
+    def convert(self, v: Any, name: str) -> str:
+        if isinstance(v, Symbol):
+            v = v.name
+        if not (isinstance(v, str) and v in self.symbols):
+            raise AttrError(codes.WRONG_TYPE, f"`{name}` expects one of {', '.join(self.symbols)}, "
+                            f"got {describe_value(Symbol(v) if isinstance(v, str) else v)}")
+        return v
+
+
+@dataclass(frozen=True)
+class Maybe:
+    """Another type's values, or None when left out (`upsample`'s `size`, given or not)."""
+
+    type: Any
+
+    @property
+    def doc(self) -> str:
+        return self.type.doc
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return getattr(self.type, "symbols", ())
+
+    @property
+    def per_axis(self) -> bool:
+        return getattr(self.type, "per_axis", False)
+
+    def convert(self, v: Any, name: str):
+        return None if v is None else self.type.convert(v, name)
 
 
 @dataclass(frozen=True)
@@ -316,17 +415,39 @@ class OpSpec:
         shown = []
         for a in self.attrs:
             v = attrs[a.name]
-            if a.default is not REQUIRED and v == a.default_for(attrs):
-                continue
+            if a.default is not REQUIRED:
+                default = a.default_for(attrs)
+                if isinstance(default, Every) and isinstance(v, tuple):
+                    default = default.spread(len(v))  # `stride=1` against a resolved (1, 1, 1)
+                if v == default:
+                    continue
             if a.rest:  # the positional arguments it collected, as they were written
                 shown.append(", ".join(map(fmt_value, v)))
                 continue
-            if isinstance(v, tuple) and len(v) == 2 and v[0] == v[1]:
-                v = v[0]  # a square window reads as one size
+            if isinstance(v, tuple) and len(v) >= 2 and len(set(v)) == 1 and (len(v) == 2 or isinstance(a.type, Pair)):
+                v = v[0]  # a square (or cubic) window reads as one size
             text = fmt_value(v)
             bare = a.default is REQUIRED or (a is self.attrs[0] and a.positional)
             shown.append(text if bare else f"{a.name}={text}")
         return f"{self.name}({', '.join(shown)})" if shown else self.name
+
+    def resolve(self, in_shapes: Sequence[Shape], attrs: Attrs) -> Attrs:
+        """`attrs` with every size-per-axis attribute (`Pair`) given one size per spatial axis of
+        the first input: `3` becomes (3, 3, 3) before a volume. Raises ShapeError (E411) for a
+        count of sizes that disagrees with the input. An input with no spatial axes, or more
+        than 3, is left to the shape rule, which says what the op expects."""
+        pairs = self._pairs
+        if not pairs or not in_shapes or not 2 <= len(in_shapes[0]) <= 4:
+            return attrs
+        rank = len(in_shapes[0]) - 1
+        resolved = dict(attrs)
+        for name in pairs:
+            resolved[name] = per_axis(attrs[name], rank, name)
+        return resolved
+
+    @functools.cached_property
+    def _pairs(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.attrs if getattr(a.type, "per_axis", False))
 
     def brief(self, attrs: Attrs) -> str:
         """The op as a diagram box writes it: `conv 64 7×7/2`, `linear 1000`."""

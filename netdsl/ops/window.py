@@ -7,7 +7,7 @@ import math
 from typing import Optional
 
 from .. import codes
-from .spec import Shape, ShapeError, fmt_shape
+from .spec import Shape, ShapeError, axis_names, fmt_shape, spatial_name
 
 
 def needs_image(op: str, shape: Shape) -> None:
@@ -15,6 +15,21 @@ def needs_image(op: str, shape: Shape) -> None:
         raise ShapeError(codes.WRONG_RANK, f"`{op}` expects an image (C x H x W), got {fmt_shape(shape)}",
                          help="its input is a vector: from `flatten` or `linear`, or an input declared "
                               "with one size" if len(shape) == 1 else None)
+
+
+def needs_spatial(op: str, shape: Shape, ranks: tuple[int, ...] = (1, 2, 3)) -> int:
+    """The number of spatial axes of `shape` (1 for a sequence C x L, 2 for an image, 3 for a
+    volume), or ShapeError (E404) when the op takes no such input. A vector gets the message
+    it always had, images being what most nets feed a conv."""
+    rank = len(shape) - 1
+    if rank in ranks:
+        return rank
+    if ranks == (2,) or (len(shape) == 1 and 2 in ranks):
+        needs_image(op, shape)  # raises: the shape is no image
+    kinds = [f"{spatial_name(r)} ({'C x ' + ' x '.join(n[0].upper() if r > 1 else 'L' for n in axis_names(r))})"
+             for r in ranks]
+    listed = kinds[0] if len(kinds) == 1 else ", ".join(kinds[:-1]) + " or " + kinds[-1]
+    raise ShapeError(codes.WRONG_RANK, f"`{op}` expects {listed}, got {fmt_shape(shape)}")
 
 
 def window_out(size: int, k: int, s: int, p: int, d: int = 1, ceil: bool = False) -> Optional[int]:
@@ -64,15 +79,17 @@ def padding_window(size: int, k: int, s: int, p: int, d: int = 1, ceil: bool = F
     return None
 
 
-def windowed(op: str, shape: Shape, channels: int, kernel, stride, pad, dilation=(1, 1),
+def windowed(op: str, shape: Shape, channels: int, kernel, stride, pad, dilation=None,
              ceil: bool = False) -> Shape:
-    """The output shape of a windowed op on an image, or ShapeError (E401) when no window fits."""
-    needs_image(op, shape)
+    """The output shape of a windowed op on a sequence, an image or a volume (sizes per axis,
+    as `per_axis` gives them), or ShapeError (E401) when no window fits along some axis."""
+    rank = needs_spatial(op, shape)
     if pad == "same":
-        return (channels, shape[1], shape[2])
-    pad = (0, 0) if pad == "valid" else pad
+        return (channels,) + tuple(shape[1:])
+    pad = (0,) * rank if pad == "valid" else pad
+    dilation = (1,) * rank if dilation is None else dilation
     out = []
-    for axis, name in ((0, "height"), (1, "width")):
+    for axis, name in enumerate(axis_names(rank)):
         n = window_out(shape[1 + axis], kernel[axis], stride[axis], pad[axis], dilation[axis], ceil)
         if n is None or n < 1:
             eff = dilation[axis] * (kernel[axis] - 1) + 1
@@ -80,16 +97,16 @@ def windowed(op: str, shape: Shape, channels: int, kernel, stride, pad, dilation
                              f"{shape[1 + axis]} padded by {pad[axis]} on each side",
                              help="use a smaller kernel or more padding, or check the layers before")
         out.append(n)
-    return (channels, out[0], out[1])
+    return (channels, *out)
 
 
 def fmt_pair(v) -> str:
-    """A window size as a diagram writes it: `7×7`, `1×7`."""
-    return f"{v[0]}×{v[1]}" if isinstance(v, tuple) else str(v)
+    """A window size as a diagram writes it: `7×7`, `1×7`, `3×7×7`."""
+    return "×".join(map(str, v)) if isinstance(v, tuple) else str(v)
 
 
 def fmt_stride(stride) -> str:
-    """`/2` after a kernel size for a stride of 2, nothing for 1."""
-    if stride == (1, 1):
-        return ""
-    return "/" + (str(stride[0]) if stride[0] == stride[1] else fmt_pair(stride))
+    """`/2` after a kernel size for a stride of 2 on every axis, nothing for 1, `/1×2×2` otherwise."""
+    if len(set(stride)) == 1:
+        return "" if stride[0] == 1 else f"/{stride[0]}"
+    return "/" + fmt_pair(stride)
