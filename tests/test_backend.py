@@ -405,6 +405,38 @@ def test_optimize_fuse_keeps_outputs(name):
         assert close(fused(x), reference(x))
 
 
+VOLUME_NET = """net video {
+    input 3x4x10x10
+    conv(8, 3x7x7, stride=1x2x2, pad=1x3x3, bias=false) batchnorm relu
+    conv(8, 1) conv(8, 3, pad=1) batchnorm relu
+    conv_transpose(4, (1, 2, 2), stride=(1, 2, 2)) batchnorm
+    global_avgpool flatten linear(5)
+}"""
+
+SEQUENCE_NET = "net audio { input 2x50  conv(6, 5, stride=2) batchnorm relu  conv(6, 3) batchnorm  global_maxpool flatten }"
+
+
+@pytest.mark.parametrize("text,shape", [(VOLUME_NET, (2, 3, 4, 10, 10)), (SEQUENCE_NET, (2, 2, 50))],
+                         ids=["volume", "sequence"])
+def test_optimize_fuse_on_volumes_and_sequences_folds_batchnorm_and_keeps_memory_order(text, shape):
+    """channels_last is a layout of 4-D tensors (batches of images): the weights of 1-D and 3-D
+    convolutions keep their order, while every BatchNorm after a conv of any rank is folded."""
+    torch.manual_seed(0)
+    net = netdsl.loads(text)
+    reference = net.compile().eval()
+    with torch.no_grad():  # statistics and affine parameters away from 0 and 1, so folding shows
+        for m in reference.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_mean.uniform_(-1, 1), m.running_var.uniform_(0.5, 2), m.weight.uniform_(0.5, 2)
+                m.bias.uniform_(-1, 1)
+    fused = net.compile(weights=reference.state_dict(), optimize="fuse")
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in fused.modules())
+    assert all(p.is_contiguous() for p in fused.parameters())
+    x = torch.randn(*shape)
+    with torch.no_grad():
+        assert close(fused(x), reference(x))
+
+
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 @pytest.mark.parametrize("fmt", ["torchscript", "exported", "onnx"])
 def test_exports_round_trip(small, fmt, tmp_path):

@@ -36,8 +36,8 @@ op("linear", (Attr("out", Int(), positional=True, doc="output features"), Attr("
    examples=examples(("20", "linear(10)"), ("7", "linear(3, bias=false)")))
 
 op("flatten", (), infer=lambda ins, a: (math.prod(ins[0]),), build=_flatten_build, kind=RESHAPE,
-   doc="an image as one vector (torch.nn.Flatten)", aliases=True, shape_doc="C×H×W → C·H·W",
-   examples=examples(("3x4x5", "flatten"), ("6", "flatten")))
+   doc="an image (or a sequence, a volume) as one vector (torch.nn.Flatten)", aliases=True, shape_doc="C×H×W → C·H·W",
+   examples=examples(("3x4x5", "flatten"), ("6", "flatten"), ("3x7", "flatten"), ("2x3x4x5", "flatten")))
 
 
 def _channel_linear_build(ins, a):
