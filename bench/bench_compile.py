@@ -54,7 +54,6 @@ os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", _CACHE.name)
 
 import torch  # noqa: E402
 import torchvision  # noqa: E402
-from torchvision import models  # noqa: E402
 
 import netdsl  # noqa: E402
 from torchvision_models import MODELS, net_names  # noqa: E402
