@@ -226,13 +226,19 @@ FUNCTIONS: dict[str, Function] = {
 }
 
 
+def unknown_function(expr: ast.FuncCall) -> EvalError:
+    """The error for a call of a function that is not built in (raised when it is evaluated;
+    lowering also reports it ahead, in parts of a file that may never be evaluated)."""
+    name = expr.name
+    return EvalError(codes.UNKNOWN_FUNCTION, f"unknown function `{name}`", expr.name_span,
+                     lambda: did_you_mean(name, FUNCTIONS) or "the functions are " + ", ".join(f"`{n}`" for n in FUNCTIONS))
+
+
 def _call(expr: ast.FuncCall, env: Mapping[str, Any]) -> Any:
     name = expr.name
     f = FUNCTIONS.get(name)
     if f is None:
-        raise EvalError(codes.UNKNOWN_FUNCTION, f"unknown function `{name}`", expr.name_span,
-                        lambda: did_you_mean(name, FUNCTIONS) or
-                        "the functions are " + ", ".join(f"`{n}`" for n in FUNCTIONS))
+        raise unknown_function(expr)
     positional = [a for a in expr.args if a.name is None]
     keywords = [a for a in expr.args if a.name is not None]
     if keywords and f.variadic:

@@ -251,7 +251,7 @@ class _Printer:
 
     def _multiline(self, item) -> bool:
         """Does a construct get lines of its own? As in the source; else when it is long."""
-        if isinstance(item, (ast.InputDecl, ast.Call)) or (isinstance(item, ast.Head)
+        if isinstance(item, (ast.InputDecl, ast.Call, ast.From)) or (isinstance(item, ast.Head)
                                                             and isinstance(item.body, ast.Call)):
             return False
         if self.src is not None and item.span.line:
@@ -331,7 +331,10 @@ class _Printer:
                 self._emit(line_indent, lead + header, first or item.span.line,
                            self._header_end(span) if span is not None else item.span.line, "open", indent)
             else:
-                at = self._header_end(span) if span is not None else 0
+                # the line of the arm's `{`: the parser keeps the braces' span with the body
+                braces = getattr(body, "span", None)
+                at = self._header_end(span) if span is not None else (
+                    braces.line if braces is not None and self.src is not None else 0)
                 self._emit(indent, "} else " + header, at, at, "open", inner)
             self.lines_of(body, inner)
         self._emit(indent, "}", item.span.end_line, item.span.end_line, "close", inner)

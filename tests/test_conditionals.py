@@ -49,7 +49,7 @@ def test_make_divisible_as_mobilenet_uses_it():
     # torchvision's MobileNetV3 width multiplier: _make_divisible(c * width_mult, 8)
     net = netdsl.loads("net n(w = 0.75) { input 3x8x8 conv(make_divisible(16 * w, 8), 1)"
                        " conv(make_divisible(72 * w, 8), 1) }")
-    assert [netdsl.loads.__name__ and net.layer(n).shape[0] for n in net.layers] == [16, 56]
+    assert [net.layer(n).shape[0] for n in net.layers] == [16, 56]
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -423,3 +423,45 @@ def test_fmt_of_an_if_written_over_lines_without_a_source():
     tree = parse("net n { input 4 if a == 1 { linear(8) relu linear(8) relu linear(8) relu } else { relu } }")
     text = to_text(tree)
     assert parse(text) == tree
+
+
+def test_mutations_of_the_new_constructs_end_in_a_verdict_within_budget():
+    # as tests/test_fuzz.py does for nets/, on a file using every construct of this module
+    from fuzzing import BUDGET_S, cases, run
+
+    outcomes = [run(case.data) for case in cases("conditionals", SOURCE.encode(), 20261202, 60)]
+    failures = [o.failure for o in outcomes if o.failure is not None and not o.failure.startswith("took")]
+    assert failures == []
+    assert sorted(o.seconds for o in outcomes)[len(outcomes) // 2] < BUDGET_S
+    assert any(o.result == "ok" for o in outcomes) and any(o.result != "ok" for o in outcomes)
+
+
+def test_fmt_keeps_the_comments_of_every_arm():
+    text = """\
+net n(k = 1) {
+    input 4
+    # before the if
+    if k == 1 {  # one
+        relu  # r
+    } else if k == 2 {  # two
+        # inside two
+        linear(3)
+    } else {  # other
+        linear(4)
+    }  # end
+    relu
+}
+"""
+    assert format_source(text) == text
+    squeezed = "net n(k = 1) {\n    input 4\n    if k == 1 {   relu }   else{linear(3)}\n}\n"
+    assert format_source(squeezed) == "net n(k = 1) {\n    input 4\n    if k == 1 { relu } else { linear(3) }\n}\n"
+
+
+def test_unknown_functions_and_ops_are_reported_where_they_may_never_be_evaluated():
+    text = ("block b(c = mx(1, 2)) { conv(c, 1) }\n"
+            "net n(k = 1) {\n input 3x8x8\n if k == 2 { cnov(8, 1) } else { conv(flor(2.5), 1) }\n"
+            " conv(8 if k == 1 else ciel(2), 1)\n}\n")
+    err = error(text)
+    assert [(d.code, d.message, d.line) for d in err.diagnostics] == [
+        ("E208", "unknown function `mx`", 1), ("E201", "unknown op `cnov`", 4), ("E208", "unknown function `flor`", 4),
+        ("E208", "unknown function `ciel`", 5)]

@@ -29,7 +29,8 @@ GRAMMAR = Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr", start=
 # A fixed pool of names (ops, block-like names, parameters, an argument word) and small numbers,
 # so generated nets often mean something; words get spaces around them so that neighbouring
 # tokens do not run together into one name.
-NAMES = ["conv", "relu", "linear", "flatten", "maxpool", "concat1", "b", "c", "k", "x", "same", "stride", "pad"]
+NAMES = ["conv", "relu", "linear", "flatten", "maxpool", "concat1", "b", "c", "k", "x", "same", "stride", "pad",
+         "in_channels", "in_width", "i", "min", "make_divisible", "int"]
 
 
 def _word(strategy):
@@ -93,10 +94,20 @@ LEAVES = st.one_of(st.integers(0, 10**6).map(ast.IntLit),
                    st.sampled_from(NAMES).map(ast.NameRef))
 
 
+def _call(name, args):
+    return ast.FuncCall(name, tuple(ast.Arg(None, a) for a in args))
+
+
 def _compound(inner):
     return st.one_of(inner.map(ast.Neg),
                      st.builds(ast.BinOp, st.sampled_from(["+", "-", "*", "/", "//", "%"]), inner, inner),
-                     st.lists(inner, min_size=2, max_size=3).map(lambda items: ast.TupleLit(tuple(items))))
+                     st.lists(inner, min_size=2, max_size=3).map(lambda items: ast.TupleLit(tuple(items))),
+                     st.builds(ast.Compare, st.sampled_from(["==", "!=", "<", "<=", ">", ">="]), inner, inner),
+                     st.builds(ast.BoolOp, st.sampled_from(["and", "or"]), inner, inner),
+                     inner.map(ast.Not),
+                     st.builds(ast.Conditional, inner, inner, inner),
+                     st.builds(_call, st.sampled_from(["min", "max", "round", "make_divisible", "f"]),
+                               st.lists(inner, min_size=1, max_size=3)))
 
 
 EXPR_TREES = st.recursive(LEAVES, _compound, max_leaves=12)

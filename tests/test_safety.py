@@ -50,7 +50,10 @@ def test_the_scan_finds_what_it_looks_for(tmp_path):
     ("net n { input 8 eval(1) }", "E201"),
     ("net n { input 3x8x8 conv(8, 3, pad=__class__) }", "E202"),
     ("net n(c = __builtins__) { input 8 linear(c) }", "E202"),
-    ("net n { input 8 linear(__import__('os').system('true')) }", "E100"),
+    ("net n { input 8 linear(__import__('os').system('true')) }", "E101"),  # no strings
+    ("net n { input 8 linear(__import__(8)) }", "E208"),  # only the built-in functions are called
+    ("net n { input 8 linear(eval(8)) }", "E208"),
+    ("net n { input 8 linear(int.__class__) }", "E100"),
     ("block Linear { relu }\nnet n { input 8 nn.Linear }", "E100"),
 ])
 def test_python_names_in_a_file_are_only_names(text, code):
