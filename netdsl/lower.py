@@ -24,7 +24,7 @@ from .ir import Layer
 from .limits import (BOUND_STEPS_PER_LAYER, DEFAULT_MAX_LAYERS, MAX_NAME_LENGTH, MAX_NESTING, PARTIAL_LAYERS,
                      SCOPES_PER_LAYER, STEPS_PER_LAYER, BoundGaveUp, LayerBound, long_names)
 from .ops import INPUT, REGISTRY, REQUIRED, AttrError, OpSpec, Symbol, fmt_value
-from .parser import KEYWORDS
+from .parser import KEYWORDS, PLACEHOLDER, Damage
 from .shapes import ShapeInference
 
 
@@ -91,8 +91,10 @@ class _Ctx:
 
 class Lowerer:
     def __init__(self, program: ast.Program, bag: DiagnosticBag, overrides: Mapping[str, Any],
-                 max_layers: int = DEFAULT_MAX_LAYERS):
+                 max_layers: int = DEFAULT_MAX_LAYERS, damage: Optional[Damage] = None):
         self.program, self.bag, self.overrides, self.max_layers = program, bag, overrides, max_layers
+        # after syntax errors: where the parts cut out were (see parser.parse_recovering)
+        self.damage = damage or Damage()
         self._stop_at = max_layers  # layers made before lowering stops
         # and the scopes and steps (items lowered, terms evaluated): see netdsl/limits.py
         self.max_scopes, self.max_steps = SCOPES_PER_LAYER * max_layers, STEPS_PER_LAYER * max_layers
@@ -225,7 +227,7 @@ class Lowerer:
         known = {n for n, s in REGISTRY.items() if not s.join and not s.source} | set(self.blocks)
         for name, block_calls in calls.items():
             for call in block_calls:
-                if call.name not in known:
+                if call.name not in known and not self._cut(call):
                     self._unknown_op(call, None)
             for item in _items_in(self.blocks[name].body):
                 if isinstance(item, ast.Join) and not (item.kind in REGISTRY and REGISTRY[item.kind].join):
@@ -499,6 +501,8 @@ class Lowerer:
         """An op or block call; `local` is its name when the caller has already chosen it."""
         if call.name in self.blocks:
             return self._expand_block(call, current, ctx, local)
+        if self._cut(call):  # a part cut out after a syntax error, or a block that was
+            return self._broken(call, current, ctx, local)
         spec = REGISTRY.get(call.name)
         if spec is None or spec.join or spec.source:  # joins take branches; the input is a keyword
             if ctx.site is None:  # inside blocks, _check_blocks has reported it already
@@ -509,6 +513,13 @@ class Lowerer:
         if not self._needs_input(current, call.span):
             return None
         return self._add_layer(ctx.full(local), spec, attrs, [current], call.span, ctx)
+
+    def _cut(self, call: ast.Call) -> bool:
+        """Does the call stand for a part cut out after a syntax error (a placeholder, or a
+        block whose definition was cut)? It is then a broken layer, reported by the syntax error."""
+        if call.name == PLACEHOLDER:
+            return (call.span.line, call.span.column) in self.damage.placeholders
+        return call.name in self.damage.definitions
 
     def _broken(self, call: ast.Call, current: Optional[Layer], ctx: _Ctx, local: Optional[str]) -> Optional[Layer]:
         """A layer that cannot be made: kept in the net (its name stays taken, later layers
@@ -944,9 +955,10 @@ def _extent(items: tuple[ast.Item, ...]) -> ast.Span:
 
 
 def lower(program: ast.Program, bag: DiagnosticBag, overrides: Optional[Mapping[str, Any]] = None,
-          max_layers: int = DEFAULT_MAX_LAYERS) -> Optional[ir.Net]:
-    """Lower a parsed file to its IR, recording every mistake in `bag`."""
+          max_layers: int = DEFAULT_MAX_LAYERS, damage: Optional[Damage] = None) -> Optional[ir.Net]:
+    """Lower a parsed file to its IR, recording every mistake in `bag`; `damage` says what the
+    parser cut out of a file with syntax errors (see `parser.parse_recovering`)."""
     try:
-        return Lowerer(program, bag, overrides or {}, max_layers).run()
+        return Lowerer(program, bag, overrides or {}, max_layers, damage).run()
     except _Abort:  # too many errors before the net's body: nothing more is worth checking
         return None

@@ -12,6 +12,7 @@ from .ast import Span
 from .diagnostics import Diagnostic, DiagnosticBag, NetDSLError
 from .limits import DEFAULT_MAX_BYTES, DEFAULT_MAX_LAYERS, DEFAULT_MAX_PARAMS
 from .lower import lower
+from .ops import INPUT
 
 
 class Network:
@@ -228,15 +229,35 @@ def _check(text: str, filename: str, overrides: Mapping[str, Any], max_layers: i
 
 @ir.without_gc  # a third of the time on large nets, and superlinear, with the collector on
 def _pipeline(text: str, filename: str, overrides: Mapping[str, Any], max_layers: int) -> Network:
-    program = parser.parse(text, filename)
+    program, syntax_errors, damage = parser.parse_recovering(text)
+    if program is None:
+        raise NetDSLError(syntax_errors, text, filename)
     bag = DiagnosticBag()
     lowered = None
     try:
         # lowering infers each layer's shape as it makes it (netdsl/shapes.py)
-        lowered = lower(program, bag, overrides, max_layers)
+        lowered = lower(program, bag, overrides, max_layers, damage)
     except RecursionError:
         bag.error(codes.NET_TOO_LARGE, "the net is nested too deeply to check",
                   help="flatten some of its nesting (blocks within blocks, branches within branches)")
+    if syntax_errors:
+        # the parts that parsed, checked: their mistakes join the syntax errors, but not what
+        # only the cut parts would have settled (a label, the input, the one net), and the
+        # partial net of a repaired text is not the file's
+        kept = [d for d in bag.items if not _settled_by_cut_parts(d, damage)]
+        raise NetDSLError(syntax_errors + kept, text, filename, bag.truncated)
     if bag:
         raise NetDSLError(bag.items, text, filename, bag.truncated, partial=lowered)
     return Network(lowered, text, filename)
+
+
+def _settled_by_cut_parts(d: Diagnostic, damage: parser.Damage) -> bool:
+    """Could the parts cut out after a syntax error have made this report wrong?"""
+    if d.code == codes.INPUT_DECLARATION:
+        return damage.may_define(INPUT.name)  # the declaration's keyword is the op's name
+    if d.code == codes.NOT_ONE_NET:
+        return damage.cut_definition
+    if d.code == codes.UNDEFINED_NAME and d.message.startswith("no layer `"):
+        # a layer or scope that may have been labelled in a cut part
+        return damage.may_define(d.message.split("`")[1].split(".")[0])
+    return False

@@ -4,9 +4,10 @@ costs no stack), and turning Lark's errors into located diagnostics."""
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
@@ -14,7 +15,7 @@ from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from . import ast, codes
-from .diagnostics import Diagnostic, NetDSLError
+from .diagnostics import Diagnostic, NetDSLError, Note
 from .limits import MAX_EXPR_DEPTH, MAX_NESTING
 
 GRAMMAR_NAME = "netdsl.lark"
@@ -463,19 +464,154 @@ def _nesting_diagnostic(text: str) -> Optional[Diagnostic]:
     return None
 
 
+def parse(text: str, filename: str = "<string>") -> ast.Program:
+    """Parse a whole .net text into an `ast.Program`, or raise `NetDSLError` (codes E1xx)
+    listing the syntax errors of every line (see `parse_recovering`)."""
+    program, found, _ = parse_recovering(text)
+    if found:
+        raise NetDSLError(found, text, filename)
+    return program
+
+
+# --- going on after syntax errors ----------------------------------------------------------
+
+# After a syntax error the parser goes on, to report the file's other errors, syntax and not.
+# The line with the error is cut out, with the lines its brackets need (a header's `{` takes
+# the body and its `}` along; an unclosed `(` is the line to cut when a later line trips over
+# it), and its place is taken by a placeholder layer, which later stages treat as a layer that
+# could not be made (so nothing after it is checked against a shape it may not have had); a
+# definition whose header is cut goes entirely; brackets still open at the end are closed.
+# What remains is parsed again, until it parses: each error costs one parse of the file, so
+# this is done for files up to REPAIR_MAX_CHARS and MAX_SYNTAX_ERRORS errors; a larger file
+# has Lark's own recovery (drop the token, go on) and only its syntax errors reported.
 MAX_SYNTAX_ERRORS = 20
 MAX_SYNTAX_RECOVERIES = 200
+REPAIR_MAX_CHARS = 48 * 1024
+REPAIR_MAX_PARSES = 3 * MAX_SYNTAX_ERRORS
+PLACEHOLDER = "_"  # a name, put where a cut part began: a layer known to be broken
+_CLOSER = {"(": ")", "{": "}"}
 
 
-def parse(text: str, filename: str = "<string>") -> ast.Program:
-    """Parse a whole .net text into an `ast.Program`, or raise `NetDSLError` (codes E1xx).
+@dataclass
+class Damage:
+    """What the parser cut out of a file with syntax errors: where placeholders stand (line,
+    column), the names of the definitions cut entirely, and whether any was."""
 
-    After a syntax error the parser drops the offending token (or character) and goes on, so
-    one run reports the syntax errors of many lines; it keeps one per line, since a second on
-    the same line is nearly always an echo of the first."""
+    placeholders: set[tuple[int, int]] = field(default_factory=set)
+    definitions: set[str] = field(default_factory=set)
+    cut_definition: bool = False
+    words: set[str] = field(default_factory=set)  # every word of the text cut out
+
+    def may_define(self, label: str) -> bool:
+        """Could the text cut out have held this label (or the input, for `input`)?"""
+        return label in self.words
+
+
+class _Failed(Exception):
+    """A parse of the (repaired) text failed: the diagnostic, where (an offset), and whether the
+    parser ran into the end of the text."""
+
+    def __init__(self, diag: Diagnostic, pos: int, at_end: bool):
+        super().__init__(diag.message)
+        self.diag, self.pos, self.at_end = diag, pos, at_end
+
+
+def _parse_once(text: str, original: str) -> ast.Program:
+    """One parse without recovery; raises _Failed, with the diagnostic made against `original`
+    (the text before any repair, of which `text` keeps every position)."""
+    try:
+        return _parser().parse(text, start="start")
+    except UnexpectedInput as err:
+        diag = syntax_diagnostic(err, original)
+        at_end = isinstance(err, UnexpectedEOF) or (isinstance(err, UnexpectedToken) and err.token.type == "$END")
+        if isinstance(err, UnexpectedCharacters):
+            pos = err.pos_in_stream
+        elif at_end:
+            pos = len(original)
+        else:
+            pos = err.token.start_pos
+        raise _Failed(diag, min(pos, len(original)), at_end) from None
+    except _LiteralTooLong as err:
+        raise _Failed(Diagnostic(codes.OUT_OF_RANGE, f"a number with more than {MAX_DIGITS} digits",
+                                 _token_span(err.token), help="no size or count in a net comes near that"),
+                      err.token.start_pos, False) from None
+    except _ExpressionTooDeep as err:
+        raise _Failed(_expression_too_deep(err), _offset(original, err.span.line, err.span.column), False) from None
+
+
+def parse_recovering(text: str) -> tuple[Optional[ast.Program], list[Diagnostic], Optional[Damage]]:
+    """Parse, going on after syntax errors.
+
+    Returns (program, syntax errors, damage): with no syntax error, the program, [] and None;
+    with some, the program of what remains with the erroneous parts cut out (None when that
+    cannot be had: too many errors, too large a file) and what was cut, so that the checks
+    after it stay silent about what they cannot see."""
     too_deep = _nesting_diagnostic(text)
     if too_deep is not None:
-        raise NetDSLError([too_deep], text, filename)
+        return None, [too_deep], None
+    span = ast.Span(1, 1, *_end_span(text)[:2])
+    try:
+        return replace(_parse_once(text, text), span=span), [], None
+    except _Failed as failed:
+        first = failed
+    if len(text) > REPAIR_MAX_CHARS:
+        return None, _lark_recovery(text), None
+    brackets = _Brackets(text)
+    regions: list[list[int]] = []
+    closers = ""
+    found: list[Diagnostic] = []
+    failed: Optional[_Failed] = first
+    for _ in range(REPAIR_MAX_PARSES):
+        if failed is None:
+            regions = _merged(regions)
+            repaired, damage = _cut(text, regions, brackets)
+            try:
+                tree = _parse_once(repaired + closers, text)
+            except _Failed as again:
+                failed = again
+            else:
+                return replace(tree, span=span), found, damage
+        pos, diag, at_end = failed.pos, failed.diag, failed.at_end
+        failed = None
+        inside = next((r for r in regions if r[0] <= pos <= r[1]), None)
+        if inside is not None and not at_end:
+            # the repair's own doing (a placeholder where no layer can stand): cut the construct around it
+            grown = brackets.enclosing(*inside)
+            if grown == inside:
+                return None, found, None
+            inside[:] = grown
+            continue
+        if diag.line not in {d.line for d in found}:
+            found.append(diag)  # one error a line: a second is nearly always an echo of the first
+            if len(found) >= MAX_SYNTAX_ERRORS:
+                return None, found, None
+        if at_end:
+            needed = brackets.closers(regions)
+            if not needed or needed == closers:
+                return None, found, None
+            closers = needed
+            continue
+        opener = brackets.unclosed_before(pos, regions)
+        line = text.count("\n", 0, pos) + 1
+        if opener is not None and text.count("\n", 0, opener) + 1 != line:
+            # the parser is still inside a bracket an earlier line left open: that line is the
+            # one to cut, and the error says so
+            line = text.count("\n", 0, opener) + 1
+            ch = text[opener]
+            found[-1] = replace(diag, notes=(*diag.notes, Note(f"the `{ch}` here is never closed",
+                                                                _position_span(text, opener))),
+                                help=f"close it with `{_CLOSER[ch]}`")
+        regions.append(brackets.balanced(*brackets.line_range(line)))
+    return None, found, None
+
+
+def _blank(text: str, start: int, end: int) -> bool:
+    """Is text[start:end] non-empty and more than spaces? (True: something stands between.)"""
+    return end > start and bool(text[start:end].strip())
+
+
+def _lark_recovery(text: str) -> list[Diagnostic]:
+    """Lark's recovery, for files too large to repair: each bad token (or character) dropped."""
     found: list[Diagnostic] = []
     seen = 0
 
@@ -490,7 +626,7 @@ def parse(text: str, filename: str = "<string>") -> ast.Program:
         return len(found) < MAX_SYNTAX_ERRORS and seen < MAX_SYNTAX_RECOVERIES
 
     try:
-        program = _parser().parse(text, start="start", on_error=record)
+        _parser().parse(text, start="start", on_error=record)
     except UnexpectedInput as err:  # the end of the file, or too many errors
         record(err)
     except _LiteralTooLong as err:
@@ -498,9 +634,162 @@ def parse(text: str, filename: str = "<string>") -> ast.Program:
                                 _token_span(err.token), help="no size or count in a net comes near that"))
     except _ExpressionTooDeep as err:
         found.append(_expression_too_deep(err))
-    if found:
-        raise NetDSLError(found, text, filename)
-    return replace(program, span=ast.Span(1, 1, *_end_span(text)[:2]))
+    return found
+
+
+def _offset(text: str, line: int, column: int) -> int:
+    at = 0
+    for _ in range(line - 1):
+        at = text.find("\n", at) + 1
+        if at == 0:
+            return len(text)
+    return min(at + column - 1, len(text))
+
+
+def _merged(regions: list[list[int]]) -> list[list[int]]:
+    out: list[list[int]] = []
+    for start, end in sorted(regions):
+        if out and start <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], end)
+        else:
+            out.append([start, end])
+    return out
+
+
+class _Brackets:
+    """The brackets of a text (comments skipped), each pair matched by kind: a close that
+    meets an open of the other kind closes the nearest open of its own kind (those above it
+    were never closed); a close with no open of its kind is stray. Unclosed opens and stray
+    closes are cut with their lines; only matched pairs hold lines together."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.match: dict[int, int] = {}  # matched pairs, both ways
+        self.kind: dict[int, str] = {}
+        self.unclosed: list[int] = []
+        stack: list[int] = []
+        for m in _BRACKETS.finditer(text):
+            ch, at = m.group(), m.start()
+            if ch == "#" or ch.startswith("#"):
+                continue
+            self.kind[at] = ch
+            if ch in "({":
+                stack.append(at)
+                continue
+            want = "(" if ch == ")" else "{"
+            if any(text[o] == want for o in stack):
+                while text[stack[-1]] != want:
+                    self.unclosed.append(stack.pop())
+                opened = stack.pop()
+                self.match[opened], self.match[at] = at, opened
+        self.unclosed += stack
+        self.unclosed.sort()
+        self.positions = sorted(self.kind)
+
+    def line_range(self, line: int) -> list[int]:
+        start = _offset(self.text, line, 1)
+        end = self.text.find("\n", start)
+        return [start, len(self.text) if end < 0 else end]
+
+    def _line_start(self, at: int) -> int:
+        return self.text.rfind("\n", 0, at) + 1 if at > 0 else 0
+
+    def _line_end(self, at: int) -> int:
+        end = self.text.find("\n", at)
+        return len(self.text) if end < 0 else end
+
+    def _inside(self, start: int, end: int) -> list[int]:
+        lo, hi = bisect.bisect_left(self.positions, start), bisect.bisect_left(self.positions, end)
+        return self.positions[lo:hi]
+
+    def balanced(self, start: int, end: int) -> list[int]:
+        """The smallest run of whole lines around [start, end) holding both brackets of every
+        matched pair it holds one of."""
+        while True:
+            lo, hi = start, end
+            for at in self._inside(start, end):
+                partner = self.match.get(at)
+                if partner is None:
+                    continue
+                if partner >= end:
+                    hi = max(hi, self._line_end(partner))
+                elif partner < start:
+                    lo = min(lo, self._line_start(partner))
+            if (lo, hi) == (start, end):
+                return [start, end]
+            start, end = lo, hi
+
+    def opener(self, at: int) -> Optional[int]:
+        """The innermost matched open bracket around `at`."""
+        best = None
+        for o in self.positions:
+            if o >= at:
+                break
+            partner = self.match.get(o)
+            if self.kind[o] in "({" and partner is not None and partner >= at:
+                best = o
+        return best
+
+    def unclosed_before(self, at: int, regions: list[list[int]]) -> Optional[int]:
+        """The last bracket opened before `at` and never closed (and not cut yet), when no
+        matched pair opened after it is still open at `at` (then it is what the parser is in)."""
+        before = [o for o in self.unclosed if o < at and not any(r[0] <= o < r[1] for r in regions)]
+        if not before:
+            return None
+        inner = self.opener(at)
+        return before[-1] if inner is None or inner < before[-1] else None
+
+    def closers(self, regions: list[list[int]]) -> str:
+        """What closes the brackets left open, outside the regions cut, innermost first."""
+        kept = [o for o in self.unclosed if not any(r[0] <= o < r[1] for r in regions)]
+        return " " + "".join(_CLOSER[self.text[o]] for o in reversed(kept)) if kept else ""
+
+    def enclosing(self, start: int, end: int) -> list[int]:
+        """The lines of the construct around [start, end): from the line of the innermost
+        matched bracket open around it to the line of its partner; the whole text at the top."""
+        opened = self.opener(start)
+        if opened is None:
+            return [0, len(self.text)]
+        return self.balanced(self._line_start(opened), self._line_end(self.match[opened]))
+
+    def in_parentheses(self, at: int) -> bool:
+        opened = self.opener(at)
+        return opened is not None and self.kind[opened] == "("
+
+
+_COMMENTS = re.compile(r"#[^\n]*")
+_DEFINITION = re.compile(r"\b(?:block|net)\s+([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _cut(text: str, regions: list[list[int]], brackets: _Brackets) -> tuple[str, Damage]:
+    """The text with each region blanked (its line breaks kept, so every other position stays),
+    a placeholder at its start where it held layers, and what was cut."""
+    damage = Damage()
+    pieces, last = [], 0
+    for region in regions:
+        start, end = region
+        if brackets.in_parentheses(start):  # a part of a bracketed list: take the whole construct
+            region[:] = brackets.enclosing(start, end)
+            start, end = region
+        start = max(start, last)
+        chunk = text[start:end]
+        blank = re.sub(r"[^\n]", " ", chunk)
+        damage.words.update(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", _COMMENTS.sub("", chunk)))
+        if brackets.opener(start) is None:  # whole definitions
+            damage.cut_definition = True
+            damage.definitions.update(_DEFINITION.findall(chunk))
+        else:
+            lead = len(chunk) - len(chunk.lstrip())
+            keep = "| " if chunk.lstrip().startswith("|") else ""  # a branch stays a branch
+            mark = keep + PLACEHOLDER
+            if lead + len(mark) <= len(chunk) and "\n" not in chunk[lead:lead + len(mark)]:
+                blank = blank[:lead] + mark + blank[lead + len(mark):]
+                at = start + lead + len(keep)
+                damage.placeholders.add((text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)))
+        pieces += [text[last:start], blank]
+        last = end
+    pieces.append(text[last:])
+    return "".join(pieces), damage
 
 
 def _expression_too_deep(err: _ExpressionTooDeep) -> Diagnostic:
