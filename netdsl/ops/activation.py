@@ -42,10 +42,16 @@ _elementwise("relu", "ReLU")
 _elementwise("sigmoid", "Sigmoid")
 _elementwise("tanh", "Tanh", tests=(("6",),))
 _elementwise("relu6", "ReLU6")
-_elementwise("gelu", "GELU", (Attr("approximate", Choice(("none", "tanh")), "none",
-                                   doc="`none`: exact (erf), `tanh`: the tanh approximation"),),
-             lambda a: {"approximate": a["approximate"]}, overwritable=True,
-             tests=(("3x4x4",), ("6", "gelu(approximate=tanh)")))
+def _gelu_build(ins, a):
+    from .modules import GELU  # torch.nn.GELU, quicker on channels-last views
+    return GELU(a["approximate"])
+
+
+op("gelu", (Attr("approximate", Choice(("none", "tanh")), "none",
+                 doc="`none`: exact (erf), `tanh`: the tanh approximation"),),
+   infer=same_shape, build=_gelu_build, kind=ACTIVATION, overwritable=True, doc="torch.nn.GELU",
+   examples=examples(("3x4x4", "gelu"), ("6", "gelu(approximate=tanh)"),
+                     ("4x3x3", "g: { channel_linear(6) } gelu(approximate=tanh)")))  # a channels-last view
 _elementwise("silu", "SiLU", doc="x · sigmoid(x), also called swish (torch.nn.SiLU)", overwritable=True)
 _elementwise("hardswish", "Hardswish", overwritable=True, tests=(("3x4x4",), ("6",), ("4x10",), ("2x3x3x3",)),
              doc="x · relu6(x + 3) / 6, MobileNetV3's swish (torch.nn.Hardswish)")
