@@ -700,9 +700,9 @@ class Lowerer:
             parts = self._fork(spec, attrs, join)
             # the parts are made beside the branches, before them: a diagram draws them as one mark
             # at the fork. No parts (a mistake, reported): the branches have no input, and stay unchecked.
-            starts = [None if parts is None or current is None else
+            starts = [None if parts is None or current is None or self._from_in_fork(join, branch) else
                       self._add_layer(home.full(home.auto(op.name)), op, part, [current], _args_span(join), home)
-                      for op, part in (parts or [(None, None)] * len(join.branches))]
+                      for (op, part), branch in zip(parts or [(None, None)] * len(join.branches), join.branches)]
         ends = []
         for i, branch in enumerate(join.branches):
             name = home.auto("branch")
@@ -725,6 +725,15 @@ class Lowerer:
         ok = all(e is not None for e in ends)
         return self._add_layer(ctx.full(local), spec, attrs if ok else None,
                               [e for e in ends if e is not None], join.span, ctx)
+
+    def _from_in_fork(self, join: ast.Join, branch: tuple[ast.Item, ...]) -> bool:
+        """ops-misc (issue 11): a branch of a forking join takes its part of the join's input, so
+        `from` cannot start it (reported)."""
+        if not (branch and isinstance(branch[0], ast.From)):
+            return False
+        self._error(codes.MISPLACED, f"a `{join.kind}` branch takes its part of the input: it cannot start with `from`",
+                    branch[0].span, help="use `concat` to join a branch that reads another layer")
+        return True
 
     def _fork(self, spec: OpSpec, attrs: Optional[dict], join: ast.Join) -> Optional[list[tuple[OpSpec, dict]]]:
         """ops-misc (issue 11): the (op, attributes) of the layer that starts each branch of a

@@ -42,12 +42,18 @@ _elementwise("relu", "ReLU")
 _elementwise("sigmoid", "Sigmoid")
 _elementwise("tanh", "Tanh", tests=(("6",),))
 _elementwise("relu6", "ReLU6")
-_elementwise("gelu", "GELU", (Attr("approximate", Choice(("none", "tanh")), "none",
-                                   doc="`none`: exact (erf), `tanh`: the tanh approximation"),),
-             lambda a: {"approximate": a["approximate"]}, overwritable=True,
-             tests=(("3x4x4",), ("6", "gelu(approximate=tanh)")))
+def _gelu_build(ins, a):
+    from .modules import GELU  # torch.nn.GELU, quicker on channels-last views
+    return GELU(a["approximate"])
+
+
+op("gelu", (Attr("approximate", Choice(("none", "tanh")), "none",
+                 doc="`none`: exact (erf), `tanh`: the tanh approximation"),),
+   infer=same_shape, build=_gelu_build, kind=ACTIVATION, overwritable=True, doc="torch.nn.GELU",
+   examples=examples(("3x4x4", "gelu"), ("6", "gelu(approximate=tanh)"),
+                     ("4x3x3", "g: { channel_linear(6) } gelu(approximate=tanh)")))  # a channels-last view
 _elementwise("silu", "SiLU", doc="x · sigmoid(x), also called swish (torch.nn.SiLU)", overwritable=True)
-_elementwise("hardswish", "Hardswish", overwritable=True, tests=(("3x4x4",), ("6",)),
+_elementwise("hardswish", "Hardswish", overwritable=True, tests=(("3x4x4",), ("6",), ("4x10",), ("2x3x3x3",)),
              doc="x · relu6(x + 3) / 6, MobileNetV3's swish (torch.nn.Hardswish)")
 _elementwise("hardsigmoid", "Hardsigmoid", overwritable=True, tests=(("3x4x4",), ("6",)),
              doc="relu6(x + 3) / 6, MobileNetV3's gate (torch.nn.Hardsigmoid)")
@@ -102,7 +108,8 @@ op("prelu", (Attr("per_channel", Bool(), False, doc="one slope per channel rathe
    infer=_prelu_infer, build=_prelu_build, kind=ACTIVATION, overwritable=True,
    params=lambda ins, a, out: ins[0][0] if a["per_channel"] else 1,
    doc="leaky ReLU with a learnt slope (torch.nn.PReLU, initialised to 0.25)", params_doc="1, or C if per_channel",
-   examples=examples(("3x4x4", "prelu"), ("3x4x4", "prelu(per_channel=true)"), ("6", "prelu(per_channel=true)")))
+   examples=examples(("3x4x4", "prelu"), ("3x4x4", "prelu(per_channel=true)"), ("6", "prelu(per_channel=true)"),
+                     ("4x10", "prelu(per_channel=true)"), ("3x2x3x3", "prelu(per_channel=true)")))
 
 
 def _drop_path_build(ins, a):
@@ -115,4 +122,5 @@ op("drop_path", (Attr("p", Float(0.0, 1.0), positional=True, doc="probability of
    doc="stochastic depth: each example's input zeroed with probability p in training, the others scaled by "
        "1/(1−p); the input itself in evaluation (torchvision.ops.StochasticDepth, mode row)",
    aliases=True,  # evaluation mode returns the input itself
-   examples=examples(("3x4x4", "drop_path(0.3)"), ("10", "drop_path(0.5)"), ("3x4x4", "drop_path(0)")))
+   examples=examples(("3x4x4", "drop_path(0.3)"), ("10", "drop_path(0.5)"), ("3x4x4", "drop_path(0)"),
+                     ("3x2x3x3", "drop_path(0.2)")))

@@ -89,7 +89,8 @@ op("chunk", (Attr("index", Int(min=0), positional=True, doc="which part, from 0"
    aliases=True,  # a view of its input's channels
    doc="one part of the channels, as `x.chunk(parts, dim=1)[index]` or, with sizes, `x.split(sizes, dim=1)[index]`; "
        "what `split` hands each branch", shape_doc="C×… → part×…",
-   examples=examples(("8x4x4", "chunk(1)"), ("8x4x4", "chunk(0, 4)"), ("6x3x3", "chunk(1, (2, 4))"), ("10", "chunk(0)")))
+   examples=examples(("8x4x4", "chunk(1)"), ("8x4x4", "chunk(0, 4)"), ("6x3x3", "chunk(1, (2, 4))"), ("10", "chunk(0)"),
+                     ("6x5", "chunk(2, 3)"), ("4x2x3x3", "chunk(1, (1, 3))")))
 
 
 def _shuffle_infer(ins, a):
@@ -113,4 +114,5 @@ op("channel_shuffle", (Attr("groups", Int(), positional=True, doc="channel group
    overwritable=True,  # a permutation: its backward reads nothing
    doc="the channels of `groups` groups interleaved, ShuffleNet's shuffle (torch.nn.ChannelShuffle)",
    shape_doc="unchanged; C divisible by groups",
-   examples=examples(("8x4x4", "channel_shuffle(2)"), ("6x3x3", "channel_shuffle(3)")))
+   examples=examples(("8x4x4", "channel_shuffle(2)"), ("6x3x3", "channel_shuffle(3)"), ("6x5", "channel_shuffle(2)"),
+                     ("4x2x3x3", "channel_shuffle(2)")))

@@ -106,4 +106,6 @@ op("split", (Attr("sizes", Sizes(), (), positional=True, rest=True, doc="channel
    shape_doc="channels split, then summed; H and W equal",
    examples=examples(("8x6x6", "split { identity | conv(4, 3, pad=1) relu }"),
                      ("8x6x6", "split(2, 6) { conv(3, 1) | conv(5, 1) }"),
-                     ("12", "split { linear(3) | identity | linear(5) }")))
+                     ("12", "split { linear(3) | identity | linear(5) }"),
+                     ("6x10", "split(2, 4) { channel_linear(3) | relu }"),
+                     ("4x2x3x3", "split { channel_linear(3) gelu | identity }")))

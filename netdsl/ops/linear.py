@@ -54,4 +54,4 @@ op("channel_linear", (Attr("out", Int(), positional=True, doc="output channels")
        "permutes: weight out×C); on a vector, `linear`", overwritable=True, shape_doc="C×… → out×…",
    params_doc="C·out (+out)",
    examples=examples(("8x4x4", "channel_linear(16)"), ("6x3x3", "channel_linear(4, bias=false)"),
-                     ("7", "channel_linear(3)")))
+                     ("7", "channel_linear(3)"), ("4x10", "channel_linear(6)"), ("3x2x3x3", "channel_linear(5)")))

@@ -74,7 +74,8 @@ op("groupnorm", (Attr("groups", Int(), positional=True, doc="channel groups, eac
    params=lambda ins, a, out: 2 * ins[0][0] if a["affine"] else 0,
    doc="group normalisation over channel groups, per example (torch.nn.GroupNorm)",
    shape_doc="unchanged; C divisible by groups", params_doc="2·C if affine",
-   examples=examples(("8x5x5", "groupnorm(4)"), ("6x3x3", "groupnorm(3, eps=0.001, affine=false)"), ("12", "groupnorm(2)")))
+   examples=examples(("8x5x5", "groupnorm(4)"), ("6x3x3", "groupnorm(3, eps=0.001, affine=false)"), ("12", "groupnorm(2)"),
+                     ("6x10", "groupnorm(3)"), ("4x2x3x3", "groupnorm(2)")))
 
 
 def _positions(shape) -> int:
@@ -98,7 +99,7 @@ op("layernorm", (Attr("eps", Float(above=True), 1e-5), Attr("affine", Bool(), Tr
        "LayerNorm2d: channels moved last, torch.nn.LayerNorm, moved back); over the features of a vector",
    shape_doc="unchanged, any rank", params_doc="2·C if affine",
    examples=examples(("8x5x5", "layernorm"), ("6x3x3", "layernorm(eps=1e-6, affine=false)"), ("12", "layernorm"),
-                     ("12", "layernorm(affine=false)")))
+                     ("12", "layernorm(affine=false)"), ("4x10", "layernorm"), ("3x2x4x4", "layernorm")))
 
 
 def _in_infer(ins, a):
@@ -128,7 +129,8 @@ op("instancenorm", (Attr("eps", Float(above=True), 1e-5), Attr("momentum", Float
    doc="each channel normalised over its positions, per example (torch.nn.InstanceNorm2d, 1d, 3d)",
    shape_doc="unchanged (sequences, images, volumes)", params_doc="2·C if affine",
    examples=examples(("4x5x5", "instancenorm"), ("6x3x3", "instancenorm(affine=true, track=true)"),
-                     ("3x4x4", "instancenorm(eps=0.001, affine=true)")))
+                     ("3x4x4", "instancenorm(eps=0.001, affine=true)"), ("4x10", "instancenorm(affine=true)"),
+                     ("3x2x3x3", "instancenorm(track=true)")))
 
 
 def _scale_build(ins, a):
@@ -142,4 +144,5 @@ op("scale", (Attr("init", Float(min=-math.inf), 1e-6, positional=True, doc="the 
    params=lambda ins, a, out: ins[0][0],
    overwritable=True,  # a product's backward reads its factors, not the product
    doc="a learnt scale per channel, layer scale (torchvision's CNBlock.layer_scale: C×1×1 for images)",
-   params_doc="C", examples=examples(("8x5x5", "scale"), ("6x3x3", "scale(0.5)"), ("12", "scale(1e-6)")))
+   params_doc="C", examples=examples(("8x5x5", "scale"), ("6x3x3", "scale(0.5)"), ("12", "scale(1e-6)"),
+                                         ("4x10", "scale(2)"), ("3x2x3x3", "scale")))
