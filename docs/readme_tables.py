@@ -29,7 +29,7 @@ README = ROOT / "README.md"
 def _attr(a: Attr) -> str:
     if a.default is REQUIRED:
         text = f"●`{a.name}`" + (f" ({a.doc})" if a.doc else "")
-    elif callable(a.default):
+    elif callable(a.default) or a.default is None:  # None: left out unless given (`upsample`'s size)
         text = f"`{a.name}`" + (f" ({a.doc})" if a.doc else "")
     else:
         default = a.default if not isinstance(a.default, float) else f"{a.default:g}"

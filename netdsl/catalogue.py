@@ -124,10 +124,14 @@ _ENTRIES = [
           "branch that changes the channels or the size needs a projection on the skip path.",
           "net n { input 8x32x32 add { identity | conv(9, 1) } }"),
     Entry(codes.WRONG_RANK, "An op gets a tensor with the wrong number of dimensions: `linear` on an image "
-          "(add `flatten` before it), a conv or pool on a vector, or an input of more than four sizes "
-          "(C, C x L, C x H x W and C x D x H x W are the ranks a net's input may have).",
+          "(add `flatten` before it), a conv or pool on a vector (they take sequences C x L, images C x H x W "
+          "and volumes C x D x H x W), `pixel_shuffle` on anything but an image, an interpolating "
+          "`upsample` mode made for another rank (`bilinear` is for images, `linear` for sequences, "
+          "`trilinear` for volumes), or an input of more than four sizes (C, C x L, C x H x W and "
+          "C x D x H x W are the ranks a net's input may have).",
           "net n { input 3x32x32 linear(10) }"),
-    Entry(codes.GROUPS_MISMATCH, "A grouped convolution needs its input and output channels divisible by `groups`.",
+    Entry(codes.GROUPS_MISMATCH, "A grouped convolution needs its input and output channels divisible by `groups`; "
+          "likewise `pixel_shuffle(r)` needs channels divisible by r², which it turns into r x r pixels.",
           "net n { input 3x32x32 conv(8, 3, groups=2) }"),
     Entry(codes.INPUT_DECLARATION, "The net's body starts with its input shape (`input 3x224x224`), once; a layer "
           "before it has nothing to read, and blocks take their input from where they are used.",

@@ -100,13 +100,14 @@ def _padding_only(size: int, kernel: int, stride: int, pad: int, dilation: int, 
 
 def _axis(in_shape, attrs, out_shape, axis: int) -> list[bool]:
     pad = attrs["pad"][axis] if isinstance(attrs["pad"], tuple) else 0   # `valid`; `same` needs stride 1
+    dilation = attrs["dilation"][axis] if "dilation" in attrs else 1
     return _padding_only(in_shape[1 + axis], attrs["kernel"][axis], attrs["stride"][axis], pad,
-                         attrs.get("dilation", (1, 1))[axis], out_shape[1 + axis])
+                         dilation, out_shape[1 + axis])
 
 
 def window_in_padding(in_shape, attrs, out_shape) -> bool:
-    """Some output position of a windowed op reads nothing but padding."""
-    return any(any(_axis(in_shape, attrs, out_shape, axis)) for axis in (0, 1))
+    """Some output position of a windowed op reads nothing but padding (along any spatial axis)."""
+    return any(any(_axis(in_shape, attrs, out_shape, axis)) for axis in range(len(in_shape) - 1))
 
 
 def conv_crashes_fused(in_shape, attrs, out_shape) -> bool:
@@ -1220,10 +1221,15 @@ class Generator:
                 value = evaluate(default, env)
             params.append(ast.Param(pname, default))
             env[pname] = value
-        if rng.random() < 0.1:
+        r = rng.random()
+        side = lambda: rng.randint(6, 14) if rng.random() < 0.8 else rng.randint(1, 5)  # noqa: E731
+        if r < 0.1:
             dims = (rng.randint(2, 24),)
+        elif r < 0.2:  # a sequence, C x L
+            dims = (rng.randint(1, 4), rng.randint(6, 40) if rng.random() < 0.8 else rng.randint(1, 5))
+        elif r < 0.3:  # a volume, C x D x H x W
+            dims = (rng.randint(1, 3), rng.randint(1, 6), side(), side())
         else:
-            side = lambda: rng.randint(6, 14) if rng.random() < 0.8 else rng.randint(1, 5)  # noqa: E731
             dims = (rng.randint(1, 4), side(), side())
         reserved = self.auto_like()
         ctx = Ctx("", env, frozenset(reserved))

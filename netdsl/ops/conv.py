@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from .. import codes
-from .spec import CONV, Attr, Bool, Int, Pair, ShapeError, axis_names, examples, family, fmt_value
+from .spec import CONV, Attr, Bool, Int, Pair, ShapeError, axis_names, examples, family
 from .window import fmt_pair, fmt_stride, needs_spatial, windowed
 
 op = family("conv")
@@ -83,9 +83,8 @@ def _transpose_infer(ins, a):
     for axis, name in enumerate(axis_names(rank)):
         k, s, p, op_, d = (a[n][axis] for n in ("kernel", "stride", "pad", "output_pad", "dilation"))
         if op_ >= s and op_ >= d:
-            raise ShapeError(codes.OUT_OF_RANGE, f"`output_pad` {fmt_value(a['output_pad'])} must be smaller than "
-                             f"the stride {fmt_value(a['stride'])} or the dilation {fmt_value(a['dilation'])} "
-                             f"on every axis ({name}: {op_})",
+            raise ShapeError(codes.OUT_OF_RANGE, f"`output_pad` must be smaller than the stride or the dilation on "
+                             f"every axis: along the {name} it is {op_}, the stride {s} and the dilation {d}",
                              help="PyTorch requires it: the extra size it adds is less than one step")
         n = (shape[1 + axis] - 1) * s - 2 * p + d * (k - 1) + op_ + 1
         if n < 1:

@@ -50,6 +50,13 @@ def _avgpool_infer(ins, a):
     rank = needs_spatial("avgpool", ins[0])
     _check_pad("avgpool", a)
     out = windowed("avgpool", ins[0], ins[0][0], a["kernel"], a["stride"], a["pad"], ceil=a["ceil_mode"])
+    if rank == 3:  # torch's avg_pool3d alone also wants the unpadded input at least the kernel's size
+        for axis, name in enumerate(axis_names(3)):
+            if ins[0][1 + axis] < a["kernel"][axis]:
+                raise ShapeError(codes.WINDOW_TOO_LARGE, f"the {a['kernel'][axis]}-wide window of `avgpool` does not "
+                                 f"fit the input {name} {ins[0][1 + axis]} (PyTorch's 3-D average pooling needs the "
+                                 "input, without its padding, at least as large as the kernel)",
+                                 help="use a smaller kernel, or check the layers before")
     # Without dilation, pad <= kernel/2 leaves every window some input (see padding_window):
     # checked all the same, for an average over no input divides by zero.
     _check_windows("avgpool", ins[0], a, (1,) * rank, "divide by zero there" if not a["count_include_pad"]

@@ -49,11 +49,11 @@ def _factors(a, rank):
 
 def _upsample_build(ins, a):
     from torch import nn
-    linear = a["mode"] in _LINEAR
-    if a["size"] is not None:
-        return nn.Upsample(size=a["size"], mode=a["mode"], align_corners=a["align_corners"] if linear else None)
-    factor = 2 if a["factor"] is None else a["factor"]
-    return nn.Upsample(scale_factor=factor, mode=a["mode"], align_corners=a["align_corners"] if linear else None)
+    # As given, so that torch refuses what the shape rule refuses (a factor and a size both,
+    # align_corners=true with nearest), but torch's None for the default of nearest
+    factor = 2 if a["factor"] is None and a["size"] is None else a["factor"]
+    align = a["align_corners"] if a["mode"] in _LINEAR else (a["align_corners"] or None)
+    return nn.Upsample(size=a["size"], scale_factor=factor, mode=a["mode"], align_corners=align)
 
 
 def _upsample_label(a):
@@ -66,10 +66,10 @@ def _upsample_label(a):
 
 
 op("upsample",
-   (Attr("factor", Maybe(Factor()), None, doc="scale per axis, 2 unless a size is given"),
-    Attr("size", Maybe(Pair()), None, doc="the output size instead, per axis"),
+   (Attr("factor", Maybe(Factor()), None, doc="a number, or one per axis; 2 when no size is given"),
+    Attr("size", Maybe(Pair()), None, doc="the output size instead, like 56x56"),
     Attr("mode", Choice(("nearest", "linear", "bilinear", "trilinear")), "nearest",
-         doc="linear for sequences, bilinear for images, trilinear for volumes"),
+         doc="`nearest`, or `linear` for sequences, `bilinear` for images, `trilinear` for volumes"),
     Attr("align_corners", Bool(), False)),
    infer=_upsample_infer, build=_upsample_build, kind=POOL, label=_upsample_label,
    doc="upsampling by a factor or to a size (torch.nn.Upsample)", overwritable=True,

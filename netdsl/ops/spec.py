@@ -160,7 +160,7 @@ def per_axis(v: Any, rank: int, name: str) -> Any:
     if isinstance(v, tuple) and len(v) != rank:
         raise ShapeError(codes.RANK_MISMATCH, f"`{name}` gives {len(v)} sizes ({fmt_value(v)}), but the input is "
                          f"{spatial_name(rank)} with {rank} spatial ax{'is' if rank == 1 else 'es'}",
-                         help=f"give one size for every axis ({'x'.join(axis_names(rank))}), or a single number for all")
+                         help=f"give one size for every axis ({' x '.join(axis_names(rank))}), or a single number for all")
     return v
 
 
@@ -440,6 +440,12 @@ class OpSpec:
         if not pairs or not in_shapes or not 2 <= len(in_shapes[0]) <= 4:
             return attrs
         rank = len(in_shapes[0]) - 1
+        if rank == 2:  # an image: an Every already reads as its pair, so only counts are checked (no copy)
+            for name in pairs:
+                v = attrs[name]
+                if isinstance(v, tuple) and len(v) != 2:
+                    per_axis(v, rank, name)  # raises
+            return attrs
         resolved = dict(attrs)
         for name in pairs:
             resolved[name] = per_axis(attrs[name], rank, name)
