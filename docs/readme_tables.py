@@ -1,7 +1,8 @@
 """The README's tables that mirror code, generated from it: the op table from the registry
-(netdsl/ops/) and the error-code table from netdsl/codes.py.
+(netdsl/ops/), the error-code table from netdsl/codes.py and the table of nets/torchvision/
+(counts from netdsl; lengths against torchvision's installed source, which is read, not imported).
 
-    .venv/bin/python docs/readme_tables.py          # print both
+    .venv/bin/python docs/readme_tables.py          # print them
     .venv/bin/python docs/readme_tables.py --write  # write them into README.md
 
 Each table sits between `<!-- NAME:begin -->` and `<!-- NAME:end -->` in README.md;
@@ -10,14 +11,17 @@ tests/test_readme.py fails when they differ from this script's output.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 
 from netdsl.codes import MEANINGS  # noqa: E402
 from netdsl.ops import REGISTRY, REQUIRED, Attr, OpSpec, fmt_value  # noqa: E402
+from torchvision_models import MODELS, NETS, net_names  # noqa: E402
 
 README = ROOT / "README.md"
 
@@ -67,7 +71,30 @@ def error_table() -> str:
     return "\n".join(rows)
 
 
-TABLES = {"ops": op_table, "error-codes": error_table}
+def code_lines(path: Path) -> int:
+    """Lines that are neither blank nor only a comment (`#`); docstrings count, as code does."""
+    return sum(1 for line in path.read_text(encoding="utf-8").splitlines()
+               if line.strip() and not line.strip().startswith("#"))
+
+
+def torchvision_nets_table() -> str:
+    """nets/torchvision/: the counts (equal to torchvision's: tests/test_torchvision_nets.py) and
+    the length of each .net against the torchvision files its model is made of."""
+    import netdsl
+
+    package = Path(importlib.util.find_spec("torchvision").submodule_search_locations[0])
+    rows = ["| net | torchvision.models | deploy params | training params | MACs (deploy) | lines: .net | "
+            "lines: torchvision's files |", "|---|---|---:|---:|---:|---:|---|"]
+    for name in net_names():
+        net, model = netdsl.load(NETS / f"{name}.net"), MODELS[name]
+        files = ", ".join(f"{code_lines(package / f)} `{f.removeprefix('models/')}`" for f in model.sources)
+        rows.append(f"| `{name}.net` | `{model.constructor}` | {net.total_params(False):,} | "
+                    f"{net.total_params(True):,} | {net.total_macs(False) / 1e6:,.1f} M | "
+                    f"{code_lines(NETS / f'{name}.net')} | {files} |")
+    return "\n".join(rows)
+
+
+TABLES = {"ops": op_table, "error-codes": error_table, "torchvision-nets": torchvision_nets_table}
 
 
 def markers(name: str) -> tuple[str, str]:
@@ -89,6 +116,6 @@ def write(text: str) -> str:
 if __name__ == "__main__":
     if "--write" in sys.argv[1:]:
         README.write_text(write(README.read_text(encoding="utf-8")), encoding="utf-8")
-        print("wrote the op and error-code tables into README.md")
+        print(f"wrote the tables {', '.join(TABLES)} into README.md")
     else:
         print("\n\n".join(make() for make in TABLES.values()))

@@ -40,6 +40,8 @@ TOO_DEEP = "E408"
 WINDOW_IN_PADDING = "E409"
 NAME_TOO_LONG = "E410"
 RANK_MISMATCH = "E411"
+SPLIT_SIZES = "E412"
+SPLIT_UNEVEN = "E413"
 
 MEANINGS: dict[str, str] = {
     UNEXPECTED_TOKEN: "syntax error: a token that cannot come here",
@@ -75,4 +77,6 @@ MEANINGS: dict[str, str] = {
     WINDOW_IN_PADDING: "a pooling window lies entirely in the padding",
     NAME_TOO_LONG: "a name is longer than the limit",
     RANK_MISMATCH: "sizes per axis that disagree with the input's number of axes",
+    SPLIT_SIZES: "split sizes that do not match the channels or the branches",
+    SPLIT_UNEVEN: "channels that do not split into equal parts",
 }

@@ -590,7 +590,10 @@ class Lowerer:
             signature = self._signatures[spec.name] = ([a.name for a in spec.attrs],
                                                        sum(1 for a in spec.attrs if a.positional))
         names, positional = signature
-        bound = bind(spec.name, names, positional, call.args, self._error)
+        args = call.args
+        if positional and spec.attrs[positional - 1].rest:  # ops-misc (issue 11): `split(16, 48)`
+            args = _collect_rest(args, positional - 1)
+        bound = bind(spec.name, names, positional, args, self._error)
         if bound is None:
             return None
         attrs: dict[str, Any] = {}
@@ -688,28 +691,64 @@ class Lowerer:
         if join.label is not None:
             home = ctx.child(local)
             self._scope(home.path, "join", join.kind, join.span, ctx)
+        # ops-misc (issue 11): a join that forks its input (`split`) binds its arguments before its
+        # branches, for the layer (OpSpec.fork) that hands each branch its part of the input
+        spec = REGISTRY.get(join.kind)
+        forks = spec is not None and spec.join and spec.fork is not None
+        if forks:
+            attrs = self._bind_op(spec, ast.Call(join.kind, join.args, None, join.span, join.name_span), ctx.env)
+            parts = self._fork(spec, attrs, join)
+            # the parts are made beside the branches, before them: a diagram draws them as one mark
+            # at the fork. No parts (a mistake, reported): the branches have no input, and stay unchecked.
+            starts = [None if parts is None or current is None or self._from_in_fork(join, branch) else
+                      self._add_layer(home.full(home.auto(op.name)), op, part, [current], _args_span(join), home)
+                      for (op, part), branch in zip(parts or [(None, None)] * len(join.branches), join.branches)]
         ends = []
-        for branch in join.branches:
+        for i, branch in enumerate(join.branches):
             name = home.auto("branch")
             scope = self._scope(home.full(name), "branch", f"{join.kind} branch", _extent(branch), ctx)
-            end = scope.output = self._chain(branch, current, home.child(name, self._reserved(branch)))
-            if end == current and end is not None:
+            start = starts[i] if forks else current
+            end = scope.output = self._chain(branch, start, home.child(name, self._reserved(branch)))
+            if end == start and end is not None:
                 self._error(codes.MISPLACED, "a branch needs at least one layer", _extent(branch),
                             help="write `identity` for a branch that passes its input on")
             ends.append(end)
         if not self._needs_input(current, join.span):
             return None
-        spec = REGISTRY.get(join.kind)
-        attrs = None
         if spec is None or not spec.join:
+            attrs = None
             if ctx.site is None:  # inside blocks, _check_blocks has reported it already
                 self._unknown_join(join)
             spec = None
-        else:
+        elif not forks:
             attrs = self._bind_op(spec, ast.Call(join.kind, join.args, None, join.span, join.name_span), ctx.env)
         ok = all(e is not None for e in ends)
         return self._add_layer(ctx.full(local), spec, attrs if ok else None,
                               [e for e in ends if e is not None], join.span, ctx)
+
+    def _from_in_fork(self, join: ast.Join, branch: tuple[ast.Item, ...]) -> bool:
+        """ops-misc (issue 11): a branch of a forking join takes its part of the join's input, so
+        `from` cannot start it (reported)."""
+        if not (branch and isinstance(branch[0], ast.From)):
+            return False
+        self._error(codes.MISPLACED, f"a `{join.kind}` branch takes its part of the input: it cannot start with `from`",
+                    branch[0].span, help="use `concat` to join a branch that reads another layer")
+        return True
+
+    def _fork(self, spec: OpSpec, attrs: Optional[dict], join: ast.Join) -> Optional[list[tuple[OpSpec, dict]]]:
+        """ops-misc (issue 11): the (op, attributes) of the layer that starts each branch of a
+        forking join; None when the join's arguments are wrong (reported)."""
+        if attrs is None:
+            return None
+        parts = []
+        for i in range(len(join.branches)):
+            try:
+                name, part = spec.fork(attrs, i, len(join.branches))
+            except AttrError as e:
+                self._error(e.code, e.message, _args_span(join))
+                return None
+            parts.append((REGISTRY[name], part))
+        return parts
 
     def _repeat(self, rep: ast.Repeat, current: Optional[Layer], ctx: _Ctx) -> Optional[Layer]:
         count = self._repeat_count(rep, ctx)
@@ -910,6 +949,29 @@ def _has_conditions(program: ast.Program) -> bool:
             if isinstance(e, ast.Conditional) or (isinstance(e, ast.NameRef) and e.name in INPUT_NAMES):
                 return True
     return False
+
+
+def _collect_rest(args: tuple[ast.Arg, ...], at: int) -> tuple[ast.Arg, ...]:
+    """ops-misc (issue 11): the positional arguments from the `at`-th on as one tuple argument,
+    for an attribute that collects them (`Attr.rest`: `split(16, 48)`)."""
+    plain = [i for i, a in enumerate(args) if a.name is None]
+    if len(plain) <= at + 1:  # one value: the attribute's type takes it as it is (`split(x)`: undefined)
+        return args
+    rest = [args[i] for i in plain[at:]]
+    first, last = rest[0].span, rest[-1].span
+    span = ast.Span(first.line, first.column, last.end_line, last.end_column)
+    packed = ast.Arg(None, ast.TupleLit(tuple(a.value for a in rest), span), span)
+    dropped = set(plain[at + 1:])
+    return tuple(packed if i == plain[at] else a for i, a in enumerate(args) if i not in dropped)
+
+
+def _args_span(join: ast.Join) -> ast.Span:
+    """A join's name and arguments: `split(16, 48)`."""
+    name = join.name_span
+    if not join.args:
+        return name
+    end = join.args[-1].span
+    return ast.Span(name.line, name.column, end.end_line, end.end_column + 1)  # the closing bracket
 
 
 def _required(spec: OpSpec) -> list[str]:

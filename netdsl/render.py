@@ -213,6 +213,11 @@ class _Builder:
                 box.members.append(name)
                 box_of[name] = box
                 continue
+            fork = self._fork_of(layer, boxes)
+            if fork is not None:  # the parts of a split's input: one mark at the fork
+                fork.members.append(name)
+                box_of[name] = fork
+                continue
             if fold_activations and self._folds(name, box_of):
                 box = box_of[layer.inputs[0].name]
                 box.members.append(name)
@@ -221,6 +226,17 @@ class _Builder:
             box = boxes[name] = _Box(name, [name], _path(layer.scope))
             box_of[name] = box
         return boxes
+
+    def _fork_of(self, layer: Layer, boxes: Mapping[str, _Box]) -> Optional[_Box]:
+        """The box made last, if `layer` is another part of the same fork: the layers a forking
+        join (`split`) puts before its branches have an op drawn as a mark, one input and the
+        join's span, and come one after the other."""
+        if layer.op is None or layer.op.mark is None or layer.op.join or not boxes:
+            return None
+        box = boxes[next(reversed(boxes))]
+        lead = self.nodes[box.members[0]]
+        same = box.scope is None and lead.op is layer.op and lead.span == layer.span and lead.scope is layer.scope
+        return box if same and lead.inputs == layer.inputs else None
 
     def _folds(self, name: str, box_of: Mapping[str, _Box]) -> bool:
         """Whether an activation or dropout joins the box of the one layer it follows."""
@@ -397,8 +413,12 @@ class _Builder:
             colours, lines, attrs = self._layer_label(box, failed)
         if failed:
             colours = PALETTE["error"]
+            shown = set()  # the parts of a fork share their diagnostics
             for m in failed:
                 for diag in self.messages.get(m, ()):
+                    if id(diag) in shown:
+                        continue
+                    shown.add(id(diag))
                     text = "\n".join(textwrap.wrap(_clip(f"{diag.code}: {diag.message}", 4 * MAX_LABEL), 44))
                     lines.append(f'<font color="{PALETTE["error"][1]}" point-size="10">'
                                  + _escape(text, 8 * MAX_LABEL).replace("\n", "<br/>") + "</font>")
@@ -459,10 +479,11 @@ class _Builder:
         if failed and (spec is None or lead.attrs is None):
             what = self._written(lead) or what
         if len(box.members) == 1 and not failed:  # small marks for what computes nothing new
-            if spec is None or spec.kind.small:
+            if spec is None or spec.kind.small and spec.mark is None:
                 return colours, [_escape(what)], {"fontsize": "9", "height": "0.25", "margin": "0.08,0.03"}
-            if spec.mark is not None:
-                return colours, [_escape(spec.mark.text)], dict(MARK_STYLES[spec.mark.shape])
+        if spec is not None and spec.mark is not None and not failed and \
+                (len(box.members) == 1 or not spec.join and all(nodes[m].op is spec for m in box.members)):
+            return colours, [_escape(spec.mark.text)], dict(MARK_STYLES[spec.mark.shape])
         local = _local(box)
         name = local if box.count == 1 else f"{local}–{_within(box.frame, box.heads[-1])}"
         lines = [f"<b>{_escape(name)}</b>", _escape(_clip(what, MAX_LABEL - 12) + (f" × {box.count}" if box.count > 1 else ""))]

@@ -205,7 +205,8 @@ def test_an_empty_head_is_an_error():
 
 
 def test_a_malformed_input_is_reported_once():
-    for text in ("net n { input 3x8x8x8x8 relu }", "net n { input 3x0x8 relu }", "net n { input 0 linear(3) }"):
+    for text in ("net n { input 3x8x8x8x8 relu }", "net n { input 8x0 relu }", "net n { input 3x0x8 relu }",
+                 "net n { input 0 linear(3) }"):
         assert len(_error(text).diagnostics) == 1, text
 
 

@@ -1,79 +1,141 @@
 """nets/torchvision/*.net against torchvision.models, the oracle: each file must be torchvision's
-architecture exactly, down to the order of its tensors.
+architecture exactly, down to the order of its tensors. Every file is tested; which constructor
+it is, and what input to feed it, is tests/torchvision_models.py's one line per net.
 
-The torch backend loads a torchvision state_dict into a compiled net by name and, where the names
-differ, by order, so these tests check, per net: the parameter counts (deploy and training), the
-list of state_dict tensor shapes in order (buffers included), every layer's settings, and every
-parametrised layer's output shape. Everything runs on torch's meta device: shapes, no memory and
-no arithmetic (vgg16 alone would take 1 GB twice over).
+Per net: the parameter counts (deploy and training); the MACs, measured with forward hooks on
+torchvision's conv and linear layers; the state_dict, tensor by tensor, in order (the backend
+loads by name and, where names differ, by order); every layer's settings; and the outputs, with
+torchvision's randomly initialised weights (BatchNorm's running statistics too) loaded, in
+evaluation and in training mode. Everything but the outputs runs on torch's meta device: shapes,
+no memory and no arithmetic.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+import re
+
 import pytest
-from conftest import NETS
+from torchvision_models import MODELS, NETS, net_names
 
 import netdsl
 
 torch = pytest.importorskip("torch")
-models = pytest.importorskip("torchvision.models")
+pytest.importorskip("torchvision")
 nn = torch.nn
 
-NAMES = ["alexnet", "vgg16", "googlenet", "resnet18"]
-
-# The ops whose modules have parameters, and the torch types they build.
-PARAMETRISED = {"conv": nn.Conv2d, "linear": nn.Linear, "batchnorm": nn.BatchNorm2d}
+TOLERANCE = 1e-5  # max|a - b| <= TOLERANCE * max|b|, float32
 
 
-def torchvision_model(name: str, train: bool) -> nn.Module:
-    """torchvision's model on the meta device; `train=False` leaves out training-only parts."""
+@functools.lru_cache(maxsize=None)
+def torchvision_meta(name: str, train: bool) -> nn.Module:
+    """torchvision's model on the meta device (cached: the tests only read it)."""
     with torch.device("meta"):
-        if name == "googlenet":
-            return models.googlenet(aux_logits=train, transform_input=False, init_weights=False)
-        return getattr(models, name)()
+        return MODELS[name].make(train)
 
 
+@functools.lru_cache(maxsize=None)
 def load(name: str) -> netdsl.Network:
-    return netdsl.load(NETS / "torchvision" / f"{name}.net")
+    return netdsl.load(NETS / f"{name}.net")
 
 
-def layers(net: netdsl.Network, train: bool) -> list[str]:
-    return [n for n in net.layers if train or not net.layer(n).train_only]
+@functools.lru_cache(maxsize=None)
+def netdsl_meta(name: str) -> nn.Module:
+    return load(name).compile(init="meta")
 
 
-def build(net: netdsl.Network, name: str) -> nn.Module:
-    """A layer's torch module, on the meta device, as the backend will build it."""
-    layer = net.layer(name)
-    with torch.device("meta"):
-        return layer.op.build([i.shape for i in layer.inputs], layer.attrs)
+def deploy_keys(name: str) -> set[str]:
+    """The state_dict keys of the deployed net: without training-only heads' layers."""
+    net = load(name)
+    train_only = {n for n in net.layers if net.layer(n).train_only}
+    return {k for k in netdsl_meta(name).state_dict() if k.rpartition(".")[0] not in train_only}
 
 
-def netdsl_state(net: netdsl.Network, train: bool = True) -> list[tuple[str, tuple[int, ...]]]:
-    """(key, shape) of every tensor of the compiled net's state_dict, in its order."""
-    return [(f"{name}.{key}", tuple(t.shape)) for name in layers(net, train)
-            for key, t in build(net, name).state_dict().items()]
+# Nets whose torchvision state_dict does not load by order yet, and why. Their layout tests are
+# expected to fail (strictly: a fix shows), and the outputs test loads the state_dict reordered.
+ORDER_ISSUES = {
+    "convnext_tiny": "torchvision's CNBlock registers layer_scale, its own parameter, before its "
+                     "children's; netdsl's `scale` comes after the block's layers, where it acts",
+}
 
 
-def torchvision_state(model: nn.Module) -> list[tuple[str, tuple[int, ...]]]:
-    return [(key, tuple(t.shape)) for key, t in model.state_dict().items()]
+def netdsl_order(name: str, state: dict) -> dict:
+    """torchvision's state_dict in netdsl's order, for the nets of ORDER_ISSUES: each ConvNeXt
+    block's `layer_scale` moved after the block's other tensors."""
+    if name != "convnext_tiny":
+        return state
+    keys = [k for k in state if not k.endswith(".layer_scale")]
+    for k in [k for k in state if k.endswith(".layer_scale")]:
+        block = k.removesuffix("layer_scale")
+        keys.insert(max(i for i, key in enumerate(keys) if key.startswith(block)) + 1, k)
+    return {k: state[k] for k in keys}
 
 
-@pytest.fixture(scope="module", params=NAMES)
+@pytest.fixture(scope="module", params=net_names())
 def name(request) -> str:
     return request.param
 
 
+def expect_order_issue(request, name: str) -> None:
+    """The running test is expected to fail (strictly) where the net has a known order issue."""
+    if name in ORDER_ISSUES:
+        request.applymarker(pytest.mark.xfail(reason=ORDER_ISSUES[name], strict=True))
+
+
+def test_every_net_file_has_a_torchvision_model():
+    assert set(net_names()) <= set(MODELS), "add the net to tests/torchvision_models.py"
+
+
 @pytest.mark.parametrize("train", [True, False], ids=["train", "deploy"])
 def test_params_equal_torchvision(name, train):
-    expected = sum(p.numel() for p in torchvision_model(name, train).parameters())
+    expected = sum(p.numel() for p in torchvision_meta(name, train).parameters())
     assert load(name).total_params(train=train) == expected
 
 
+def torchvision_macs(model: nn.Module, shape: tuple[int, ...], train: bool) -> int:
+    """Multiply-accumulates of torchvision's conv, transposed conv and linear layers on one
+    example of `shape`, measured with forward hooks (batch 2 in training: BatchNorm needs it)."""
+    batch = 2 if train else 1
+    total = 0
+
+    def count(m, inputs, out):
+        nonlocal total
+        if isinstance(m, nn.Linear):
+            total += out.numel() // batch * m.in_features
+        elif isinstance(m, nn.modules.conv._ConvTransposeNd):
+            total += inputs[0].numel() // batch * m.out_channels // m.groups * math.prod(m.kernel_size)
+        else:
+            total += out.numel() // batch * m.in_channels // m.groups * math.prod(m.kernel_size)
+
+    kinds = (nn.Linear, nn.modules.conv._ConvNd)
+    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, kinds)]
+    try:
+        model.train(train)
+        with torch.no_grad():
+            model(torch.empty(batch, *shape, device="meta"))
+    finally:
+        for h in hooks:
+            h.remove()
+    return total
+
+
 @pytest.mark.parametrize("train", [True, False], ids=["train", "deploy"])
-def test_state_dict_layout_equals_torchvision(name, train):
-    """The same tensors with the same shapes in the same order: a by-order load fits exactly."""
-    ours = netdsl_state(load(name), train)
-    theirs = torchvision_state(torchvision_model(name, train))
+def test_macs_equal_torchvision(name, train):
+    net = load(name)
+    assert net.total_macs(train=train) == torchvision_macs(torchvision_meta(name, train), net.input_shape, train)
+
+
+def state(module: nn.Module, keys=None) -> list[tuple[str, tuple[int, ...]]]:
+    return [(k, tuple(t.shape)) for k, t in module.state_dict().items() if keys is None or k in keys]
+
+
+@pytest.mark.parametrize("train", [True, False], ids=["train", "deploy"])
+def test_state_dict_layout_equals_torchvision(name, train, request):
+    """The same tensors with the same shapes in the same order (buffers too): a by-order load fits."""
+    expect_order_issue(request, name)
+    ours = state(netdsl_meta(name), None if train else deploy_keys(name))
+    theirs = state(torchvision_meta(name, train))
     assert len(ours) == len(theirs)
     for i, ((our_key, our_shape), (their_key, their_shape)) in enumerate(zip(ours, theirs)):
         assert our_shape == their_shape, f"tensor {i}: {our_key} {our_shape} vs torchvision's {their_key} {their_shape}"
@@ -81,95 +143,120 @@ def test_state_dict_layout_equals_torchvision(name, train):
 
 def test_shared_keys_name_the_same_tensor(name):
     """A key both state_dicts have must sit at the same place, so a by-name load fits too."""
-    ours = [k for k, _ in netdsl_state(load(name))]
-    theirs = [k for k, _ in torchvision_state(torchvision_model(name, train=True))]
+    ours = [k for k, _ in state(netdsl_meta(name))]
+    theirs = [k for k, _ in state(torchvision_meta(name, train=True))]
     shared = set(ours) & set(theirs)
     assert {k: ours.index(k) for k in shared} == {k: theirs.index(k) for k in shared}
 
 
 def test_shared_keys_where_the_language_allows():
     """The labels give torchvision's own names where a name can match (no 0-based indices)."""
-    ours = {k for k, _ in netdsl_state(load("googlenet"))}
+    ours = {k for k, _ in state(netdsl_meta("googlenet"))}
     assert {"conv1.conv.weight", "conv3.bn.running_var", "aux1.conv.bn.weight", "aux2.fc2.bias",
             "fc.weight"} <= ours
-    ours = {k for k, _ in netdsl_state(load("resnet18"))}
+    ours = {k for k, _ in state(netdsl_meta("resnet18"))}
     assert {"conv1.weight", "bn1.num_batches_tracked", "fc.bias"} <= ours
 
 
-def settings(module: nn.Module) -> tuple:
-    """What defines a layer, beyond its tensors' shapes; pools' int sizes read as pairs."""
-    def pair(v):
-        return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
-
-    if isinstance(module, nn.Conv2d):
-        return (module.in_channels, module.out_channels, module.kernel_size, module.stride, module.padding,
-                module.dilation, module.groups, module.bias is not None, module.padding_mode)
-    if isinstance(module, nn.BatchNorm2d):
-        return (module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats)
-    if isinstance(module, nn.Linear):
-        return (module.in_features, module.out_features, module.bias is not None)
-    if isinstance(module, nn.MaxPool2d):
-        return (pair(module.kernel_size), pair(module.stride), pair(module.padding), pair(module.dilation),
-                module.ceil_mode)
-    if isinstance(module, nn.Dropout):
-        return (module.p,)
-    if isinstance(module, nn.AdaptiveAvgPool2d):
-        return (pair(module.output_size),)
-    raise AssertionError(f"no settings for {type(module).__name__}")
+# The torch types whose settings are compared: kernel, stride, padding, groups, bias, eps, momentum,
+# ceil mode, dropout rate... as their `extra_repr` says; ReLUs and friends differ only in `inplace`.
+SETTLED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d,
+           nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.Linear, nn.LayerNorm,
+           nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool2d, nn.Dropout,
+           nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)
 
 
-SETTLED = (nn.Conv2d, nn.BatchNorm2d, nn.Linear, nn.MaxPool2d, nn.Dropout, nn.AdaptiveAvgPool2d)
+def settings(module: nn.Module) -> str:
+    """A layer's settings; `3` and `(3, 3)` read alike, `inplace` is left out."""
+    text = re.sub(r",? ?inplace=(True|False)", "", module.extra_repr())
+    return re.sub(r"\((\d+)(?:, \1)+\)", r"\1", text)
 
 
-@pytest.mark.parametrize("train", [True, False], ids=["train", "deploy"])
-def test_layer_settings_equal_torchvision(name, train):
-    """Kernel, stride, padding, bias, eps, ceil mode, dropout rate...: per type of layer, in order.
-    torchvision's auxiliary heads pool with a function call, not a module, so in training the
-    adaptive pools are compared only where torchvision has modules: the deploy part."""
-    net = load(name)
-    ours = [build(net, n) for n in layers(net, train)]
-    theirs = [m for m in torchvision_model(name, train).modules() if not list(m.children())]
+def leaves(module: nn.Module) -> list[nn.Module]:
+    return [m for m in module.modules() if not list(m.children())]
+
+
+def test_layer_settings_equal_torchvision(name):
+    """Per type of layer (subclasses included: torchvision's LayerNorm2d is a LayerNorm), in order.
+    A type that torchvision uses as a function in places (GoogLeNet's auxiliary heads pool with a
+    call, ShuffleNetV2 averages with `mean`) is compared where both have modules: a net that has
+    as many of them as torchvision."""
+    ours, theirs = leaves(netdsl_meta(name)), leaves(torchvision_meta(name, train=True))
+    compared = 0
     for kind in SETTLED:
-        if train and kind is nn.AdaptiveAvgPool2d and name == "googlenet":
+        mine, yours = ([settings(m) for m in ms if isinstance(m, kind)] for ms in (ours, theirs))
+        if kind is nn.AdaptiveAvgPool2d and len(mine) > len(yours):
             continue
-        assert ([settings(m) for m in ours if type(m) is kind]
-                == [settings(m) for m in theirs if type(m) is kind]), kind.__name__
+        assert mine == yours, kind.__name__
+        compared += len(mine)
+    assert compared
 
 
-def record_outputs(model: nn.Module, batch: int) -> list[tuple[str, tuple[int, ...]]]:
-    """Run the model on a random batch; (module name, output shape per example) of every
-    parametrised module, in the order they ran."""
-    ran = []
-    for module_name, m in model.named_modules():
-        if isinstance(m, tuple(PARAMETRISED.values())):
-            m.register_forward_hook(lambda m, i, out, n=module_name: ran.append((n, tuple(out.shape[1:]))))
+def randomised(name: str) -> nn.Module:
+    """torchvision's model with every tensor random: weights uniform in +-1/sqrt(fan-in) (torch's
+    default scale, without its cost: VGG16 initialised takes seconds), BatchNorm's running statistics
+    and every other vector random too (ones and zeros would hide a swapped weight and bias)."""
+    with torch.device("meta"):
+        model = MODELS[name].make(train=True)
+    model.to_empty(device="cpu")
     with torch.no_grad():
-        model(torch.randn(batch, 3, 224, 224, device="meta"))
-    return ran
+        for key, t in model.state_dict().items():
+            if key.endswith("num_batches_tracked"):
+                t.zero_()
+            elif key.endswith("running_var"):
+                t.uniform_(0.5, 1.5)
+            elif t.dim() > 1:
+                bound = (t[0].numel()) ** -0.5
+                t.uniform_(-bound, bound)
+            elif key.endswith("weight") and "bn" in key or "norm" in key:
+                t.uniform_(0.5, 1.5)
+            else:
+                t.uniform_(-0.5, 0.5)
+    return model
 
 
-def test_output_shapes_in_forward_order(name):
-    """Deployed (eval mode): conv, BN and linear outputs, in the order torchvision runs them."""
-    net = load(name)
-    model = torchvision_model(name, train=True).eval()
-    ours = [net.layer(n).shape for n in layers(net, train=False) if net.layer(n).op_name in PARAMETRISED]
-    assert ours == [shape for _, shape in record_outputs(model, batch=1)]
+def no_dropout(model: nn.Module) -> nn.Module:
+    """Dropout and stochastic depth made the identity, so that training mode is deterministic."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.dropout._DropoutNd) or type(m).__name__ in ("StochasticDepth", "DropPath"):
+            m.p = 0.0
+    return model
 
 
-def test_output_shapes_in_registration_order(name):
-    """In training (aux heads run too): every parametrised module's output, in state_dict order."""
-    net = load(name)
-    model = torchvision_model(name, train=True).train()
-    outputs = dict(record_outputs(model, batch=2))  # 2: BatchNorm trains on more than one value
-    theirs = [outputs[n] for n, m in model.named_modules() if isinstance(m, tuple(PARAMETRISED.values()))]
-    assert len(outputs) == len(theirs)  # every one ran, once
-    ours = [net.layer(n).shape for n in net.layers if net.layer(n).op_name in PARAMETRISED]
-    assert ours == theirs
+def as_list(out) -> list:
+    return [out] if isinstance(out, torch.Tensor) else list(out)
+
+
+def assert_close(ours: list, theirs: list) -> None:
+    assert [tuple(o.shape) for o in ours] == [tuple(t.shape) for t in theirs]
+    for i, (o, t) in enumerate(zip(ours, theirs)):
+        error = (o - t).abs().max().item()
+        assert error <= TOLERANCE * t.abs().max().item(), f"output {i}: max|a-b| = {error:.3g}"
 
 
 def test_outputs_equal_torchvision(name):
+    """torchvision's randomly initialised state_dict loads (ORDER_ISSUES': reordered); then the
+    outputs agree in evaluation mode (batch 1) and in training mode (batch 2: BatchNorm normalises
+    over the batch), every head included: with the same seed (dropout and stochastic depth draw
+    the same numbers in the same order), and with dropout and stochastic depth off."""
+    model = MODELS[name]
+    torch.manual_seed(0)
+    theirs = randomised(name)
+    ours = load(name).compile(weights=netdsl_order(name, theirs.state_dict()), init="meta")
+    x = torch.randn(2, *model.test_input)
+    with torch.no_grad():
+        assert_close(as_list(ours.eval()(x[:1])), model.outputs(theirs.eval()(x[:1])))
+        ours.train(), theirs.train()
+        for _ in ("dropout on", "dropout off"):
+            torch.manual_seed(1)
+            mine = as_list(ours(x))
+            torch.manual_seed(1)
+            assert_close(mine, model.outputs(theirs(x)))
+            no_dropout(ours), no_dropout(theirs)
+
+
+def test_output_names():
     """The main output, then the heads: torchvision returns (logits, aux2, aux1) in training."""
-    net = load(name)
-    assert [o.name for o in net.outputs] == (["fc", "aux1", "aux2"] if name == "googlenet" else [net.layers[-1]])
-    assert all(net.layer(o.layer.name).shape == (1000,) for o in net.outputs)
-    assert [o.train_only for o in net.outputs[1:]] == [True] * (len(net.outputs) - 1)
+    net = load("googlenet")
+    assert [o.name for o in net.outputs] == ["fc", "aux1", "aux2"]
+    assert [o.train_only for o in net.outputs] == [False, True, True]

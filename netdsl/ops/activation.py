@@ -1,9 +1,17 @@
-"""Activations, dropout, identity and softmax: ops that keep their input's shape and learn nothing."""
+"""Activations, dropout, identity and softmax: ops that keep their input's shape (and, but for
+`prelu`, learn nothing).
+
+`overwritable` (the layer after may write over the output) is set where torch's backward
+formula does not read the output, whether the module runs in place or not: ReLU's and
+Sigmoid's read their result; ELU's reads its input out of place but its result in place
+(`elu_`), so it is not overwritable either. Hardswish, Hardsigmoid, Mish and SiLU read their
+input (saved before an in-place module overwrites it); GELU, Softplus and PReLU their input."""
 
 from __future__ import annotations
 
 from .. import codes
-from .spec import ACTIVATION, REGULARISATION, RESHAPE, Attr, Float, Int, ShapeError, examples, family, fmt_shape
+from .spec import (ACTIVATION, REGULARISATION, RESHAPE, Attr, Bool, Choice, Float, Int, ShapeError, examples, family,
+                   fmt_shape)
 
 op = family("activation")
 
@@ -34,8 +42,31 @@ _elementwise("relu", "ReLU")
 _elementwise("sigmoid", "Sigmoid")
 _elementwise("tanh", "Tanh", tests=(("6",),))
 _elementwise("relu6", "ReLU6")
-_elementwise("gelu", "GELU")
-_elementwise("silu", "SiLU", doc="x · sigmoid(x), also called swish (torch.nn.SiLU)")
+def _gelu_build(ins, a):
+    from .modules import GELU  # torch.nn.GELU, quicker on channels-last views
+    return GELU(a["approximate"])
+
+
+op("gelu", (Attr("approximate", Choice(("none", "tanh")), "none",
+                 doc="`none`: exact (erf), `tanh`: the tanh approximation"),),
+   infer=same_shape, build=_gelu_build, kind=ACTIVATION, overwritable=True, doc="torch.nn.GELU",
+   examples=examples(("3x4x4", "gelu"), ("6", "gelu(approximate=tanh)"),
+                     ("4x3x3", "g: { channel_linear(6) } gelu(approximate=tanh)")))  # a channels-last view
+_elementwise("silu", "SiLU", doc="x · sigmoid(x), also called swish (torch.nn.SiLU)", overwritable=True)
+_elementwise("hardswish", "Hardswish", overwritable=True, tests=(("3x4x4",), ("6",), ("4x10",), ("2x3x3x3",)),
+             doc="x · relu6(x + 3) / 6, MobileNetV3's swish (torch.nn.Hardswish)")
+_elementwise("hardsigmoid", "Hardsigmoid", overwritable=True, tests=(("3x4x4",), ("6",)),
+             doc="relu6(x + 3) / 6, MobileNetV3's gate (torch.nn.Hardsigmoid)")
+_elementwise("mish", "Mish", overwritable=True, doc="x · tanh(softplus(x)) (torch.nn.Mish)")
+_elementwise("elu", "ELU", (Attr("alpha", Float(), 1.0, positional=True, doc="the value for x → −∞"),),
+             lambda a: {"alpha": a["alpha"]}, tests=(("3x4x4", "elu"), ("6", "elu(0.5)")),
+             doc="x above 0, alpha · (exp(x) − 1) below (torch.nn.ELU)")
+# beta above 0: torch divides by it; the threshold may be any number (linear above it)
+_elementwise("softplus", "Softplus", (Attr("beta", Float(above=True), 1.0, doc="sharpness"),
+                                      Attr("threshold", Float(), 20.0, doc="linear where beta · x is above it")),
+             lambda a: {"beta": a["beta"], "threshold": a["threshold"]}, overwritable=True,
+             tests=(("3x4x4",), ("6", "softplus(beta=2, threshold=5)")),
+             doc="log(1 + exp(beta · x)) / beta (torch.nn.Softplus)")
 _elementwise("identity", "Identity", kind=RESHAPE, doc="passes its input on unchanged (torch.nn.Identity)",
              aliases=True)
 _elementwise("leaky_relu", "LeakyReLU", (Attr("slope", Float(), 0.01, positional=True),),
@@ -61,3 +92,35 @@ def _softmax_build(ins, a):
 op("softmax", (Attr("dim", Int(min=0), 0, positional=True, doc="0 = channels"),),
    infer=_softmax_infer, build=_softmax_build, kind=ACTIVATION, doc="softmax over the channels (torch.nn.Softmax)",
    examples=examples(("10", "softmax"), ("3x4x5", "softmax(dim=2)")))
+
+
+def _prelu_build(ins, a):
+    from torch import nn
+    return nn.PReLU(ins[0][0] if a["per_channel"] else 1)
+
+
+def _prelu_infer(ins, a):
+    # torch's PReLU takes the channels from dim 1: a vector's features, an image's channels
+    return ins[0]
+
+
+op("prelu", (Attr("per_channel", Bool(), False, doc="one slope per channel rather than one"),),
+   infer=_prelu_infer, build=_prelu_build, kind=ACTIVATION, overwritable=True,
+   params=lambda ins, a, out: ins[0][0] if a["per_channel"] else 1,
+   doc="leaky ReLU with a learnt slope (torch.nn.PReLU, initialised to 0.25)", params_doc="1, or C if per_channel",
+   examples=examples(("3x4x4", "prelu"), ("3x4x4", "prelu(per_channel=true)"), ("6", "prelu(per_channel=true)"),
+                     ("4x10", "prelu(per_channel=true)"), ("3x2x3x3", "prelu(per_channel=true)")))
+
+
+def _drop_path_build(ins, a):
+    from .modules import DropPath
+    return DropPath(a["p"])
+
+
+op("drop_path", (Attr("p", Float(0.0, 1.0), positional=True, doc="probability of dropping an example's path"),),
+   infer=same_shape, build=_drop_path_build, kind=REGULARISATION, label=lambda a: f"drop path {a['p']:g}",
+   doc="stochastic depth: each example's input zeroed with probability p in training, the others scaled by "
+       "1/(1−p); the input itself in evaluation (torchvision.ops.StochasticDepth, mode row)",
+   aliases=True,  # evaluation mode returns the input itself
+   examples=examples(("3x4x4", "drop_path(0.3)"), ("10", "drop_path(0.5)"), ("3x4x4", "drop_path(0)"),
+                     ("3x2x3x3", "drop_path(0.2)")))

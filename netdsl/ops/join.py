@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from .. import codes
-from .spec import JOIN, Mark, ShapeError, examples, family, fmt_shape
+from .channels import Sizes
+from .spec import JOIN, Attr, AttrError, Mark, ShapeError, examples, family, fmt_shape
 
 op = family("join")
 
@@ -12,16 +13,16 @@ def _kind(shape) -> str:
     return {1: "a vector", 3: "an image"}.get(len(shape), f"a {len(shape)}-d tensor")
 
 
-def _concat_infer(ins, a):
+def _concat_infer(ins, a, what: str = "concat"):
     first = ins[0]
     for i, s in enumerate(ins):
         if len(s) != len(first):
-            raise ShapeError(codes.CONCAT_MISMATCH, f"concat branch {i + 1} outputs {_kind(s)} {fmt_shape(s)}, "
+            raise ShapeError(codes.CONCAT_MISMATCH, f"{what} branch {i + 1} outputs {_kind(s)} {fmt_shape(s)}, "
                              f"branch 1 {_kind(first)} {fmt_shape(first)}",
                              help="images and vectors cannot be joined; flatten every branch or none",
                              bad_inputs=(0, i))
         if s[1:] != first[1:]:
-            raise ShapeError(codes.CONCAT_MISMATCH, f"concat branch {i + 1} has spatial size {fmt_shape(s[1:])}, "
+            raise ShapeError(codes.CONCAT_MISMATCH, f"{what} branch {i + 1} has spatial size {fmt_shape(s[1:])}, "
                              f"branch 1 has {fmt_shape(first[1:])}",
                              help="branches are joined along channels: every other dimension must agree",
                              bad_inputs=(0, i))
@@ -86,3 +87,25 @@ op("mul", (), infer=_mul_infer, build=_mul_build, kind=JOIN, join=True, mark=Mar
    shape_doc="equal shapes, or 1 where one side repeats", examples=examples(
        ("4x6x6", "mul { identity | global_avgpool conv(2, 1) relu conv(4, 1) sigmoid }"),
        ("5", "mul { identity | linear(5) sigmoid }")))
+
+
+def _split_fork(a, index: int, count: int) -> tuple[str, dict]:
+    sizes = a["sizes"]
+    if sizes and len(sizes) != count:
+        raise AttrError(codes.SPLIT_SIZES, f"`split` gives {len(sizes)} size{'s' if len(sizes) != 1 else ''} "
+                        f"({', '.join(map(str, sizes))}) for {count} branches")
+    return "chunk", {"index": index, "parts": sizes or count}
+
+
+op("split", (Attr("sizes", Sizes(), (), positional=True, rest=True, doc="channels per branch; equal parts if none"),),
+   infer=lambda ins, a: _concat_infer(ins, a, "split"), build=_concat_build, kind=JOIN, join=True,
+   mark=Mark("concat", "ellipse"), fork=_split_fork, overwritable=True,
+   label=lambda a: "split " + "/".join(map(str, a["sizes"])) if a["sizes"] else "split",
+   doc="the input's channels cut into parts, one per branch (equal, or of the sizes given), and the "
+       "branches' outputs joined along the channels (ShuffleNetV2's `x.chunk(2, dim=1)` … `torch.cat`)",
+   shape_doc="channels split, then summed; H and W equal",
+   examples=examples(("8x6x6", "split { identity | conv(4, 3, pad=1) relu }"),
+                     ("8x6x6", "split(2, 6) { conv(3, 1) | conv(5, 1) }"),
+                     ("12", "split { linear(3) | identity | linear(5) }"),
+                     ("6x10", "split(2, 4) { channel_linear(3) | relu }"),
+                     ("4x2x3x3", "split { channel_linear(3) gelu | identity }")))

@@ -38,3 +38,20 @@ op("linear", (Attr("out", Int(), positional=True, doc="output features"), Attr("
 op("flatten", (), infer=lambda ins, a: (math.prod(ins[0]),), build=_flatten_build, kind=RESHAPE,
    doc="an image (or a sequence, a volume) as one vector (torch.nn.Flatten)", aliases=True, shape_doc="C×H×W → C·H·W",
    examples=examples(("3x4x5", "flatten"), ("6", "flatten"), ("3x7", "flatten"), ("2x3x4x5", "flatten")))
+
+
+def _channel_linear_build(ins, a):
+    from .modules import ChannelLinear
+    return ChannelLinear(ins[0][0], a["out"], a["bias"])
+
+
+op("channel_linear", (Attr("out", Int(), positional=True, doc="output channels"), Attr("bias", Bool(), True)),
+   infer=lambda ins, a: (a["out"],) + ins[0][1:], build=_channel_linear_build, kind=DENSE,
+   label=lambda a: f"channel linear {a['out']}",
+   params=lambda ins, a, out: ins[0][0] * a["out"] + (a["out"] if a["bias"] else 0),
+   macs=lambda ins, a, out: math.prod(out) * ins[0][0],
+   doc="a fully connected layer over the channels at every position (ConvNeXt's torch.nn.Linear between "
+       "permutes: weight out×C); on a vector, `linear`", overwritable=True, shape_doc="C×… → out×…",
+   params_doc="C·out (+out)",
+   examples=examples(("8x4x4", "channel_linear(16)"), ("6x3x3", "channel_linear(4, bias=false)"),
+                     ("7", "channel_linear(3)"), ("4x10", "channel_linear(6)"), ("3x2x3x3", "channel_linear(5)")))

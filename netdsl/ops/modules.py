@@ -46,3 +46,92 @@ class Mul(nn.Module):
         for x in xs[1:]:
             out = out * x
         return out
+
+
+# --- modules over the channels of every position ------------------------------------------------
+# torchvision's ConvNeXt moves the channels last (`permute(0, 2, 3, 1)`), applies LayerNorm or
+# Linear over them and moves them back. These do the same, one op at a time, so that each is
+# numerically the same as torchvision's. Moving the channels is a view: a layer after another
+# finds its input already channels-last in memory (the view the previous one gave back), so
+# `permute` costs no copy between them (the measurements are in netdsl/ops/norm.py).
+
+class ChannelLayerNorm(nn.LayerNorm):
+    """LayerNorm over the channels (dim 1) at every position, as torchvision's `LayerNorm2d`
+    (weight and bias shaped [C]); any rank of at least 3 with the batch."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.nn.functional.layer_norm(x.movedim(1, -1), self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.movedim(-1, 1)
+
+
+class ChannelLinear(nn.Linear):
+    """nn.Linear over the channels (dim 1) at every position: weight [out, C], as ConvNeXt's
+    `nn.Linear` layers between its permutes."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.linear(x.movedim(1, -1), self.weight, self.bias).movedim(-1, 1)
+
+
+class Scale(nn.Module):
+    """A learnt scale per channel (layer scale, CaiT and ConvNeXt): `weight` is shaped C×1×1 for
+    images (torchvision's `CNBlock.layer_scale`), C for vectors, and broadcasts over positions."""
+
+    def __init__(self, shape: List[int], init: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.full(shape, init))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.weight * x  # torchvision's order: `layer_scale * block(input)`
+
+
+class DropPath(nn.Module):
+    """Stochastic depth, per example: torchvision.ops.StochasticDepth(p, "row"), the same random
+    draws in the same order. In training each example's whole input is zeroed with probability
+    `p` and the others scaled by 1 / (1 - p); in evaluation (or with p = 0) the input itself."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        survival = 1.0 - self.p
+        size = [x.shape[0]] + [1] * (x.dim() - 1)
+        noise = torch.empty(size, dtype=x.dtype, device=x.device).bernoulli_(survival)
+        if survival > 0.0:
+            noise.div_(survival)
+        return x * noise
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class Narrow(nn.Module):
+    """Channels `start` to `start + length` of its input: a view, as `x.chunk(2, dim=1)` gives
+    ShuffleNetV2 (what `split` hands each branch)."""
+
+    def __init__(self, start: int, length: int):
+        super().__init__()
+        self.start, self.length = start, length
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.narrow(1, self.start, self.length)
+
+    def extra_repr(self) -> str:
+        return f"start={self.start}, length={self.length}"
+
+
+class GELU(nn.GELU):
+    """torch.nn.GELU, computed in channels-last order where its input is a channels-last view
+    (what `channel_linear` and `layernorm` hand on): torch's CPU GELU takes its oneDNN kernel
+    only for contiguous memory, and otherwise a slower one (a third slower on ConvNeXt's shapes)
+    that also rounds differently. Moving the channels last makes the view contiguous, so this
+    runs the kernel torchvision's ConvNeXt runs on its permuted tensors, with the same values."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() > 2 and not x.is_contiguous():
+            last = x.movedim(1, -1)
+            if last.is_contiguous():
+                return torch.nn.functional.gelu(last, approximate=self.approximate).movedim(-1, 1)
+        return torch.nn.functional.gelu(x, approximate=self.approximate)

@@ -1,6 +1,8 @@
-"""Normalisation: local response, batch and group normalisation."""
+"""Normalisation: local response, batch, group, layer and instance normalisation, and layer scale."""
 
 from __future__ import annotations
+
+import math
 
 from .. import codes
 from .spec import NORM, Attr, Bool, Float, Int, ShapeError, examples, family, fmt_shape
@@ -72,4 +74,75 @@ op("groupnorm", (Attr("groups", Int(), positional=True, doc="channel groups, eac
    params=lambda ins, a, out: 2 * ins[0][0] if a["affine"] else 0,
    doc="group normalisation over channel groups, per example (torch.nn.GroupNorm)",
    shape_doc="unchanged; C divisible by groups", params_doc="2·C if affine",
-   examples=examples(("8x5x5", "groupnorm(4)"), ("6x3x3", "groupnorm(3, eps=0.001, affine=false)"), ("12", "groupnorm(2)")))
+   examples=examples(("8x5x5", "groupnorm(4)"), ("6x3x3", "groupnorm(3, eps=0.001, affine=false)"), ("12", "groupnorm(2)"),
+                     ("6x10", "groupnorm(3)"), ("4x2x3x3", "groupnorm(2)")))
+
+
+def _positions(shape) -> int:
+    return math.prod(shape[1:])
+
+
+def _ln_build(ins, a):
+    from torch import nn
+    if len(ins[0]) == 1:
+        return nn.LayerNorm(ins[0][0], a["eps"], a["affine"])
+    from .modules import ChannelLayerNorm
+    return ChannelLayerNorm(ins[0][0], a["eps"], a["affine"])
+
+
+op("layernorm", (Attr("eps", Float(above=True), 1e-5), Attr("affine", Bool(), True)),
+   infer=lambda ins, a: ins[0], build=_ln_build, kind=NORM,
+   params=lambda ins, a, out: 2 * ins[0][0] if a["affine"] else 0,
+   # layer_norm's backward reads its input and statistics, not its output
+   overwritable=True,
+   doc="layer normalisation over the channels at every position, per example (torchvision's ConvNeXt "
+       "LayerNorm2d: channels moved last, torch.nn.LayerNorm, moved back); over the features of a vector",
+   shape_doc="unchanged, any rank", params_doc="2·C if affine",
+   examples=examples(("8x5x5", "layernorm"), ("6x3x3", "layernorm(eps=1e-6, affine=false)"), ("12", "layernorm"),
+                     ("12", "layernorm(affine=false)"), ("4x10", "layernorm"), ("3x2x4x4", "layernorm")))
+
+
+def _in_infer(ins, a):
+    shape = ins[0]
+    if len(shape) not in (2, 3, 4):
+        raise ShapeError(codes.WRONG_RANK, f"`instancenorm` expects a sequence, an image or a volume, got {fmt_shape(shape)}",
+                         help="it normalises each channel over its positions; a vector has none (try `layernorm`)")
+    if _positions(shape) == 1:  # torch refuses it in training: there is nothing to normalise over
+        raise ShapeError(codes.WRONG_RANK, f"`instancenorm` needs more than one position per channel, got {fmt_shape(shape)}",
+                         help="normalise before the spatial size shrinks to 1, or use `layernorm`")
+    return shape
+
+
+def _in_build(ins, a):
+    from torch import nn
+    cls = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)[len(ins[0]) - 2]
+    return cls(ins[0][0], a["eps"], a["momentum"], a["affine"], a["track"])
+
+
+op("instancenorm", (Attr("eps", Float(above=True), 1e-5), Attr("momentum", Float(0.0, 1.0), 0.1),
+                    Attr("affine", Bool(), False),
+                    Attr("track", Bool(), False, doc="keep running statistics for evaluation")),
+   infer=_in_infer, build=_in_build, kind=NORM,
+   params=lambda ins, a, out: 2 * ins[0][0] if a["affine"] else 0,
+   buffers=lambda ins, a, out: (2 * ins[0][0], 1) if a["track"] else (0, 0),
+   overwritable=True,  # batch_norm's backward, which instance_norm runs, reads its input and statistics
+   doc="each channel normalised over its positions, per example (torch.nn.InstanceNorm2d, 1d, 3d)",
+   shape_doc="unchanged (sequences, images, volumes)", params_doc="2·C if affine",
+   examples=examples(("4x5x5", "instancenorm"), ("6x3x3", "instancenorm(affine=true, track=true)"),
+                     ("3x4x4", "instancenorm(eps=0.001, affine=true)"), ("4x10", "instancenorm(affine=true)"),
+                     ("3x2x3x3", "instancenorm(track=true)")))
+
+
+def _scale_build(ins, a):
+    from .modules import Scale
+    shape = ins[0]
+    return Scale([shape[0]] + [1] * (len(shape) - 1), a["init"])
+
+
+op("scale", (Attr("init", Float(min=-math.inf), 1e-6, positional=True, doc="the initial scale"),),
+   infer=lambda ins, a: ins[0], build=_scale_build, kind=NORM, label=lambda a: "scale",
+   params=lambda ins, a, out: ins[0][0],
+   overwritable=True,  # a product's backward reads its factors, not the product
+   doc="a learnt scale per channel, layer scale (torchvision's CNBlock.layer_scale: C×1×1 for images)",
+   params_doc="C", examples=examples(("8x5x5", "scale"), ("6x3x3", "scale(0.5)"), ("12", "scale(1e-6)"),
+                                         ("4x10", "scale(2)"), ("3x2x3x3", "scale")))

@@ -264,6 +264,28 @@ class Dims:
         return v
 
 
+@dataclass(frozen=True)
+class Choice:
+    """One of a few bare words: `approximate=tanh`. (Kept apart from `Pair.symbols`, which adds
+    words to a size.)"""
+
+    words: tuple[str, ...]
+
+    @property
+    def doc(self) -> str:
+        return "|".join(self.words)
+
+    @property
+    def symbols(self) -> tuple[str, ...]:  # the words binding accepts as values, not names
+        return self.words
+
+    def convert(self, v: Any, name: str) -> str:
+        word = v.name if isinstance(v, Symbol) else v  # a default is written as the plain string
+        if isinstance(word, str) and word in self.words:
+            return word
+        raise AttrError(codes.WRONG_TYPE, f"`{name}` expects one of {', '.join(self.words)}, got {describe_value(v)}")
+
+
 REQUIRED = object()
 
 
@@ -277,6 +299,8 @@ class Attr:
     default: Any = REQUIRED
     positional: bool = False
     doc: str = ""
+    rest: bool = False  # the last positional attribute collects every positional argument from
+    #                     its place on into one tuple: `split(16, 48)`
 
     def default_for(self, bound: Mapping[str, Any]) -> Any:
         if callable(self.default):
@@ -351,6 +375,10 @@ class OpSpec:
       (importing torch inside);
     - `join`: the op takes the outputs of several branches (its module takes them as one list);
       `source`: it takes no input and stands for the net's input (the backend's placeholder);
+    - `fork`: a join whose branches each take a part of its input rather than all of it (`split`):
+      `fork(attrs, i, n)` gives the op (a registry name) and attributes of the layer that hands
+      branch i of n its part, which lowering puts first in the branch; it raises AttrError when
+      the join's attributes cannot fork into n branches;
     - `kind`, `label(attrs)` (a diagram box's short text; default: `describe`) and `mark` say
       how a diagram draws it;
     - `overwritable` and `aliases` are the backend's in-place flags: the next layer may overwrite
@@ -379,6 +407,7 @@ class OpSpec:
     shape_doc: str = "unchanged"   # the README's op table: what the op does to a shape,
     params_doc: str = "0"          # and how many parameters it learns
     family: str = ""
+    fork: Optional[Callable[[Attrs, int, int], tuple[str, dict]]] = None
 
     def describe(self, attrs: Attrs) -> str:
         """The layer as the language writes it, defaults left out: `conv(64, 7, stride=2)`.
@@ -393,6 +422,9 @@ class OpSpec:
                     default = default.spread(len(v))  # `stride=1` against a resolved (1, 1, 1)
                 if v == default:
                     continue
+            if a.rest:  # the positional arguments it collected, as they were written
+                shown.append(", ".join(map(fmt_value, v)))
+                continue
             if isinstance(v, tuple) and len(v) >= 2 and len(set(v)) == 1 and (len(v) == 2 or isinstance(a.type, Pair)):
                 v = v[0]  # a square (or cubic) window reads as one size
             text = fmt_value(v)
