@@ -19,8 +19,8 @@ torch is imported inside the builders only, so checking and summarising never lo
 
 from __future__ import annotations
 
-from .spec import (KINDS, REGISTRY, REQUIRED, Attr, AttrError, Bool, Choice, Dims, Example, Float, Int, Kind, Mark, OpSpec,
-                   Pair, Shape, ShapeError, Symbol, fmt_shape, fmt_value, register)
+from .spec import (KINDS, REGISTRY, REQUIRED, Attr, AttrError, Bool, Choice, Dims, Example, Float, Int, Kind, Mark,
+                   OpSpec, Pair, Shape, ShapeError, Symbol, fmt_shape, fmt_value, register)
 from .window import window_out
 
 # The family files register their ops on import, in this order (the registry's order, which
