@@ -156,7 +156,7 @@ _ENTRIES = [
           "net n { input 8 " + "a" * (MAX_NAME_LENGTH + 1) + ": relu }"),
     Entry(codes.SPLIT_SIZES, "`split(16, 48) { a | b }` hands each branch the number of channels given for it, in "
           "order: there must be one size per branch, and the sizes must add up to the channels of the "
-          "split's input (`chunk(i, sizes)` likewise). Without sizes, `split` cuts the channels into equal "
+          "split's input (`chunk(index, (16, 48))` likewise). Without sizes, `split` cuts the channels into equal "
           "parts, one per branch.",
           "net n { input 64x8x8 split(16, 32) { conv(8, 1) | conv(8, 1) } }"),
     Entry(codes.SPLIT_UNEVEN, "`split { a | b }` without sizes cuts the channels into equal parts, one per branch (as "

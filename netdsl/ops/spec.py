@@ -153,6 +153,25 @@ class Pair:
 
 
 @dataclass(frozen=True)
+class Choice:
+    """One of a few bare words: `mode=bilinear`."""
+
+    symbols: tuple[str, ...]
+
+    @property
+    def doc(self) -> str:
+        return "|".join(self.symbols)
+
+    def convert(self, v: Any, name: str) -> str:
+        if isinstance(v, Symbol):
+            v = v.name
+        if not (isinstance(v, str) and v in self.symbols):
+            raise AttrError(codes.WRONG_TYPE, f"`{name}` expects one of {', '.join(self.symbols)}, "
+                            f"got {describe_value(Symbol(v) if isinstance(v, str) else v)}")
+        return v
+
+
+@dataclass(frozen=True)
 class Dims:
     """The sizes of a tensor, as the input declares them (`3x224x224`)."""
 
@@ -162,28 +181,6 @@ class Dims:
         if not (isinstance(v, tuple) and v and all(is_int(x) for x in v)):
             raise AttrError(codes.WRONG_TYPE, f"`{name}` expects sizes like 3x224x224, got {describe_value(v)}")
         return v
-
-
-@dataclass(frozen=True)
-class Choice:
-    """One of a few bare words: `approximate=tanh`. (Kept apart from `Pair.symbols`, which adds
-    words to a size.)"""
-
-    words: tuple[str, ...]
-
-    @property
-    def doc(self) -> str:
-        return "|".join(self.words)
-
-    @property
-    def symbols(self) -> tuple[str, ...]:  # the words binding accepts as values, not names
-        return self.words
-
-    def convert(self, v: Any, name: str) -> str:
-        word = v.name if isinstance(v, Symbol) else v  # a default is written as the plain string
-        if isinstance(word, str) and word in self.words:
-            return word
-        raise AttrError(codes.WRONG_TYPE, f"`{name}` expects one of {', '.join(self.words)}, got {describe_value(v)}")
 
 
 REQUIRED = object()
