@@ -162,6 +162,15 @@ _ENTRIES = [
           "C x H x W, three (depth, height, width) for a volume C x D x H x W. A single number (`kernel=3`) means "
           "that size on every axis, whatever the input.",
           "net n { input 3x16x32x32 conv(8, 3x3) }"),
+    Entry(codes.SPLIT_SIZES, "`split(16, 48) { a | b }` hands each branch the number of channels given for it, in "
+          "order: there must be one size per branch, and the sizes must add up to the channels of the "
+          "split's input (`chunk(index, (16, 48))` likewise). Without sizes, `split` cuts the channels into equal "
+          "parts, one per branch.",
+          "net n { input 64x8x8 split(16, 32) { conv(8, 1) | conv(8, 1) } }"),
+    Entry(codes.SPLIT_UNEVEN, "`split { a | b }` without sizes cuts the channels into equal parts, one per branch (as "
+          "`x.chunk(2, dim=1)` does in ShuffleNetV2), so the channels must be divisible by the number of "
+          "branches. Give the sizes (`split(16, 48)`) for unequal parts.",
+          "net n { input 15x8x8 split { conv(8, 1) | conv(8, 1) } }"),
 ]
 
 CATALOGUE: dict[str, Entry] = {e.code: e for e in _ENTRIES}

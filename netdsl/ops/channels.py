@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import codes
-from .spec import JOIN, RESHAPE, Attr, AttrError, Int, Mark, ShapeError, describe_value, examples, family, fmt_shape, is_int
+from .spec import (JOIN, RESHAPE, Attr, AttrError, Int, Mark, ShapeError, describe_value, examples, family, fmt_shape,
+                   is_int)
 
 op = family("channels")
 

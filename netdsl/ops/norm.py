@@ -74,7 +74,8 @@ op("groupnorm", (Attr("groups", Int(), positional=True, doc="channel groups, eac
    params=lambda ins, a, out: 2 * ins[0][0] if a["affine"] else 0,
    doc="group normalisation over channel groups, per example (torch.nn.GroupNorm)",
    shape_doc="unchanged; C divisible by groups", params_doc="2·C if affine",
-   examples=examples(("8x5x5", "groupnorm(4)"), ("6x3x3", "groupnorm(3, eps=0.001, affine=false)"), ("12", "groupnorm(2)"),
+   examples=examples(("8x5x5", "groupnorm(4)"), ("6x3x3", "groupnorm(3, eps=0.001, affine=false)"),
+                     ("12", "groupnorm(2)"),
                      ("6x10", "groupnorm(3)"), ("4x2x3x3", "groupnorm(2)")))
 
 
@@ -105,10 +106,12 @@ op("layernorm", (Attr("eps", Float(above=True), 1e-5), Attr("affine", Bool(), Tr
 def _in_infer(ins, a):
     shape = ins[0]
     if len(shape) not in (2, 3, 4):
-        raise ShapeError(codes.WRONG_RANK, f"`instancenorm` expects a sequence, an image or a volume, got {fmt_shape(shape)}",
+        raise ShapeError(codes.WRONG_RANK,
+                         f"`instancenorm` expects a sequence, an image or a volume, got {fmt_shape(shape)}",
                          help="it normalises each channel over its positions; a vector has none (try `layernorm`)")
     if _positions(shape) == 1:  # torch refuses it in training: there is nothing to normalise over
-        raise ShapeError(codes.WRONG_RANK, f"`instancenorm` needs more than one position per channel, got {fmt_shape(shape)}",
+        raise ShapeError(codes.WRONG_RANK,
+                         f"`instancenorm` needs more than one position per channel, got {fmt_shape(shape)}",
                          help="normalise before the spatial size shrinks to 1, or use `layernorm`")
     return shape
 

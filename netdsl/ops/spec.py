@@ -264,28 +264,6 @@ class Dims:
         return v
 
 
-@dataclass(frozen=True)
-class Choice:
-    """One of a few bare words: `approximate=tanh`. (Kept apart from `Pair.symbols`, which adds
-    words to a size.)"""
-
-    words: tuple[str, ...]
-
-    @property
-    def doc(self) -> str:
-        return "|".join(self.words)
-
-    @property
-    def symbols(self) -> tuple[str, ...]:  # the words binding accepts as values, not names
-        return self.words
-
-    def convert(self, v: Any, name: str) -> str:
-        word = v.name if isinstance(v, Symbol) else v  # a default is written as the plain string
-        if isinstance(word, str) and word in self.words:
-            return word
-        raise AttrError(codes.WRONG_TYPE, f"`{name}` expects one of {', '.join(self.words)}, got {describe_value(v)}")
-
-
 REQUIRED = object()
 
 
