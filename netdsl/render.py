@@ -548,19 +548,18 @@ class _Builder:
     # -- figures: the main line, columns, the legend ----------------------------------------
 
     def _main_line(self) -> set[str]:
-        """The boxes on the way from the input to the main output along first inputs, at every
-        depth, except those inside a join's branch: given one `group`, dot draws them straight
-        down, a join's branches spread either side of it rather than the first one carrying on."""
+        """The boxes on the way from the input to the main output, at every depth, through the
+        middle branch of each join (the second of two, the third of four): given one `group`,
+        dot draws them in one straight line, the other branches either side of it, where the
+        first branch carrying on would drift the diagram sideways at every join."""
         line: set[str] = set()
         layer = self.net.outputs[0].layer if self.net.outputs else None
         seen: set[str] = set()
         while layer is not None and layer.name not in seen:
             seen.add(layer.name)
-            box = self.box_of[layer.name]
-            where = box.scope if box.scope is not None else box.frame
-            if not where or all(s.kind != "branch" for s in self.scopes[where].ancestors()):
-                line.add(box.id)
-            layer = layer.inputs[0] if layer.inputs else None
+            line.add(self.box_of[layer.name].id)
+            inputs = layer.inputs
+            layer = inputs[len(inputs) // 2] if inputs else None
         return line
 
     def _ranks(self) -> dict[str, int]:
@@ -577,9 +576,9 @@ class _Builder:
         cut into runs of about as many ranks each; a box off the chain goes with its inputs."""
         rank = self._ranks()
         chain = [b.id for b in self.boxes.values() if b.id in self.spine]
-        if len(chain) < 2:
+        k = min(self.columns, len(chain) // MIN_COLUMN)
+        if k < 2:
             return {}
-        k = min(self.columns, len(chain))
         total = rank[chain[-1]] + 1
         segment = {b: min(k - 1, rank[b] * k // total) for b in chain}
         for box in self.boxes.values():
@@ -859,6 +858,7 @@ def svg(dot: graphviz.Digraph, *, max_nodes: int = MAX_NODES, timeout: float = D
 BASE_FONT = 11.0  # the points of a box's text; every other size is drawn in proportion to it
 FITS = {"column": (3.3, 9.0), "page": (6.5, 9.0)}  # inches: a column of a two-column paper, a page
 MAX_COLUMNS = 6   # the most columns `fit` wraps a chain into
+MIN_COLUMN = 3    # boxes of the chain in a column at least: fewer would not be worth a column
 NARROW = 5.0      # inches: narrower than this, a fitted diagram's title is broken into lines
 
 
