@@ -365,8 +365,34 @@ class _Builder:
                 continue
             scope = self.scopes.get(item)
             with g.subgraph(name="cluster_" + item) as c:
-                c.attr(**self._frame_style(item, scope))
+                style = self._frame_style(item, scope)
+                c.attr(**style)
                 self._emit(c, item, tree)
+                self._spacer(c, item, style, tree)
+
+    def _spacer(self, c: graphviz.Digraph, path: str, style: Mapping[str, str], tree: Mapping[str, list]) -> None:
+        """An invisible box as wide as the frame's title, left of the frame's first box on its
+        rank: the title sits above it, so the edges into the frame, which come down to the
+        boxes right of it, never cross the title (dot draws edges through cluster labels)."""
+        if not style.get("label") or style.get("style") == "invis":
+            return
+        entry = self._first_box(path, tree)
+        if entry is None:
+            return
+        node = SPACER + path
+        c.node(node, style["label"], shape="plaintext", style="invis", fontsize=style.get("fontsize", "11"),
+               height="0.1")
+        with c.subgraph() as same:
+            same.attr(rank="same")
+            same.edge(node, entry, style="invis")  # a flat edge: the spacer is left of the box
+
+    def _first_box(self, path: str, tree: Mapping[str, list]) -> Optional[str]:
+        """The first box drawn in a frame, in the graph's order (inner frames included)."""
+        for kind, item in tree[path]:
+            inner = item.id if kind == "box" else self._first_box(item, tree)
+            if inner is not None:
+                return inner
+        return None
 
     def _frame_style(self, path: str, scope: Optional[Scope]) -> dict[str, str]:
         if scope is None:
@@ -675,6 +701,8 @@ def _one_line(diag: Diagnostic) -> str:
 
 
 # --- writing -----------------------------------------------------------------------------
+
+SPACER = "space "  # a title's spacer: its frame's path after a space, so no layer or scope has its id
 
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".gv": None, ".dot": None}
 PNG_DPI = "144"  # crisp on a slide or a high-density screen
