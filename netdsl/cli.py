@@ -272,13 +272,14 @@ def cmd_render(args: argparse.Namespace) -> int:
     try:
         try:
             net = _load(args)
-            dot, name = net.to_dot(**options), net.name
+            dot, name = _figure(args, lambda k: net.to_dot(**options, **_drawn(args, k))), net.name
         except NetDSLError as e:
             if all(d.code == UNKNOWN_PARAMETER for d in e.diagnostics):
                 raise  # a mistake in the call, not the net
-            dot = failure_diagram(e, **options)
+            dot = failure_diagram(e, **options, **_drawn(args, 1))
             if dot is None:
                 raise  # nothing was built to draw: a syntax error, no net
+            dot = _figure(args, lambda k: failure_diagram(e, **options, **_drawn(args, k)))
             failure, name = e, e.partial.name
             _error(str(e))
     except GraphvizFailed as e:  # too large to draw: refused before any DOT was written
@@ -286,13 +287,36 @@ def cmd_render(args: argparse.Namespace) -> int:
     path = args.output or f"{name}.svg"
     refuse_overwrite([(path, "name another output with -o")], keep)  # the default name, NET.svg
     try:
-        save(dot, path, keep=keep, max_nodes=args.max_nodes, timeout=args.dot_timeout)
+        save(dot, path, keep=keep, max_nodes=args.max_nodes, timeout=args.dot_timeout, dpi=args.dpi)
     except (GraphvizMissing, GraphvizFailed) as e:
         raise UsageError(str(e)) from None
     except (OSError, ValueError) as e:
         raise UsageError(f"cannot write {shown(path)}: {_reason(e)}") from None
     print(f"wrote {shown(path)}" + (" (drawn up to the errors)" if failure else ""))
     return EXIT_INVALID if failure else EXIT_OK
+
+
+def _drawn(args: argparse.Namespace, columns: int) -> dict:
+    """The diagram options of render's figure flags (a chain wrapped into `columns`)."""
+    return {"columns": columns, "legend": args.legend}
+
+
+def _figure(args: argparse.Namespace, make):
+    """The diagram `make(columns)`, in render's --font-size, fitted to its --fit."""
+    from .render import GraphvizFailed, GraphvizMissing, figure
+
+    if args.fit is None and args.font_size is None:
+        return make(1)
+    try:
+        fitted = figure(make, fit_to=args.fit, font_size=args.font_size, max_nodes=args.max_nodes,
+                        timeout=args.dot_timeout)
+    except (GraphvizMissing, GraphvizFailed) as e:
+        raise UsageError(str(e)) from None
+    if args.fit is not None:
+        columns = f"{fitted.columns} columns, " if fitted.columns > 1 else ""
+        print(f"fitted to {fitted.width:g}x{fitted.height:g} in: {columns}drawn at {fitted.scale:.0%}, "
+              f"box text {fitted.scale * (args.font_size or 11):.1f} pt")
+    return fitted.dot
 
 
 def cmd_fmt(args: argparse.Namespace) -> int:
@@ -463,6 +487,29 @@ def _one_line(message: str) -> str:
     return shown_text(message)
 
 
+def _points(text: str) -> float:
+    import argparse
+
+    try:
+        pt = float(text)
+    except ValueError:
+        pt = float("nan")
+    if not 1 <= pt <= 72:
+        raise argparse.ArgumentTypeError(f"expected a font size from 1 to 72 points, got {text!r}")
+    return pt
+
+
+def _fit(text: str) -> tuple[float, float]:
+    import argparse
+
+    from .render import parse_fit
+
+    try:
+        return parse_fit(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _positive(text: str) -> int:
     import argparse
 
@@ -569,6 +616,15 @@ def build_parser() -> argparse.ArgumentParser:
                              f"(default {RENDER_MAX_NODES:,}: a larger layout takes dot minutes)")
     render.add_argument("--dot-timeout", type=_seconds, default=RENDER_DOT_TIMEOUT, metavar="S",
                         help=f"stop Graphviz after S seconds (default {RENDER_DOT_TIMEOUT:g})")
+    figure = render.add_argument_group("figures for papers")
+    figure.add_argument("--dpi", type=_positive, default=None, metavar="N",
+                        help="pixels per inch of a PNG, written in its header too (default 144)")
+    figure.add_argument("--font-size", type=_points, default=None, metavar="PT",
+                        help="the points of a box's text, every other text in proportion (default 11)")
+    figure.add_argument("--fit", type=_fit, default=None, metavar="WxH|column|page",
+                        help="fit a size in inches (column: 3.3x9, page: 6.5x9), a long chain wrapped "
+                             "into columns side by side so that its text is as large as it can be")
+    figure.add_argument("--legend", action="store_true", help="a key of the kinds' colours under the title")
     _watch_flag(render)
     render.set_defaults(run=cmd_render)
 

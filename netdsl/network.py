@@ -119,13 +119,14 @@ class Network:
         return module if optimize is None else optimize_module(module, optimize)
 
     def to_dot(self, depth: Optional[int] = 1, rankdir: str = "TB", *, fold_activations: bool = True,
-               fold_repeats: bool = False, max_nodes: Optional[int] = None):
+               fold_repeats: bool = False, max_nodes: Optional[int] = None, **figure):
         """The diagram as a `graphviz.Digraph`; `str()` or `.source` is the DOT text. `depth` as in
         `summary` (None: every layer), `rankdir` "TB" (top to bottom) or "LR"; `max_nodes` refuses
-        larger diagrams (`netdsl.render.DiagramTooLarge`) before writing them; see netdsl.render."""
+        larger diagrams (`netdsl.render.DiagramTooLarge`) before writing them; `columns=` and
+        `legend=` as `netdsl.render.to_digraph`; see netdsl.render."""
         from .render import diagram
         return diagram(self, depth=depth, rankdir=rankdir, fold_activations=fold_activations,
-                       fold_repeats=fold_repeats, max_nodes=max_nodes)
+                       fold_repeats=fold_repeats, max_nodes=max_nodes, **figure)
 
     def render(self, path: os.PathLike | str, depth: Optional[int] = 1, rankdir: str = "TB", **options) -> Path:
         """Write the diagram to `path`, in the format its extension names (.svg, .png, .pdf, or

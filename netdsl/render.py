@@ -92,12 +92,13 @@ class _Box:
 
 
 def diagram(net, *, depth: Optional[int] = 1, rankdir: str = "TB", fold_activations: bool = True,
-            fold_repeats: bool = False, max_nodes: Optional[int] = None) -> graphviz.Digraph:
+            fold_repeats: bool = False, max_nodes: Optional[int] = None, **figure) -> graphviz.Digraph:
     """The diagram of a checked `Network` as a `graphviz.Digraph` (`.source` is the DOT text).
     `depth` as in `netdsl summary --depth` (None: every layer); `rankdir` "TB" or "LR";
-    `max_nodes`: refuse (`DiagramTooLarge`) a diagram of more boxes, before writing any DOT."""
+    `max_nodes`: refuse (`DiagramTooLarge`) a diagram of more boxes, before writing any DOT;
+    `columns` and `legend` as `to_digraph`."""
     return to_digraph(net.ir, source=net.source, depth=depth, rankdir=rankdir, fold_activations=fold_activations,
-                      fold_repeats=fold_repeats, max_nodes=max_nodes)
+                      fold_repeats=fold_repeats, max_nodes=max_nodes, **figure)
 
 
 def failure_diagram(error, **options) -> Optional[graphviz.Digraph]:
@@ -112,16 +113,21 @@ def failure_diagram(error, **options) -> Optional[graphviz.Digraph]:
 @without_gc
 def to_digraph(net: Net, diagnostics: Sequence[Diagnostic] = (), source: str = "", *, depth: Optional[int] = 1,
                rankdir: str = "TB", fold_activations: bool = True, fold_repeats: bool = False,
-               max_nodes: Optional[int] = None) -> graphviz.Digraph:
+               max_nodes: Optional[int] = None, columns: int = 1, legend: bool = False) -> graphviz.Digraph:
     """Lay out the diagram of an IR net as DOT; `diagnostics` (with the `source` text they
-    point into) mark where a failing net breaks. With `max_nodes`, a diagram of more boxes (or
+    point into) mark where a failing net breaks. `columns` > 1 wraps the main chain into that
+    many columns side by side (for a page: see `figure`); `legend` adds a key of the colours
+    the diagram uses. With `max_nodes`, a diagram of more boxes (or
     more than `EDGES_PER_NODE` times as many edges) is refused once its boxes are known, before
     the DOT is written, which for tens of thousands of boxes takes longer than any check."""
     if rankdir not in ("TB", "LR"):
         raise ValueError(f"rankdir must be 'TB' or 'LR', got {rankdir!r}")
     if depth is not None and depth < 1:
         raise ValueError(f"depth must be at least 1, got {depth}")
-    builder = _Builder(net, diagnostics, source, depth, rankdir, fold_activations, fold_repeats)
+    if columns < 1:
+        raise ValueError(f"columns must be at least 1, got {columns}")
+    builder = _Builder(net, diagnostics, source, depth, rankdir, fold_activations, fold_repeats,
+                       columns=columns, legend=legend)
     if max_nodes is not None:
         nodes, edges = builder.size()
         if nodes > max_nodes or edges > max_nodes * EDGES_PER_NODE:
@@ -136,8 +142,10 @@ def to_digraph(net: Net, diagnostics: Sequence[Diagnostic] = (), source: str = "
 
 class _Builder:
     def __init__(self, net: Net, diagnostics: Sequence[Diagnostic], source: str, depth: Optional[int],
-                 rankdir: str, fold_activations: bool, fold_repeats: bool):
+                 rankdir: str, fold_activations: bool, fold_repeats: bool, *, columns: int = 1,
+                 legend: bool = False):
         self.net, self.diagnostics, self.source = net, diagnostics, source
+        self.columns, self.legend = columns, legend
         self.depth, self.rankdir = depth, rankdir
         self.nodes: Mapping[str, Layer] = net.layers
         self.scopes: Mapping[str, Scope] = net.scopes
@@ -148,6 +156,8 @@ class _Builder:
             self._fold_runs()
         self.box_of = {m: b for b in self.boxes.values() for m in b.members}
         self.spine = self._spine()
+        self.main_line = self._main_line()
+        self.segment = self._segments() if columns > 1 else {}
         self._block_titles: Optional[dict[str, list[str]]] = None
 
     def size(self) -> tuple[int, int]:
@@ -317,6 +327,10 @@ class _Builder:
         self._frames(g)
         self._align(g)
         self._edges(g)
+        if self.segment:
+            self._wrap(g)
+        if self.legend:
+            self._legend(g)
         return g
 
     def _align(self, g: graphviz.Digraph) -> None:
@@ -383,8 +397,34 @@ class _Builder:
                 continue
             scope = self.scopes.get(item)
             with g.subgraph(name="cluster_" + item) as c:
-                c.attr(**self._frame_style(item, scope))
+                style = self._frame_style(item, scope)
+                c.attr(**style)
                 self._emit(c, item, tree)
+                self._spacer(c, item, style, tree)
+
+    def _spacer(self, c: graphviz.Digraph, path: str, style: Mapping[str, str], tree: Mapping[str, list]) -> None:
+        """An invisible box as wide as the frame's title, left of the frame's first box on its
+        rank: the title sits above it, so the edges into the frame, which come down to the
+        boxes right of it, never cross the title (dot draws edges through cluster labels)."""
+        if not style.get("label") or style.get("style") == "invis":
+            return
+        entry = self._first_box(path, tree)
+        if entry is None:
+            return
+        node = SPACER + path
+        c.node(node, style["label"], shape="plaintext", style="invis", fontsize=style.get("fontsize", "11"),
+               height="0.1")
+        with c.subgraph() as same:
+            same.attr(rank="same")
+            same.edge(node, entry, style="invis")  # a flat edge: the spacer is left of the box
+
+    def _first_box(self, path: str, tree: Mapping[str, list]) -> Optional[str]:
+        """The first box drawn in a frame, in the graph's order (inner frames included)."""
+        for kind, item in tree[path]:
+            inner = item.id if kind == "box" else self._first_box(item, tree)
+            if inner is not None:
+                return inner
+        return None
 
     def _frame_style(self, path: str, scope: Optional[Scope]) -> dict[str, str]:
         if scope is None:
@@ -431,7 +471,7 @@ class _Builder:
         if all(nodes[m].train_only for m in box.members):
             style += ",dashed"
         attrs.update(fillcolor=fill, color=border, style=style, tooltip=self._tooltip(box))
-        if box.id in self.spine:
+        if box.id in self.spine or box.id in self.main_line:
             attrs["group"] = "main"  # dot keeps edges within a group straight
         g.node(box.id, "<" + "<br/>".join(lines) + ">", **attrs)
 
@@ -551,6 +591,8 @@ class _Builder:
                 attrs.update(color="#bbbbbb", style="dashed")
             if target.train_only and not source.train_only:
                 attrs["style"] = "dashed"
+            if self.segment.get(a.id, 0) != self.segment.get(b.id, 0):
+                attrs["constraint"] = "false"  # from the foot of one column to the head of the next
             seen[(a.id, b.id)] = (fmt_dims(shape) if shape is not None else "", attrs)
         for (a, b), (label, attrs) in seen.items():
             g.edge(a, b, label=" " + label if label else None, **attrs)
@@ -565,6 +607,93 @@ class _Builder:
             shape = out.layer.shape
             attrs = {"style": "dashed"} if out.train_only else {}
             g.edge(box.id, end, label=" " + fmt_dims(shape) if shape is not None else None, **attrs)
+
+    # -- figures: the main line, columns, the legend ----------------------------------------
+
+    def _main_line(self) -> set[str]:
+        """The boxes on the way from the input to the main output, at every depth, through the
+        middle branch of each join (the second of two, the third of four): given one `group`,
+        dot draws them in one straight line, the other branches either side of it, where the
+        first branch carrying on would drift the diagram sideways at every join."""
+        line: set[str] = set()
+        layer = self.net.outputs[0].layer if self.net.outputs else None
+        seen: set[str] = set()
+        while layer is not None and layer.name not in seen:
+            seen.add(layer.name)
+            line.add(self.box_of[layer.name].id)
+            inputs = layer.inputs
+            layer = inputs[len(inputs) // 2] if inputs else None
+        return line
+
+    def _ranks(self) -> dict[str, int]:
+        """Each box's longest distance from a source, in boxes (the graph's order is topological)."""
+        rank: dict[str, int] = {}
+        for box in self.boxes.values():
+            before = [rank.get(self.box_of[i.name].id, 0) for m in box.members for i in self.nodes[m].inputs
+                      if self.box_of[i.name] is not box]
+            rank[box.id] = 1 + max(before, default=-1)
+        return rank
+
+    def _segments(self) -> dict[str, int]:
+        """The column of each box when the main chain wraps into `columns`: the top-level chain
+        cut into runs of about as many ranks each; a box off the chain goes with its inputs."""
+        rank = self._ranks()
+        chain = [b.id for b in self.boxes.values() if b.id in self.spine]
+        k = min(self.columns, len(chain) // MIN_COLUMN)
+        if k < 2:
+            return {}
+        total = rank[chain[-1]] + 1
+        segment = {b: min(k - 1, rank[b] * k // total) for b in chain}
+        for box in self.boxes.values():
+            if box.id not in segment:
+                segment[box.id] = max((segment.get(self.box_of[i.name].id, 0) for m in box.members
+                                       for i in self.nodes[m].inputs if self.box_of[i.name] is not box), default=0)
+        return segment
+
+    def _wrap(self, g: graphviz.Digraph) -> None:
+        """Columns side by side: the head of each run of the chain on the first rank, in order."""
+        heads: list[str] = []
+        for box in self.boxes.values():
+            if box.id in self.spine and self.segment[box.id] == len(heads):
+                heads.append(box.id)
+        if len(heads) < 2:
+            return
+        with g.subgraph() as same:
+            same.attr(rank="same")
+            for a, b in zip(heads, heads[1:]):
+                same.edge(a, b, style="invis")
+
+    def kinds(self) -> list[tuple[str, str, str]]:
+        """The (name, fill, border) of each colour the boxes use, in the registry's order; a
+        rolled-up scope last, as "block"."""
+        from .ops.spec import KINDS
+
+        used: set[str] = set()
+        scoped = False
+        for box in self.boxes.values():
+            if box.scope is not None:
+                scoped = True
+                continue
+            op = self.nodes[box.members[0]].op
+            if op is not None:
+                used.add(op.kind.name)
+        out = [(k.name, k.fill, k.border) for k in KINDS if k.name in used]
+        return out + ([("block", *PALETTE["scope"])] if scoped else [])
+
+    def _legend(self, g: graphviz.Digraph) -> None:
+        """A key of the colours in use, one cell per kind, below the diagram."""
+        kinds = self.kinds()
+        if not kinds:
+            return
+        per_row = 8 if self.rankdir == "TB" else 4
+        cells = [f'<td bgcolor="{fill}" color="{border}" border="1" cellpadding="2">'
+                 f'<font point-size="9">{_escape(name)}</font></td>' for name, fill, border in kinds]
+        rows = ["<tr>" + "".join(cells[i:i + per_row]) + "</tr>" for i in range(0, len(cells), per_row)]
+        table = '<table border="0" cellspacing="3" cellborder="1">' + "".join(rows) + "</table>"
+        # under the title, where it is seen first and needs no place in the layout
+        title = g.graph_attr["label"][1:-1]
+        g.graph_attr["label"] = (f'<<table border="0" cellspacing="0" cellpadding="0"><tr><td align="left" '
+                                 f'balign="left">{title}</td></tr><tr><td align="left">{table}</td></tr></table>>')
 
 
 def _brief(layer: Layer) -> str:
@@ -637,6 +766,8 @@ def _one_line(diag: Diagnostic) -> str:
 
 # --- writing -----------------------------------------------------------------------------
 
+SPACER = "space "  # a title's spacer: its frame's path after a space, so no layer or scope has its id
+
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".gv": None, ".dot": None}
 PNG_DPI = "144"  # crisp on a slide or a high-density screen
 
@@ -703,13 +834,14 @@ def output_format(path: Path | str) -> Optional[str]:
 
 
 def save(dot: graphviz.Digraph, path: Path | str, *, keep: Sequence = (), max_nodes: int = MAX_NODES,
-         timeout: float = DOT_TIMEOUT) -> Path:
+         timeout: float = DOT_TIMEOUT, dpi: Optional[int] = None) -> Path:
     """Write the diagram in the format the file name asks for (.svg, .png, .pdf; .gv or .dot for
     the DOT text). Without `dot`, writes the DOT text beside it and raises `GraphvizMissing`.
 
     `keep` lists files never to be written over, as (what, path) pairs: the net's own source
     (`netdsl.files.WouldOverwrite` if `path` is one; the DOT text is then not written either).
-    `max_nodes` and `timeout` bound what `dot` is given (`DiagramTooLarge`, `GraphvizFailed`)."""
+    `max_nodes` and `timeout` bound what `dot` is given (`DiagramTooLarge`, `GraphvizFailed`).
+    `dpi`: the resolution of a PNG (default `PNG_DPI`), written into its header too."""
     from .files import WouldOverwrite, refuse_overwrite
 
     path = Path(path)
@@ -719,8 +851,12 @@ def save(dot: graphviz.Digraph, path: Path | str, *, keep: Sequence = (), max_no
     if fmt is None:
         path.write_text(dot.source, encoding="utf-8")
         return path
+    if fmt == "png" and dpi is not None:
+        dot = with_dpi(dot, dpi)
     try:
         data = _pipe(dot, fmt, max_nodes, timeout)
+        if fmt == "png":
+            data = png_with_dpi(data, int(float(dot.graph_attr.get("dpi", PNG_DPI))))
     except GraphvizMissing:
         gv = path.with_suffix(".gv")
         try:
@@ -787,7 +923,7 @@ def _pipe(dot: graphviz.Digraph, fmt: str, max_nodes: int = MAX_NODES, timeout: 
             raise DiagramTooLarge(nodes, edges, max_nodes)
     if fmt == "png":
         dot = dot.copy()
-        dot.graph_attr["dpi"] = PNG_DPI
+        dot.graph_attr.setdefault("dpi", PNG_DPI)  # `save(dpi=)` may have set it
     try:
         # run here, not by graphviz's pipe(), which has no time limit
         done = subprocess.run(["dot", "-Kdot", f"-T{fmt}"], input=dot.source.encode("utf-8"),
@@ -811,3 +947,138 @@ def _pipe(dot: graphviz.Digraph, fmt: str, max_nodes: int = MAX_NODES, timeout: 
 def svg(dot: graphviz.Digraph, *, max_nodes: int = MAX_NODES, timeout: float = DOT_TIMEOUT) -> str:
     """The diagram as SVG text (needs Graphviz's `dot`; `max_nodes` and `timeout` as `save`)."""
     return _pipe(dot, "svg", max_nodes, timeout).decode("utf-8")
+
+
+# --- figures for papers: resolution, font size, fitting a page -----------------------------
+
+BASE_FONT = 11.0  # the points of a box's text; every other size is drawn in proportion to it
+FITS = {"column": (3.3, 9.0), "page": (6.5, 9.0)}  # inches: a column of a two-column paper, a page
+MAX_COLUMNS = 6   # the most columns `fit` wraps a chain into
+MIN_COLUMN = 3    # boxes of the chain in a column at least: fewer would not be worth a column
+NARROW = 5.0      # inches: narrower than this, a fitted diagram's title is broken into lines
+
+
+def with_dpi(dot: graphviz.Digraph, dpi: int) -> graphviz.Digraph:
+    """A copy of the diagram drawn at `dpi` pixels per inch when written as PNG."""
+    if not 1 <= dpi <= 2400:
+        raise ValueError(f"dpi must be between 1 and 2400, got {dpi}")
+    dot = dot.copy()
+    dot.graph_attr["dpi"] = str(dpi)
+    return dot
+
+
+def png_with_dpi(data: bytes, dpi: int) -> bytes:
+    """PNG bytes with a pHYs chunk saying `dpi` (dot writes none, so a word processor would
+    place a 144 dpi picture at twice its size); unchanged if it has one."""
+    import struct
+    import zlib
+
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR" or b"pHYs" in data[:4096]:
+        return data
+    per_metre = round(dpi / 0.0254)
+    body = b"pHYs" + struct.pack(">IIB", per_metre, per_metre, 1)
+    chunk = struct.pack(">I", 9) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+    end = 8 + 8 + 13 + 4  # the signature, then IHDR (length, type, 13 bytes, CRC)
+    return data[:end] + chunk + data[end:]
+
+
+def with_font_size(dot: graphviz.Digraph, points: float) -> graphviz.Digraph:
+    """A copy of the diagram whose box text is `points` high, every other text (title, edge
+    labels, parameter counts) scaled with it."""
+    import re
+
+    if not 1 <= points <= 72:
+        raise ValueError(f"font size must be between 1 and 72 points, got {points:g}")
+    factor = points / BASE_FONT
+
+    def scaled(m: "re.Match[str]") -> str:
+        return f"{m.group(1)}{float(m.group(2)) * factor:.3g}{m.group(3)}"
+
+    dot = dot.copy()
+    for attrs in (dot.graph_attr, dot.node_attr, dot.edge_attr):
+        if "fontsize" in attrs:
+            attrs["fontsize"] = f"{float(attrs['fontsize']) * factor:.3g}"
+    size = re.compile(r'(fontsize="?|point-size=")([0-9.]+)("?)')
+    dot.body[:] = [size.sub(scaled, line) for line in dot.body]
+    return dot
+
+
+def parse_fit(text: str) -> tuple[float, float]:
+    """`column`, `page` or `WIDTHxHEIGHT` in inches (`6.5x9`, `3.3x4in`) as (width, height)."""
+    import re
+
+    if text in FITS:
+        return FITS[text]
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*[x×]\s*([0-9]*\.?[0-9]+)\s*(?:in)?\s*", text)
+    if m is None or not (0 < float(m.group(1)) <= 200 and 0 < float(m.group(2)) <= 200):
+        raise ValueError(f"cannot read the size {text!r}: give column, page, or WIDTHxHEIGHT in inches "
+                         "(such as 6.5x9)")
+    return float(m.group(1)), float(m.group(2))
+
+
+def layout_size(dot: graphviz.Digraph, max_nodes: int = MAX_NODES, timeout: float = DOT_TIMEOUT
+                ) -> tuple[float, float]:
+    """The width and height in inches that dot lays the diagram out at, unscaled."""
+    first = _pipe(dot, "plain", max_nodes, timeout).split(b"\n", 1)[0].split()
+    return float(first[2]), float(first[3])
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A diagram fitted to a size: how many columns its chain wraps into and the scale dot
+    draws it at (1: not shrunk), so its smallest text is `scale` times its points."""
+
+    dot: graphviz.Digraph
+    columns: int
+    scale: float
+    width: float
+    height: float
+
+
+def fit(make, width: float, height: float, *, max_columns: int = MAX_COLUMNS, max_nodes: int = MAX_NODES,
+        timeout: float = DOT_TIMEOUT) -> Fitted:
+    """The diagram `make(columns)` that is shrunk least to fit `width` × `height` inches: its
+    main chain wrapped into 1 to `max_columns` columns side by side, each laid out by dot;
+    then `size` tells dot to scale it down to fit. Deterministic: the same sizes, the same pick."""
+    best: Optional[tuple[float, int, graphviz.Digraph]] = None
+    previous = None
+    for k in range(1, max_columns + 1):
+        dot = make(k)
+        if previous is not None and dot.source == previous:
+            break  # the chain has no more places to cut
+        previous = dot.source
+        w, h = layout_size(dot, max_nodes, timeout)
+        scale = min(1.0, width / w, height / h)
+        if best is None or scale > best[0] * 1.01:  # a column more only for a real gain
+            best = (scale, k, dot)
+        elif scale < best[0]:
+            break  # wider than it is tall now: more columns only shrink it further
+        if scale >= 1.0:
+            break
+    assert best is not None
+    scale, k, dot = best
+    dot = dot.copy()
+    dot.graph_attr["size"] = f"{width:g},{height:g}"  # dot shrinks a larger drawing to fit, never enlarges
+    return Fitted(dot, k, scale, width, height)
+
+
+def figure(make, *, fit_to: Optional[tuple[float, float]] = None, font_size: Optional[float] = None,
+           max_nodes: int = MAX_NODES, timeout: float = DOT_TIMEOUT) -> Fitted:
+    """A diagram for a paper: `make(columns)` gives the DOT (such as
+    `lambda k: net.to_dot(columns=k)`), `font_size` the points of its box text, `fit_to` the
+    (width, height) in inches it must fit (`parse_fit`), for which the chain wraps into columns."""
+    def made(k: int) -> graphviz.Digraph:
+        dot = make(k)
+        return with_font_size(dot, font_size) if font_size is not None else dot
+
+    if fit_to is None:
+        return Fitted(made(1), 1, 1.0, 0.0, 0.0)
+
+    def compact(k: int) -> graphviz.Digraph:
+        dot = made(k).copy()  # closer ranks and boxes: every inch saved is larger text on the page
+        dot.graph_attr.update(ranksep="0.2", nodesep="0.18")
+        if fit_to[0] < NARROW:  # a column: the title's parts on lines of their own
+            dot.graph_attr["label"] = dot.graph_attr["label"].replace("  ·  ", '<br align="left"/>')
+        return dot
+
+    return fit(compact, *fit_to, max_nodes=max_nodes, timeout=timeout)

@@ -77,7 +77,7 @@ def test_every_net_renders_one_box_per_summary_row(path, depth):
 def dot_boxes(dot: str) -> list[str]:
     """The ids of the boxes in DOT text (not the output arrows' ends)."""
     ids = re.findall(r'^\t+("(?:[^"\\]|\\.)*"|[\w.]+) \[label=', dot, re.M)
-    return [i.strip('"') for i in ids if not i.startswith('"output ')]
+    return [i.strip('"') for i in ids if not i.startswith(('"output ', '"space '))]  # not arrow ends, title spacers
 
 
 SCOPED = [  # every kind of scope, labelled and not
