@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from .. import codes
 from .spec import ACTIVATION, REGULARISATION, RESHAPE, Attr, Float, Int, ShapeError, examples, family, fmt_shape
 
@@ -22,6 +24,11 @@ def _module(torch_name: str, kwargs=lambda a: {}):
     return build
 
 
+def _dropout_saves(ins, a, out):
+    # on the CPU torch draws the mask as a tensor of the input's type (CUDA: one byte a value)
+    return ((math.prod(out), 0),) if 0 < a["p"] < 1 else ()
+
+
 def _elementwise(name: str, torch_name: str, attrs: tuple[Attr, ...] = (), kwargs=lambda a: {}, *,
                  tests=((("3x4x4"),),), kind=ACTIVATION, doc: str = "", **fields) -> None:
     """An op that keeps its input's shape and has no parameters. `tests`: (input shape[, text])."""
@@ -30,20 +37,27 @@ def _elementwise(name: str, torch_name: str, attrs: tuple[Attr, ...] = (), kwarg
        doc=doc or f"torch.nn.{torch_name}", examples=uses, **fields)
 
 
-_elementwise("relu", "ReLU")
-_elementwise("sigmoid", "Sigmoid")
-_elementwise("tanh", "Tanh", tests=(("6",),))
-_elementwise("relu6", "ReLU6")
-_elementwise("gelu", "GELU")
-_elementwise("silu", "SiLU", doc="x · sigmoid(x), also called swish (torch.nn.SiLU)")
+# What each backward keeps (`saves`): its output (relu, sigmoid, tanh, softmax) or its input;
+# working in place, both are the input's memory.
+_KEEPS_OUTPUT = lambda ins, a, out: ("output",)  # noqa: E731
+_KEEPS_INPUT = lambda ins, a, out: ("input",)  # noqa: E731
+_elementwise("relu", "ReLU", in_place=True, saves=_KEEPS_OUTPUT)
+_elementwise("sigmoid", "Sigmoid", saves=_KEEPS_OUTPUT)
+_elementwise("tanh", "Tanh", tests=(("6",),), saves=_KEEPS_OUTPUT)
+_elementwise("relu6", "ReLU6", in_place=True, saves=_KEEPS_INPUT)
+_elementwise("gelu", "GELU", saves=_KEEPS_INPUT)
+_elementwise("silu", "SiLU", doc="x · sigmoid(x), also called swish (torch.nn.SiLU)", in_place=True,
+             saves=_KEEPS_INPUT)
 _elementwise("identity", "Identity", kind=RESHAPE, doc="passes its input on unchanged (torch.nn.Identity)",
              aliases=True)
 _elementwise("leaky_relu", "LeakyReLU", (Attr("slope", Float(), 0.01, positional=True),),
-             lambda a: {"negative_slope": a["slope"]}, tests=(("3x4x4", "leaky_relu(0.2)"),))
+             lambda a: {"negative_slope": a["slope"]}, tests=(("3x4x4", "leaky_relu(0.2)"),), in_place=True,
+             saves=_KEEPS_INPUT)
 _elementwise("dropout", "Dropout", (Attr("p", Float(0.0, 1.0), 0.5, positional=True, doc="drop probability"),),
              lambda a: {"p": a["p"]}, kind=REGULARISATION, label=lambda a: f"dropout {a['p']:g}",
              tests=(("3x4x4", "dropout(0.3)"), ("10", "dropout")),
-             aliases=True)  # evaluation mode returns the input itself
+             aliases=True,  # evaluation mode returns the input itself; training, input x mask
+             in_place=True, copies_in_training=True, saves=_dropout_saves)
 
 
 def _softmax_infer(ins, a):
@@ -60,4 +74,5 @@ def _softmax_build(ins, a):
 
 op("softmax", (Attr("dim", Int(min=0), 0, positional=True, doc="0 = channels"),),
    infer=_softmax_infer, build=_softmax_build, kind=ACTIVATION, doc="softmax over the channels (torch.nn.Softmax)",
+   saves=_KEEPS_OUTPUT,
    examples=examples(("10", "softmax"), ("3x4x5", "softmax(dim=2)")))
