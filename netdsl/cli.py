@@ -33,6 +33,10 @@ COMPILE_DTYPES = ("float32", "float16", "bfloat16", "float64")
 COMPILE_INITS = ("default", "none", "meta")
 COMPILE_OPTIMIZE = ("fuse", "compile")
 COMPILE_EXPORTS = ("torchscript", "exported", "onnx")
+# summary's formats and columns (netdsl.formats' FORMATS and COLUMNS; a test keeps them equal),
+# spelt out so that --help imports nothing
+SUMMARY_FORMATS = ("table", "markdown", "csv", "latex", "json")
+SUMMARY_COLUMNS = ("name", "op", "shape", "params", "macs", "memory", "kernel", "stride", "input", "share")
 # render's limits on what Graphviz is given (netdsl.render's MAX_NODES, EDGES_PER_NODE and
 # DOT_TIMEOUT), spelt out for the same reason: importing render imports graphviz
 RENDER_MAX_NODES, RENDER_EDGES_PER_NODE, RENDER_DOT_TIMEOUT = 2_000, 2, 60.0
@@ -187,12 +191,32 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
+    from . import formats
+
+    try:
+        columns = formats.parse_columns(args.columns)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    form = "json" if args.json else args.format
+    if form == "json" and args.columns is not None:
+        raise UsageError("--columns chooses the columns of a table; JSON has every field")
     net = _load(args)
     summary = net.summary(batch=args.batch)
-    if args.json:
-        print(summary.to_json())
-    else:
-        print(summary.table(None if args.expand else args.depth))
+    depth = None if args.expand else args.depth
+    if form == "json":
+        if args.memory or args.dtype != "float32":
+            import json
+            doc = summary.to_dict()
+            doc["memory"] = summary.memory(args.dtype).to_dict()
+            print(json.dumps(doc, indent=1))
+        else:
+            print(summary.to_json())
+        return EXIT_OK
+    render = {"table": formats.table, "markdown": formats.markdown, "csv": formats.to_csv, "latex": formats.latex}
+    text = render[form](summary, depth, columns, args.dtype)
+    print(text, end="" if text.endswith("\n") else "\n")
+    if args.memory:
+        print(("\n" if form == "table" else "") + formats.memory_text(summary.memory(args.dtype)))
     return EXIT_OK
 
 
@@ -449,7 +473,17 @@ def build_parser() -> argparse.ArgumentParser:
     depth.add_argument("--expand", action="store_true", help="show every layer")
     summary.add_argument("--batch", type=_positive, default=1, metavar="B",
                          help="batch size for activation memory (default 1)")
-    summary.add_argument("--json", action="store_true", help="print the summary as JSON")
+    summary.add_argument("--format", choices=SUMMARY_FORMATS, default="table",
+                         help="table (default), markdown, csv, latex (booktabs) or json")
+    summary.add_argument("--columns", metavar="COLS",
+                         help="the table's columns, comma-separated, from: " + ",".join(SUMMARY_COLUMNS)
+                              + " (default name,op,shape,params,macs,memory)")
+    summary.add_argument("--dtype", choices=COMPILE_DTYPES, default="float32",
+                         help="the type memory is counted in (default float32)")
+    summary.add_argument("--memory", action="store_true",
+                         help="also print the memory model: parameters, gradients, optimizer state, "
+                              "activations saved for backward, inference peak")
+    summary.add_argument("--json", action="store_true", help="print the summary as JSON (= --format json)")
     summary.set_defaults(run=cmd_summary)
 
     compile_ = sub.add_parser(
