@@ -250,29 +250,53 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 def _compile_text(r: dict[str, Any]) -> str:
     from .files import shown
+    from .ops import fmt_shape
 
-    ms = lambda s: f"{s * 1000:.3g} ms"  # noqa: E731
-    p = r["params"]
+    p, batch = r["params"], r["batch"]
+    runs = r.get("forward_runs", 1)
     lines = [f"{r['net']}: compiled for {r['device']} ({r['device_name']}), {r['dtype']}, "
-             f"init {r['init']}, in {ms(r['seconds']['build'])}",
-             f"params:   {p['deploy']:,}" + (f" deploy, {p['train']:,} with training heads" if p["train"] != p["deploy"]
-                                            else "") + " (equal to the summary's)",
-             f"forward:  batch {r['batch']}, {r['layers_checked']} layers, every shape as inferred "
-             f"(checked pass {ms(r['seconds']['checked_pass'])}); generated forward {ms(r['seconds']['forward'])}"]
+             f"init {r['init']}, in {_ms(r['seconds']['build'])}"]
+    if "weights" in r:
+        w = r["weights"]
+        how = ", ".join(part for part in (f"{w['by_name']:,} by name" if w["by_name"] else "",
+                                          f"{w['by_order']:,} by order" if w["by_order"] else "") if part)
+        lines.append(f"weights:  {w['tensors']:,} tensors ({w['values']:,} values) from {w['source']}, "
+                     f"matched {how or 'none'}, every shape checked")
+    else:
+        lines.append(f"weights:  none loaded (init {r['init']})")
+    lines += [f"params:   {p['deploy']:,}" + (f" deploy, {p['train']:,} with training heads" if p["train"] != p["deploy"]
+                                              else "") + " (equal to the summary's)"]
+    if "macs" in r:
+        m = r["macs"]
+        each = f"{m['deploy']:,}" + (f" deploy, {m['train']:,} with training heads" if m["train"] != m["deploy"] else "")
+        lines.append(f"MACs:     per example {each}" + (f"; the batch of {batch}: {m['deploy'] * batch:,}"
+                                                             if batch != 1 else ""))
+    lines.append(f"forward:  batch {batch}, {r['layers_checked']} layers, every shape as inferred "
+                 f"(checked pass {_ms(r['seconds']['checked_pass'])}); generated forward "
+                 f"{_ms(r['seconds']['forward'])}, median of {runs} warm run{'s' if runs != 1 else ''}")
     for o in r["outputs"]:
         kind = " (training head)" if o["train_only"] else ""
-        lines.append(f"output:   {o['name']}{kind} {'×'.join(map(str, o['shape']))}")
+        per = fmt_shape(o["shape"][1:])
+        lines.append(f"output:   {o['name']}{kind} {per}" + (f" per example, batch {batch}" if batch != 1 else ""))
     if "optimize" in r:
         o = r["optimize"]
         verdict = "outputs within tolerance" if o["within_tolerance"] else "OUTPUTS DIFFER"
-        lines.append(f"optimize: {o['level']}: forward {ms(o['forward'])}, {o['speedup']:.2f}x "
-                     f"(max |diff| {o['max_abs_diff']:.2g}, {verdict}; took {ms(o['seconds'])})")
+        lines.append(f"optimize: {o['level']}: forward {_ms(o['forward'])} (median), {o['speedup']:.2f}x "
+                     f"(max |diff| {o['max_abs_diff']:.2g}, {verdict}; took {_ms(o['seconds'])})")
     if "saved" in r:
         lines.append(f"saved:    {shown(r['saved'])}")
     if "exported" in r:
         e = r["exported"]
-        lines.append(f"exported: {e['format']} to {shown(e['path'])} in {ms(e['seconds'])}")
+        lines.append(f"exported: {e['format']} to {shown(e['path'])} in {_ms(e['seconds'])}")
     return "\n".join(lines)
+
+
+def _ms(seconds: float) -> str:
+    """Plain milliseconds, never in scientific notation: `1,052 ms`, `12.3 ms`, `0.042 ms`."""
+    ms = seconds * 1000
+    if ms >= 100:
+        return f"{ms:,.0f} ms"
+    return f"{ms:.1f} ms" if ms >= 1 else f"{ms:.3f} ms"
 
 
 def cmd_render(args: argparse.Namespace) -> int:

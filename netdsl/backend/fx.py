@@ -135,7 +135,8 @@ def compile_network(network, device: Union[str, torch.device] = "cpu", dtype=Non
     module = NetModule(modules, build_graph(network, training=True), network.name,
                        eval_graph=build_graph(network, training=False) if heads else None)
     if weights is not None:
-        load_weights(module, weights, assign=lazy)
+        # what was loaded, for compile's report (a `_` name: no layer can take it)
+        module._netdsl_loaded = load_weights(module, weights, assign=lazy)
     elif init == "none":
         module.to_empty(device=device)  # memory without values: for weights loaded later
     if dtype is not None:
