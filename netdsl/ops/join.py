@@ -83,7 +83,7 @@ def _mul_build(ins, a):
 
 op("mul", (), infer=_mul_infer, build=_mul_build, kind=JOIN, join=True, mark=Mark("×", "circle"),
    doc="branches multiplied element by element, sizes of 1 broadcast (squeeze-and-excitation)", overwritable=True,
-   saves=lambda ins, a, out: ("inputs",),
+   saves=lambda ins, a, out: ("ins",),
    shape_doc="equal shapes, or 1 where one side repeats", examples=examples(
        ("4x6x6", "mul { identity | global_avgpool conv(2, 1) relu conv(4, 1) sigmoid }"),
        ("5", "mul { identity | linear(5) sigmoid }")))

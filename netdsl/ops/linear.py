@@ -32,7 +32,7 @@ op("linear", (Attr("out", Int(), positional=True, doc="output features"), Attr("
    params=lambda ins, a, out: ins[0][0] * a["out"] + (a["out"] if a["bias"] else 0),
    macs=lambda ins, a, out: ins[0][0] * a["out"],
    doc="fully connected layer (torch.nn.Linear)", overwritable=True, shape_doc="C → out",
-   saves=lambda ins, a, out: ("input",),
+   saves=lambda ins, a, out: ("in",),
    params_doc="C·out (+out)",
    examples=examples(("20", "linear(10)"), ("7", "linear(3, bias=false)")))
 

@@ -25,7 +25,7 @@ def _lrn_saves(ins, a, out):
     # torch.nn.functional.local_response_norm is several calls: x*x padded along the channels
     # (kept by avg_pool3d), the pooled sum scaled (kept by pow), its power (kept by the division)
     values, rest = math.prod(out), math.prod(out[1:])
-    return ("input", ((out[0] + a["size"] - 1) * rest, 0), (values, 0), (values, 0))
+    return ("in", ((out[0] + a["size"] - 1) * rest, 0), (values, 0), (values, 0))
 
 
 op("lrn", (Attr("size", Int(), 5, positional=True, doc="channels in the window"),
@@ -55,7 +55,7 @@ op("batchnorm", (Attr("eps", Float(above=True), 1e-5), Attr("momentum", Float(0.
    params=lambda ins, a, out: 2 * ins[0][0] if a["affine"] else 0,
    buffers=lambda ins, a, out: (2 * ins[0][0], 1),  # running mean and variance; num_batches_tracked
    doc="batch normalisation (torch.nn.BatchNorm2d, or 1d on vectors)", overwritable=True,
-   saves=lambda ins, a, out: ("input", (2 * ins[0][0], 4)),  # and each channel's mean and 1/std, float32
+   saves=lambda ins, a, out: ("in", (2 * ins[0][0], 4)),  # and each channel's mean and 1/std, float32
    shape_doc="unchanged (images or vectors)", params_doc="2·C if affine",
    examples=examples(("8x5x5", "batchnorm"), ("6x3x3", "batchnorm(eps=0.001, affine=false)"), ("12", "batchnorm"),
                      ("12", "batchnorm(affine=false)")))
@@ -79,6 +79,6 @@ op("groupnorm", (Attr("groups", Int(), positional=True, doc="channel groups, eac
    infer=_gn_infer, build=_gn_build, kind=NORM, label=lambda a: f"groupnorm {a['groups']}",
    params=lambda ins, a, out: 2 * ins[0][0] if a["affine"] else 0,
    doc="group normalisation over channel groups, per example (torch.nn.GroupNorm)",
-   saves=lambda ins, a, out: ("input", (2 * a["groups"], 0)),  # and each group's mean and 1/std
+   saves=lambda ins, a, out: ("in", (2 * a["groups"], 0)),  # and each group's mean and 1/std
    shape_doc="unchanged; C divisible by groups", params_doc="2·C if affine",
    examples=examples(("8x5x5", "groupnorm(4)"), ("6x3x3", "groupnorm(3, eps=0.001, affine=false)"), ("12", "groupnorm(2)")))

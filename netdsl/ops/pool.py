@@ -79,7 +79,7 @@ _WINDOW = (
 op("maxpool", _WINDOW + (Attr("dilation", Pair(), 1), Attr("ceil_mode", Bool(), False)),
    infer=_maxpool_infer, build=_maxpool_build, kind=POOL, label=_label("maxpool"),
    doc="max pooling (torch.nn.MaxPool2d)", overwritable=True, shape_doc="C×H×W → C×H'×W'",
-   saves=lambda ins, a, out: ("input", (math.prod(out), 8)),  # and where each maximum was, as int64
+   saves=lambda ins, a, out: ("in", (math.prod(out), 8)),  # and where each maximum was, as int64
    examples=examples(("3x9x9", "maxpool(2)"), ("4x112x112", "maxpool(3, stride=2, ceil_mode=true)"),
                      ("4x15x16", "maxpool(3, stride=2, pad=1)"), ("2x7x7", "maxpool(3, stride=1, pad=1)"),
                      ("1x14x14", "maxpool(3, stride=2, ceil_mode=true)"), ("1x9x9", "maxpool(2, dilation=2)"),
@@ -88,7 +88,7 @@ op("maxpool", _WINDOW + (Attr("dilation", Pair(), 1), Attr("ceil_mode", Bool(), 
 op("avgpool", _WINDOW + (Attr("ceil_mode", Bool(), False), Attr("count_include_pad", Bool(), True)),
    infer=_avgpool_infer, build=_avgpool_build, kind=POOL, label=_label("avgpool"),
    doc="average pooling (torch.nn.AvgPool2d)", overwritable=True, shape_doc="C×H×W → C×H'×W'",
-   saves=lambda ins, a, out: ("input",),
+   saves=lambda ins, a, out: ("in",),
    examples=examples(("3x9x9", "avgpool(2)"), ("8x14x14", "avgpool(5, stride=3)"),
                      ("2x10x11", "avgpool(3, stride=2, pad=1, ceil_mode=true, count_include_pad=false)"),
                      ("16x7x7", "avgpool(7, stride=1)")))
@@ -111,7 +111,7 @@ def _global_infer(ins, a):
 
 def _adaptive_saves(ins, a, out):
     # torch computes a 1x1 output as a mean, whose backward needs only the input's size
-    return () if tuple(out[1:]) == (1, 1) else ("input",)
+    return () if tuple(out[1:]) == (1, 1) else ("in",)
 
 
 op("adaptive_avgpool", (Attr("size", Pair(), 1, positional=True, doc="output HxW"),),
