@@ -59,7 +59,8 @@ def main() -> int:
         bad += any(abs(q - 1) > TOLERANCE for q in ratios)
         cuda = f"  {kib(r['cuda_peak'])} ({r['peak'] / r['cuda_peak']:.3f})" if "cuda_peak" in r else ""
         print(f"{r['net']:32} {kib(r['peak']):>8} {kib(r['measured_peak']):>8} {ratios[0]:6.3f} "
-              f"{kib(r['with_workspace']):>8}   {kib(r['saved']):>8} {kib(r['measured_saved']):>8} {ratios[1]:6.3f}{cuda}")
+              f"{kib(r['with_workspace']):>8}   {kib(r['saved']):>8} {kib(r['measured_saved']):>8} "
+              f"{ratios[1]:6.3f}{cuda}")
     return 1 if bad else 0
 
 

@@ -265,11 +265,12 @@ def _compile_text(r: dict[str, Any]) -> str:
                      f"matched {how or 'none'}, every shape checked")
     else:
         lines.append(f"weights:  none loaded (init {r['init']})")
-    lines += [f"params:   {p['deploy']:,}" + (f" deploy, {p['train']:,} with training heads" if p["train"] != p["deploy"]
-                                              else "") + " (equal to the summary's)"]
+    heads = f" deploy, {p['train']:,} with training heads" if p["train"] != p["deploy"] else ""
+    lines.append(f"params:   {p['deploy']:,}{heads} (equal to the summary's)")
     if "macs" in r:
         m = r["macs"]
-        each = f"{m['deploy']:,}" + (f" deploy, {m['train']:,} with training heads" if m["train"] != m["deploy"] else "")
+        heads = f" deploy, {m['train']:,} with training heads" if m["train"] != m["deploy"] else ""
+        each = f"{m['deploy']:,}{heads}"
         lines.append(f"MACs:     per example {each}" + (f"; the batch of {batch}: {m['deploy'] * batch:,}"
                                                              if batch != 1 else ""))
     lines.append(f"forward:  batch {batch}, {r['layers_checked']} layers, every shape as inferred "

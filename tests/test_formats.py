@@ -35,7 +35,8 @@ def test_markdown_rows_and_alignment(summary):
     lines = text.splitlines()
     assert lines[0] == "| Layer | Op | Output | Params | MACs | Memory |"
     assert lines[1] == "|:---|:---|---:|---:|---:|---:|"
-    assert "| inception3a | inception(64, 96, 128, 16, 32, 32) | 256x28x28 | 163,696 | 128,049,152 | 3,626 KiB |" in lines
+    assert ("| inception3a | inception(64, 96, 128, 16, 32, 32) | 256x28x28 | 163,696 | 128,049,152 | 3,626 KiB |"
+            in lines)
     assert "| aux1 [train] |" in text
     assert len([x for x in lines if x.startswith("| ")]) == len(summary.rows(1)) + 1
 
