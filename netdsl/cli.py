@@ -201,6 +201,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
     form = "json" if args.json else args.format
     if form == "json" and args.columns is not None:
         raise UsageError("--columns chooses the columns of a table; JSON has every field")
+    if form == "csv" and args.memory:
+        raise UsageError("--memory does not fit in the CSV of the rows; use --format json for both")
     net = _load(args)
     summary = net.summary(batch=args.batch)
     depth = None if args.expand else args.depth
@@ -217,7 +219,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
     text = render[form](summary, depth, columns, args.dtype)
     print(text, end="" if text.endswith("\n") else "\n")
     if args.memory:
-        print(("\n" if form == "table" else "") + formats.memory_text(summary.memory(args.dtype)))
+        model = summary.memory(args.dtype)
+        show = {"table": formats.memory_text, "markdown": formats.memory_markdown, "latex": formats.memory_latex}
+        print("\n" + show[form](model))
     return EXIT_OK
 
 

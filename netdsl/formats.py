@@ -70,7 +70,7 @@ def parse_columns(text: Optional[str]) -> tuple[str, ...]:
 def rows(summary, depth: Optional[int] = 1, dtype: str = "float32") -> list[Row]:
     """The summary's rows at `depth` (None: every layer), with memory in `dtype`."""
     scale = dtype_bytes(dtype)
-    net = summary._ir
+    net = _net(summary)
     total = max(summary.totals["params"], 1)
     first: dict[str, str] = {}  # row -> its first layer, whose input is the row's
     for r in summary.layers:
@@ -86,6 +86,12 @@ def rows(summary, depth: Optional[int] = 1, dtype: str = "float32") -> list[Row]
         out.append(Row(name, what, list(shape), p, m, b * scale // BYTES_PER_VALUE, kernel, stride,
                        [list(i.shape) for i in layer.inputs], p / total, train))
     return out
+
+
+def _net(summary):
+    if summary._ir is None:
+        raise ValueError("this Summary was made without its net: make it with Summary.of(network)")
+    return summary._ir
 
 
 def _cell(row: Row, column: str, plain: bool) -> str:
@@ -210,6 +216,28 @@ def memory_text(m: Memory) -> str:
              f"  training step       {kib(m.training('sgd'))} with SGD, {kib(m.training('adam'))} with Adam",
              f"  inference           {kib(m.inference())}"]
     return "\n".join(lines)
+
+
+def memory_markdown(m: Memory) -> str:
+    """The memory model as a Markdown table (bytes, and as the text writes them)."""
+    out = [f"| memory ({m.dtype}, batch {m.batch}) | bytes | |", "|:---|---:|---:|"]
+    out += [f"| {what} | {n} | {kib(n)} |" for what, n in _memory_items(m)]
+    return "\n".join(out)
+
+
+def memory_latex(m: Memory) -> str:
+    """The memory model as a LaTeX booktabs `tabular`."""
+    out = ["\\begin{tabular}{lr}", r"\toprule", f"memory ({m.dtype}, batch {m.batch}) & \\\\", r"\midrule"]
+    out += [f"{what} & {kib(n)} \\\\" for what, n in _memory_items(m)]
+    return "\n".join(out + [r"\bottomrule", r"\end{tabular}"])
+
+
+def _memory_items(m: Memory) -> list[tuple[str, int]]:
+    return [("parameters", m.params), ("parameters, deploy", m.params_deploy), ("buffers", m.buffers),
+            ("gradients", m.gradients), ("SGD momentum", m.sgd_momentum), ("Adam state", m.adam),
+            ("saved for backward", m.saved), ("inference peak", m.peak), ("input", m.input),
+            ("training step, SGD", m.training("sgd")), ("training step, Adam", m.training("adam")),
+            ("inference", m.inference())]
 
 
 def kib(n: int) -> str:

@@ -45,6 +45,8 @@ class BlockRow:
 class Summary:
     """The numbers of a checked `Network` at a given batch size."""
 
+    _ir = None  # the net's IR, which `of` keeps for the memory model and the other formats
+
     def __init__(self, net: str, input_shape, batch: int, layers: list[LayerRow], blocks: list[BlockRow],
                  outputs: list[dict], rows_of: Mapping[str, list[Scope]], scope_shapes: Mapping[str, list],
                  counts: Mapping[str, int]):
@@ -171,8 +173,9 @@ class Summary:
     def memory(self, dtype: str = "float32"):
         """The memory model at this summary's batch in `dtype` (a `netdsl.memory.Memory`):
         parameters, gradients, optimizer state, activations saved for backward, inference peak."""
+        from .formats import _net
         from .memory import memory
-        return memory(self._ir, self.batch, dtype)
+        return memory(_net(self), self.batch, dtype)
 
     def to_markdown(self, depth: Optional[int] = 1, columns=None, dtype: str = "float32") -> str:
         """A Markdown table of the rows at `depth` (None: every layer); `columns` from

@@ -105,6 +105,13 @@ def test_cli_json_memory(run_cli):
     assert "memory" not in json.loads(plain)  # the documented default document is unchanged
 
 
+def test_cli_memory_in_markdown_and_not_in_csv(run_cli):
+    r = run_cli("summary", GOOGLENET, "--format", "markdown", "--memory")
+    assert "| inference peak | 9633792 | 9,408 KiB |" in r.stdout
+    r = run_cli("summary", GOOGLENET, "--format", "csv", "--memory")
+    assert r.returncode == 2 and "--format json" in r.stderr
+
+
 def test_cli_bad_column(run_cli):
     r = run_cli("summary", GOOGLENET, "--columns", "name,kernal")
     assert r.returncode == 2 and "did you mean `kernel`?" in r.stderr and "Traceback" not in r.stderr
