@@ -92,12 +92,17 @@ def test_model_agrees_with_torch_on_the_cpu(name):
 
 @pytest.mark.parametrize("name", MEASURED)
 def test_model_agrees_with_torch_on_cuda(name):
+    """The profiler's CUDA allocations, workspaces apart, within 10 %; max_memory_allocated,
+    which counts cuDNN's workspaces and max pooling's indices too, at least the model less 10 %."""
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device: the peak is checked against max_memory_allocated where one is")
-    from netdsl.backend.measure import cuda_peak
+    from netdsl.backend.measure import cuda_peak, inference_peak
 
     net = netdsl.load(ROOT / "nets" / name)
-    torch.backends.cudnn.benchmark = False
-    measured = cuda_peak(net.compile(device="cuda"), torch.randn(2, *net.input_shape, device="cuda"))
-    assert abs(memory(net, batch=2).peak / measured - 1) <= TOLERANCE, (memory(net, batch=2).peak, measured)
+    model = memory(net, batch=2).peak
+    module = net.compile(device="cuda")
+    x = torch.randn(2, *net.input_shape, device="cuda")
+    tensors = inference_peak(module, x).tensors
+    assert abs(model / tensors - 1) <= TOLERANCE, (model, tensors)
+    assert cuda_peak(module, x) >= (1 - TOLERANCE) * model

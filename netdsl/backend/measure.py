@@ -8,8 +8,9 @@
   apart (`workspace` says how large its peak was with it).
 - `saved_for_backward`: one training forward under `torch.autograd.graph.saved_tensors_hooks`:
   the memory of every tensor autograd keeps, each storage once, parameters and buffers left out.
+  On CUDA the same, through the caching allocator's events.
 - `cuda_peak`: `torch.cuda.max_memory_allocated` over one forward, less what was allocated
-  before it (parameters, the input).
+  before it (parameters, the input): cuDNN's workspaces and max pooling's indices included.
 """
 
 from __future__ import annotations
@@ -26,19 +27,25 @@ class Peak:
 
 
 def inference_peak(module: torch.nn.Module, x: torch.Tensor) -> Peak:
-    """The peak bytes of one inference forward of `module` on `x` (CPU), as the profiler saw it."""
+    """The peak bytes of one inference forward of `module` on `x`, on `x`'s device (the CPU, or
+    CUDA through its caching allocator), as the profiler saw it."""
     from torch._C._profiler import _EventType
     from torch.profiler import ProfilerActivity, profile
 
     module.eval()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if x.device.type == "cuda" else [])
     with torch.inference_mode():
-        module(x)  # the first call sets things up (oneDNN primitives) that later calls reuse
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        module(x)  # the first call sets things up (oneDNN primitives, cuDNN plans) that later calls reuse
+        if x.device.type == "cuda":
+            torch.cuda.synchronize(x.device)
+        with profile(activities=activities, profile_memory=True) as prof:
             module(x)
+            if x.device.type == "cuda":
+                torch.cuda.synchronize(x.device)
     events: list[tuple[int, int, int, int]] = []  # (time, address, bytes: + allocated, - freed, top-level call)
 
     def walk(event, root: int) -> None:
-        if event.tag == _EventType.Allocation:
+        if event.tag == _EventType.Allocation and event.extra_fields.device.type == x.device.type:
             f = event.extra_fields
             events.append((event.start_time_ns, f.ptr, f.alloc_size, root))
         for child in event.children:
