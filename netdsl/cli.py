@@ -41,6 +41,7 @@ SUMMARY_COLUMNS = tuple("name,op,shape,params,macs,memory,kernel,stride,input,sh
 # render's limits on what Graphviz is given (netdsl.render's MAX_NODES, EDGES_PER_NODE and
 # DOT_TIMEOUT), spelt out for the same reason: importing render imports graphviz
 RENDER_MAX_NODES, RENDER_EDGES_PER_NODE, RENDER_DOT_TIMEOUT = 2_000, 2, 60.0
+SERVE_PORT = 8765  # netdsl.serve's DEFAULT_PORT, spelt out so that --help need not import http.server
 
 
 class UsageError(Exception):
@@ -420,6 +421,40 @@ def cmd_fmt(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The live playground (netdsl/serve.py) until Ctrl-C."""
+    from .files import Refused, shown
+    from .serve import PlaygroundFile, SaveRefused, serve
+
+    if args.file == "-":
+        raise UsageError("serve needs a file to read and save, not standard input")
+    try:  # a file that cannot be read (a folder, a FIFO, no permission) is refused now, not in the page
+        PlaygroundFile(args.file).read()
+    except Refused as e:
+        raise UsageError(str(e).replace("fmt", "netdsl serve")) from None
+    except (OSError, ValueError, SaveRefused) as e:
+        raise UsageError(f"cannot serve {shown(args.file)}: {_reason(e)}") from None
+    folder = os.path.dirname(os.path.abspath(args.file)) if args.file is not None else None
+    if folder is not None and not os.path.isdir(folder):  # the first save would fail
+        raise UsageError(f"cannot serve {shown(args.file)}: its folder does not exist")
+    try:
+        serve(args.file, args.host, args.port, depth=None if args.expand else args.depth, quiet=not args.log)
+    except OSError as e:  # the port is taken, the host is not this machine's ...
+        raise UsageError(f"cannot serve on {shown(args.host)} port {args.port}: {_reason(e)}") from None
+    except KeyboardInterrupt:  # the normal way to stop it
+        return EXIT_OK
+    return EXIT_OK
+
+
+def _watched(args: argparse.Namespace) -> int:
+    """`render --watch` and `summary --watch`: the command again each time the file is saved."""
+    from .watch import watch
+
+    if args.file == "-":
+        raise UsageError("--watch needs a file to watch, not standard input")
+    return watch(args.file, lambda: _dispatch(args), clear=args.command == "summary" and sys.stdout.isatty())
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     """An error code's entry in the catalogue, or the list of codes."""
     from .catalogue import CATALOGUE, explain, lookup, suggestion
@@ -433,6 +468,35 @@ def cmd_explain(args: argparse.Namespace) -> int:
         raise UsageError(suggestion(args.code))
     print(explain(entry), end="")
     return EXIT_OK
+
+
+def cmd_lsp(args: argparse.Namespace) -> int:
+    """The language server (netdsl/lsp.py) over standard input and output, until the editor
+    ends it."""
+    try:
+        import lsprotocol  # noqa: F401  (the server imports them when it starts: asked for here, to say
+        import pygls  # noqa: F401        what to install before anything else happens)
+
+        from .lsp import serve
+    except ImportError as e:
+        if (e.name or "").split(".")[0] not in ("pygls", "lsprotocol"):
+            raise
+        raise UsageError("`netdsl lsp` needs pygls: pip install 'netdsl[lsp]'") from None
+    # The protocol's bytes go to the real standard output, around main's text wrapper, through
+    # a copy of its descriptor: the server closes the stream it writes to when the editor says
+    # `exit`, and main still flushes standard output after that.
+    with os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0) as out:
+        return serve(sys.stdin.buffer, out)
+
+
+def _add_lsp(sub) -> None:
+    lsp = sub.add_parser("lsp", help="run the language server (for editors: diagnostics, hover, completion ...)",
+                         description="Speak the Language Server Protocol over standard input and output: "
+                                     "diagnostics as you type, hover, go to definition, completion and "
+                                     "formatting for .net files. Needs pygls (pip install 'netdsl[lsp]').")
+    # editors' clients (vscode-languageclient) say which transport they use; stdio is the one there is
+    lsp.add_argument("--stdio", action="store_true", help="talk over standard input and output (the default)")
+    lsp.set_defaults(run=cmd_lsp)
 
 
 def _seconds(text: str) -> float:
@@ -514,6 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also print the memory model: parameters, gradients, optimizer state, "
                               "activations saved for backward, inference peak")
     summary.add_argument("--json", action="store_true", help="print the summary as JSON (= --format json)")
+    _watch_flag(summary)
     summary.set_defaults(run=cmd_summary)
 
     compile_ = sub.add_parser(
@@ -568,6 +633,7 @@ def build_parser() -> argparse.ArgumentParser:
                              f"(default {RENDER_MAX_NODES:,}: a larger layout takes dot minutes)")
     render.add_argument("--dot-timeout", type=_seconds, default=RENDER_DOT_TIMEOUT, metavar="S",
                         help=f"stop Graphviz after S seconds (default {RENDER_DOT_TIMEOUT:g})")
+    _watch_flag(render)
     render.set_defaults(run=cmd_render)
 
     fmt = sub.add_parser("fmt", help="format .net files in place (comments and alignment kept)",
@@ -588,7 +654,49 @@ def build_parser() -> argparse.ArgumentParser:
                                          "the error and what netdsl says about it; without a code, list the codes.")
     explain.add_argument("code", nargs="?", metavar="CODE", help="an error code, such as E402")
     explain.set_defaults(run=cmd_explain)
+    _serve_parser(sub)
+    _add_lsp(sub)
     return p
+
+
+def _watch_flag(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--watch", action="store_true",
+                    help="run again each time the file is saved (polled every 0.3 s), until Ctrl-C")
+
+
+def _serve_parser(sub) -> None:
+    serve = sub.add_parser("serve", help="the live playground: an editor, the diagram and the summary in a browser",
+                           description="Serve a page with a code editor for FILE: errors underlined as you type, "
+                                       "the diagram and the summary beside it, the numbers of the layer under the "
+                                       "cursor, and save back to FILE. It reads and writes only FILE, and listens "
+                                       "on 127.0.0.1 unless --host says otherwise. POST /api/check takes a net's "
+                                       "source and answers diagnostics, summary rows, layer spans and the SVG.")
+    serve.add_argument("file", metavar="FILE", nargs="?", default=None,
+                       help="the .net file to edit (created on the first save if missing); "
+                            "without it, an example that cannot be saved")
+    serve.add_argument("--port", type=_port, default=SERVE_PORT, metavar="N",
+                       help=f"the port (default {SERVE_PORT}; 0: any free one)")
+    serve.add_argument("--host", default="127.0.0.1", metavar="HOST",
+                       help="the address to listen on (default 127.0.0.1, this machine alone; another "
+                            "lets others on the network read and write FILE)")
+    depth = serve.add_mutually_exclusive_group()
+    depth.add_argument("--depth", type=_positive, default=1, metavar="N",
+                       help="the diagram's and table's depth at first, as summary (default 1)")
+    depth.add_argument("--expand", action="store_true", help="every layer at first")
+    serve.add_argument("--log", action="store_true", help="log each request on stderr")
+    serve.set_defaults(run=cmd_serve)
+
+
+def _port(text: str) -> int:
+    import argparse
+
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if not 0 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
+    return n
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -617,11 +725,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _run(argv: Optional[Sequence[str]]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "watch", False):
+        try:
+            return _watched(args)
+        except UsageError as e:
+            _error(f"netdsl: error: {_one_line(str(e))}")
+            return EXIT_USAGE
+    return _dispatch(args)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run the command `args` names; a mistake in the net or the call is reported on stderr
+    and becomes the exit status."""
     from .diagnostics import NetDSLError
     from .files import WouldOverwrite, shown
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
         return args.run(args)
     except NetDSLError as e:

@@ -23,6 +23,8 @@ def test_installed_wheel_finds_its_grammar(tmp_path):
     (wheel,) = wheel_dir.glob("netdsl-*.whl")
     shipped = zipfile.ZipFile(wheel).read("netdsl/parser_tables.json")
     assert shipped == (ROOT / "netdsl" / "parser_tables.json").read_bytes()
+    for name in ("playground.html", "playground.js"):  # netdsl serve's page, CodeMirror bundled in
+        assert zipfile.ZipFile(wheel).read(f"netdsl/static/{name}") == (ROOT / "netdsl" / "static" / name).read_bytes()
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
                     str(wheel)], check=True, capture_output=True)
     code = ("import netdsl, netdsl.parser as p\n"
