@@ -235,7 +235,7 @@ def memory_latex(m: Memory) -> str:
 def _memory_items(m: Memory) -> list[tuple[str, int]]:
     return [("parameters", m.params), ("parameters, deploy", m.params_deploy), ("buffers", m.buffers),
             ("gradients", m.gradients), ("SGD momentum", m.sgd_momentum), ("Adam state", m.adam),
-            ("saved for backward", m.saved), ("inference peak", m.peak), ("input", m.input),
+            ("saved for backward", m.saved), ("inference peak", m.peak), ("input batch", m.input),
             ("training step, SGD", m.training("sgd")), ("training step, Adam", m.training("adam")),
             ("inference", m.inference())]
 
