@@ -13,7 +13,8 @@ float64 8):
   its output, max pooling its input and int64 indices, dropout its mask (the input's dtype, as
   torch draws it on the CPU), BatchNorm its input and per-channel statistics, ... Each tensor's
   memory is counted once however many layers keep it (a ReLU's output that the next conv keeps
-  too), and a layer working in place or returning a view shares its input's memory. The input
+  too), and a layer working in place or returning a view shares its input's memory. A layer
+  before the first one with parameters keeps nothing (nothing there requires grad). The input
   batch counts when the first layer keeps it;
 - **peak of inference** (evaluation mode, training heads left out): the layers run in
   definition order, as the compiled forward runs them; a tensor lives from the layer that makes
@@ -182,7 +183,11 @@ def saved_bytes(network, batch: int = 1, size: int = 4) -> int:
     owner = _owners(layers, works_in_place(net), training=True)
     kept: dict[str, int] = {}  # tensor (its owner layer) -> values
     extra = 0  # bytes of tensors ops make for themselves (indices, masks, statistics)
+    grad: dict[str, bool] = {}  # whether a layer's output requires grad: autograd records nothing else
     for layer in layers:
+        grad[layer.name] = layer.params > 0 or any(grad.get(i.name, False) for i in layer.inputs)
+        if not grad[layer.name]:  # before the first parameter (a pool on the input): nothing kept
+            continue
         for item in layer.op.saves([i.shape for i in layer.inputs], layer.attrs, layer.shape):
             if item == "in":
                 refs = layer.inputs[:1]
@@ -191,10 +196,10 @@ def saved_bytes(network, batch: int = 1, size: int = 4) -> int:
             elif item == "out":
                 refs = [layer]
             else:
-                values, each = item
-                extra += values * (each or size)
+                values, each, *once = item
+                extra += values * (each or size) * (1 if once else batch)
                 continue
             for ref in refs:
                 held = net.layers[owner.get(ref.name, ref.name)]
                 kept[held.name] = math.prod(held.shape)
-    return batch * (sum(kept.values()) * size + extra)
+    return batch * sum(kept.values()) * size + extra

@@ -106,3 +106,34 @@ def test_model_agrees_with_torch_on_cuda(name):
     tensors = inference_peak(module, x).tensors
     assert abs(model / tensors - 1) <= TOLERANCE, (model, tensors)
     assert cuda_peak(module, x) >= (1 - TOLERANCE) * model
+
+
+def _registry_cases():
+    for name, spec in REGISTRY.items():
+        if spec.build is None or spec.source:
+            continue
+        for i, example in enumerate(spec.examples):
+            yield pytest.param(example.input, example.text, id=f"{name}-{i}")
+            if not spec.join:  # after a conv or linear, whose output the op may overwrite, then a ReLU
+                first = "conv(4, 1)" if "x" in example.input else "linear(6)"
+                yield pytest.param(example.input, f"{first} {example.text} relu", id=f"{name}-{i}-in-place")
+
+
+@pytest.mark.parametrize("shape, text", list(_registry_cases()))
+def test_every_op_agrees_with_torch(shape, text):
+    """Each registry entry's `saves`, `scratch` and in-place flags, against torch on a small net."""
+    torch = pytest.importorskip("torch")
+    from netdsl.backend.measure import inference_peak, saved_for_backward
+
+    try:
+        net = netdsl.loads(f"net n {{ input {shape}  {text} }}")
+    except netdsl.NetDSLError:
+        pytest.skip("the op does not follow a conv or linear here")
+    torch.manual_seed(0)
+    module = net.compile()
+    x = torch.randn(2, *net.input_shape)
+    model = memory(net, batch=2)
+    # exact, but for a 0-dimensional tensor LRN's formula makes of a Python number (8 bytes)
+    peak, saved = inference_peak(module, x).tensors, saved_for_backward(module, x)
+    assert abs(model.peak - peak) <= 8, (model.peak, peak)
+    assert model.saved == saved

@@ -55,7 +55,7 @@ op("batchnorm", (Attr("eps", Float(above=True), 1e-5), Attr("momentum", Float(0.
    params=lambda ins, a, out: 2 * ins[0][0] if a["affine"] else 0,
    buffers=lambda ins, a, out: (2 * ins[0][0], 1),  # running mean and variance; num_batches_tracked
    doc="batch normalisation (torch.nn.BatchNorm2d, or 1d on vectors)", overwritable=True,
-   saves=lambda ins, a, out: ("in", (2 * ins[0][0], 4)),  # and each channel's mean and 1/std, float32
+   saves=lambda ins, a, out: ("in", (2 * ins[0][0], 4, "once")),  # and each channel's mean and 1/std, float32
    shape_doc="unchanged (images or vectors)", params_doc="2·C if affine",
    examples=examples(("8x5x5", "batchnorm"), ("6x3x3", "batchnorm(eps=0.001, affine=false)"), ("12", "batchnorm"),
                      ("12", "batchnorm(affine=false)")))

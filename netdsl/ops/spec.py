@@ -265,8 +265,8 @@ class OpSpec:
       `aliases` op that makes a tensor of its own in training mode (dropout);
     - `saves(in_shapes, attrs, out_shape)`: what its backward pass keeps, for the memory model
       (netdsl/memory.py): `"in"` (its first input's memory), `"ins"` (every input's),
-      `"out"` (its own), or `(values, bytes per value)` for a tensor it makes for itself (0
-      bytes: the net's dtype); `scratch(in_shapes, attrs, out_shape)`: values of temporaries alive
+      `"out"` (its own), or `(values per example, bytes per value)` for a tensor it makes for
+      itself (0 bytes: the net's dtype; a third item `"once"`: values for the whole batch); `scratch(in_shapes, attrs, out_shape)`: values of temporaries alive
       at its busiest moment in inference beyond its inputs and output (an op made of several
       torch calls, such as LRN);
     - `examples`: uses of the op that the registry-wide tests run through every path;
