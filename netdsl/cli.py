@@ -33,6 +33,11 @@ COMPILE_DTYPES = ("float32", "float16", "bfloat16", "float64")
 COMPILE_INITS = ("default", "none", "meta")
 COMPILE_OPTIMIZE = ("fuse", "compile")
 COMPILE_EXPORTS = ("torchscript", "exported", "onnx")
+# summary's formats and columns (netdsl.formats' FORMATS and COLUMNS; a test keeps them equal),
+# spelt out so that --help imports nothing
+SUMMARY_FORMATS = ("table", "markdown", "csv", "latex", "json")
+# (one string: a column is called like an op, `input`, which tests/test_structure.py keeps out of quotes)
+SUMMARY_COLUMNS = tuple("name,op,shape,params,macs,memory,kernel,stride,input,share".split(","))
 # render's limits on what Graphviz is given (netdsl.render's MAX_NODES, EDGES_PER_NODE and
 # DOT_TIMEOUT), spelt out for the same reason: importing render imports graphviz
 RENDER_MAX_NODES, RENDER_EDGES_PER_NODE, RENDER_DOT_TIMEOUT = 2_000, 2, 60.0
@@ -188,12 +193,36 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
+    from . import formats
+
+    try:
+        columns = formats.parse_columns(args.columns)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    form = "json" if args.json else args.format
+    if form == "json" and args.columns is not None:
+        raise UsageError("--columns chooses the columns of a table; JSON has every field")
+    if form == "csv" and args.memory:
+        raise UsageError("--memory does not fit in the CSV of the rows; use --format json for both")
     net = _load(args)
     summary = net.summary(batch=args.batch)
-    if args.json:
-        print(summary.to_json())
-    else:
-        print(summary.table(None if args.expand else args.depth))
+    depth = None if args.expand else args.depth
+    if form == "json":
+        if args.memory or args.dtype != "float32":
+            import json
+            doc = summary.to_dict()
+            doc["memory"] = summary.memory(args.dtype).to_dict()
+            print(json.dumps(doc, indent=1))
+        else:
+            print(summary.to_json())
+        return EXIT_OK
+    render = {"table": formats.table, "markdown": formats.markdown, "csv": formats.to_csv, "latex": formats.latex}
+    text = render[form](summary, depth, columns, args.dtype)
+    print(text, end="" if text.endswith("\n") else "\n")
+    if args.memory:
+        model = summary.memory(args.dtype)
+        show = {"table": formats.memory_text, "markdown": formats.memory_markdown, "latex": formats.memory_latex}
+        print("\n" + show[form](model))
     return EXIT_OK
 
 
@@ -227,29 +256,54 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 def _compile_text(r: dict[str, Any]) -> str:
     from .files import shown
+    from .ops import fmt_shape
 
-    ms = lambda s: f"{s * 1000:.3g} ms"  # noqa: E731
-    p = r["params"]
+    p, batch = r["params"], r["batch"]
+    runs = r.get("forward_runs", 1)
     lines = [f"{r['net']}: compiled for {r['device']} ({r['device_name']}), {r['dtype']}, "
-             f"init {r['init']}, in {ms(r['seconds']['build'])}",
-             f"params:   {p['deploy']:,}" + (f" deploy, {p['train']:,} with training heads" if p["train"] != p["deploy"]
-                                            else "") + " (equal to the summary's)",
-             f"forward:  batch {r['batch']}, {r['layers_checked']} layers, every shape as inferred "
-             f"(checked pass {ms(r['seconds']['checked_pass'])}); generated forward {ms(r['seconds']['forward'])}"]
+             f"init {r['init']}, in {_ms(r['seconds']['build'])}"]
+    if "weights" in r:
+        w = r["weights"]
+        how = ", ".join(part for part in (f"{w['by_name']:,} by name" if w["by_name"] else "",
+                                          f"{w['by_order']:,} by order" if w["by_order"] else "") if part)
+        lines.append(f"weights:  {w['tensors']:,} tensors ({w['values']:,} values) from {w['source']}, "
+                     f"matched {how or 'none'}, every shape checked")
+    else:
+        lines.append(f"weights:  none loaded (init {r['init']})")
+    heads = f" deploy, {p['train']:,} with training heads" if p["train"] != p["deploy"] else ""
+    lines.append(f"params:   {p['deploy']:,}{heads} (equal to the summary's)")
+    if "macs" in r:
+        m = r["macs"]
+        heads = f" deploy, {m['train']:,} with training heads" if m["train"] != m["deploy"] else ""
+        each = f"{m['deploy']:,}{heads}"
+        lines.append(f"MACs:     per example {each}" + (f"; the batch of {batch}: {m['deploy'] * batch:,}"
+                                                             if batch != 1 else ""))
+    lines.append(f"forward:  batch {batch}, {r['layers_checked']} layers, every shape as inferred "
+                 f"(checked pass {_ms(r['seconds']['checked_pass'])}); generated forward "
+                 f"{_ms(r['seconds']['forward'])}, median of {runs} warm run{'s' if runs != 1 else ''}")
     for o in r["outputs"]:
         kind = " (training head)" if o["train_only"] else ""
-        lines.append(f"output:   {o['name']}{kind} {'×'.join(map(str, o['shape']))}")
+        per = fmt_shape(o["shape"][1:])
+        lines.append(f"output:   {o['name']}{kind} {per}" + (f" per example, batch {batch}" if batch != 1 else ""))
     if "optimize" in r:
         o = r["optimize"]
         verdict = "outputs within tolerance" if o["within_tolerance"] else "OUTPUTS DIFFER"
-        lines.append(f"optimize: {o['level']}: forward {ms(o['forward'])}, {o['speedup']:.2f}x "
-                     f"(max |diff| {o['max_abs_diff']:.2g}, {verdict}; took {ms(o['seconds'])})")
+        lines.append(f"optimize: {o['level']}: forward {_ms(o['forward'])} (median), {o['speedup']:.2f}x "
+                     f"(max |diff| {o['max_abs_diff']:.2g}, {verdict}; took {_ms(o['seconds'])})")
     if "saved" in r:
         lines.append(f"saved:    {shown(r['saved'])}")
     if "exported" in r:
         e = r["exported"]
-        lines.append(f"exported: {e['format']} to {shown(e['path'])} in {ms(e['seconds'])}")
+        lines.append(f"exported: {e['format']} to {shown(e['path'])} in {_ms(e['seconds'])}")
     return "\n".join(lines)
+
+
+def _ms(seconds: float) -> str:
+    """Plain milliseconds, never in scientific notation: `1,052 ms`, `12.3 ms`, `0.042 ms`."""
+    ms = seconds * 1000
+    if ms >= 100:
+        return f"{ms:,.0f} ms"
+    return f"{ms:.1f} ms" if ms >= 1 else f"{ms:.3f} ms"
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -560,7 +614,17 @@ def build_parser() -> argparse.ArgumentParser:
     depth.add_argument("--expand", action="store_true", help="show every layer")
     summary.add_argument("--batch", type=_positive, default=1, metavar="B",
                          help="batch size for activation memory (default 1)")
-    summary.add_argument("--json", action="store_true", help="print the summary as JSON")
+    summary.add_argument("--format", choices=SUMMARY_FORMATS, default="table",
+                         help="table (default), markdown, csv, latex (booktabs) or json")
+    summary.add_argument("--columns", metavar="COLS",
+                         help="the table's columns, comma-separated, from: " + ",".join(SUMMARY_COLUMNS)
+                              + " (default name,op,shape,params,macs,memory)")
+    summary.add_argument("--dtype", choices=COMPILE_DTYPES, default="float32",
+                         help="the type memory is counted in (default float32)")
+    summary.add_argument("--memory", action="store_true",
+                         help="also print the memory model: parameters, gradients, optimizer state, "
+                              "activations saved for backward, inference peak")
+    summary.add_argument("--json", action="store_true", help="print the summary as JSON (= --format json)")
     _watch_flag(summary)
     summary.set_defaults(run=cmd_summary)
 

@@ -70,6 +70,26 @@ class NetDSLError(Exception):
         self.partial = partial  # what was lowered before the errors (render draws it), or None
         super().__init__(render_all(self.diagnostics, source, filename, truncated))
 
+    def __repr__(self) -> str:
+        n = len(self.diagnostics)
+        codes = ", ".join(dict.fromkeys(d.code for d in self.diagnostics))
+        return f"<NetDSLError: {n} error{'s' if n != 1 else ''} in {self.filename} ({codes})>"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's plain text: the diagnostics as the command line prints them."""
+        printer.text(str(self))
+
+    def _repr_html_(self) -> str:
+        """The rendered diagnostics in a notebook: the text, carets aligned, escaped, in <pre>."""
+        import html
+        return f'<pre class="netdsl-diagnostics">{html.escape(str(self))}</pre>'
+
+    def _repr_markdown_(self) -> str:
+        fence = "```"
+        while fence in str(self):  # a fence the text cannot close
+            fence += "`"
+        return f"{fence}text\n{self}\n{fence}"
+
 
 MAX_DIAGNOSTICS = 100  # a file with more errors is not worth checking further (nor printing)
 

@@ -47,6 +47,8 @@ class BlockRow:
 class Summary:
     """The numbers of a checked `Network` at a given batch size."""
 
+    _ir = None  # the net's IR, which `of` keeps for the memory model and the other formats
+
     def __init__(self, net: str, input_shape, batch: int, layers: list[LayerRow], blocks: list[BlockRow],
                  outputs: list[dict], rows_of: Mapping[str, list[Scope]], scope_shapes: Mapping[str, list],
                  counts: Mapping[str, int]):
@@ -105,7 +107,9 @@ class Summary:
         train, deploy = net.totals(train=True), net.totals(train=False)
         counts = {"params": train.params, "macs": train.macs, "params_deploy": deploy.params,
                   "macs_deploy": deploy.macs}
-        return cls(net.name, net.input_shape, batch, layers, blocks, outputs, scopes_by_layer, shapes, counts)
+        summary = cls(net.name, net.input_shape, batch, layers, blocks, outputs, scopes_by_layer, shapes, counts)
+        summary._ir = net  # for the memory model and the other formats (netdsl/formats.py)
+        return summary
 
     # -- totals -------------------------------------------------------------------------
 
@@ -196,6 +200,47 @@ class Summary:
 
     def __str__(self) -> str:
         return self.table()
+
+    # -- the memory model and other formats (netdsl/memory.py, netdsl/formats.py) --------
+
+    def memory(self, dtype: str = "float32"):
+        """The memory model at this summary's batch in `dtype` (a `netdsl.memory.Memory`):
+        parameters, gradients, optimizer state, activations saved for backward, inference peak."""
+        from .formats import _net
+        from .memory import memory
+        return memory(_net(self), self.batch, dtype)
+
+    def to_markdown(self, depth: Optional[int] = 1, columns=None, dtype: str = "float32") -> str:
+        """A Markdown table of the rows at `depth` (None: every layer); `columns` from
+        `netdsl.formats.COLUMNS` (default: those of the text table); memory in `dtype`."""
+        from . import formats
+        return formats.markdown(self, depth, columns or formats.DEFAULT_COLUMNS, dtype)
+
+    def to_csv(self, depth: Optional[int] = 1, columns=None, dtype: str = "float32") -> str:
+        """CSV of the rows (bare numbers, bytes), as `to_markdown` takes them."""
+        from . import formats
+        return formats.to_csv(self, depth, columns or formats.DEFAULT_COLUMNS, dtype)
+
+    def to_latex(self, depth: Optional[int] = 1, columns=None, dtype: str = "float32") -> str:
+        """A LaTeX booktabs `tabular` of the rows, as `to_markdown` takes them."""
+        from . import formats
+        return formats.latex(self, depth, columns or formats.DEFAULT_COLUMNS, dtype)
+
+    def to_html(self, depth: Optional[int] = 1, columns=None, dtype: str = "float32") -> str:
+        """An HTML table of the rows, as `to_markdown` takes them."""
+        from . import formats
+        return formats.to_html(self, depth, columns or formats.DEFAULT_COLUMNS, dtype)
+
+    def _repr_html_(self) -> str:
+        """The table in a notebook."""
+        return self.to_html()
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
+    def __repr__(self) -> str:
+        return (f"<Summary {self.net}: input {fmt_shape(self.input)}, batch {self.batch}, {len(self.layers)} layers, "
+                f"{self.totals['params']:,} params>")
 
 
 def rollup(around: list[Scope], train_only: bool, depth: Optional[int]) -> Optional[Scope]:

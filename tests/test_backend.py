@@ -506,7 +506,12 @@ def test_cli_compile_reports_outputs_params_device_and_timings(run_cli):
     assert "googlenet: compiled for cpu" in out
     assert "params:   6,998,552 deploy, 13,378,280 with training heads (equal to the summary's)" in out
     assert "every shape as inferred" in out
-    assert "output:   fc 2×1000" in out and "output:   aux1 (training head) 2×1000" in out
+    # shapes per example, as summary writes them, the batch said; MACs per example, the batch's beside
+    assert "output:   fc 1000 per example, batch 2" in out
+    assert "output:   aux1 (training head) 1000 per example, batch 2" in out
+    assert "MACs:     per example 1,582,671,872 deploy, 1,591,044,096 with training heads; " \
+           "the batch of 2: 3,165,343,744" in out
+    assert "median of" in out and "e+" not in out and "e-0" not in out
 
 
 def test_cli_compile_json_save_weights_and_export(run_cli, tmp_path):

@@ -54,9 +54,7 @@ def net_facts(network) -> NetFacts:
         spec = layer.op
         shares = spec.aliases  # views (flatten) and pass-throughs (dropout in evaluation mode)
         if layer.name in in_place and not shares:
-            with torch.device("meta"):  # as fx builds it, allocating nothing, to see if it can work in place
-                module = spec.build([i.shape for i in layer.inputs], layer.attrs)
-            shares = hasattr(module, "inplace")
+            shares = spec.in_place  # its module has torch's `inplace` (a test keeps the flag true to it)
         layers.append((layer.name, tuple(layer.input_names), math.prod(layer.shape), shares))
         values, count = spec.buffers([i.shape for i in layer.inputs], layer.attrs, layer.shape)
         buffers += values

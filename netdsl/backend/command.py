@@ -20,7 +20,7 @@ from ..limits import DEFAULT_MAX_PARAMS
 from .budget import check_memory
 from .errors import CompileError, describe, first_line
 from .fx import compile_network, resolve_device, resolve_dtype
-from .runtime import RuntimeShapeError, check_run, example_input, time_forward
+from .runtime import RuntimeShapeError, check_run, example_input, time_forward, warm_times
 
 # Outputs of an optimised module must agree with the plain one to this fraction of their
 # largest magnitude (float32; BatchNorm folding reorders a few multiplications).
@@ -75,7 +75,8 @@ def compile_and_run(network, options: CompileOptions) -> dict[str, Any]:
         x = example_input(network, options.batch, device, dtype)
         run = check_run(module, network, x)
         module.eval()
-        forward_seconds = time_forward(module, x)
+        times = warm_times(module, x)
+        forward_seconds = sorted(times)[len(times) // 2]
     report: dict[str, Any] = {
         "net": network.name,
         "device": str(device),
@@ -88,7 +89,16 @@ def compile_and_run(network, options: CompileOptions) -> dict[str, Any]:
         "outputs": [{"name": o.name, "shape": list(run.outputs[o.name].shape), "train_only": o.train_only}
                     for o in network.outputs],
         "seconds": {"build": build_seconds, "checked_pass": run.seconds, "forward": forward_seconds},
+        "forward_runs": len(times),  # "forward" is the median of this many warm runs
+        "macs": {"train": network.total_macs(), "deploy": network.total_macs(train=False),
+                 "per": "example"},  # as the summary counts them: multiply by the batch for a pass
     }
+    loaded = getattr(module, "_netdsl_loaded", None)
+    if loaded is not None:
+        from ..files import shown
+        source = options.weights
+        loaded["source"] = shown(source) if isinstance(source, (str, os.PathLike)) else "a mapping"
+        report["weights"] = loaded
     if notes:
         report["warnings"] = notes
     if options.optimize:

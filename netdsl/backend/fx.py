@@ -23,8 +23,8 @@ import torch
 import torch.fx
 from torch import nn
 
-from ..ir import Layer
 from ..limits import DEFAULT_MAX_PARAMS
+from ..memory import in_place_layers  # torch-free, so that summary's memory model shares it
 from .budget import check_memory
 from .errors import CompileError, UncompilableNet
 from .outputs import outputs
@@ -135,7 +135,8 @@ def compile_network(network, device: Union[str, torch.device] = "cpu", dtype=Non
     module = NetModule(modules, build_graph(network, training=True), network.name,
                        eval_graph=build_graph(network, training=False) if heads else None)
     if weights is not None:
-        load_weights(module, weights, assign=lazy)
+        # what was loaded, for compile's report (a `_` name: no layer can take it)
+        module._netdsl_loaded = load_weights(module, weights, assign=lazy)
     elif init == "none":
         module.to_empty(device=device)  # memory without values: for weights loaded later
     if dtype is not None:
@@ -223,32 +224,6 @@ def _build_modules(network, in_place: bool = True) -> nn.Module:
                 module.add_module(child_name, child)
         parent.add_module(leaf, module)
     return root
-
-
-def in_place_layers(network) -> set[str]:
-    """The layers that may write their result over their (first) input, as torchvision's
-    `ReLU(inplace=True)` and `out += identity` do: those whose input tensor nothing else reads
-    (following layers that may pass their input's memory on, such as flatten or dropout) and
-    whose producer's backward pass does not need it (the registry's `overwritable`)."""
-    storage: dict[str, Layer] = {}  # layer -> the layer whose memory its output may be
-    readers: dict[str, int] = {}
-    for layer in network.ir:
-        aliases = layer.op.aliases
-        storage[layer.name] = storage[layer.inputs[0].name] if aliases else layer
-        if not aliases:
-            for source in layer.inputs:
-                held = storage[source.name].name
-                readers[held] = readers.get(held, 0) + 1
-    for output in network.outputs:  # a tensor handed back to the caller is read too
-        held = storage[output.layer.name].name
-        readers[held] = readers.get(held, 0) + 1
-    chosen = set()
-    for layer in network.ir:
-        if layer.inputs:
-            target = storage[layer.inputs[0].name]
-            if target.op.overwritable and readers[target.name] == 1:
-                chosen.add(layer.name)
-    return chosen
 
 
 def build_graph(network, training: bool) -> torch.fx.Graph:

@@ -88,6 +88,13 @@ def time_forward(module: torch.nn.Module, x: torch.Tensor, runs: int = 5, warmup
                  budget: float = 5.0) -> float:
     """Median seconds of `module(x)` under inference mode, after `warmup` untimed calls;
     fewer runs (at least one) where they would take more than `budget` seconds."""
+    times = warm_times(module, x, runs, warmup, budget)
+    return sorted(times)[len(times) // 2]
+
+
+def warm_times(module: torch.nn.Module, x: torch.Tensor, runs: int = 5, warmup: int = 1,
+               budget: float = 5.0) -> list[float]:
+    """The seconds of each timed call of `time_forward` (its median is the middle one)."""
     times: list[float] = []
     began = time.perf_counter()
     with torch.inference_mode():
@@ -99,7 +106,7 @@ def time_forward(module: torch.nn.Module, x: torch.Tensor, runs: int = 5, warmup
                 times.append(time.perf_counter() - start)
             if times and time.perf_counter() - began > budget:
                 break
-    return sorted(times)[len(times) // 2]
+    return times
 
 
 def _sync(x: torch.Tensor) -> None:

@@ -127,15 +127,19 @@ def match_weights(module: nn.Module, state: Mapping[str, torch.Tensor]) -> dict[
     return {k: matched[k] for k in ours}  # the module's order
 
 
-def load_weights(module: nn.Module, source: WeightsSource, assign: bool = False) -> None:
+def load_weights(module: nn.Module, source: WeightsSource, assign: bool = False) -> dict:
     """Read `source` and load it into `module` (all or nothing: every name, shape and kind of
     number is checked first; NaN or infinite values load, with a NonFiniteWeightsWarning
     naming the tensors). With `assign`, the tensors replace the module's (which may live on
     the meta device) instead of being copied in, as torch's `load_state_dict(assign=True)`
     does: tensors of a mapping in the module's dtype are then shared with the caller (the
-    fast path `init="meta"` is for; pass copies to keep them apart)."""
+    fast path `init="meta"` is for; pass copies to keep them apart). Returns what was loaded:
+    `tensors`, `values`, and how many tensors were matched `by_name` and `by_order`."""
     read = read_weights(source)
     state = match_weights(module, read)
+    by_name = sum(1 for key in state if key in read)
+    loaded = {"tensors": len(state), "values": sum(v.numel() for v in state.values()), "by_name": by_name,
+              "by_order": len(state) - by_name}
     bad = non_finite(read)
     if bad:
         names = ", ".join(f"`{k}`" for k in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
@@ -146,6 +150,7 @@ def load_weights(module: nn.Module, source: WeightsSource, assign: bool = False)
         current = module.state_dict()
         state = {k: v.to(current[k].dtype) for k, v in state.items()}
     module.load_state_dict(state, strict=True, assign=assign)
+    return loaded
 
 
 def save_weights(module: nn.Module, path: Union[str, os.PathLike]) -> Path:

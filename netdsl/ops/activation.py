@@ -9,6 +9,8 @@ input (saved before an in-place module overwrites it); GELU, Softplus and PReLU 
 
 from __future__ import annotations
 
+import math
+
 from .. import codes
 from .spec import (ACTIVATION, REGULARISATION, RESHAPE, Attr, Bool, Choice, Float, Int, ShapeError, examples, family,
                    fmt_shape)
@@ -30,6 +32,11 @@ def _module(torch_name: str, kwargs=lambda a: {}):
     return build
 
 
+def _dropout_saves(ins, a, out):
+    # on the CPU torch draws the mask as a tensor of the input's type (CUDA: one byte a value)
+    return ((math.prod(out), 0),) if 0 < a["p"] < 1 else ()
+
+
 def _elementwise(name: str, torch_name: str, attrs: tuple[Attr, ...] = (), kwargs=lambda a: {}, *,
                  tests=((("3x4x4"),),), kind=ACTIVATION, doc: str = "", **fields) -> None:
     """An op that keeps its input's shape and has no parameters. `tests`: (input shape[, text])."""
@@ -38,10 +45,14 @@ def _elementwise(name: str, torch_name: str, attrs: tuple[Attr, ...] = (), kwarg
        doc=doc or f"torch.nn.{torch_name}", examples=uses, **fields)
 
 
-_elementwise("relu", "ReLU")
-_elementwise("sigmoid", "Sigmoid")
-_elementwise("tanh", "Tanh", tests=(("6",),))
-_elementwise("relu6", "ReLU6")
+# What each backward keeps (`saves`): its output (relu, sigmoid, tanh, softmax) or its input;
+# working in place, both are the input's memory.
+_KEEPS_OUTPUT = lambda ins, a, out: ("out",)  # noqa: E731
+_KEEPS_INPUT = lambda ins, a, out: ("in",)  # noqa: E731
+_elementwise("relu", "ReLU", in_place=True, saves=_KEEPS_OUTPUT)
+_elementwise("sigmoid", "Sigmoid", saves=_KEEPS_OUTPUT)
+_elementwise("tanh", "Tanh", tests=(("6",),), saves=_KEEPS_OUTPUT)
+_elementwise("relu6", "ReLU6", in_place=True, saves=_KEEPS_INPUT)
 def _gelu_build(ins, a):
     from .modules import GELU  # torch.nn.GELU, quicker on channels-last views
     return GELU(a["approximate"])
@@ -49,32 +60,35 @@ def _gelu_build(ins, a):
 
 op("gelu", (Attr("approximate", Choice(("none", "tanh")), "none",
                  doc="`none`: exact (erf), `tanh`: the tanh approximation"),),
-   infer=same_shape, build=_gelu_build, kind=ACTIVATION, overwritable=True, doc="torch.nn.GELU",
+   infer=same_shape, build=_gelu_build, kind=ACTIVATION, overwritable=True, saves=_KEEPS_INPUT, doc="torch.nn.GELU",
    examples=examples(("3x4x4", "gelu"), ("6", "gelu(approximate=tanh)"),
                      ("4x3x3", "g: { channel_linear(6) } gelu(approximate=tanh)")))  # a channels-last view
-_elementwise("silu", "SiLU", doc="x · sigmoid(x), also called swish (torch.nn.SiLU)", overwritable=True)
-_elementwise("hardswish", "Hardswish", overwritable=True, tests=(("3x4x4",), ("6",), ("4x10",), ("2x3x3x3",)),
+_elementwise("silu", "SiLU", doc="x · sigmoid(x), also called swish (torch.nn.SiLU)", overwritable=True,
+             in_place=True, saves=_KEEPS_INPUT)
+_elementwise("hardswish", "Hardswish", overwritable=True, in_place=True, saves=_KEEPS_INPUT, tests=(("3x4x4",), ("6",), ("4x10",), ("2x3x3x3",)),
              doc="x · relu6(x + 3) / 6, MobileNetV3's swish (torch.nn.Hardswish)")
-_elementwise("hardsigmoid", "Hardsigmoid", overwritable=True, tests=(("3x4x4",), ("6",)),
+_elementwise("hardsigmoid", "Hardsigmoid", overwritable=True, in_place=True, saves=_KEEPS_INPUT, tests=(("3x4x4",), ("6",)),
              doc="relu6(x + 3) / 6, MobileNetV3's gate (torch.nn.Hardsigmoid)")
-_elementwise("mish", "Mish", overwritable=True, doc="x · tanh(softplus(x)) (torch.nn.Mish)")
+_elementwise("mish", "Mish", overwritable=True, in_place=True, saves=_KEEPS_INPUT, doc="x · tanh(softplus(x)) (torch.nn.Mish)")
 _elementwise("elu", "ELU", (Attr("alpha", Float(), 1.0, positional=True, doc="the value for x → −∞"),),
-             lambda a: {"alpha": a["alpha"]}, tests=(("3x4x4", "elu"), ("6", "elu(0.5)")),
+             lambda a: {"alpha": a["alpha"]}, in_place=True, saves=_KEEPS_INPUT, tests=(("3x4x4", "elu"), ("6", "elu(0.5)")),
              doc="x above 0, alpha · (exp(x) − 1) below (torch.nn.ELU)")
 # beta above 0: torch divides by it; the threshold may be any number (linear above it)
 _elementwise("softplus", "Softplus", (Attr("beta", Float(above=True), 1.0, doc="sharpness"),
                                       Attr("threshold", Float(), 20.0, doc="linear where beta · x is above it")),
-             lambda a: {"beta": a["beta"], "threshold": a["threshold"]}, overwritable=True,
+             lambda a: {"beta": a["beta"], "threshold": a["threshold"]}, overwritable=True, saves=_KEEPS_INPUT,
              tests=(("3x4x4",), ("6", "softplus(beta=2, threshold=5)")),
              doc="log(1 + exp(beta · x)) / beta (torch.nn.Softplus)")
 _elementwise("identity", "Identity", kind=RESHAPE, doc="passes its input on unchanged (torch.nn.Identity)",
              aliases=True)
 _elementwise("leaky_relu", "LeakyReLU", (Attr("slope", Float(), 0.01, positional=True),),
-             lambda a: {"negative_slope": a["slope"]}, tests=(("3x4x4", "leaky_relu(0.2)"),))
+             lambda a: {"negative_slope": a["slope"]}, tests=(("3x4x4", "leaky_relu(0.2)"),), in_place=True,
+             saves=_KEEPS_INPUT)
 _elementwise("dropout", "Dropout", (Attr("p", Float(0.0, 1.0), 0.5, positional=True, doc="drop probability"),),
              lambda a: {"p": a["p"]}, kind=REGULARISATION, label=lambda a: f"dropout {a['p']:g}",
              tests=(("3x4x4", "dropout(0.3)"), ("10", "dropout")),
-             aliases=True)  # evaluation mode returns the input itself
+             aliases=True,  # evaluation mode returns the input itself; training, input x mask
+             in_place=True, copies_in_training=True, saves=_dropout_saves)
 
 
 def _softmax_infer(ins, a):
@@ -91,6 +105,7 @@ def _softmax_build(ins, a):
 
 op("softmax", (Attr("dim", Int(min=0), 0, positional=True, doc="0 = channels"),),
    infer=_softmax_infer, build=_softmax_build, kind=ACTIVATION, doc="softmax over the channels (torch.nn.Softmax)",
+   saves=_KEEPS_OUTPUT,
    examples=examples(("10", "softmax"), ("3x4x5", "softmax(dim=2)")))
 
 
@@ -105,7 +120,7 @@ def _prelu_infer(ins, a):
 
 
 op("prelu", (Attr("per_channel", Bool(), False, doc="one slope per channel rather than one"),),
-   infer=_prelu_infer, build=_prelu_build, kind=ACTIVATION, overwritable=True,
+   infer=_prelu_infer, build=_prelu_build, kind=ACTIVATION, overwritable=True, saves=_KEEPS_INPUT,
    params=lambda ins, a, out: ins[0][0] if a["per_channel"] else 1,
    doc="leaky ReLU with a learnt slope (torch.nn.PReLU, initialised to 0.25)", params_doc="1, or C if per_channel",
    examples=examples(("3x4x4", "prelu"), ("3x4x4", "prelu(per_channel=true)"), ("6", "prelu(per_channel=true)"),
@@ -121,6 +136,6 @@ op("drop_path", (Attr("p", Float(0.0, 1.0), positional=True, doc="probability of
    infer=same_shape, build=_drop_path_build, kind=REGULARISATION, label=lambda a: f"drop path {a['p']:g}",
    doc="stochastic depth: each example's input zeroed with probability p in training, the others scaled by "
        "1/(1−p); the input itself in evaluation (torchvision.ops.StochasticDepth, mode row)",
-   aliases=True,  # evaluation mode returns the input itself
+   aliases=True, copies_in_training=True,  # evaluation mode returns the input itself; training, input x mask
    examples=examples(("3x4x4", "drop_path(0.3)"), ("10", "drop_path(0.5)"), ("3x4x4", "drop_path(0)"),
                      ("3x2x3x3", "drop_path(0.2)")))

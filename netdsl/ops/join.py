@@ -53,7 +53,7 @@ op("concat", (), infer=_concat_infer, build=_concat_build, kind=JOIN, join=True,
    examples=examples(("3x8x8", "concat { conv(4, 1) | conv(6, 3, pad=1) }"), ("7", "concat { linear(4) | linear(5) }")))
 
 op("add", (), infer=_add_infer, build=_add_build, kind=JOIN, join=True, mark=Mark("+", "circle"),
-   doc="branches summed element by element (residual connections)", overwritable=True,
+   doc="branches summed element by element (residual connections)", overwritable=True, in_place=True,
    shape_doc="equal shapes, unchanged",
    examples=examples(("3x8x8", "add { identity | conv(3, 3, pad=1) }"),
                      ("3x8x8", "add { conv(3, 1) | conv(3, 3, pad=1) relu }")))  # the sum in place
@@ -84,6 +84,7 @@ def _mul_build(ins, a):
 
 op("mul", (), infer=_mul_infer, build=_mul_build, kind=JOIN, join=True, mark=Mark("×", "circle"),
    doc="branches multiplied element by element, sizes of 1 broadcast (squeeze-and-excitation)", overwritable=True,
+   saves=lambda ins, a, out: ("ins",),
    shape_doc="equal shapes, or 1 where one side repeats", examples=examples(
        ("4x6x6", "mul { identity | global_avgpool conv(2, 1) relu conv(4, 1) sigmoid }"),
        ("5", "mul { identity | linear(5) sigmoid }")))

@@ -32,6 +32,7 @@ op("linear", (Attr("out", Int(), positional=True, doc="output features"), Attr("
    params=lambda ins, a, out: ins[0][0] * a["out"] + (a["out"] if a["bias"] else 0),
    macs=lambda ins, a, out: ins[0][0] * a["out"],
    doc="fully connected layer (torch.nn.Linear)", overwritable=True, shape_doc="C → out",
+   saves=lambda ins, a, out: ("in",),
    params_doc="C·out (+out)",
    examples=examples(("20", "linear(10)"), ("7", "linear(3, bias=false)")))
 
@@ -52,6 +53,7 @@ op("channel_linear", (Attr("out", Int(), positional=True, doc="output channels")
    macs=lambda ins, a, out: math.prod(out) * ins[0][0],
    doc="a fully connected layer over the channels at every position (ConvNeXt's torch.nn.Linear between "
        "permutes: weight out×C); on a vector, `linear`", overwritable=True, shape_doc="C×… → out×…",
+   saves=lambda ins, a, out: ("in",),
    params_doc="C·out (+out)",
    examples=examples(("8x4x4", "channel_linear(16)"), ("6x3x3", "channel_linear(4, bias=false)"),
                      ("7", "channel_linear(3)"), ("4x10", "channel_linear(6)"), ("3x2x3x3", "channel_linear(5)")))

@@ -21,9 +21,17 @@ def _lrn_build(ins, a):
     return nn.LocalResponseNorm(a["size"], a["alpha"], a["beta"], a["k"])
 
 
+def _lrn_saves(ins, a, out):
+    # torch.nn.functional.local_response_norm is several calls: x*x padded along the channels
+    # (kept by avg_pool3d), the pooled sum scaled (kept by pow), its power (kept by the division)
+    values, rest = math.prod(out), math.prod(out[1:])
+    return ("in", ((out[0] + a["size"] - 1) * rest, 0), (values, 0), (values, 0))
+
+
 op("lrn", (Attr("size", Int(), 5, positional=True, doc="channels in the window"),
            Attr("alpha", Float(), 1e-4), Attr("beta", Float(), 0.75), Attr("k", Float(), 1.0)),
    infer=_lrn_infer, build=_lrn_build, kind=NORM, label=lambda a: f"lrn {a['size']}",
+   saves=_lrn_saves, scratch=lambda ins, a, out: 2 * math.prod(out),
    doc="local response normalisation across channels (torch.nn.LocalResponseNorm)", shape_doc="C×H×W, unchanged",
    examples=examples(("8x6x6", "lrn(5)"), ("4x5x5", "lrn(3, alpha=0.001, beta=0.5, k=2)")))
 
@@ -49,6 +57,7 @@ op("batchnorm", (Attr("eps", Float(above=True), 1e-5), Attr("momentum", Float(0.
    params=lambda ins, a, out: 2 * ins[0][0] if a["affine"] else 0,
    buffers=lambda ins, a, out: (2 * ins[0][0], 1),  # running mean and variance; num_batches_tracked
    doc="batch normalisation (torch.nn.BatchNorm2d; 1d on vectors and sequences, 3d on volumes)", overwritable=True,
+   saves=lambda ins, a, out: ("in", (2 * ins[0][0], 4, "once")),  # and each channel's mean and 1/std, float32
    shape_doc="unchanged (any rank up to volumes)", params_doc="2·C if affine",
    examples=examples(("8x5x5", "batchnorm"), ("6x3x3", "batchnorm(eps=0.001, affine=false)"), ("12", "batchnorm"),
                      ("12", "batchnorm(affine=false)"), ("6x10", "batchnorm"), ("4x3x5x5", "batchnorm"),
@@ -73,6 +82,7 @@ op("groupnorm", (Attr("groups", Int(), positional=True, doc="channel groups, eac
    infer=_gn_infer, build=_gn_build, kind=NORM, label=lambda a: f"groupnorm {a['groups']}",
    params=lambda ins, a, out: 2 * ins[0][0] if a["affine"] else 0,
    doc="group normalisation over channel groups, per example (torch.nn.GroupNorm)",
+   saves=lambda ins, a, out: ("in", (2 * a["groups"], 0)),  # and each group's mean and 1/std
    shape_doc="unchanged; C divisible by groups", params_doc="2·C if affine",
    examples=examples(("8x5x5", "groupnorm(4)"), ("6x3x3", "groupnorm(3, eps=0.001, affine=false)"),
                      ("12", "groupnorm(2)"),
@@ -95,7 +105,7 @@ op("layernorm", (Attr("eps", Float(above=True), 1e-5), Attr("affine", Bool(), Tr
    infer=lambda ins, a: ins[0], build=_ln_build, kind=NORM,
    params=lambda ins, a, out: 2 * ins[0][0] if a["affine"] else 0,
    # layer_norm's backward reads its input and statistics, not its output
-   overwritable=True,
+   overwritable=True, saves=lambda ins, a, out: ("in", (2 * math.prod(ins[0][1:]), 4)),  # mean and 1/std, float32
    doc="layer normalisation over the channels at every position, per example (torchvision's ConvNeXt "
        "LayerNorm2d: channels moved last, torch.nn.LayerNorm, moved back); over the features of a vector",
    shape_doc="unchanged, any rank", params_doc="2·C if affine",
@@ -129,6 +139,7 @@ op("instancenorm", (Attr("eps", Float(above=True), 1e-5), Attr("momentum", Float
    params=lambda ins, a, out: 2 * ins[0][0] if a["affine"] else 0,
    buffers=lambda ins, a, out: (2 * ins[0][0], 1) if a["track"] else (0, 0),
    overwritable=True,  # batch_norm's backward, which instance_norm runs, reads its input and statistics
+   saves=lambda ins, a, out: ("in", (2 * ins[0][0], 4)),
    doc="each channel normalised over its positions, per example (torch.nn.InstanceNorm2d, 1d, 3d)",
    shape_doc="unchanged (sequences, images, volumes)", params_doc="2·C if affine",
    examples=examples(("4x5x5", "instancenorm"), ("6x3x3", "instancenorm(affine=true, track=true)"),
@@ -146,6 +157,7 @@ op("scale", (Attr("init", Float(min=-math.inf), 1e-6, positional=True, doc="the 
    infer=lambda ins, a: ins[0], build=_scale_build, kind=NORM, label=lambda a: "scale",
    params=lambda ins, a, out: ins[0][0],
    overwritable=True,  # a product's backward reads its factors, not the product
+   saves=lambda ins, a, out: ("in",),
    doc="a learnt scale per channel, layer scale (torchvision's CNBlock.layer_scale: C×1×1 for images)",
    params_doc="C", examples=examples(("8x5x5", "scale"), ("6x3x3", "scale(0.5)"), ("12", "scale(1e-6)"),
                                          ("4x10", "scale(2)"), ("3x2x3x3", "scale")))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from .. import codes
 from .spec import POOL, Attr, Bool, Pair, ShapeError, axis_names, examples, family, fmt_value
 from .window import fmt_pair, fmt_stride, needs_spatial, padding_window, windowed
@@ -92,6 +94,7 @@ _WINDOW = (
 op("maxpool", _WINDOW + (Attr("dilation", Pair(), 1), Attr("ceil_mode", Bool(), False)),
    infer=_maxpool_infer, build=_maxpool_build, kind=POOL, label=_label("maxpool"),
    doc="max pooling (torch.nn.MaxPool2d; 1d on sequences, 3d on volumes)", overwritable=True,
+   saves=lambda ins, a, out: ("in", (math.prod(out), 8)),  # and where each maximum was, as int64
    shape_doc="C×H×W → C×H'×W'",
    examples=examples(("3x9x9", "maxpool(2)"), ("4x112x112", "maxpool(3, stride=2, ceil_mode=true)"),
                      ("4x15x16", "maxpool(3, stride=2, pad=1)"), ("2x7x7", "maxpool(3, stride=1, pad=1)"),
@@ -104,6 +107,7 @@ op("maxpool", _WINDOW + (Attr("dilation", Pair(), 1), Attr("ceil_mode", Bool(), 
 op("avgpool", _WINDOW + (Attr("ceil_mode", Bool(), False), Attr("count_include_pad", Bool(), True)),
    infer=_avgpool_infer, build=_avgpool_build, kind=POOL, label=_label("avgpool"),
    doc="average pooling (torch.nn.AvgPool2d; 1d on sequences, 3d on volumes)", overwritable=True,
+   saves=lambda ins, a, out: ("in",),
    shape_doc="C×H×W → C×H'×W'",
    examples=examples(("3x9x9", "avgpool(2)"), ("8x14x14", "avgpool(5, stride=3)"),
                      ("2x10x11", "avgpool(3, stride=2, pad=1, ceil_mode=true, count_include_pad=false)"),
@@ -127,6 +131,15 @@ def _global_infer(name):
     return infer
 
 
+def _adaptive_saves(kind):
+    def saves(ins, a, out):
+        if kind == "max":  # and where each maximum was, as int64
+            return ("in", (math.prod(out), 8))
+        # torch computes an output of all 1s as a mean, whose backward needs only the input's size
+        return () if all(s == 1 for s in out[1:]) else ("in",)
+    return saves
+
+
 def _adaptive_build(kind):
     return lambda ins, a: _torch(f"Adaptive{kind}Pool", ins[0])(a["size"])
 
@@ -139,6 +152,7 @@ for _kind, _what in (("avg", "average"), ("max", "maximum")):
     _Kind = _kind.capitalize()
     op(f"adaptive_{_kind}pool", (Attr("size", Pair(), 1, positional=True, doc="output size per axis"),),
        infer=_adaptive_infer(f"adaptive_{_kind}pool"), build=_adaptive_build(_Kind), kind=POOL,
+       saves=_adaptive_saves(_kind),
        doc=f"{_what} pooling to a fixed output size (torch.nn.Adaptive{_Kind}Pool2d; 1d, 3d)",
        shape_doc="C×H×W → C×h×w",
        examples=examples(("5x9x9", f"adaptive_{_kind}pool"), ("5x9x7", f"adaptive_{_kind}pool(3x2)"),
@@ -146,7 +160,7 @@ for _kind, _what in (("avg", "average"), ("max", "maximum")):
                          ("3x5x9x7", f"adaptive_{_kind}pool(1x3x2)")))
 
     op(f"global_{_kind}pool", (), infer=_global_infer(f"global_{_kind}pool"), build=_global_build(_Kind),
-       kind=POOL, doc=f"{_what} over all positions (torch.nn.Adaptive{_Kind}Pool2d(1); 1d, 3d)",
+       kind=POOL, saves=_adaptive_saves(_kind), doc=f"{_what} over all positions (torch.nn.Adaptive{_Kind}Pool2d(1); 1d, 3d)",
        shape_doc="C×H×W → C×1×1",
        examples=examples(("5x9x7", f"global_{_kind}pool"), ("4x12", f"global_{_kind}pool"),
                          ("3x4x5x6", f"global_{_kind}pool")))

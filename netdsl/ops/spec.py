@@ -343,6 +343,10 @@ def _no_buffers(in_shapes: Sequence[Shape], attrs: Attrs, out: Shape) -> tuple[i
     return 0, 0
 
 
+def _saves_nothing(in_shapes: Sequence[Shape], attrs: Attrs, out: Shape) -> tuple:
+    return ()
+
+
 @dataclass(frozen=True)
 class OpSpec:
     """Everything about one op.
@@ -362,6 +366,15 @@ class OpSpec:
     - `overwritable` and `aliases` are the backend's in-place flags: the next layer may overwrite
       this op's output, because its backward pass does not read it (conv does not; sigmoid and
       ReLU do); the module may return its input's memory (the input itself, or a view of it);
+      `in_place`: the torch module can work in place (it has torch's `inplace` switch), which the
+      backend turns on where `overwritable` and the graph allow it; `copies_in_training`: an
+      `aliases` op that makes a tensor of its own in training mode (dropout);
+    - `saves(in_shapes, attrs, out_shape)`: what its backward pass keeps, for the memory model
+      (netdsl/memory.py): `"in"` (its first input's memory), `"ins"` (every input's),
+      `"out"` (its own), or `(values per example, bytes per value)` for a tensor it makes for
+      itself (0 bytes: the net's dtype; a third item `"once"`: values for the whole batch); `scratch(in_shapes, attrs, out_shape)`: values of temporaries alive
+      at its busiest moment in inference beyond its inputs and output (an op made of several
+      torch calls, such as LRN);
     - `examples`: uses of the op that the registry-wide tests run through every path;
     - `doc`, `shape_doc`, `params_doc`: its row in the README's op table (docs/readme_tables.py).
     """
@@ -382,6 +395,10 @@ class OpSpec:
     mark: Optional[Mark] = None
     overwritable: bool = False
     aliases: bool = False
+    in_place: bool = False
+    copies_in_training: bool = False
+    saves: Callable[[Sequence[Shape], Attrs, Shape], tuple] = _saves_nothing
+    scratch: Callable[[Sequence[Shape], Attrs, Shape], int] = _zero
     shape_doc: str = "unchanged"   # the README's op table: what the op does to a shape,
     params_doc: str = "0"          # and how many parameters it learns
     family: str = ""
