@@ -54,15 +54,36 @@ def net_facts(network) -> NetFacts:
         spec = layer.op
         shares = spec.aliases  # views (flatten) and pass-throughs (dropout in evaluation mode)
         if layer.name in in_place and not shares:
-            with torch.device("meta"):  # as fx builds it, allocating nothing, to see if it can work in place
-                module = spec.build([i.shape for i in layer.inputs], layer.attrs)
-            shares = hasattr(module, "inplace")
+            shares = _works_in_place(spec, [i.shape for i in layer.inputs], layer.attrs)
         layers.append((layer.name, tuple(layer.input_names), math.prod(layer.shape), shares))
         values, count = spec.buffers([i.shape for i in layer.inputs], layer.attrs, layer.shape)
         buffers += values
         counters += count
     return NetFacts(network.name, network.total_params(), buffers, counters, math.prod(network.input_shape),
                     tuple(layers), tuple(o.layer.name for o in network.outputs))
+
+
+_IN_PLACE: dict[tuple, bool] = {}  # (op, input shapes, attrs) -> whether its module has `inplace`
+
+
+def _works_in_place(spec, shapes: list, attrs: Mapping[str, Any]) -> bool:
+    """Whether the module `spec` builds for these inputs and attributes can work in place. Built
+    as the backend builds it, on the meta device and without initialisation, once per kind of
+    layer (a net has hundreds of ReLUs alike)."""
+    try:
+        key = (spec.name, tuple(map(tuple, shapes)), tuple(sorted(attrs.items())))
+        hash(key)
+    except TypeError:
+        key = None
+    if key is not None and key in _IN_PLACE:
+        return _IN_PLACE[key]
+    from .init import skipped
+
+    with torch.device("meta"), skipped():
+        shares = hasattr(spec.build(shapes, attrs), "inplace")
+    if key is not None and len(_IN_PLACE) < 4096:
+        _IN_PLACE[key] = shares
+    return shares
 
 
 @dataclass(frozen=True)

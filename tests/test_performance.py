@@ -1,0 +1,117 @@
+"""What makes builds fast must not change what they build: meta builds do no initialisation
+work at all, default builds draw every parameter from torch's own distributions (and
+reproducibly under `torch.manual_seed`), the evaluation graph is built when asked for."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.overrides import TorchFunctionMode
+
+import netdsl
+from netdsl.backend.init import STREAMS, Draws, deferred
+
+from conftest import NETS
+
+TORCHVISION_NETS = NETS / "torchvision"
+
+
+class _Seen(TorchFunctionMode):
+    """Records every torch function that reaches Python overrides (nn.init's draws and fills do)."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.calls.append(func)
+        return func(*args, **(kwargs or {}))
+
+
+INIT_WORK = {torch.nn.init.kaiming_uniform_, torch.nn.init.uniform_, torch.nn.init.normal_,
+             torch.nn.init.constant_, torch.Tensor.uniform_, torch.Tensor.normal_, torch.Tensor.zero_,
+             torch.Tensor.fill_}
+
+
+def test_meta_init_does_no_initialisation_work():
+    net = netdsl.load(TORCHVISION_NETS / "resnet18.net")
+    state = net.compile().state_dict()
+    for weights in (None, state):
+        with _Seen() as seen:  # outermost: sees what the build lets through
+            net.compile(weights=weights, init="meta")
+        assert not INIT_WORK & set(seen.calls), "an init function ran under init='meta'"
+    with _Seen() as seen:  # the oracle: the same build without the skip does this work
+        net.compile()
+    assert torch.Tensor.fill_ in seen.calls  # BatchNorm's ones (the draws come after, in threads)
+
+
+def test_meta_build_with_weights_equals_the_weights():
+    net = netdsl.load(TORCHVISION_NETS / "resnet18.net")
+    state = net.compile().state_dict()
+    module = net.compile(weights=state, init="meta")
+    assert all(torch.equal(module.state_dict()[k], v) for k, v in state.items())
+
+
+@pytest.mark.parametrize("name", ["resnet18", "googlenet"])
+def test_default_init_follows_torchs_distributions(name):
+    """Each parameter lies within the bounds that torch's own init (the modules built by their
+    constructors, nothing deferred) gives it, with a uniform's mean and spread; fills (BatchNorm's
+    ones and zeros) are equal."""
+    from netdsl.backend.fx import _build_modules
+    net = netdsl.load(TORCHVISION_NETS / f"{name}.net")
+    ours_state, their_state = net.compile().state_dict(), _build_modules(net).state_dict()
+    assert list(ours_state) == list(their_state)
+    for key, ours in ours_state.items():
+        theirs = their_state[key]
+        assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
+        low, high = theirs.min().item(), theirs.max().item()
+        if not ours.is_floating_point() or low == high:  # a fill: equal
+            assert torch.equal(ours, theirs), key
+            continue
+        n = ours.numel()
+        bound = max(abs(low), abs(high)) * (1 + 4 / n)  # the sample's extremes lie just inside the bound
+        assert ours.abs().max().item() <= bound, key
+        # a uniform on [-b, b]: mean 0 and standard deviation b/√3, within 6 standard errors
+        assert abs(ours.mean().item()) <= 6 * bound / math.sqrt(3 * n), key
+        assert abs(ours.std().item() - bound / math.sqrt(3)) <= 6 * bound / math.sqrt(n), key
+
+
+def test_default_init_is_reproducible_under_manual_seed_whatever_the_threads():
+    net = netdsl.load(TORCHVISION_NETS / "resnet18.net")
+    threads = torch.get_num_threads()
+    states = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            torch.manual_seed(3)
+            states.append(net.compile().state_dict())
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(a, b) for a, b in zip(states[0].values(), states[1].values()))
+    torch.manual_seed(4)
+    other = net.compile().state_dict()
+    assert not torch.equal(other["conv1.weight"], states[0]["conv1.weight"])
+
+
+def test_deferred_draws_keep_their_own_generators_and_other_inits():
+    draws = Draws()
+    generator = torch.Generator().manual_seed(0)
+    with deferred(draws):
+        a = torch.nn.init.uniform_(torch.empty(10), -2, 2, generator=generator)  # its own stream: now
+        b = torch.nn.init.normal_(torch.empty(10))  # not deferred
+        c = torch.nn.init.kaiming_uniform_(torch.empty(5, 4), a=math.sqrt(5))
+    assert len(draws.pending) == 1 and draws.pending[0][0] is c
+    assert draws.pending[0][2] == pytest.approx(1 / math.sqrt(4))
+    assert a.abs().max() <= 2 and b.std() > 0
+    draws.run()
+    assert c.abs().max() <= 0.5 and c.std() > 0 and not draws.pending and STREAMS >= 1
+
+
+def test_eval_graph_is_built_when_first_asked_for():
+    module = netdsl.load(TORCHVISION_NETS / "googlenet.net").compile(init="meta")
+    assert False not in dict.keys(module._graphs)  # not built by compile
+    module.eval()
+    deploy = [n.target for n in module._graphs[False].nodes if n.op == "call_module"]
+    assert not any(t.startswith("aux") for t in deploy)
