@@ -115,3 +115,25 @@ def test_eval_graph_is_built_when_first_asked_for():
     module.eval()
     deploy = [n.target for n in module._graphs[False].nodes if n.op == "call_module"]
     assert not any(t.startswith("aux") for t in deploy)
+
+
+def test_check_without_mistakes_imports_neither_difflib_nor_torch(tmp_path):
+    """Start-up: `netdsl check` of a good net imports only what it needs (difflib comes with a
+    mistake's "did you mean"; torch, networkx and graphviz with compile, summary's graph,
+    render); hashlib only if lark itself imports it."""
+    import json
+    import subprocess
+    import sys
+    code = ("import sys, json, netdsl.cli\n"
+            "try:\n    netdsl.cli.main(['check', sys.argv[1]])\nexcept SystemExit:\n    pass\n"
+            "import lark.lark\nprint(json.dumps(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code, str(NETS / "googlenet.net")], capture_output=True, text=True,
+                         check=True, cwd=str(NETS.parent)).stdout.splitlines()
+    assert out[0].startswith("ok: googlenet")
+    modules = set(json.loads(out[-1]))
+    lark_alone = set(json.loads(subprocess.run([sys.executable, "-c", "import sys, json, lark\n"
+                                                "print(json.dumps(sorted(sys.modules)))"],
+                                               capture_output=True, text=True, check=True).stdout))
+    for name in ("difflib", "torch", "networkx", "graphviz", "numpy"):
+        assert name not in modules, f"check imported {name}"
+    assert "hashlib" not in modules or "hashlib" in lark_alone
