@@ -31,7 +31,7 @@ EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # them equal to the backend's own lists.
 COMPILE_DTYPES = ("float32", "float16", "bfloat16", "float64")
 COMPILE_INITS = ("default", "none", "meta")
-COMPILE_OPTIMIZE = ("fuse", "compile")
+COMPILE_OPTIMIZE = ("fuse", "compile", "auto")
 COMPILE_EXPORTS = ("torchscript", "exported", "onnx")
 # render's limits on what Graphviz is given (netdsl.render's MAX_NODES, EDGES_PER_NODE and
 # DOT_TIMEOUT), spelt out for the same reason: importing render imports graphviz
@@ -241,7 +241,8 @@ def _compile_text(r: dict[str, Any]) -> str:
     if "optimize" in r:
         o = r["optimize"]
         verdict = "outputs within tolerance" if o["within_tolerance"] else "OUTPUTS DIFFER"
-        lines.append(f"optimize: {o['level']}: forward {ms(o['forward'])}, {o['speedup']:.2f}x "
+        level = o["level"] if "chosen" not in o else f"auto chose {o['chosen']}{' (remembered)' * o['cached']}"
+        lines.append(f"optimize: {level}: forward {ms(o['forward'])}, {o['speedup']:.2f}x "
                      f"(max |diff| {o['max_abs_diff']:.2g}, {verdict}; took {ms(o['seconds'])})")
     if "saved" in r:
         lines.append(f"saved:    {shown(r['saved'])}")
@@ -501,7 +502,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="refuse nets with more parameters (default 10,000,000,000)")
     compile_.add_argument("--optimize", nargs="?", const="fuse", choices=COMPILE_OPTIMIZE, default=None,
                           help="also build an inference module (fuse: BatchNorm folding + channels_last; "
-                               "compile: fuse + torch.compile) and report its speed-up")
+                               "compile: fuse + torch.compile; auto: the fastest path for this device, dtype "
+                               "and batch, remembered) and report its speed-up")
     compile_.add_argument("--save", metavar="PATH", help="save the weights (.safetensors, or .pt/.pth)")
     compile_.add_argument("--export", choices=COMPILE_EXPORTS,
                           help="export the evaluation graph (onnx needs pip install 'netdsl[onnx]')")

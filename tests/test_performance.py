@@ -4,6 +4,7 @@ reproducibly under `torch.manual_seed`), the evaluation graph is built when aske
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -137,3 +138,96 @@ def test_check_without_mistakes_imports_neither_difflib_nor_torch(tmp_path):
     for name in ("difflib", "torch", "networkx", "graphviz", "numpy"):
         assert name not in modules, f"check imported {name}"
     assert "hashlib" not in modules or "hashlib" in lark_alone
+
+
+SMALL = """
+net small(classes = 5) {
+    input 3x16x16
+    stem: { conv(8, 3, pad=1)  batchnorm  relu }
+    concat { conv(4, 1) | maxpool(3, stride=1, pad=1)  conv(4, 1) }
+    add { identity | conv(8, 3, pad=1)  batchnorm }
+    relu
+    aux: train head { global_avgpool  flatten  linear(classes) }
+    global_avgpool  flatten  dropout(0.5)
+    fc: linear(classes)
+}
+"""
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("NETDSL_CACHE_DIR", str(folder))
+    return folder
+
+
+def _auto(network, batch=2):
+    from netdsl.backend.autotune import choose
+    from netdsl.backend.runtime import example_input
+    module = network.compile()
+    x = example_input(network, batch)
+    return module, x, *choose(module, network, x, budget=0.5)
+
+
+def test_auto_picks_a_path_whose_outputs_equal_eager(cache_dir):
+    from netdsl.backend.autotune import CANDIDATES, TOLERANCE
+    network = netdsl.loads(SMALL)
+    module, x, fast, report = _auto(network)
+    assert report["path"] in CANDIDATES and not report["cached"]
+    assert report["candidates"]["eager"] > 0 and report["speedup"] > 0
+    assert report["candidates"][report["path"]] == min(t for t in report["candidates"].values() if t is not None)
+    with torch.inference_mode():
+        want, got = module.eval()(x), fast(x)
+    assert (got - want).abs().max() <= TOLERANCE * want.abs().max()
+    # remembered: the second choice comes from the cache, a JSON file (data, not code)
+    data = json.loads((cache_dir / "optimize-choices.json").read_text())
+    assert data["format"] == 1 and [v["path"] for v in data["choices"].values()] == [report["path"]]
+    assert _auto(network)[3]["cached"] is True
+    assert _auto(network, batch=3)[3]["cached"] is False  # another batch: chosen anew
+
+
+def test_auto_cache_is_ignored_when_corrupt_or_not_ours(cache_dir):
+    import os
+    network = netdsl.loads(SMALL)
+    _auto(network)
+    path = cache_dir / "optimize-choices.json"
+    good = path.read_text()
+    for corrupt in ("{not json", json.dumps({"format": 1, "choices": {k: {"path": "os.system"}
+                                                                       for k in json.loads(good)["choices"]}}),
+                    "[]", "\xff"):
+        path.write_text(corrupt, encoding="latin-1")
+        assert _auto(network)[3]["cached"] is False  # ignored, chosen again (and written again)
+    path.write_text(good)
+    os.chmod(path, 0o666)  # writable by others: anyone could have planted it
+    assert _auto(network)[3]["cached"] is False
+    path.write_text(good)
+    os.chmod(path, 0o644)
+    os.chmod(cache_dir, 0o777)
+    try:
+        assert _auto(network)[3]["cached"] is False  # a folder others can write: not trusted, not written
+    finally:
+        os.chmod(cache_dir, 0o700)
+
+
+def test_auto_cache_of_another_user_is_ignored(cache_dir, monkeypatch):
+    import os
+    from netdsl.backend import autotune
+    network = netdsl.loads(SMALL)
+    _auto(network)
+    real = os.geteuid()
+    monkeypatch.setattr(autotune.os, "geteuid", lambda: real + 1)  # as seen by another user
+    assert autotune._read_cache(cache_dir / "optimize-choices.json") == {}
+
+
+def test_network_compile_optimize_auto_and_cli(cache_dir, run_cli, tmp_path):
+    network = netdsl.loads(SMALL)
+    fast = network.compile(optimize="auto")
+    x = torch.randn(1, 3, 16, 16)
+    with torch.inference_mode():
+        want = network.compile().eval()  # other weights: only the output's shape is comparable
+        assert fast(x).shape == want(x).shape
+    path = tmp_path / "small.net"
+    path.write_text(SMALL)
+    r = run_cli("compile", str(path), "--optimize", "auto")
+    assert r.returncode == 0, r.stderr
+    assert "optimize: auto chose " in r.stdout and "outputs within tolerance" in r.stdout
