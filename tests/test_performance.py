@@ -79,6 +79,16 @@ def test_default_init_follows_torchs_distributions(name):
         assert abs(ours.std().item() - bound / math.sqrt(3)) <= 6 * bound / math.sqrt(n), key
 
 
+def test_small_builds_draw_exactly_torchs_values():
+    from netdsl.backend.fx import _build_modules
+    net = netdsl.loads(SMALL)
+    torch.manual_seed(5)
+    ours = net.compile().state_dict()
+    torch.manual_seed(5)
+    theirs = _build_modules(net).state_dict()
+    assert all(torch.equal(ours[k], v) for k, v in theirs.items())
+
+
 def test_default_init_is_reproducible_under_manual_seed_whatever_the_threads():
     net = netdsl.load(TORCHVISION_NETS / "resnet18.net")
     threads = torch.get_num_threads()

@@ -31,7 +31,7 @@ from torch.overrides import TorchFunctionMode
 
 # Random streams a deferred build draws from: fixed, so that the values depend on the seed only.
 STREAMS = 4
-# Below this many values the threads cost more than they save: one stream on this thread.
+# Below this many values the threads cost more than they save: torch's own stream, torch's own order.
 _PARALLEL_FROM = 1 << 20
 
 _FILLS = frozenset({torch.Tensor.zero_, torch.Tensor.fill_, torch.Tensor.uniform_, torch.Tensor.normal_,
@@ -63,6 +63,13 @@ class Draws:
         pending, self.pending = self.pending, []
         if not pending:
             return
+        if sum(d[0].numel() for d in pending) < _PARALLEL_FROM:
+            # A small build: drawn in construction order from torch's default generator, which
+            # gives exactly the values torch's own constructors would (fills draw nothing).
+            with torch.no_grad():
+                for tensor, low, high in pending:
+                    tensor.uniform_(low, high)
+            return
         seeds = torch.randint(0, 2 ** 62, (STREAMS,), dtype=torch.int64).tolist()
         streams: list[list[tuple[torch.Tensor, float, float]]] = [[] for _ in range(STREAMS)]
         sizes = [0] * STREAMS
@@ -80,7 +87,7 @@ class Draws:
         used = [k for k in range(STREAMS) if streams[k]]
         workers = min(len(used), torch.get_num_threads())
         on_cpu = all(d[0].device.type == "cpu" for d in pending)
-        if workers <= 1 or sum(sizes) < _PARALLEL_FROM or not on_cpu:
+        if workers <= 1 or not on_cpu:
             for k in used:
                 draw(k)
             return
