@@ -31,7 +31,7 @@ EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # them equal to the backend's own lists.
 COMPILE_DTYPES = ("float32", "float16", "bfloat16", "float64")
 COMPILE_INITS = ("default", "none", "meta")
-COMPILE_OPTIMIZE = ("fuse", "compile")
+COMPILE_OPTIMIZE = ("fuse", "compile", "auto")
 COMPILE_EXPORTS = ("torchscript", "exported", "onnx")
 # summary's formats and columns (netdsl.formats' FORMATS and COLUMNS; a test keeps them equal),
 # spelt out so that --help imports nothing
@@ -288,7 +288,8 @@ def _compile_text(r: dict[str, Any]) -> str:
     if "optimize" in r:
         o = r["optimize"]
         verdict = "outputs within tolerance" if o["within_tolerance"] else "OUTPUTS DIFFER"
-        lines.append(f"optimize: {o['level']}: forward {_ms(o['forward'])} (median), {o['speedup']:.2f}x "
+        level = o["level"] if "chosen" not in o else f"auto chose {o['chosen']}{' (remembered)' * o['cached']}"
+        lines.append(f"optimize: {level}: forward {_ms(o['forward'])} (median), {o['speedup']:.2f}x "
                      f"(max |diff| {o['max_abs_diff']:.2g}, {verdict}; took {_ms(o['seconds'])})")
     if "saved" in r:
         lines.append(f"saved:    {shown(r['saved'])}")
@@ -333,8 +334,8 @@ def cmd_render(args: argparse.Namespace) -> int:
             dot = failure_diagram(e, **options, **_drawn(args, 1))
             if dot is None:
                 raise  # nothing was built to draw: a syntax error, no net
-            dot = _figure(args, lambda k: failure_diagram(e, **options, **_drawn(args, k)))
-            failure, name = e, e.partial.name
+            failure, name = e, e.partial.name  # kept: `e` itself is unbound when the except ends
+            dot = _figure(args, lambda k: failure_diagram(failure, **options, **_drawn(args, k)))
             _error(str(e))
     except GraphvizFailed as e:  # too large to draw: refused before any DOT was written
         raise UsageError(str(e)) from None
@@ -648,7 +649,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="refuse nets with more parameters (default 10,000,000,000)")
     compile_.add_argument("--optimize", nargs="?", const="fuse", choices=COMPILE_OPTIMIZE, default=None,
                           help="also build an inference module (fuse: BatchNorm folding + channels_last; "
-                               "compile: fuse + torch.compile) and report its speed-up")
+                               "compile: fuse + torch.compile; auto: the fastest path for this device, dtype "
+                               "and batch, remembered) and report its speed-up")
     compile_.add_argument("--save", metavar="PATH", help="save the weights (.safetensors, or .pt/.pth)")
     compile_.add_argument("--export", choices=COMPILE_EXPORTS,
                           help="export the evaluation graph (onnx needs pip install 'netdsl[onnx]')")

@@ -15,7 +15,6 @@ source excerpt:
 
 from __future__ import annotations
 
-import difflib
 import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional, Union
@@ -164,7 +163,10 @@ def name_list(names: Iterable[str], limit: int = 20) -> str:
 @functools.lru_cache(maxsize=256)
 def _closest(name: str, candidates: tuple[str, ...], cutoff: float = 0.6) -> Optional[str]:
     # difflib.get_close_matches, but of equally close names the first is taken (it takes the
-    # greatest string): a list's order says which candidate is likelier
+    # greatest string): a list's order says which candidate is likelier. difflib is imported
+    # here, by a mistake's diagnosis: a check without mistakes never needs it (start-up).
+    import difflib
+
     matcher = difflib.SequenceMatcher()
     matcher.set_seq2(name)
     best, best_score = None, cutoff

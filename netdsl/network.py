@@ -107,7 +107,9 @@ class Network:
           `load_state_dict(assign=True)` does; without, a module on the meta device, for
           inspecting shapes or `to_empty()` later);
         - `optimize`: None, `"fuse"` or `"compile"`: an inference-only module (see
-          `netdsl.backend.optimize`);
+          `netdsl.backend.optimize`); `"auto"`: the fastest of the inference paths for this
+          device and dtype at batch 1 whose outputs equal eager's (torch.compile left out: see
+          `netdsl.backend.autotune.choose` for other batches and for it), remembered per net;
         - `max_params`: nets with more parameters are refused before anything is allocated.
 
         Raises `netdsl.backend.CompileError` for options it cannot honour (no CUDA, say).
@@ -116,6 +118,13 @@ class Network:
         from .backend.optimize import optimize as optimize_module
 
         module = compile_network(self, device, dtype, weights, init, max_params)
+        if optimize == "auto":
+            from .backend.autotune import choose
+            from .backend.runtime import example_input
+            parameter = next(module.parameters(), None)
+            x = example_input(self, 1, parameter.device if parameter is not None else None,
+                              parameter.dtype if parameter is not None else None)
+            return choose(module, self, x)[0]
         return module if optimize is None else optimize_module(module, optimize)
 
     def to_dot(self, depth: Optional[int] = 1, rankdir: str = "TB", *, fold_activations: bool = True,

@@ -560,7 +560,7 @@ def test_cli_choices_are_the_backends():
     from netdsl.backend import export, fx, optimize
 
     assert set(cli.COMPILE_DTYPES) == set(fx.DTYPES) and set(cli.COMPILE_INITS) == set(fx.INITS)
-    assert set(cli.COMPILE_OPTIMIZE) == set(optimize.LEVELS) and set(cli.COMPILE_EXPORTS) == set(export.FORMATS)
+    assert set(cli.COMPILE_OPTIMIZE) == set(optimize.LEVELS) | {"auto"} and set(cli.COMPILE_EXPORTS) == set(export.FORMATS)
 
 
 def test_cli_compile_of_a_bad_net_prints_diagnostics(run_cli):

@@ -103,7 +103,7 @@ def compile_and_run(network, options: CompileOptions) -> dict[str, Any]:
         report["warnings"] = notes
     if options.optimize:
         with _torch_failures(network, device, dtype, "optimise"):
-            report["optimize"] = _optimize(module, x, options.optimize)
+            report["optimize"] = _optimize(module, x, options.optimize, network)
     if options.save:
         from .weights import save_weights
         with _torch_failures(network, device, dtype, "save"):
@@ -202,13 +202,18 @@ def _count(module, network, train: bool) -> int:
                for p in module.get_submodule(name).parameters(recurse=False))
 
 
-def _optimize(module, x: torch.Tensor, level: str) -> dict[str, Any]:
+def _optimize(module, x: torch.Tensor, level: str, network=None) -> dict[str, Any]:
     from torch.utils._pytree import tree_leaves
 
     from .optimize import optimize, optimize_failure
 
     start = time.perf_counter()
-    fast = optimize(module, level)
+    chosen = None
+    if level == "auto":
+        from .autotune import choose
+        fast, chosen = choose(module, network, x)
+    else:
+        fast = optimize(module, level)
     try:  # torch.compile compiles at the first call, and fails there if it does
         with torch.inference_mode():
             want, got = tree_leaves(module(x)), tree_leaves(fast(x))  # the first call also warms torch.compile up
@@ -218,8 +223,12 @@ def _optimize(module, x: torch.Tensor, level: str) -> dict[str, Any]:
         base, optimised = time_forward(module, x), time_forward(fast, x)
     except Exception as e:
         raise optimize_failure(type(module).__name__, level, e) from None
-    return {"level": level, "seconds": seconds, "forward": optimised, "speedup": base / optimised,
-            "max_abs_diff": error, "within_tolerance": error <= OPTIMIZE_TOLERANCE * scale}
+    report = {"level": level, "seconds": seconds, "forward": optimised, "speedup": base / optimised,
+              "max_abs_diff": error, "within_tolerance": error <= OPTIMIZE_TOLERANCE * scale}
+    if chosen is not None:  # what auto chose, each candidate's time, whether it was remembered
+        report.update(chosen=chosen["path"], cached=chosen["cached"], candidates=chosen.get("candidates"),
+                      left_out=chosen.get("left_out"))
+    return report
 
 
 def _device_name(device: torch.device) -> str:

@@ -27,6 +27,7 @@ from ..limits import DEFAULT_MAX_PARAMS
 from ..memory import in_place_layers  # torch-free, so that summary's memory model shares it
 from .budget import check_memory
 from .errors import CompileError, UncompilableNet
+from .init import Draws, deferred, skipped
 from .outputs import outputs
 
 INITS = ("default", "none", "meta")
@@ -45,7 +46,7 @@ class NetModule(torch.fx.GraphModule):
     def __init__(self, root: nn.Module, graph: torch.fx.Graph,
                  class_name: str = "GraphModule", eval_graph: Optional[torch.fx.Graph] = None):
         super().__init__(root, graph, class_name)  # the training graph names every submodule
-        self._graphs = {True: graph, False: graph if eval_graph is None else eval_graph}
+        self._graphs = _Graphs(graph, eval_graph)
         self._forwards = {True: self._generated()}
 
     def train(self, mode: bool = True) -> "NetModule":
@@ -79,6 +80,43 @@ class NetModule(torch.fx.GraphModule):
             return super().__reduce__()
         finally:
             self.__dict__.update(ours)
+
+
+class _Graphs(dict):
+    """A NetModule's graphs by mode ({True: training, False: evaluation}). The evaluation graph
+    of a net with training-only heads may come as a function that builds it: it is then built
+    when first asked for (by `eval()`), not on every compile."""
+
+    def __init__(self, graph: torch.fx.Graph, eval_graph=None):
+        super().__init__({True: graph})
+        if eval_graph is None:
+            self[False] = graph
+        elif isinstance(eval_graph, torch.fx.Graph):
+            self[False] = eval_graph
+        self._build = eval_graph
+
+    def __missing__(self, mode: bool) -> torch.fx.Graph:
+        if mode is not False and mode != 0:
+            raise KeyError(mode)
+        self[False] = graph = self._build()
+        return graph
+
+    def __deepcopy__(self, memo: dict) -> "_Graphs":
+        return _Graphs(copy.deepcopy(self[True], memo), copy.deepcopy(self[False], memo))
+
+
+class _EvalGraph:
+    """Builds the evaluation graph of `network` when called (kept by a NetModule until then)."""
+
+    def __init__(self, network):
+        self.network = network
+
+    def __call__(self) -> torch.fx.Graph:
+        return build_graph(self.network, training=False)
+
+
+def _has_heads(network) -> bool:
+    return any(layer.train_only for layer in network.ir)
 
 
 def resolve_device(device: Union[str, torch.device]) -> torch.device:
@@ -129,11 +167,15 @@ def compile_network(network, device: Union[str, torch.device] = "cpu", dtype=Non
     # the initial values anyway.
     # (On the CPU, torch's default, no device context: it would route every call that builds
     # a layer through Python.)
-    with torch.device("meta") if lazy else (torch.device(device) if device.type != "cpu" else nullcontext()):
+    # Under meta no init function runs at all (nothing would keep its values); otherwise the
+    # uniform draws are made after the build, in one pass over parallel streams (see .init).
+    draws = Draws()
+    with torch.device("meta") if lazy else (torch.device(device) if device.type != "cpu" else nullcontext()), \
+            skipped() if lazy else deferred(draws):
         modules = _build_modules(network, in_place)
-    heads = any(layer.train_only for layer in network.ir)
+    draws.run()
     module = NetModule(modules, build_graph(network, training=True), network.name,
-                       eval_graph=build_graph(network, training=False) if heads else None)
+                       eval_graph=_EvalGraph(network) if _has_heads(network) else None)
     if weights is not None:
         # what was loaded, for compile's report (a `_` name: no layer can take it)
         module._netdsl_loaded = load_weights(module, weights, assign=lazy)
