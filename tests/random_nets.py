@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterable, Optional
 
 from netdsl import ast, codes
 from netdsl.ops import REGISTRY, REQUIRED, AttrError, Bool, Float, Int, Pair, ShapeError, Symbol
+from netdsl.ops.spec import Choice, Maybe
 from netdsl.parser import KEYWORDS, parse
 
 #: The ops a call names, and the joins, in the registry's order (read at import: new ops come in).
@@ -374,7 +375,14 @@ def bind_args(what: str, names: list[str], positional: int, args) -> dict[str, a
 
 def bind_op(spec, args, env) -> dict[str, Any]:
     names = [a.name for a in spec.attrs]
-    bound = bind_args(spec.name, names, sum(1 for a in spec.attrs if a.positional), args)
+    positional = sum(1 for a in spec.attrs if a.positional)
+    plain = [i for i, a in enumerate(args) if a.name is None]
+    if positional and spec.attrs[positional - 1].rest and len(plain) > positional:
+        # `split(16, 48)`: the positional arguments from the rest attribute's place on are its tuple
+        at = plain[positional - 1]
+        packed = ast.Arg(None, ast.TupleLit(tuple(args[i].value for i in plain[positional - 1:])))
+        args = tuple(packed if i == at else a for i, a in enumerate(args) if i not in plain[positional:])
+    bound = bind_args(spec.name, names, positional, args)
     attrs: dict[str, Any] = {}
     for attr in spec.attrs:
         arg = bound.get(attr.name)
@@ -499,6 +507,21 @@ def sim_join(model: Model, join: ast.Join, cur: Node, ctx: Ctx, branch: Optional
     if join.label is not None:
         home = ctx.child(local, ())
         model.open_scope(home.path)
+    spec = REGISTRY.get(join.kind)
+    if spec is None or not spec.join:
+        raise Invalid(codes.UNKNOWN_OP, join.kind)
+    starts = [cur] * count
+    if spec.fork is not None:
+        # `split`: its arguments are bound first, and a layer per branch (`chunk`), made in the
+        # join's home before any branch, hands that branch its part of the input
+        attrs = bind_op(spec, join.args, ctx.env)
+        starts = []
+        for i in range(count):
+            try:
+                op, part = spec.fork(attrs, i, count)
+            except AttrError as e:
+                raise Invalid(e.code, e.message) from None
+            starts.append(sim_layer(model, home.full(home.auto(op, model)), REGISTRY[op], dict(part), [cur], home))
     ends: list[Node] = []
     for i in range(count):
         name = home.auto("branch", model)
@@ -506,14 +529,12 @@ def sim_join(model: Model, join: ast.Join, cur: Node, ctx: Ctx, branch: Optional
         model.open_scope(path)
         items = join.branches[i] if branch is None else ()
         sub = home.child(name, labels_in(items))
-        end = sim_chain(model, items, cur, sub) if branch is None else branch(i, sub, cur, ends)
-        if end is cur:
+        start = starts[i]
+        end = sim_chain(model, items, start, sub) if branch is None else branch(i, sub, start, ends)
+        if end is start:
             raise Invalid(codes.MISPLACED, "an empty branch")
         model.set(model.scope_out, path, end)
         ends.append(end)
-    spec = REGISTRY.get(join.kind)
-    if spec is None or not spec.join:
-        raise Invalid(codes.UNKNOWN_OP, join.kind)
     attrs = bind_op(spec, join.args, ctx.env)
     return sim_layer(model, ctx.full(local), spec, attrs, ends, ctx)
 
@@ -696,6 +717,12 @@ def bool_value(t: Bool, shape: tuple, hints: Hints, rng: random.Random) -> bool:
     return rng.random() < 0.5
 
 
+def choice_value(t: Choice, shape: tuple, hints: Hints, rng: random.Random) -> Symbol:
+    # every word alike: the examples favour the common ones (`nearest`), and the rarer ones
+    # are those that fit only one rank (`linear`: sequences)
+    return Symbol(rng.choice(t.symbols))
+
+
 def pair_value(t: Pair, shape: tuple, hints: Hints, rng: random.Random) -> Any:
     r = rng.random()
     if t.symbols and r < 0.12:
@@ -703,15 +730,20 @@ def pair_value(t: Pair, shape: tuple, hints: Hints, rng: random.Random) -> Any:
     if hints.pairs and r < 0.35:
         return rng.choice(hints.pairs)
     a = t.min + _small(rng, 4)
-    if r < 0.7:
+    axes = len(shape) - 1  # one size per spatial axis of the input, when given per axis
+    if r < 0.7 or axes < 2:
         return a
-    return (a, t.min + _small(rng, 4))
+    return (a,) + tuple(t.min + _small(rng, 4) for _ in range(axes - 1))
 
+
+#: An op refused for its input's rank this often is not tried on that rank again; not at the first
+#: refusal, as some refuse only some attributes (`upsample(mode=bilinear)` on a sequence).
+WRONG_RANK_TRIES = 5
 
 #: How a value is drawn for each attribute type (a type without an entry gets values from the
 #: op's examples, or its default).
 STRATEGIES: dict[type, Callable[[Any, tuple, Hints, random.Random], Any]] = {
-    Int: int_value, Float: float_value, Bool: bool_value, Pair: pair_value}
+    Int: int_value, Float: float_value, Bool: bool_value, Pair: pair_value, Choice: choice_value}
 
 _EXAMPLES: dict[tuple[str, str], list] = {}
 
@@ -797,7 +829,7 @@ class Generator:
         self.kinds: dict[str, dict[str, str]] = {}      # block -> param -> value kind
         self.model = Model(self.blocks, generating=True)
         self.uses: Counter = Counter()
-        self.wrong_rank: set[tuple[str, int]] = set()
+        self.wrong_rank: Counter = Counter()  # (op, rank) -> refusals for the rank
         self.rejected: Counter = Counter()
         self.labels = 0
         self.examples = example_values()
@@ -868,12 +900,15 @@ class Generator:
             if e is not None and not (isinstance(attr.type, Float) and not evaluate(e, env) <= FLOAT_TOP):
                 return e
         seen = self.examples.get((spec.name, attr.name))
-        strategy = next((STRATEGIES[c] for c in type(attr.type).__mro__ if c in STRATEGIES), None)
+        if seen and getattr(attr.type, "per_axis", False):  # the examples' sizes that fit this input's axes
+            seen = [v for v in seen if not isinstance(v, tuple) or len(v) == len(shape) - 1]
+        kind = attr.type.type if isinstance(attr.type, Maybe) else attr.type  # a value when given
+        strategy = next((STRATEGIES[c] for c in type(kind).__mro__ if c in STRATEGIES), None)
         if seen and (r < 0.4 or strategy is None):
             return literal(rng.choice(seen), rng)
         if strategy is None:
             return literal(attr.default_for({}), rng)
-        return literal(strategy(attr.type, shape, hints, rng), rng)
+        return literal(strategy(kind, shape, hints, rng), rng)
 
     def arrange(self, given: list[tuple[str, ast.Expr, bool]]) -> tuple[ast.Arg, ...]:
         """Arguments as a call writes them: a prefix of the positional ones by position (in
@@ -889,6 +924,20 @@ class Generator:
         named = [ast.Arg(n, v) for n, v, _ in given[k:] if v is not None]
         self.rng.shuffle(named)
         return tuple(args + named)
+
+    def fork_args(self, spec, shape: tuple, count: int) -> tuple[ast.Arg, ...]:
+        """A forking join's sizes (`split`): none (equal parts), or one per branch adding up to
+        the input's channels, written one by one (`split(3, 5)`) or as a tuple (`sizes=(3, 5)`)."""
+        channels, rng = shape[0], self.rng
+        if channels < count:
+            raise Invalid("size", f"{spec.name} of {channels} channels into {count}")
+        if channels % count == 0 and rng.random() < 0.4:
+            return ()
+        cuts = sorted(rng.sample(range(1, channels), count - 1))
+        sizes = [b - a for a, b in zip([0] + cuts, cuts + [channels])]
+        if rng.random() < 0.2:
+            return (ast.Arg(spec.attrs[0].name, ast.TupleLit(tuple(ast.IntLit(x) for x in sizes))),)
+        return tuple(ast.Arg(None, ast.IntLit(x)) for x in sizes)
 
     def op_args(self, spec, shape: tuple, env: dict, hints: Hints) -> tuple[ast.Arg, ...]:
         given = []
@@ -965,7 +1014,7 @@ class Generator:
            exact: Optional[tuple] = None):
         rng = self.rng
         rank = len(cur.shape)
-        names = [n for n in CALLABLE if (n, rank) not in self.wrong_rank]
+        names = [n for n in CALLABLE if self.wrong_rank[(n, rank)] < WRONG_RANK_TRIES]
         weights = [self.weight(n) for n in names]
 
         def make():
@@ -974,8 +1023,8 @@ class Generator:
             try:
                 node = sim_call(self.model, call, cur, ctx)
             except Invalid as e:
-                if e.code == codes.WRONG_RANK:   # the op takes no input of this rank: stop trying it
-                    self.wrong_rank.add((spec.name, rank))
+                if e.code == codes.WRONG_RANK:   # the op takes no input of this rank: stop trying it soon
+                    self.wrong_rank[(spec.name, rank)] += 1
                 raise
             if exact is not None:
                 if node.shape != exact:
@@ -1049,7 +1098,9 @@ class Generator:
             branches.append(tuple(items))
             return end
 
-        placeholder = ast.Join(kind, self.op_args(REGISTRY[kind], cur.shape, ctx.env, Hints()), ((),) * count, label)
+        spec = REGISTRY[kind]
+        args = self.fork_args(spec, cur.shape, count) if spec.fork else self.op_args(spec, cur.shape, ctx.env, Hints())
+        placeholder = ast.Join(kind, args, ((),) * count, label)
         node = sim_join(self.model, placeholder, cur, ctx, branch)
         self.uses[kind] += 1
         return replace(placeholder, branches=tuple(branches)), node
@@ -1226,9 +1277,9 @@ class Generator:
         side = lambda: rng.randint(6, 14) if rng.random() < 0.8 else rng.randint(1, 5)  # noqa: E731
         if r < 0.1:
             dims = (rng.randint(2, 24),)
-        elif r < 0.2:  # a sequence, C x L
+        elif r < 0.25:  # a sequence, C x L
             dims = (rng.randint(1, 4), rng.randint(6, 40) if rng.random() < 0.8 else rng.randint(1, 5))
-        elif r < 0.3:  # a volume, C x D x H x W
+        elif r < 0.35:  # a volume, C x D x H x W
             dims = (rng.randint(1, 3), rng.randint(1, 6), side(), side())
         else:
             dims = (rng.randint(1, 4), side(), side())
