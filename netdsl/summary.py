@@ -248,7 +248,7 @@ def rollup(around: list[Scope], train_only: bool, depth: Optional[int]) -> Optio
     (outermost first); None when it is a row of its own (`depth` None: every layer is).
     `summary --depth` and `render --depth` both use it, so a diagram's boxes are the table's rows."""
     levels = len(around) + 1  # the layer's own name is one level more than its scope's
-    cut = levels if depth is None else depth
+    cut = levels if depth is None else max(depth, 1)  # depth 0 reads as 1: the top-level names
     if train_only:
         # a training-only part of a deployed scope gets a row of its own, so that no row
         # mixes deploy and training numbers. Scopes inside a training-only one are training-only

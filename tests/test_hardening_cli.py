@@ -501,7 +501,8 @@ def test_every_bundled_net_is_drawn_expanded_within_the_limits():
     from netdsl.render import EDGES_PER_NODE, MAX_NODES, diagram_size
     for path in net_files():
         nodes, edges = diagram_size(netdsl.load(path).to_dot(None, fold_activations=False))
-        assert nodes <= MAX_NODES // 4 and edges <= MAX_NODES * EDGES_PER_NODE // 4, path  # with room to spare
+        # with room to spare: the largest, EfficientNetV2-S unfolded, is 761 nodes
+        assert nodes <= MAX_NODES // 2 and edges <= MAX_NODES * EDGES_PER_NODE // 2, path
 
 
 @pytest.mark.parametrize("path", ["nets/lenet5.net", "nets/googlenet.net", "nets/torchvision/resnet18.net",
@@ -514,8 +515,13 @@ def test_the_count_is_what_dot_draws(path):
         dot = netdsl.load(ROOT / path).to_dot(None)
     except NetDSLError as e:
         dot = failure_diagram(e, depth=None)
-    drawn = svg(dot)
-    assert diagram_size(dot) == (drawn.count('class="node"'), drawn.count('class="edge"'))
+    # dot's plain output lists every node and edge it laid out, the invisible spacers too (an SVG
+    # leaves those out, but dot places them all the same, and the bound is on dot's work)
+    laid_out = dot.pipe(format="plain").decode().splitlines()
+    assert diagram_size(dot) == (sum(line.startswith("node ") for line in laid_out),
+                                 sum(line.startswith("edge ") for line in laid_out))
+    drawn = svg(dot)  # and no more than that is drawn
+    assert drawn.count('class="node"') <= diagram_size(dot)[0] and drawn.count('class="edge"') <= diagram_size(dot)[1]
 
 
 def test_a_huge_diagram_is_refused_at_once_with_what_to_do(tmp_path):

@@ -209,6 +209,19 @@ def test_unreadable_paths_are_usage_errors(run_cli, tmp_path, command):
         assert p.returncode == 2 and p.stderr.startswith(f"netdsl: error: cannot read {path}: "), p.stderr
 
 
+def _depends_on_lowering(node) -> bool:
+    """Whether a tree has what only lowering knows, which the bound counts at its least: a
+    condition (it may read the input's shape), a shape name (`in_channels`), a pass (`as i`)."""
+    from netdsl import ast as tree
+    if isinstance(node, tree.If) or isinstance(node, tree.NameRef) and node.name.startswith("in_") \
+            or isinstance(node, tree.Repeat) and node.var is not None:
+        return True
+    if isinstance(node, (list, tuple)):
+        return any(_depends_on_lowering(x) for x in node)
+    fields = getattr(node, "__dataclass_fields__", None)
+    return bool(fields) and any(_depends_on_lowering(getattr(node, f)) for f in fields)
+
+
 def test_the_layer_bound_never_exceeds_the_layers_made():
     """The bound refuses nets before lowering them, so it must never count a layer that lowering
     would not make: checked on the bundled nets and on a few hundred of their valid mutations."""
@@ -232,7 +245,8 @@ def test_the_layer_bound_never_exceeds_the_layers_made():
             body = next(d for d in program.definitions if d.__class__.__name__ == "NetDef").body
             bound = LayerBound(lowerer.blocks, lowerer.recursive).chain(body, net.params)
             heads = any(o.name != net.outputs[0].name for o in net.outputs)
-            assert bound <= len(net.layers) and (heads or bound == len(net.layers)), (text, bound, len(net.layers))
+            exact = not heads and not _depends_on_lowering(program)
+            assert bound <= len(net.layers) and (not exact or bound == len(net.layers)), (text, bound, len(net.layers))
             checked += 1
     assert checked > 100
 

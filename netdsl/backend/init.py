@@ -21,6 +21,8 @@ which every function of `torch.nn.init` that draws and every Tensor method does.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -119,16 +121,20 @@ class deferred(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+@functools.cache
+def _signature(func) -> inspect.Signature:
+    return inspect.signature(func)
+
+
 def _bounds(func, args: tuple, kwargs: dict[str, Any]):
     """(low, high) of the uniform draw that `func(*args, **kwargs)` would make, by torch's own
     formulas; None where it is not one to defer (its own generator, an empty tensor)."""
-    if func is nn_init.uniform_:
-        names, defaults = ("tensor", "a", "b", "generator"), (None, 0.0, 1.0, None)
-    else:
-        names, defaults = ("tensor", "a", "mode", "nonlinearity", "generator"), (None, 0, "fan_in", "leaky_relu", None)
-    bound = dict(zip(names, defaults))
-    bound.update(zip(names, args))
-    bound.update(kwargs)
+    try:  # the arguments as torch's own signature binds them, its defaults included
+        call = _signature(func).bind(*args, **kwargs)
+    except TypeError:
+        return None
+    call.apply_defaults()
+    bound = call.arguments
     tensor = bound["tensor"]
     if bound["generator"] is not None or not isinstance(tensor, torch.Tensor) or tensor.numel() == 0:
         return None
