@@ -255,6 +255,23 @@ def test_outputs_equal_torchvision(name):
             no_dropout(ours), no_dropout(theirs)
 
 
+@pytest.mark.parametrize("size", [(225, 223), (97, 70)], ids=lambda s: "x".join(map(str, s)))
+def test_lraspp_at_input_sizes_not_divisible_by_16(size):
+    """LR-ASPP's head upsamples to the low tap's size and then to the input's, as torchvision's
+    F.interpolate(size=...) calls do: the file, its input line changed, equals torchvision at sizes
+    where the taps' sizes are rounded up (where a factor of 2 would miss the low tap by one)."""
+    name = "lraspp_mobilenet_v3_large"
+    text = (NETS / f"{name}.net").read_text()
+    assert "input 3x224x224" in text
+    net = netdsl.loads(text.replace("input 3x224x224", f"input 3x{size[0]}x{size[1]}"), f"{name}.net")
+    torch.manual_seed(0)
+    theirs = randomised(name).eval()
+    ours = net.compile(weights=theirs.state_dict(), init="meta").eval()
+    x = torch.randn(1, 3, *size)
+    with torch.no_grad():
+        assert_close(as_list(ours(x)), MODELS[name].outputs(theirs(x)))
+
+
 def test_output_names():
     """The main output, then the heads: torchvision returns (logits, aux2, aux1) in training."""
     net = load("googlenet")
