@@ -266,6 +266,8 @@ def _compile_text(r: dict[str, Any]) -> str:
         w = r["weights"]
         how = ", ".join(part for part in (f"{w['by_name']:,} by name" if w["by_name"] else "",
                                           f"{w['by_order']:,} by order" if w["by_order"] else "") if part)
+        if w.get("per_shape"):
+            how += f" (per shape: {w['per_shape']:,} out of place)"
         lines.append(f"weights:  {w['tensors']:,} tensors ({w['values']:,} values) from {w['source']}, "
                      f"matched {how or 'none'}, every shape checked")
     else:

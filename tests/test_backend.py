@@ -14,7 +14,7 @@ import torchvision
 import netdsl
 from netdsl.backend import CompileError, NetModule, UncompilableNet, WeightsError
 from netdsl.backend.runtime import RuntimeShapeError, check_run, example_input
-from netdsl.backend.weights import save_weights
+from netdsl.backend.weights import match_state, save_weights
 
 from conftest import NETS, net_files
 
@@ -345,6 +345,67 @@ def test_by_name_wins_over_order(small):
     fresh = small.compile()
     netdsl.backend.load_weights(fresh, shuffled)
     assert all(torch.equal(fresh.state_dict()[k], v) for k, v in state.items())
+
+
+def _block(prefix: str, c: int, vector_scale: bool = False) -> dict:
+    """A ConvNeXt-like block's tensors in netdsl's order: the scale after the layers."""
+    return {f"{prefix}.dw.weight": torch.randn(c, 1, 7, 7), f"{prefix}.dw.bias": torch.randn(c),
+            f"{prefix}.ln.weight": torch.randn(c), f"{prefix}.pw.weight": torch.randn(4 * c, c),
+            f"{prefix}.pw.bias": torch.randn(4 * c),
+            f"{prefix}.scale": torch.randn(c) if vector_scale else torch.randn(c, 1, 1)}
+
+
+def _scale_first(block: dict, name: str) -> dict:
+    """The block as torchvision registers it, other names: the scale before the layers."""
+    items = list(block.values())
+    return {f"{name}.layer_scale": items[-1], **{f"{name}.block.{i}": v for i, v in enumerate(items[:-1])}}
+
+
+def test_by_order_falls_back_to_per_shape_where_tensors_of_their_own_shape_moved():
+    blocks = [_block("s1.b1", 4), _block("s1.b2", 4), _block("s2.b1", 8)]
+    ours = {k: v for block in blocks for k, v in block.items()}
+    theirs = {k: v for i, block in enumerate(blocks) for k, v in _scale_first(block, f"f.{i}").items()}
+    matched, moved = match_state({k: v.to("meta") for k, v in ours.items()}, theirs)
+    assert moved == 3 and list(matched) == list(ours)
+    assert all(matched[k] is v for k, v in ours.items())  # every tensor where it belongs
+    in_order = {f"t{i}": v for i, v in enumerate(ours.values())}
+    matched, moved = match_state(ours, in_order)  # the strict sequence holds: used as it is
+    assert moved == 0 and all(matched[k] is v for k, v in ours.items())
+
+
+def test_per_shape_refuses_ambiguous_orders_and_other_shapes():
+    # The scale a C-vector: moved among the block's other C-vectors, per shape would pair it with
+    # the conv's bias (and each C-vector with the next one's values). Refused.
+    ours = _block("b", 4, vector_scale=True)
+    with pytest.raises(WeightsError, match=r"matching by order, tensor 1: .*; matching per shape fails too: "
+                                           r"the weights' `f.layer_scale` \(4\) is out of place but their `f.block.1`, "
+                                           r"of the same shape, is in place: which of them moved is ambiguous"):
+        match_state(ours, _scale_first(ours, "f"))
+    # x y x against x x y: y moved after the second x, or the second x before y, or before the
+    # first x (the two x swapped): refused.
+    x1, y, x2 = torch.randn(3), torch.randn(2), torch.randn(3)
+    with pytest.raises(WeightsError, match="ambiguous"):
+        match_state({"a": x1, "b": x2, "c": y}, {"p": x1, "q": y, "r": x2})
+    # The same shapes in another order, but not the same shapes: refused, the first difference named.
+    ours = _block("b", 4)
+    theirs = _scale_first(ours, "f")
+    theirs["f.layer_scale"] = torch.randn(1, 4, 1)
+    with pytest.raises(WeightsError, match=r"matching per shape fails too: the net has 1 4×1×1 floating-point "
+                                           r"tensors, the weights 0"):
+        match_state(ours, theirs)
+    theirs["f.layer_scale"] = torch.zeros(4, 1, 1, dtype=torch.int64)  # the kind of number counts too
+    with pytest.raises(WeightsError, match="matching per shape fails too"):
+        match_state(ours, theirs)
+
+
+def test_load_report_says_per_shape(small):
+    module = small.compile()
+    state = list(module.state_dict().items())
+    # the first tensor (the stem conv's weight, a shape of its own) registered last, other names
+    moved = {f"t{i}": v for i, (_, v) in enumerate(state[1:] + state[:1])}
+    loaded = netdsl.backend.load_weights(small.compile(), moved)
+    assert (loaded["by_order"], loaded["per_shape"]) == (len(state), 1)
+    assert netdsl.backend.load_weights(small.compile(), dict(state))["per_shape"] == 0
 
 
 def test_meta_init_allocates_nothing_and_none_allocates(small):

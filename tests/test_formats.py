@@ -127,7 +127,9 @@ def test_compile_text_plain_milliseconds():
     text = cli._compile_text(report)
     assert "1,052 ms" in text and "12.3 ms" in text and "0.042 ms" in text and "e+" not in text and "e-" not in text
     assert "median of 5 warm runs" in text
-    assert "4 tensors (10 values) from w.pt, matched 3 by name, 1 by order" in text
+    assert "4 tensors (10 values) from w.pt, matched 3 by name, 1 by order, every shape checked" in text
+    report["weights"].update(by_name=0, by_order=4, per_shape=1)
+    assert "matched 4 by order (per shape: 1 out of place), every shape checked" in cli._compile_text(report)
     assert "per example 1,000; the batch of 8: 8,000" in text
     assert "output:   fc 10 per example, batch 8" in text
 

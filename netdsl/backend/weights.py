@@ -6,8 +6,10 @@ anything that would run code.
 
 Tensors are matched to the module's state by name; those whose names do not match (weights
 from torchvision, say, where netdsl names `inception3a.branch2.conv2` what torchvision calls
-`inception3a.branch2.1.conv`) are matched by definition order. Every shape is checked before
-anything is copied, so a mismatch leaves the module as it was. Only dense tensors are taken;
+`inception3a.branch2.1.conv`) are matched by definition order (see `match_weights`: strictly,
+else per shape where the two orders differ only in where some tensors of their own shapes
+stand). Every shape is checked before anything is copied, so a mismatch leaves the module as it
+was. Only dense tensors are taken;
 NaN or infinite values load, with a `NonFiniteWeightsWarning` naming the tensors that hold them.
 """
 
@@ -112,9 +114,38 @@ def _finite(tensor: torch.Tensor, chunk: int = 1 << 24) -> bool:
 
 
 def match_weights(module: nn.Module, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """`state` renamed to the module's keys: by name where names agree, the rest in order.
+    """`state` renamed to the module's keys: by name where names agree, the rest by order.
     Raises WeightsError at the first tensor whose shape disagrees or that has no partner."""
-    current = module.state_dict()
+    return match_state(module.state_dict(), state)[0]
+
+
+def match_state(current: Mapping[str, torch.Tensor],
+                state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], int]:
+    """`match_weights` for the module's state_dict `current` (tensors on the meta device do: only
+    shapes and dtypes are read), and how many of the tensors matched by order were out of place (matched
+    per shape; 0 where the order held strictly).
+
+    The tensors left after matching by name are matched by order, the net's i-th to the
+    weights' i-th, where every pair has the same shape and kind of number (floating point or
+    integer). Where that strict sequence breaks, because the weights' model registers some
+    tensors elsewhere (torchvision's ConvNeXt block holds its `layer_scale` before its layers'
+    tensors, netdsl's `scale` comes after them), they are matched per shape: the k-th tensor
+    of each shape (and kind) in the weights goes to the k-th of that shape in the net. That is
+    accepted only
+
+    - where both hold the same tensors counted per shape (the same multiset of shapes), and
+    - where no tensor out of place shares its shape with a tensor in place. A tensor is in
+      place if it belongs to every longest run of tensors that the per-shape pairing keeps in
+      the same order on both sides; the others are out of place (ConvNeXt's 18 `layer_scale`s).
+
+    Matching per shape assumes what matching by order assumes, that tensors of one shape come
+    in the same order on both sides, and drops the assumption that every tensor stands at the
+    same place. It cannot tell two tensors of the same shape apart: had a tensor moved past
+    another of its shape (a C-vector registered before a conv whose bias is a C-vector too),
+    pairing per shape would give each the other's values. The second condition refuses exactly
+    that kind of doubt: a moved C-vector among C-vectors that stay is refused, as is any order
+    that two same-shaped tensors could explain by either one having moved. Where the strict
+    sequence holds, it is used as it is (per shape would pair the same)."""
     ours = {k: v.shape for k, v in current.items()}
     matched: dict[str, torch.Tensor] = {}
     for key in ours:
@@ -124,19 +155,90 @@ def match_weights(module: nn.Module, state: Mapping[str, torch.Tensor]) -> dict[
     rest_ours = [k for k in ours if k not in matched]
     rest_theirs = [k for k in state if k not in ours]
     position = {k: i for i, k in enumerate(ours, 1)}
-    for mine, theirs in zip(rest_ours, rest_theirs):
-        _same_kind(mine, current[mine], theirs, state[theirs], position=position[mine])
-    if len(rest_ours) != len(rest_theirs):
-        n = min(len(rest_ours), len(rest_theirs))
-        if len(rest_ours) > n:
-            key = rest_ours[n]
-            raise WeightsError(f"the weights have no tensor for the net's `{key}` "
-                               f"({_shape(ours[key])}): the net has {len(ours)} tensors, the weights {len(state)}")
-        key = rest_theirs[n]
-        raise WeightsError(f"the weights' `{key}` ({_shape(state[key].shape)}) has no place in the net: "
-                           f"the net has {len(ours)} tensors, the weights {len(state)}")
-    matched.update((mine, state[theirs]) for mine, theirs in zip(rest_ours, rest_theirs))
-    return {k: matched[k] for k in ours}  # the module's order
+    moved = 0
+    try:
+        for mine, theirs in zip(rest_ours, rest_theirs):
+            _same_kind(mine, current[mine], theirs, state[theirs], position=position[mine])
+        if len(rest_ours) != len(rest_theirs):
+            n = min(len(rest_ours), len(rest_theirs))
+            if len(rest_ours) > n:
+                key = rest_ours[n]
+                raise WeightsError(f"the weights have no tensor for the net's `{key}` ({_shape(ours[key])}): "
+                                   f"the net has {len(ours)} tensors, the weights {len(state)}")
+            key = rest_theirs[n]
+            raise WeightsError(f"the weights' `{key}` ({_shape(state[key].shape)}) has no place in the net: "
+                               f"the net has {len(ours)} tensors, the weights {len(state)}")
+        pairs = list(zip(rest_ours, rest_theirs))
+    except WeightsError as strict:
+        pairs, moved, why = _per_shape(current, rest_ours, state, rest_theirs)
+        if why:
+            raise WeightsError(f"{strict}; matching per shape fails too: {why}") from None
+    matched.update((mine, state[theirs]) for mine, theirs in pairs)
+    return {k: matched[k] for k in ours}, moved  # the module's order
+
+
+def _per_shape(current: Mapping[str, torch.Tensor], ours: list[str], state: Mapping[str, torch.Tensor],
+               theirs: list[str]) -> tuple[list[tuple[str, str]], int, str]:
+    """The pairs of `ours` and `theirs` matched per shape (see `match_state`), how many were out of
+    place, and why not ('' where accepted)."""
+    def kind(t: torch.Tensor) -> tuple:
+        return (tuple(t.shape), t.is_floating_point())
+
+    def described(k: tuple) -> str:
+        return f"{_shape(k[0])} {'floating-point' if k[1] else 'integer'}"
+
+    groups: dict[tuple, list[int]] = {}
+    for i, key in enumerate(ours):
+        groups.setdefault(kind(current[key]), []).append(i)
+    counts: dict[tuple, int] = {}
+    for key in theirs:
+        counts[kind(state[key])] = counts.get(kind(state[key]), 0) + 1
+    for k in list(groups) + [k for k in counts if k not in groups]:
+        if len(groups.get(k, ())) != counts.get(k, 0):
+            return [], 0, (f"the net has {len(groups.get(k, ()))} {described(k)} tensors, "
+                           f"the weights {counts.get(k, 0)}")
+    taken = {k: 0 for k in groups}
+    target = []  # target[j]: the index in `ours` of the weights' j-th tensor
+    for key in theirs:
+        k = kind(state[key])
+        target.append(groups[k][taken[k]])
+        taken[k] += 1
+    kept = _in_every_longest_run(target)
+    out = [j for j in range(len(target)) if not kept[j]]
+    stays = {kind(state[theirs[j]]) for j in range(len(target)) if kept[j]}
+    for j in out:
+        k = kind(state[theirs[j]])
+        if k in stays:
+            here = next(i for i in range(len(target)) if kept[i] and kind(state[theirs[i]]) == k)
+            return [], 0, (f"the weights' `{theirs[j]}` ({_shape(k[0])}) is out of place but their "
+                           f"`{theirs[here]}`, of the same shape, is in place: which of them moved is ambiguous")
+    return [(ours[target[j]], theirs[j]) for j in range(len(target))], len(out), ""
+
+
+def _in_every_longest_run(values: list[int]) -> list[bool]:
+    """For each of `values` (distinct), whether it belongs to every longest increasing
+    subsequence: in one (the longest run ending there and the one starting there add up to the
+    longest) and the only such value at its length."""
+    import bisect
+
+    def ending(seq: list[int]) -> list[int]:
+        tails: list[int] = []
+        lengths = []
+        for v in seq:
+            i = bisect.bisect_left(tails, v)
+            tails[i:i + 1] = [v]
+            lengths.append(i + 1)
+        return lengths
+
+    before = ending(values)
+    after = ending([-v for v in reversed(values)])[::-1]
+    longest = max(before, default=0)
+    on = [b + a - 1 == longest for b, a in zip(before, after)]
+    at: dict[int, int] = {}
+    for b, o in zip(before, on):
+        if o:
+            at[b] = at.get(b, 0) + 1
+    return [o and at[b] == 1 for b, o in zip(before, on)]
 
 
 def load_weights(module: nn.Module, source: WeightsSource, assign: bool = False) -> dict:
@@ -146,12 +248,14 @@ def load_weights(module: nn.Module, source: WeightsSource, assign: bool = False)
     the meta device) instead of being copied in, as torch's `load_state_dict(assign=True)`
     does: tensors of a mapping in the module's dtype are then shared with the caller (the
     fast path `init="meta"` is for; pass copies to keep them apart). Returns what was loaded:
-    `tensors`, `values`, and how many tensors were matched `by_name` and `by_order`."""
+    `tensors`, `values`, how many tensors were matched `by_name` and `by_order`, and of those
+    by order how many were out of place and so matched per shape (`per_shape`; 0 where the
+    order held tensor by tensor; see `match_state` for the rule)."""
     read = read_weights(source)
-    state = match_weights(module, read)
+    state, moved = match_state(module.state_dict(), read)
     by_name = sum(1 for key in state if key in read)
     loaded = {"tensors": len(state), "values": sum(v.numel() for v in state.values()), "by_name": by_name,
-              "by_order": len(state) - by_name}
+              "by_order": len(state) - by_name, "per_shape": moved}
     bad = non_finite(read)
     if bad:
         names = ", ".join(f"`{k}`" for k in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
