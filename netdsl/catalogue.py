@@ -73,9 +73,11 @@ _ENTRIES = [
     Entry(codes.NOT_ONE_NET, "A file must define exactly one net (and any number of blocks). An empty file, a "
           "file of blocks only, or a file with two nets is reported here.",
           "block features { conv(8, 3) relu }"),
-    Entry(codes.MISPLACED, "A construct is used where it makes no sense: a join with a single branch, a branch, "
-          "head or `repeat` without layers, or a deploy head that reads a layer that exists only in "
-          "training.",
+    Entry(codes.MISPLACED, "A construct is used where it makes no sense: a join with a single branch, a head "
+          "without layers (a head is an output of its own; a branch, group, block or `repeat` that makes "
+          "no layer is the identity instead), `from` anywhere but at the start of a join's branch (and in "
+          "a `split` branch, which takes its part of the split's input, at all), or a deploy head that "
+          "reads a layer that exists only in training.",
           "net n { input 3x8x8 concat { relu } }"),
     Entry(codes.UNKNOWN_FUNCTION, "A call in an expression of a function that is not built in. Expressions may call "
           "`min`, `max`, `round`, `floor`, `ceil`, `int` and `make_divisible` only (no name reaches "
