@@ -54,7 +54,9 @@ _ENTRIES = [
           {"max_bytes": 64}, "--max-bytes 64"),
     Entry(codes.UNKNOWN_OP, "A name used as a layer is neither a built-in op nor a block of the file. Usually a "
           "misspelling (the help suggests the nearest name); a name meant as a label needs a colon "
-          "(`conv1: conv(...)`).",
+          "(`conv1: conv(...)`). Likewise a name before branches `{ a | b }` that is no join (`no join "
+          "named ...`: the help names the nearest join, or lists the joins there are: `concat`, `add`, "
+          "`mul`, `split`), an op written with branches (`relu { ... }`), or a join written without them.",
           "net n { input 3x8x8 cnov(8, 3) }"),
     Entry(codes.UNDEFINED_NAME, "A name is not defined where it is used: a parameter the net or block does not "
           "declare, a word an argument does not accept, or `head from` a layer that does not come "
@@ -123,7 +125,10 @@ _ENTRIES = [
           "produced each shape.",
           "net n { input 3x32x32 concat { conv(8, 1) | conv(8, 3) } }"),
     Entry(codes.ELEMENTWISE_MISMATCH, "The branches of an `add` are summed, so their shapes must be equal; a residual "
-          "branch that changes the channels or the size needs a projection on the skip path.",
+          "branch that changes the channels or the size needs a projection on the skip path. The branches "
+          "of a `mul` are multiplied, and broadcast as PyTorch's `*` does: each size must be equal, or 1 "
+          "on one side, which is repeated (a squeeze-and-excitation gate C x 1 x 1 times C x H x W); "
+          "their ranks must agree too (an image cannot multiply a vector: reshape the gate).",
           "net n { input 8x32x32 add { identity | conv(9, 1) } }"),
     Entry(codes.WRONG_RANK, "An op gets a tensor with the wrong number of dimensions: `linear` on an image "
           "(add `flatten` before it), a conv or pool on a vector (they take sequences C x L, images C x H x W "
