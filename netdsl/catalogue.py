@@ -54,7 +54,9 @@ _ENTRIES = [
           {"max_bytes": 64}, "--max-bytes 64"),
     Entry(codes.UNKNOWN_OP, "A name used as a layer is neither a built-in op nor a block of the file. Usually a "
           "misspelling (the help suggests the nearest name); a name meant as a label needs a colon "
-          "(`conv1: conv(...)`).",
+          "(`conv1: conv(...)`). Likewise a name before branches `{ a | b }` that is no join (`no join "
+          "named ...`: the help names the nearest join, or lists the joins there are: `concat`, `add`, "
+          "`mul`, `split`), an op written with branches (`relu { ... }`), or a join written without them.",
           "net n { input 3x8x8 cnov(8, 3) }"),
     Entry(codes.UNDEFINED_NAME, "A name is not defined where it is used: a parameter the net or block does not "
           "declare, a word an argument does not accept, or `head from` a layer that does not come "
@@ -73,9 +75,11 @@ _ENTRIES = [
     Entry(codes.NOT_ONE_NET, "A file must define exactly one net (and any number of blocks). An empty file, a "
           "file of blocks only, or a file with two nets is reported here.",
           "block features { conv(8, 3) relu }"),
-    Entry(codes.MISPLACED, "A construct is used where it makes no sense: a join with a single branch, a branch, "
-          "head or `repeat` without layers, or a deploy head that reads a layer that exists only in "
-          "training.",
+    Entry(codes.MISPLACED, "A construct is used where it makes no sense: a join with a single branch, a head "
+          "without layers (a head is an output of its own; a branch, group, block or `repeat` that makes "
+          "no layer is the identity instead), `from` anywhere but at the start of a join's branch (and in "
+          "a `split` branch, which takes its part of the split's input, at all), or a deploy head that "
+          "reads a layer that exists only in training.",
           "net n { input 3x8x8 concat { relu } }"),
     Entry(codes.UNKNOWN_FUNCTION, "A call in an expression of a function that is not built in. Expressions may call "
           "`min`, `max`, `round`, `floor`, `ceil`, `int` and `make_divisible` only (no name reaches "
@@ -121,7 +125,10 @@ _ENTRIES = [
           "produced each shape.",
           "net n { input 3x32x32 concat { conv(8, 1) | conv(8, 3) } }"),
     Entry(codes.ELEMENTWISE_MISMATCH, "The branches of an `add` are summed, so their shapes must be equal; a residual "
-          "branch that changes the channels or the size needs a projection on the skip path.",
+          "branch that changes the channels or the size needs a projection on the skip path. The branches "
+          "of a `mul` are multiplied, and broadcast as PyTorch's `*` does: each size must be equal, or 1 "
+          "on one side, which is repeated (a squeeze-and-excitation gate C x 1 x 1 times C x H x W); "
+          "their ranks must agree too (an image cannot multiply a vector: reshape the gate).",
           "net n { input 8x32x32 add { identity | conv(9, 1) } }"),
     Entry(codes.WRONG_RANK, "An op gets a tensor with the wrong number of dimensions: `linear` on an image "
           "(add `flatten` before it), a conv or pool on a vector (they take sequences C x L, images C x H x W "

@@ -708,10 +708,9 @@ class Lowerer:
             name = home.auto("branch")
             scope = self._scope(home.full(name), "branch", f"{join.kind} branch", _extent(branch), ctx)
             start = starts[i] if forks else current
+            # a branch that makes no layer (`repeat 0`, an `if` that does not hold, `from x` alone)
+            # is the identity, as an empty body is anywhere: its scope stands for its input
             end = scope.output = self._chain(branch, start, home.child(name, self._reserved(branch)))
-            if end == start and end is not None:
-                self._error(codes.MISPLACED, "a branch needs at least one layer", _extent(branch),
-                            help="write `identity` for a branch that passes its input on")
             ends.append(end)
         if not self._needs_input(current, join.span):
             return None

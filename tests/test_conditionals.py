@@ -470,3 +470,101 @@ def test_unknown_functions_and_ops_are_reported_where_they_may_never_be_evaluate
     assert [(d.code, d.message, d.line) for d in err.diagnostics] == [
         ("E208", "unknown function `mx`", 1), ("E201", "unknown op `cnov`", 4), ("E208", "unknown function `flor`", 4),
         ("E208", "unknown function `ciel`", 5)]
+
+
+# --- a chain that makes no layer is the identity, wherever a chain is written -----------------
+
+# (place, text with `c` for the condition, layers and (output shape, params) when c holds and when not)
+IDENTITY_PLACES = [
+    ("add branch", "add { if c { conv(8, 1) } | identity }",
+     ["branch1.conv1", "branch2.identity1", "add1"], ((8, 4, 4), 72),
+     ["branch2.identity1", "add1"], ((8, 4, 4), 0)),
+    ("concat branch", "concat { if c { conv(4, 1) } | identity }",
+     ["branch1.conv1", "branch2.identity1", "concat1"], ((12, 4, 4), 36),
+     ["branch2.identity1", "concat1"], ((16, 4, 4), 0)),
+    ("mul branch", "mul { if c { conv(8, 1) sigmoid } | identity }",
+     ["branch1.conv1", "branch1.sigmoid1", "branch2.identity1", "mul1"], ((8, 4, 4), 72),
+     ["branch2.identity1", "mul1"], ((8, 4, 4), 0)),
+    ("split branch", "split { if c { conv(6, 1) } | identity }",
+     ["chunk1", "chunk2", "branch1.conv1", "branch2.identity1", "split1"], ((10, 4, 4), 30),
+     ["chunk1", "chunk2", "branch2.identity1", "split1"], ((8, 4, 4), 0)),
+    ("sized split branch", "split(2, 6) { identity | if c { conv(3, 1) } }",
+     ["chunk1", "chunk2", "branch1.identity1", "branch2.conv1", "split1"], ((5, 4, 4), 21),
+     ["chunk1", "chunk2", "branch1.identity1", "split1"], ((8, 4, 4), 0)),
+    ("both branches", "add { if c { conv(8, 1) } | if not c { relu } }",
+     ["branch1.conv1", "add1"], ((8, 4, 4), 72),
+     ["branch2.relu1", "add1"], ((8, 4, 4), 0)),
+    ("group", "g: { if c { conv(4, 1) } } relu",
+     ["g.conv1", "relu1"], ((4, 4, 4), 36),
+     ["relu1"], ((8, 4, 4), 0)),
+    ("block body", "x: b(c) relu",
+     ["x.conv1", "relu1"], ((4, 4, 4), 36),
+     ["relu1"], ((8, 4, 4), 0)),
+    ("repeat body", "repeat 2 { if c { conv(4, 1) } } relu",
+     ["conv1", "conv2", "relu1"], ((4, 4, 4), 56),
+     ["relu1"], ((8, 4, 4), 0)),
+    ("labelled repeat body", "r: repeat 2 { if c { conv(4, 1) } } relu",
+     ["r.1.conv1", "r.2.conv1", "relu1"], ((4, 4, 4), 56),
+     ["relu1"], ((8, 4, 4), 0)),
+    ("if arm", "if true { if c { conv(4, 1) } } else { relu } relu",
+     ["conv1", "relu1"], ((4, 4, 4), 36),
+     ["relu1"], ((8, 4, 4), 0)),
+    ("branch in a block", "y: b2(c)",
+     ["y.branch1.conv1", "y.branch2.identity1", "y.add1"], ((8, 4, 4), 72),
+     ["y.branch2.identity1", "y.add1"], ((8, 4, 4), 0)),
+]
+IDENTITY_BLOCKS = "block b(on) { if on { conv(4, 1) } }\nblock b2(on) { add { if on { conv(8, 1) } | identity } }\n"
+
+
+@pytest.mark.parametrize("place, body, layers_true, result_true, layers_false, result_false", IDENTITY_PLACES,
+                         ids=[p[0] for p in IDENTITY_PLACES])
+def test_an_if_that_does_not_hold_is_the_identity_wherever_a_chain_is_written(
+        place, body, layers_true, result_true, layers_false, result_false):
+    text = IDENTITY_BLOCKS + "net n(c = true) { input 8x4x4 " + body + " }"
+    for c, layers, (shape, params) in ((True, layers_true, result_true), (False, layers_false, result_false)):
+        net = netdsl.loads(text, c=c)
+        assert net.layers == layers, (place, c)
+        assert net.layer(layers[-1]).shape == shape, (place, c)
+        assert net.total_params() == params, (place, c)
+
+
+def test_an_empty_branch_reads_the_joins_input():
+    net = netdsl.loads("net n(c = false) { input 8x4x4 conv(8, 1) r: add { if c { conv(8, 1) } | relu } }")
+    assert net.layer("r").input_names == ["conv1", "r.branch2.relu1"]
+    assert net.scopes["r.branch1"].output is net.layer("conv1")
+    net = netdsl.loads("net n { input 8x4x4 s: split(2, 6) { repeat 0 { relu } | identity } }")
+    assert net.layer("s").input_names == ["s.chunk1", "s.branch2.identity1"]
+    assert net.layer("s").shape == (8, 4, 4)
+
+
+@pytest.mark.parametrize("branch", ["repeat 0 { conv(8, 1) }", "repeat 3 { }", "r: repeat 0 { conv(8, 1) }",
+                                    "g: { }", "if false { conv(8, 1) }", "if false { relu } else if false { relu }",
+                                    "repeat 2 { if false { relu } }", "e: empty", "from x"])
+def test_every_kind_of_empty_branch_is_the_identity_as_repeat_0_is(branch):
+    net = netdsl.loads("block empty { }\nnet n { input 8x4x4 x: conv(8, 1) add { " + branch + " | identity } }")
+    assert net.layer("add1").input_names == ["x", "branch2.identity1"]
+    assert net.layer("add1").shape == (8, 4, 4) and net.total_params() == 72
+
+
+def test_a_head_must_still_make_a_layer():
+    # a head is an output of its own: one that would be its source is reported
+    for body in ("{ }", "{ if c { flatten } }", "{ repeat 0 { flatten } }"):
+        text = "net n(c = false) { input 8x4x4 relu h: head " + body + " relu }"
+        assert [(d.code, d.message) for d in error(text).diagnostics] == [
+            ("E207", "a head needs at least one layer")], body
+        if "c" in body:
+            assert netdsl.loads(text, c=True).layers == ["relu1", "h.flatten1", "relu2"]
+
+
+def test_empty_branches_summarise_render_and_compile():
+    torch = pytest.importorskip("torch")
+    net = netdsl.loads("net n(c = false) { input 8x4x4 r: add { if c { conv(8, 1) } | sigmoid } "
+                       "concat { repeat 0 { relu } | if c { relu } } s: split { if c { relu } | identity } }")
+    assert net.layers == ["r.branch2.sigmoid1", "r", "concat1", "s.chunk1", "s.chunk2", "s.branch2.identity1", "s"]
+    assert "concat1" in str(net.summary())
+    for depth in (None, 1, 2):
+        assert "digraph" in str(net.to_dot(depth=depth))
+    x = torch.randn(2, 8, 4, 4)
+    y = net.compile()(x)
+    expected = x + torch.sigmoid(x)
+    assert torch.allclose(y, torch.cat([expected, expected], 1))

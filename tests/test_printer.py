@@ -159,3 +159,124 @@ def test_fmt_never_writes_text_that_means_something_else(monkeypatch, tmp_path, 
 def test_diff_marks_a_last_line_without_its_newline(run_cli):
     result = run_cli("fmt", "-", "--diff", input_text="net a { input 3  relu }")
     assert "-net a { input 3  relu }\n\\ No newline at end of file\n+net a {\n" in result.stdout
+
+
+# --- every bundled file, and every construct of the language, round-trips -----------------
+
+def _meaning(text: str):
+    """What a file means: its summary, or the mistakes it reports (without their positions)."""
+    import netdsl
+
+    try:
+        return str(netdsl.loads(text).summary())
+    except NetDSLError as err:
+        return [(d.code, d.message) for d in err.diagnostics]
+
+
+BUNDLED = net_files() + sorted((ROOT / "examples").rglob("*.net"))
+
+
+def test_every_bundled_file_is_found():
+    names = {p.relative_to(ROOT).as_posix() for p in BUNDLED}
+    assert "nets/torchvision/resnet18.net" in names and "examples/mistakes.net" in names
+
+
+@pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_bundled_files_format_to_a_fixed_point_that_is_the_same_net(path):
+    text = path.read_text(encoding="utf-8")
+    tree, meaning = parse(text), _meaning(text)
+    formatted = format_source(text)
+    assert format_source(formatted) == formatted
+    assert parse(formatted) == tree and _meaning(formatted) == meaning
+    # and the canonical text made from the tree alone, without the source's layout
+    canonical = to_text(tree)
+    assert parse(canonical) == tree and format_source(canonical) == canonical
+    assert _meaning(canonical) == meaning
+
+
+# Every construct, in one layout and another: comparisons, and/or/not, `a if c else b`, the
+# built-in functions, if / else if / else, `repeat N as i`, `repeat 0`, empty bodies, the `in_*`
+# names, `from PATH` at a branch's start, `split` with and without sizes, every rank of input,
+# sizes per axis and the attributes of upsample, pad and conv_transpose.
+CONSTRUCTS = [
+    """\
+block unit(out, stride = 1, se = false) {
+    if stride == 1 and in_channels == out { add { identity | conv(out, 3, pad=1) } }
+    else if not (stride > 2 or out < 3) { conv(out, 3, stride=stride, pad=1) }
+    else { conv(out, 1) }
+    if se { mul { identity | global_avgpool conv(max(8, out // 4), 1) sigmoid } }
+}
+block vol(c) { conv(c, (1, 3, 3), stride=(1, 2, 2), pad=(0, 1, 1)) relu conv_transpose(c, 2, stride=2) }
+block empty { }
+net n(w = 1.0, k = 0, big = true) {
+    input 3x16x112x112
+    vol(int(16 * w))
+    conv(make_divisible(32 * w, 8, min_value=16), 1)
+    repeat 0 { relu }
+    repeat k { relu }
+    repeat 3 as i { conv(in_channels + round(i * 2.5) + floor(1.5) + ceil(0.5), 1) }
+    r: repeat 2 as j {
+        if j == 1 { relu }
+    }
+    e: { }
+    g: {
+    }
+    empty
+    split(4, in_channels + 3) { conv(8, 1) | conv(4, 1) }
+    s2: split { identity | conv(in_channels // 2, 1) }
+    concat { identity | from r conv(8, 1) | from r.1 }
+    add {
+        relu
+        relu
+      | if big { relu } else if k != 0 { identity } else { identity }
+    }
+    x: conv(8 if in_depth > 8 or in_width <= 1 else 4, 1)
+    upsample(factor=2, mode=trilinear)
+    pad((1, 1, 1), mode=reflect)
+    conv(in_height // in_width, 1, dilation=(1, 2, 2))
+    h: head from x { global_avgpool flatten linear(10 if in_channels > 1 else min(2, 3)) }
+}
+""",
+    """\
+net s(c = 2) { input 3x100 conv(8, 3) upsample(size=200, mode=linear) conv_transpose(4, 3, stride=2, output_pad=1)
+pad(2) maxpool(2) if not c > 3 or c == 2 and true { relu } global_avgpool flatten linear(in_length) }
+""",
+    """\
+net v { input 100
+  linear(64) # a
+  if in_channels > 3 { relu
+  # c
+  } else if false {
+  } else { linear(3) }
+}
+""",
+    """\
+net i(k = 1) {
+    input 3x32x32
+    upsample(size=(48, 64), mode=bilinear)
+    conv_transpose(8, 4x3, stride=(2, 1), pad=1, groups=1, bias=false)
+    pad((1, 2), mode=replicate)
+    repeat k as i { conv(8, 3, pad=same) }
+    split(2, 6) { repeat 0 { relu } | if k > 5 { relu } }
+}
+""",
+]
+
+
+def _squeezed(text: str) -> str:
+    """The same file with its comments dropped and all on one line, spaces as few as can be."""
+    import re
+
+    text = re.sub(r"#[^\n]*", "", text)
+    return re.sub(r"\s*([{}()|,=:+*/%<>!-])\s*", r"\1", " ".join(text.split()))
+
+
+@pytest.mark.parametrize("text", CONSTRUCTS, ids=["image-volume", "sequence", "vector", "attributes"])
+def test_every_construct_formats_to_a_fixed_point_that_is_the_same_net(text):
+    tree, meaning = parse(text), _meaning(text)
+    assert isinstance(meaning, str), meaning  # each checks
+    for layout in (text, _squeezed(text), to_text(tree)):
+        assert parse(layout) == tree, layout
+        formatted = format_source(layout)
+        assert format_source(formatted) == formatted, layout
+        assert parse(formatted) == tree and _meaning(formatted) == meaning, layout
