@@ -13,7 +13,9 @@ float64 8):
   its output, max pooling its input and int64 indices, dropout its mask (the input's dtype, as
   torch draws it on the CPU), BatchNorm its input and per-channel statistics, ... Each tensor's
   memory is counted once however many layers keep it (a ReLU's output that the next conv keeps
-  too), and a layer working in place or returning a view shares its input's memory. A layer
+  too), and a layer working in place or returning a view shares its input's memory (but for
+  an op whose backward reads the input it overwrites, `copies_input_in_place`: autograd keeps a
+  copy of that input, a tensor of its own, as for in-place SiLU or Hardswish). A layer
   before the first one with parameters keeps nothing (nothing there requires grad). The input
   batch counts when the first layer keeps it;
 - **peak of inference** (evaluation mode, training heads left out): the layers run in
@@ -22,7 +24,8 @@ float64 8):
   place (the backend's choice, `in_place_layers`) or returning its input or a view of it makes no
   tensor; while a layer runs, its inputs and its output are alive at once (an Inception concat
   holds its four branches and the joined result), plus the temporaries of an op made of several
-  torch calls (`scratch`: LRN). The input batch itself is the caller's and is not counted; the
+  torch calls or that makes more than it returns (`scratch`: LRN; adaptive max pooling's int64
+  indices). The input batch itself is the caller's and is not counted; the
   workspaces torch's kernels allocate and free inside one call (oneDNN's reorders, im2col) are
   not tensors of the net and are not counted either.
 
@@ -144,6 +147,14 @@ def _owners(layers, in_place: set[str], training: bool) -> dict[str, str]:
     return owner
 
 
+def _scratch_bytes(scratch, batch: int, size: int) -> int:
+    """Bytes of an op's `scratch`: values per example in the net's dtype, or (values per example,
+    bytes per value) pairs, 0 bytes meaning the net's dtype."""
+    if isinstance(scratch, int):
+        return scratch * batch * size
+    return sum(values * (each or size) * batch for values, each in scratch)
+
+
 def peak_bytes(network, batch: int = 1, size: int = 4, *, trace: Optional[list] = None) -> int:
     """The most bytes of activations alive at once in an inference pass (see the module
     docstring); with `trace`, appends (layer, bytes alive while it runs) for each layer."""
@@ -165,7 +176,7 @@ def peak_bytes(network, batch: int = 1, size: int = 4, *, trace: Optional[list] 
             alive[layer.name] = math.prod(layer.shape) * per_value
             total += alive[layer.name]
         ins = [i_.shape for i_ in layer.inputs]
-        busy = total + layer.op.scratch(ins, layer.attrs, layer.shape) * per_value  # inputs are still held
+        busy = total + _scratch_bytes(layer.op.scratch(ins, layer.attrs, layer.shape), batch, size)  # inputs still held
         peak = max(peak, busy)
         if trace is not None:
             trace.append((layer.name, busy))
@@ -180,7 +191,8 @@ def saved_bytes(network, batch: int = 1, size: int = 4) -> int:
     docstring), training heads included."""
     net = _ir(network)
     layers = list(net.body())
-    owner = _owners(layers, works_in_place(net), training=True)
+    in_place = works_in_place(net)
+    owner = _owners(layers, in_place, training=True)
     kept: dict[str, int] = {}  # tensor (its owner layer) -> values
     extra = 0  # bytes of tensors ops make for themselves (indices, masks, statistics)
     grad: dict[str, bool] = {}  # whether a layer's output requires grad: autograd records nothing else
@@ -188,7 +200,11 @@ def saved_bytes(network, batch: int = 1, size: int = 4) -> int:
         grad[layer.name] = layer.params > 0 or any(grad.get(i.name, False) for i in layer.inputs)
         if not grad[layer.name]:  # before the first parameter (a pool on the input): nothing kept
             continue
+        copies = layer.op.copies_input_in_place and layer.name in in_place
         for item in layer.op.saves([i.shape for i in layer.inputs], layer.attrs, layer.shape):
+            if item == "in" and copies:  # autograd's copy of the input the layer overwrites
+                extra += batch * size * math.prod(layer.inputs[0].shape)
+                continue
             if item == "in":
                 refs = layer.inputs[:1]
             elif item == "ins":

@@ -5,7 +5,8 @@
 formula does not read the output, whether the module runs in place or not: ReLU's and
 Sigmoid's read their result; ELU's reads its input out of place but its result in place
 (`elu_`), so it is not overwritable either. Hardswish, Hardsigmoid, Mish and SiLU read their
-input (saved before an in-place module overwrites it); GELU, Softplus and PReLU their input."""
+input, in place too: autograd keeps a copy of it before `silu_` and the others overwrite it
+(`copies_input_in_place`); GELU, Softplus and PReLU their input."""
 
 from __future__ import annotations
 
@@ -63,13 +64,14 @@ op("gelu", (Attr("approximate", Choice(("none", "tanh")), "none",
    infer=same_shape, build=_gelu_build, kind=ACTIVATION, overwritable=True, saves=_KEEPS_INPUT, doc="torch.nn.GELU",
    examples=examples(("3x4x4", "gelu"), ("6", "gelu(approximate=tanh)"),
                      ("4x3x3", "g: { channel_linear(6) } gelu(approximate=tanh)")))  # a channels-last view
-_elementwise("silu", "SiLU", doc="x · sigmoid(x), also called swish (torch.nn.SiLU)", overwritable=True,
-             in_place=True, saves=_KEEPS_INPUT)
-_elementwise("hardswish", "Hardswish", overwritable=True, in_place=True, saves=_KEEPS_INPUT, tests=(("3x4x4",), ("6",), ("4x10",), ("2x3x3x3",)),
-             doc="x · relu6(x + 3) / 6, MobileNetV3's swish (torch.nn.Hardswish)")
-_elementwise("hardsigmoid", "Hardsigmoid", overwritable=True, in_place=True, saves=_KEEPS_INPUT, tests=(("3x4x4",), ("6",)),
-             doc="relu6(x + 3) / 6, MobileNetV3's gate (torch.nn.Hardsigmoid)")
-_elementwise("mish", "Mish", overwritable=True, in_place=True, saves=_KEEPS_INPUT, doc="x · tanh(softplus(x)) (torch.nn.Mish)")
+# their in-place kernels' backward reads the input they overwrite: autograd keeps a copy of it
+_SELF_GATED = dict(overwritable=True, in_place=True, copies_input_in_place=True, saves=_KEEPS_INPUT)
+_elementwise("silu", "SiLU", doc="x · sigmoid(x), also called swish (torch.nn.SiLU)", **_SELF_GATED)
+_elementwise("hardswish", "Hardswish", tests=(("3x4x4",), ("6",), ("4x10",), ("2x3x3x3",)),
+             doc="x · relu6(x + 3) / 6, MobileNetV3's swish (torch.nn.Hardswish)", **_SELF_GATED)
+_elementwise("hardsigmoid", "Hardsigmoid", tests=(("3x4x4",), ("6",)),
+             doc="relu6(x + 3) / 6, MobileNetV3's gate (torch.nn.Hardsigmoid)", **_SELF_GATED)
+_elementwise("mish", "Mish", doc="x · tanh(softplus(x)) (torch.nn.Mish)", **_SELF_GATED)
 _elementwise("elu", "ELU", (Attr("alpha", Float(), 1.0, positional=True, doc="the value for x → −∞"),),
              lambda a: {"alpha": a["alpha"]}, in_place=True, saves=_KEEPS_INPUT, tests=(("3x4x4", "elu"), ("6", "elu(0.5)")),
              doc="x above 0, alpha · (exp(x) − 1) below (torch.nn.ELU)")
@@ -137,5 +139,7 @@ op("drop_path", (Attr("p", Float(0.0, 1.0), positional=True, doc="probability of
    doc="stochastic depth: each example's input zeroed with probability p in training, the others scaled by "
        "1/(1−p); the input itself in evaluation (torchvision.ops.StochasticDepth, mode row)",
    aliases=True, copies_in_training=True,  # evaluation mode returns the input itself; training, input x mask
+   # the product's backward keeps the mask: one value per example, in the input's dtype (p = 1 too: all zeros)
+   saves=lambda ins, a, out: ((1, 0),) if a["p"] > 0 else (),
    examples=examples(("3x4x4", "drop_path(0.3)"), ("10", "drop_path(0.5)"), ("3x4x4", "drop_path(0)"),
                      ("3x2x3x3", "drop_path(0.2)")))

@@ -41,6 +41,16 @@ op("flatten", (), infer=lambda ins, a: (math.prod(ins[0]),), build=_flatten_buil
    examples=examples(("3x4x5", "flatten"), ("6", "flatten"), ("3x7", "flatten"), ("2x3x4x5", "flatten")))
 
 
+def _channel_linear_saves(ins, a, out):
+    # F.linear on the input with its channels moved last folds it to (positions, C) for the matrix
+    # product and keeps that: a view of the input on a vector, with one position or one channel,
+    # but otherwise (at a batch above 1) a channels-last copy of its own, whatever the input is a
+    # view of (a `chunk` of a larger tensor keeps only its part)
+    if len(ins[0]) == 1 or ins[0][0] == 1 or math.prod(ins[0][1:]) == 1:
+        return ("in",)
+    return ((math.prod(ins[0]), 0),)
+
+
 def _channel_linear_build(ins, a):
     from .modules import ChannelLinear
     return ChannelLinear(ins[0][0], a["out"], a["bias"])
@@ -53,7 +63,7 @@ op("channel_linear", (Attr("out", Int(), positional=True, doc="output channels")
    macs=lambda ins, a, out: math.prod(out) * ins[0][0],
    doc="a fully connected layer over the channels at every position (ConvNeXt's torch.nn.Linear between "
        "permutes: weight out×C); on a vector, `linear`", overwritable=True, shape_doc="C×… → out×…",
-   saves=lambda ins, a, out: ("in",),
+   saves=_channel_linear_saves,
    params_doc="C·out (+out)",
    examples=examples(("8x4x4", "channel_linear(16)"), ("6x3x3", "channel_linear(4, bias=false)"),
                      ("7", "channel_linear(3)"), ("4x10", "channel_linear(6)"), ("3x2x3x3", "channel_linear(5)")))

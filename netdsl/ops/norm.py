@@ -126,6 +126,15 @@ def _in_infer(ins, a):
     return shape
 
 
+def _in_saves(ins, a, out):
+    # instance_norm runs batch_norm on the batch viewed as one example of B·C channels: it keeps
+    # that view of the input, each channel's mean and 1/std (float32), and the affine weight and
+    # the running mean and variance repeated B times (`weight.repeat(b)`, in the net's dtype)
+    channels = ins[0][0]
+    repeated = (1 if a["affine"] else 0) + (2 if a["track"] else 0)
+    return ("in", (2 * channels, 4)) + (((repeated * channels, 0),) if repeated else ())
+
+
 def _in_build(ins, a):
     from torch import nn
     cls = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)[len(ins[0]) - 2]
@@ -139,7 +148,7 @@ op("instancenorm", (Attr("eps", Float(above=True), 1e-5), Attr("momentum", Float
    params=lambda ins, a, out: 2 * ins[0][0] if a["affine"] else 0,
    buffers=lambda ins, a, out: (2 * ins[0][0], 1) if a["track"] else (0, 0),
    overwritable=True,  # batch_norm's backward, which instance_norm runs, reads its input and statistics
-   saves=lambda ins, a, out: ("in", (2 * ins[0][0], 4)),
+   saves=_in_saves,
    doc="each channel normalised over its positions, per example (torch.nn.InstanceNorm2d, 1d, 3d)",
    shape_doc="unchanged (sequences, images, volumes)", params_doc="2·C if affine",
    examples=examples(("4x5x5", "instancenorm"), ("6x3x3", "instancenorm(affine=true, track=true)"),

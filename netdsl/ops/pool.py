@@ -140,6 +140,12 @@ def _adaptive_saves(kind):
     return saves
 
 
+def _adaptive_scratch(kind):
+    # adaptive max pooling computes the int64 indices of its maxima even when only the output is
+    # asked for (F.adaptive_max_pool2d takes [0] of the pair): alive with the output, then dropped
+    return (lambda ins, a, out: ((math.prod(out), 8),)) if kind == "max" else (lambda ins, a, out: 0)
+
+
 def _adaptive_build(kind):
     return lambda ins, a: _torch(f"Adaptive{kind}Pool", ins[0])(a["size"])
 
@@ -152,7 +158,7 @@ for _kind, _what in (("avg", "average"), ("max", "maximum")):
     _Kind = _kind.capitalize()
     op(f"adaptive_{_kind}pool", (Attr("size", Pair(), 1, positional=True, doc="output size per axis"),),
        infer=_adaptive_infer(f"adaptive_{_kind}pool"), build=_adaptive_build(_Kind), kind=POOL,
-       saves=_adaptive_saves(_kind),
+       saves=_adaptive_saves(_kind), scratch=_adaptive_scratch(_kind),
        doc=f"{_what} pooling to a fixed output size (torch.nn.Adaptive{_Kind}Pool2d; 1d, 3d)",
        shape_doc="C×H×W → C×h×w",
        examples=examples(("5x9x9", f"adaptive_{_kind}pool"), ("5x9x7", f"adaptive_{_kind}pool(3x2)"),
@@ -160,7 +166,8 @@ for _kind, _what in (("avg", "average"), ("max", "maximum")):
                          ("3x5x9x7", f"adaptive_{_kind}pool(1x3x2)")))
 
     op(f"global_{_kind}pool", (), infer=_global_infer(f"global_{_kind}pool"), build=_global_build(_Kind),
-       kind=POOL, saves=_adaptive_saves(_kind), doc=f"{_what} over all positions (torch.nn.Adaptive{_Kind}Pool2d(1); 1d, 3d)",
+       kind=POOL, saves=_adaptive_saves(_kind), scratch=_adaptive_scratch(_kind),
+       doc=f"{_what} over all positions (torch.nn.Adaptive{_Kind}Pool2d(1); 1d, 3d)",
        shape_doc="C×H×W → C×1×1",
        examples=examples(("5x9x7", f"global_{_kind}pool"), ("4x12", f"global_{_kind}pool"),
                          ("3x4x5x6", f"global_{_kind}pool")))

@@ -134,6 +134,8 @@ op("pad", (Attr("amount", Pair(min=0), positional=True, doc="added on each side,
    label=lambda a: f"pad {fmt_pair(a['amount']) if len(set(a['amount'])) > 1 else a['amount'][0]}"
                    + ("" if a["mode"] == "zero" else f" {a['mode']}"),
    doc="padding on each side (torch.nn.ZeroPad2d, ReflectionPad2d, ReplicationPad2d; 1d, 3d)", overwritable=True,
+   # reflection_pad's and replication_pad's backward read their input; constant_pad_nd's nothing
+   saves=lambda ins, a, out: () if a["mode"] == "zero" else ("in",),
    shape_doc="C×H×W → C×H+2p×W+2p",
    examples=examples(("3x5x6", "pad(1)"), ("3x5x6", "pad(2x1, mode=reflect)"), ("3x5x6", "pad((0, 3), mode=replicate)"),
                      ("2x9", "pad(3, mode=reflect)"), ("2x9", "pad(2)"), ("2x3x4x5", "pad(1, mode=replicate)"),

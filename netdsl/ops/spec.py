@@ -372,9 +372,16 @@ class OpSpec:
     - `saves(in_shapes, attrs, out_shape)`: what its backward pass keeps, for the memory model
       (netdsl/memory.py): `"in"` (its first input's memory), `"ins"` (every input's),
       `"out"` (its own), or `(values per example, bytes per value)` for a tensor it makes for
-      itself (0 bytes: the net's dtype; a third item `"once"`: values for the whole batch); `scratch(in_shapes, attrs, out_shape)`: values of temporaries alive
-      at its busiest moment in inference beyond its inputs and output (an op made of several
-      torch calls, such as LRN);
+      itself (0 bytes: the net's dtype; a third item `"once"`: values for the whole batch);
+    - `scratch(in_shapes, attrs, out_shape)`: the temporaries alive at its busiest moment in
+      inference beyond its inputs and output (an op made of several torch calls, such as LRN):
+      values per example in the net's dtype, or, like `saves`' tensors of their own,
+      `(values per example, bytes per value)` pairs (adaptive max pooling's int64 indices, which
+      torch makes and drops even when only the output is asked for);
+    - `copies_input_in_place`: working in place in a training forward, the op's backward still
+      reads the input it overwrites, so autograd keeps a copy of it (torch clones `self` for
+      `silu_`, `hardswish_`, `hardsigmoid_`, `mish_`): its `"in"` is then a tensor of its own,
+      not its input's memory (which holds its output);
     - `examples`: uses of the op that the registry-wide tests run through every path;
     - `doc`, `shape_doc`, `params_doc`: its row in the README's op table (docs/readme_tables.py).
     """
@@ -397,8 +404,9 @@ class OpSpec:
     aliases: bool = False
     in_place: bool = False
     copies_in_training: bool = False
+    copies_input_in_place: bool = False
     saves: Callable[[Sequence[Shape], Attrs, Shape], tuple] = _saves_nothing
-    scratch: Callable[[Sequence[Shape], Attrs, Shape], int] = _zero
+    scratch: Callable[[Sequence[Shape], Attrs, Shape], Any] = _zero
     shape_doc: str = "unchanged"   # the README's op table: what the op does to a shape,
     params_doc: str = "0"          # and how many parameters it learns
     family: str = ""
