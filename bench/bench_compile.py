@@ -56,7 +56,7 @@ import torch  # noqa: E402
 import torchvision  # noqa: E402
 
 import netdsl  # noqa: E402
-from torchvision_models import MODELS, net_names  # noqa: E402
+from torchvision_models import MODELS, net_names, netdsl_order  # noqa: E402
 
 NETS = ("alexnet", "vgg16", "googlenet", "resnet18")  # the default set
 FORWARD_GOAL = 1.03      # netdsl's time / torchvision's, at most (the four default nets)
@@ -158,7 +158,7 @@ def example_input(name: str, batch: int) -> torch.Tensor:
 def bench_forward(name: str, batches: list[int], args) -> list[Row]:
     """Goal 1: eager forward with torchvision's weights, against torchvision's module."""
     theirs = torchvision_model(name).eval()
-    ours = netdsl.load(net_path(name)).compile(weights=theirs.state_dict(), init="meta").eval()
+    ours = netdsl.load(net_path(name)).compile(weights=netdsl_order(name, theirs.state_dict()), init="meta").eval()
     rows = []
     with torch.inference_mode():
         for batch in batches:
@@ -179,7 +179,7 @@ def bench_build(name: str, batches: list[int], args) -> list[Row]:
     """Goals 2 and 3: building, with default initialisation and with `init="meta"` + weights."""
     path = net_path(name)
     network = netdsl.load(path)
-    state = torchvision_model(name).state_dict()
+    state = netdsl_order(name, torchvision_model(name).state_dict())
     t = interleaved({"torchvision": lambda: torchvision_model(name),
                      "load+compile": lambda: netdsl.load(path).compile(),
                      "compile": lambda: network.compile()},
@@ -209,7 +209,7 @@ def bench_build(name: str, batches: list[int], args) -> list[Row]:
 def bench_optimize(name: str, batches: list[int], args) -> list[Row]:
     """Goal 4: the optimised modules against torchvision in eager mode."""
     theirs = torchvision_model(name).eval()
-    state = theirs.state_dict()
+    state = netdsl_order(name, theirs.state_dict())
     network = netdsl.load(path := net_path(name))
     fused = network.compile(weights=state, init="meta", optimize="fuse")
     compiled = netdsl.load(path).compile(weights=state, init="meta", optimize="compile")

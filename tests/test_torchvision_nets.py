@@ -17,7 +17,7 @@ import math
 import re
 
 import pytest
-from torchvision_models import MODELS, NETS, net_names
+from torchvision_models import MODELS, NETS, net_names, netdsl_order
 
 import netdsl
 
@@ -58,18 +58,6 @@ ORDER_ISSUES = {
     "convnext_tiny": "torchvision's CNBlock registers layer_scale, its own parameter, before its "
                      "children's; netdsl's `scale` comes after the block's layers, where it acts",
 }
-
-
-def netdsl_order(name: str, state: dict) -> dict:
-    """torchvision's state_dict in netdsl's order, for the nets of ORDER_ISSUES: each ConvNeXt
-    block's `layer_scale` moved after the block's other tensors."""
-    if name != "convnext_tiny":
-        return state
-    keys = [k for k in state if not k.endswith(".layer_scale")]
-    for k in [k for k in state if k.endswith(".layer_scale")]:
-        block = k.removesuffix("layer_scale")
-        keys.insert(max(i for i, key in enumerate(keys) if key.startswith(block)) + 1, k)
-    return {k: state[k] for k in keys}
 
 
 @pytest.fixture(scope="module", params=net_names())

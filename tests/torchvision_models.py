@@ -78,3 +78,16 @@ def net_names() -> list[str]:
     """The .net files in nets/torchvision/, by name, in MODELS' order (files without a model last)."""
     names = {p.stem for p in NETS.glob("*.net")}
     return [n for n in MODELS if n in names] + sorted(names - set(MODELS))
+
+
+def netdsl_order(name: str, state: dict) -> dict:
+    """torchvision's state_dict in netdsl's order, for the nets of test_torchvision_nets.ORDER_ISSUES
+    (and bench/bench_compile.py): each ConvNeXt block's `layer_scale` moved after the block's
+    other tensors."""
+    if name != "convnext_tiny":
+        return state
+    keys = [k for k in state if not k.endswith(".layer_scale")]
+    for k in [k for k in state if k.endswith(".layer_scale")]:
+        block = k.removesuffix("layer_scale")
+        keys.insert(max(i for i, key in enumerate(keys) if key.startswith(block)) + 1, k)
+    return {k: state[k] for k in keys}
