@@ -105,7 +105,35 @@ def test_state_dict_keys_read_like_the_file():
     module = netdsl.load(NETS / "googlenet.net").compile(init="meta")
     keys = module.state_dict().keys()
     assert "inception3a.branch2.conv2.weight" in keys and "aux1.fc2.bias" in keys
-    assert "self.inception3a.branch2.conv2(" in module.code  # straight-line generated forward
+    # straight-line generated forward, reaching each layer through the `_modules` dicts
+    assert "self._modules['inception3a']._modules['branch2']._modules['conv2'](" in module.code
+
+
+def test_generated_forward_calls_the_modules_there_now():
+    """The forward reaches layers through `_modules`, not attributes (nn.Module's `__getattr__`,
+    in Python, one call a level): a layer replaced or removed afterwards must still be seen, as
+    with attributes, and TorchScript, which cannot read `_modules`, gets fx's own code."""
+    import torch
+    from torch import nn
+    module = netdsl.loads("net n { input 3x8x8  b: { conv(4, 3, pad=1)  relu }  flatten  linear(2) }").compile().eval()
+    x = torch.randn(2, 3, 8, 8)
+    assert "self._modules['b']._modules['conv1'](" in module.code
+    assert "__getattr__" not in str(module.code)
+    before = module(x)
+    calls = []
+    module.b.relu1 = nn.Identity()  # setattr: called from now on
+    module.b.relu1.register_forward_hook(lambda *args: calls.append(1))
+    module(x)
+    assert calls == [1]
+    module.b.add_module("relu1", nn.ReLU())
+    assert torch.equal(module(x), before)
+    del module.b.relu1
+    with pytest.raises(KeyError):
+        module(x)
+    module.b.relu1 = nn.ReLU()
+    scripted = torch.jit.script(module)
+    assert torch.equal(scripted(x), before)
+    assert torch.equal(module(x), before)
 
 
 def test_compile_refuses_too_many_parameters_before_allocating():
