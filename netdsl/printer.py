@@ -8,7 +8,8 @@ taking from the source only what the tree leaves out and a reader would miss:
 
 - comments, each kept with its code: at the end of the line holding the code it followed, or on
   a line of its own before the code it preceded; two comments never share a line;
-- which layers share a line, and single blank lines between groups of lines;
+- which layers share a line, and single blank lines between groups of lines; where a definition's
+  parameter list breaks between parameters (continued under the first);
 - gaps of two or more spaces, which line things up into columns (`conv1:    conv(...)`,
   `inception(64,  96,  128, ...)`, trailing comments); a narrower gap becomes the canonical one;
 - how numbers are spelt (`1e-4` stays `1e-4`).
@@ -339,6 +340,26 @@ class _Printer:
             self.lines_of(body, inner)
         self._emit(indent, "}", item.span.end_line, item.span.end_line, "close", inner)
 
+    def _header(self, lead: str, d: ast.Definition) -> None:
+        """`net n(a = 1, b = 2) {`; a parameter list the source breaks over lines keeps its
+        breaks (each line's parameters together), continued under the first parameter."""
+        rows: list[list[ast.Param]] = [[]]
+        for prev, p in zip((None, *d.params), d.params):
+            if prev is not None and self.src is not None and p.span.line > prev.span.end_line > 0:
+                rows.append([])
+            rows[-1].append(p)
+        if len(rows) == 1:
+            self._emit(0, f"{lead}{self._params(d.params)} {{", d.span.line, self._header_end(d.span), "open", 0)
+            return
+        for i, row in enumerate(rows):
+            text = self._params(row)[1:-1]
+            if i == 0:
+                self._emit(0, f"{lead}({text},", d.span.line, row[-1].span.end_line, "code", 0)
+            elif i < len(rows) - 1:
+                self._emit(len(lead) + 1, text + ",", row[0].span.line, row[-1].span.end_line, "code")
+            else:
+                self._emit(len(lead) + 1, text + ") {", row[0].span.line, self._header_end(d.span), "open")
+
     def _header_end(self, span: ast.Span) -> int:
         """The source line of a construct's `{`, so that the comments of a header written over
         several lines stay with the header's output line."""
@@ -347,7 +368,7 @@ class _Printer:
     def program(self, program: ast.Program) -> str:
         for d in program.definitions:
             word = "net" if isinstance(d, ast.NetDef) else "block"
-            self._emit(0, f"{word} {d.name}{self._params(d.params)} {{", d.span.line, self._header_end(d.span), "open", 0)
+            self._header(f"{word} {d.name}", d)
             self.lines_of(d.body, INDENT)
             close = self._emit(0, "}", d.span.end_line, d.span.end_line, "close", INDENT)
             close.top_close = True

@@ -91,6 +91,20 @@ def test_precedence_brackets_only_where_needed():
     assert "linear((a - (b - c)) * -(d + e) // (f * g) + h)" in to_text(parse(text))
 
 
+def test_a_parameter_list_keeps_its_line_breaks():
+    """A long header (EfficientNet's multipliers and the depths they give) stays over the lines
+    the source gives it, each line's parameters together, continued under the first parameter;
+    one written on one line, or from a tree alone, is one line."""
+    text = ("net n(a = 1, b = 2,  # sizes\n      c = a + b,\n\n      # the last\n      d = 4) {\n"
+            "    input 3x8x8\n    conv(d, 3)\n}\n")
+    messy = "net n(a=1,b=2, # sizes\n c=a+b,\n\n   # the last\n d=4\n ) {\n input 3x8x8\n conv(d, 3) }\n"
+    assert format_source(messy) == text and format_source(text) == text
+    assert parse(messy) == parse(text)
+    assert format_source("block b(x,\n  y) { conv(x, y) }\nnet n { input 3x8x8 b(2, 3) }\n").startswith(
+        "block b(x,\n        y) {\n")
+    assert to_text(parse(text)).startswith("net n(a = 1, b = 2, c = a + b, d = 4) {\n")
+
+
 def test_line_endings_follow_the_input():
     assert format_source("net n {\r\n  input 8\r\n}\r\n") == "net n {\r\n    input 8\r\n}\r\n"
 

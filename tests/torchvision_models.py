@@ -26,7 +26,9 @@ class Model:
       README's comparison of lengths;
     - `outputs(out)`: torchvision's output as a list in the order of the .net's outputs;
     - `train_only`: the constructor's switches of training-only parts (GoogLeNet's heads),
-      which `make(train=False)` turns off.
+      which `make(train=False)` turns off;
+    - `cpu`: the constructor computes with tensors (RegNet's widths, in BlockParams), which it
+      cannot do on torch's meta device: `make` then builds the model on the CPU and moves it there.
     """
 
     constructor: str
@@ -34,6 +36,7 @@ class Model:
     sources: tuple[str, ...]
     outputs: Callable[[Any], list[Any]] = lambda out: [out]
     train_only: dict[str, Any] = field(default_factory=dict)
+    cpu: bool = False
 
     def make(self, train: bool = True):
         """The model, built as the constructor says (on torch's current default device)."""
@@ -44,6 +47,11 @@ class Model:
             fn = getattr(fn, part)
         kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
         kwargs.update({k: v if train else not v for k, v in self.train_only.items()})
+        if self.cpu:
+            import torch
+            device = torch.get_default_device()
+            with torch.device("cpu"):
+                return fn(**kwargs).to(device)
         return fn(**kwargs)
 
 
@@ -64,6 +72,9 @@ MODELS: dict[str, Model] = {
     "resnet18": Model("resnet18()", (3, 32, 32), ("models/resnet.py",)),
     "resnext50_32x4d": Model("resnext50_32x4d()", (3, 32, 32), ("models/resnet.py",)),
     "mobilenet_v3_large": Model("mobilenet_v3_large()", (3, 32, 32), ("models/mobilenetv3.py", MISC)),
+    "mobilenet_v3_small": Model("mobilenet_v3_small()", (3, 32, 32), ("models/mobilenetv3.py", MISC)),
+    "regnet_y_400mf": Model("regnet_y_400mf()", (3, 32, 32), ("models/regnet.py", MISC), cpu=True),
+    "efficientnet_b0": Model("efficientnet_b0()", (3, 32, 32), ("models/efficientnet.py", MISC, DEPTH)),
     "efficientnet_v2_s": Model("efficientnet_v2_s()", (3, 32, 32), ("models/efficientnet.py", MISC, DEPTH)),
     "shufflenet_v2_x1_0": Model("shufflenet_v2_x1_0()", (3, 32, 32), ("models/shufflenetv2.py",)),
     "convnext_tiny": Model("convnext_tiny()", (3, 32, 32), ("models/convnext.py", MISC, DEPTH)),
