@@ -176,6 +176,8 @@ class _ASTBuilder(Transformer):
 
     @_rule
     def labelled(self, span, label, element):
+        if isinstance(element, ast.If):  # a labelled `if`: the scope of a group around it
+            element = ast.Group(_seq((element,), element.span), None, element.span)
         return replace(element, label=str(label), label_span=_token_span(label))
 
     @_rule

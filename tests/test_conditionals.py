@@ -568,3 +568,19 @@ def test_empty_branches_summarise_render_and_compile():
     y = net.compile()(x)
     expected = x + torch.sigmoid(x)
     assert torch.allclose(y, torch.cat([expected, expected], 1))
+
+
+def test_a_labelled_if_is_a_group_around_it():
+    """`proj: if c { ... }` (in a branch, or in a chain) names the scope of the arm taken; it was
+    a syntax error, then E201 `if` and a branch miscounted."""
+    text = ("net n(s = 2) { input 8x8x8 add { proj: if s != 1 { conv(8, 1, stride=s) } | conv(8, 3, stride=s, pad=1) }"
+            " skip: if s == 1 { relu } else { relu6 } }")
+    program = parse(text)
+    join, skip = program.definitions[0].body[1:]
+    assert isinstance(join.branches[0][0], ast.Group) and join.branches[0][0].label == "proj"
+    assert isinstance(skip, ast.Group) and isinstance(skip.body[0], ast.If)
+    net = netdsl.loads(text)
+    assert net.layers == ["branch1.proj.conv1", "branch2.conv1", "add1", "skip.relu61"]
+    one = netdsl.loads(text, s=1)  # the `if` not taken: the branch passes its input on
+    assert one.layers == ["branch2.conv1", "add1", "skip.relu1"] and one.outputs[0].layer.shape == (8, 8, 8)
+    assert parse(format_source(text)) == program  # fmt writes it as a group, the same tree
