@@ -251,10 +251,12 @@ class Group:
 
 @dataclass(slots=True)
 class InputDecl:
-    """`input 3x224x224`."""
+    """`input 3x224x224` (`dims`), or `input (3, res, res)`: `sizes`, expressions of the net's
+    parameters (then `dims` is empty until lowering evaluates them)."""
 
     dims: tuple[int, ...]
     span: Span = _span()
+    sizes: Optional[tuple["Expr", ...]] = None
 
 
 Element = Union[Call, Join, Repeat, Head, Group]

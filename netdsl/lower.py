@@ -469,6 +469,10 @@ class Lowerer:
             self._error(codes.INPUT_DECLARATION, f"the input {what}", item.span)
             return None
         self._input_declared = True
+        if item.sizes is not None:
+            item = self._input_sizes(item, ctx)
+            if item is None:
+                return None
         if len(item.dims) > 4:
             self._error(codes.WRONG_RANK, f"the input is {'x'.join(map(str, item.dims))}; write it as one size "
                         "(a vector), C x L (a sequence), C x H x W (an image) or C x D x H x W (a volume)",
@@ -481,6 +485,25 @@ class Lowerer:
         # the net's body sees the input's sizes, unless a parameter takes the name
         ctx.env = {**input_names(layer.shape), **self.net.params}
         return layer
+
+    def _input_sizes(self, item: ast.InputDecl, ctx: _Ctx) -> Optional[ast.InputDecl]:
+        """`input (3, res, res)`: the sizes evaluated with the net's parameters (integers), as
+        the declaration of those dims; None after reporting why not."""
+        dims, ok = [], True  # every size is checked: all of their mistakes are reported
+        for e in item.sizes:
+            v = self._eval(e, ctx.env)
+            if v is POISON:
+                ok = False
+            elif isinstance(v, Symbol):
+                self._error(codes.UNDEFINED_NAME, f"undefined name `{v}`", e.span,
+                            help=lambda v=v: did_you_mean(v.name, ctx.env))
+                ok = False
+            elif isinstance(v, bool) or not isinstance(v, int):
+                self._error(codes.WRONG_TYPE, f"each size of the input must be an integer, got {fmt_value(v)}", e.span,
+                            help="round it: `int(...)`, `round(...)` or `ceil(...)`" if isinstance(v, float) else None)
+                ok = False
+            dims.append(v)
+        return replace(item, dims=tuple(dims)) if ok else None
 
     def _local_name(self, item, kind: str, ctx: _Ctx) -> str:
         """The item's label, checked to be new in this scope, or an automatic name."""

@@ -171,8 +171,11 @@ class _ASTBuilder(Transformer):
         return _seq(tuple(items), span)
 
     @_rule
-    def input_decl(self, span, tok):
-        return ast.InputDecl(_dims(tok), span)
+    def input_decl(self, span, *parts):
+        parts = [p for p in parts if p is not None]
+        if len(parts) == 1 and isinstance(parts[0], Token):
+            return ast.InputDecl(_dims(parts[0]), span)
+        return ast.InputDecl((), span, tuple(parts))  # sizes as expressions: evaluated when lowered
 
     @_rule
     def labelled(self, span, label, element):

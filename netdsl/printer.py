@@ -219,6 +219,8 @@ class _Printer:
     def element(self, item) -> str:
         """An item without its label, on one line."""
         if isinstance(item, ast.InputDecl):
+            if item.sizes is not None:
+                return "input (" + ", ".join(self.expr(e) for e in item.sizes) + ")"
             return "input " + "x".join(map(str, item.dims))
         if isinstance(item, ast.Call):
             return self.call(item)

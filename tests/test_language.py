@@ -367,3 +367,24 @@ def test_layers_know_their_users_and_scopes():
     assert relu.local == "relu1" and [s.local for s in net.scopes["inception3a"].children] == \
         ["branch1", "branch2", "branch3", "branch4"]
     assert net.ir.input.users == [net.layer(net.layers[0])]
+
+
+def test_the_input_sizes_may_be_expressions_of_the_nets_parameters():
+    """`input (3, res, res)`: EfficientNet's B1 to B7 differ in resolution as well as in width and
+    depth; the sizes are evaluated with the net's parameters, so one file serves them all."""
+    from netdsl.parser import parse
+    from netdsl.printer import format_source
+
+    text = "net n(res = 32, c = 3) { input (c, res, res + 1) conv(8, 3, stride=2) }"
+    net = netdsl.loads(text)
+    assert net.input_shape == (3, 32, 33) and net.layers[-1:] == ["conv1"]
+    assert netdsl.loads(text, res=17).input_shape == (3, 17, 18)
+    assert netdsl.loads("net n(n = 10) { input (n * 2) linear(3) }").input_shape == (20,)
+    assert parse(format_source(text)) == parse(text) and "input (c, res, res + 1)" in format_source(text)
+    with pytest.raises(netdsl.NetDSLError) as e:
+        netdsl.loads("net n(res = 2.5, ok = true) {\n input (3, res, ress, ok)\n relu }")
+    # every size's mistake at once, each at its own column
+    assert [(d.code, d.span.column) for d in e.value.diagnostics] == [("E305", 12), ("E202", 17), ("E305", 23)]
+    with pytest.raises(netdsl.NetDSLError) as e:
+        netdsl.loads("net n(k = 0) { input (3, k, 4) relu }")
+    assert [d.code for d in e.value.diagnostics] == ["E306"]  # a size of 0, as `input 3x0x4`

@@ -200,6 +200,8 @@ def test_conv_transpose_shape_rule_matches_torch(rank, size, k, s, p, op, d):
         want = tuple(module(torch.zeros(1, 2, *sizes)).shape[1:])
     except (RuntimeError, ValueError):
         want = None
+    if want is not None and 0 in want:
+        want = None  # torch makes an empty tensor (a 1x1 input, k 4, pad 2); netdsl refuses it (E401)
     try:
         got = loads(text).outputs[0].layer.shape
     except Exception as e:  # noqa: BLE001
