@@ -9,6 +9,21 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 NETS = ROOT / "nets"
+# a small net with every construct the backend treats apart: a named scope, concat, add, a
+# training-only head, dropout (tests/test_backend.py, tests/test_performance.py)
+SMALL = """
+net small(classes = 5) {
+    input 3x16x16
+    stem: { conv(8, 3, pad=1)  batchnorm  relu }
+    concat { conv(4, 1) | maxpool(3, stride=1, pad=1)  conv(4, 1) }
+    add { identity | conv(8, 3, pad=1)  batchnorm }
+    relu
+    aux: train head { global_avgpool  flatten  linear(classes) }
+    global_avgpool  flatten  dropout(0.5)
+    fc: linear(classes)
+}
+"""
+
 LECTURE_NETS = ["lenet5", "alexnet", "vgg16", "vgg19", "googlenet"]
 
 

@@ -16,7 +16,7 @@ from netdsl.backend import CompileError, NetModule, UncompilableNet, WeightsErro
 from netdsl.backend.runtime import RuntimeShapeError, check_run, example_input
 from netdsl.backend.weights import match_state, save_weights
 
-from conftest import NETS, net_files
+from conftest import NETS, SMALL, net_files
 
 TOLERANCE = 1e-5  # max|a - b| <= TOLERANCE * max|b|, float32
 
@@ -26,20 +26,6 @@ TORCHVISION = {
     "googlenet": lambda: torchvision.models.googlenet(aux_logits=True, init_weights=True),
     "resnet18": lambda: torchvision.models.resnet18(),
 }
-
-SMALL = """
-net small(classes = 5) {
-    input 3x16x16
-    stem: { conv(8, 3, pad=1)  batchnorm  relu }
-    concat { conv(4, 1) | maxpool(3, stride=1, pad=1)  conv(4, 1) }
-    add { identity | conv(8, 3, pad=1)  batchnorm }
-    relu
-    aux: train head { global_avgpool  flatten  linear(classes) }
-    global_avgpool  flatten  dropout(0.5)
-    fc: linear(classes)
-}
-"""
-
 
 def close(a: torch.Tensor, b: torch.Tensor, tolerance: float = TOLERANCE) -> bool:
     return (a - b).abs().max().item() <= tolerance * b.abs().max().item()

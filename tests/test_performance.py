@@ -14,7 +14,7 @@ from torch.overrides import TorchFunctionMode
 import netdsl
 from netdsl.backend.init import STREAMS, Draws, deferred
 
-from conftest import NETS
+from conftest import NETS, SMALL
 
 TORCHVISION_NETS = NETS / "torchvision"
 
@@ -150,20 +150,6 @@ def test_check_without_mistakes_imports_neither_difflib_nor_torch(tmp_path):
     for name in ("difflib", "torch", "networkx", "graphviz", "numpy"):
         assert name not in modules, f"check imported {name}"
     assert "hashlib" not in modules or "hashlib" in lark_alone
-
-
-SMALL = """
-net small(classes = 5) {
-    input 3x16x16
-    stem: { conv(8, 3, pad=1)  batchnorm  relu }
-    concat { conv(4, 1) | maxpool(3, stride=1, pad=1)  conv(4, 1) }
-    add { identity | conv(8, 3, pad=1)  batchnorm }
-    relu
-    aux: train head { global_avgpool  flatten  linear(classes) }
-    global_avgpool  flatten  dropout(0.5)
-    fc: linear(classes)
-}
-"""
 
 
 @pytest.fixture
