@@ -230,9 +230,13 @@ def test_fmt_keeps_each_comment_with_its_code_and_never_merges_two(text):
 def test_comments_in_a_header_and_a_call_over_lines_stay_with_them():
     source = ("net\n# about the name\nn(k = 2,  # the width\n  j = 3)\n{\n"
               "    input 3x8x8\n    conv(8,    # width\n         3)    # kernel\n}\n")
-    assert format_source(source) == (
-        "# about the name\nnet n(k = 2, j = 3) {  # the width\n    input 3x8x8\n"
+    # a parameter list keeps its lines (fmt continues it under the first parameter), so the
+    # width's comment stays after `k = 2`
+    formatted = format_source(source)
+    assert formatted == (
+        "# about the name\nnet n(k = 2,  # the width\n      j = 3) {\n    input 3x8x8\n"
         "    # width\n    conv(8, 3)    # kernel\n}\n")
+    assert format_source(formatted) == formatted
 
 
 # --- no command writes over its input ---------------------------------------------------------
