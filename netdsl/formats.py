@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 
 from .memory import Memory, dtype_bytes
 from .ops import fmt_shape
-from .summary import BYTES_PER_VALUE, rollup
+from .summary import BYTES_PER_VALUE, framed_rows, rollup
 
 # column -> (heading, right-aligned, what it is); keywords, not quoted names, since a column is
 # called like an op (`input`) and tests/test_structure.py keeps quoted op names in the registry
@@ -121,19 +121,8 @@ def table(summary, depth: Optional[int] = 1, columns: Sequence[str] = DEFAULT_CO
     if tuple(columns) == DEFAULT_COLUMNS and dtype == "float32":
         return summary.table(depth)
     body = [[_cell(r, c, False) for c in columns] for r in rows(summary, depth, dtype)]
-    head = [COLUMNS[c][0] for c in columns]
-    right = [COLUMNS[c][1] for c in columns]
-    widths = [max(len(x) for x in col) for col in zip(head, *body)]
-
-    def line(cells):
-        return "  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right)).rstrip()
-
-    rule = "-" * len(line(head))
-    batch = f", batch {summary.batch}" if summary.batch != 1 else ""
-    out = [f"{summary.net}: input {fmt_shape(summary.input)}{batch}", rule, line(head), rule]
-    out += [line(b) for b in body]
-    out += [rule, _totals_line(summary, dtype)]
-    return "\n".join(out)
+    out = framed_rows(summary, [COLUMNS[c][0] for c in columns], body, [COLUMNS[c][1] for c in columns])
+    return "\n".join(out + [_totals_line(summary, dtype)])
 
 
 def _totals_line(summary, dtype: str) -> str:

@@ -8,7 +8,7 @@ import json
 import math
 import operator
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence
 
 from .ir import Layer, Scope, scopes_of, without_gc
 from .ops import fmt_shape
@@ -171,17 +171,7 @@ class Summary:
         body = [(name + (" [train]" if train else ""), what, fmt_shape(shape), f"{p:,}", f"{m:,}", _kib(b))
                 for name, what, shape, p, m, b, train in self.rows(depth)]
         t = self.totals
-        widths = [max(len(x) for x in col) for col in zip(head, *body)]
-        right = (False, False, True, True, True, True)
-
-        def line(cells):
-            return "  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right)).rstrip()
-
-        rule = "-" * len(line(head))
-        batch = f", batch {self.batch}" if self.batch != 1 else ""
-        out = [f"{self.net}: input {fmt_shape(self.input)}{batch}", rule, line(head), rule]
-        out += [line(row) for row in body]
-        out.append(rule)
+        out = framed_rows(self, head, body, (False, False, True, True, True, True))
         split = any(r.train_only for r in self.layers)
         totals = [("params", t["params_deploy"], t["params"]), ("MACs", t["macs_deploy"], t["macs"]),
                   ("memory", t["activation_bytes_deploy"], t["activation_bytes"])]
@@ -241,6 +231,21 @@ class Summary:
     def __repr__(self) -> str:
         return (f"<Summary {self.net}: input {fmt_shape(self.input)}, batch {self.batch}, {len(self.layers)} layers, "
                 f"{self.totals['params']:,} params>")
+
+
+def framed_rows(summary, head: Sequence[str], body: Sequence[Sequence[str]], right: Sequence[bool]) -> list[str]:
+    """A table's title (`net: input 3x224x224, batch 8`), its heading and rows aligned (the
+    columns where `right` is true to the right), between rules, and a closing rule: the text
+    table of `Summary.table` and of `summary --columns` alike."""
+    widths = [max(len(x) for x in col) for col in zip(head, *body)]
+
+    def line(cells):
+        return "  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right)).rstrip()
+
+    rule = "-" * len(line(head))
+    batch = f", batch {summary.batch}" if summary.batch != 1 else ""
+    return [f"{summary.net}: input {fmt_shape(summary.input)}{batch}", rule, line(head), rule,
+            *map(line, body), rule]
 
 
 def rollup(around: list[Scope], train_only: bool, depth: Optional[int]) -> Optional[Scope]:
