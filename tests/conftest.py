@@ -40,3 +40,19 @@ def run_cli():
         return subprocess.run([sys.executable, "-m", "netdsl", *map(str, args)], cwd=cwd, input=input_text,
                               capture_output=True, text=True, timeout=300)
     return run
+
+
+def randomise(module, seed: int = 0):
+    """Every floating parameter and buffer drawn at random (buffers positive: they may be
+    variances), so that no check passes on an initialisation's ones and zeros (BatchNorm's
+    statistics and affine parameters, say)."""
+    import torch  # here: most tests never need it
+
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=generator) * 0.5)
+        for b in module.buffers():
+            if b.is_floating_point():
+                b.copy_(torch.rand(b.shape, generator=generator) + 0.5)
+    return module

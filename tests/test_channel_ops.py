@@ -14,6 +14,7 @@ import netdsl
 
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
+from conftest import randomise  # noqa: E402
 from torch import nn  # noqa: E402
 from torchvision.models.convnext import CNBlock, LayerNorm2d  # noqa: E402
 from torchvision.models.shufflenetv2 import InvertedResidual  # noqa: E402
@@ -22,17 +23,6 @@ from torchvision.ops import StochasticDepth  # noqa: E402
 
 def _net(text: str, shape: str):
     return netdsl.loads(f"net t {{ input {shape}  {text} }}")
-
-
-def _randomise(module: nn.Module, seed: int = 0) -> nn.Module:
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=generator) * 0.5)
-        for b in module.buffers():
-            if b.is_floating_point():
-                b.copy_(torch.rand(b.shape, generator=generator) + 0.5)
-    return module
 
 
 def _load_in_order(ours: nn.Module, theirs: dict) -> None:
@@ -49,7 +39,7 @@ def _relative(a, b) -> float:
 def test_layernorm_on_images_is_torchvision_layernorm2d_exactly():
     net = _net("layernorm(eps=1e-6)", "12x5x7")
     ours = net.compile().eval()
-    theirs = _randomise(LayerNorm2d(12, eps=1e-6)).eval()
+    theirs = randomise(LayerNorm2d(12, eps=1e-6)).eval()
     _load_in_order(ours, theirs.state_dict())
     assert [tuple(p.shape) for p in ours.parameters()] == [(12,), (12,)]  # weight and bias [C], as torchvision's
     x = torch.randn(3, 12, 5, 7)
@@ -60,7 +50,7 @@ def test_layernorm_on_images_is_torchvision_layernorm2d_exactly():
 @pytest.mark.parametrize("shape", ["6x10", "3x4x5x6"])
 def test_layernorm_of_any_rank_normalises_the_channels_at_each_position(shape):
     net = _net("layernorm", shape)
-    ours = _randomise(net.compile()).eval()
+    ours = randomise(net.compile()).eval()
     ref = nn.LayerNorm(net.ir.input.shape[0])
     ref.load_state_dict(ours.layernorm1.state_dict())
     x = torch.randn(2, *net.ir.input.shape)
@@ -78,7 +68,7 @@ def test_layernorm_of_a_vector_is_torch_layernorm():
 @pytest.mark.parametrize("shape", ["8x5x5", "8x10", "8x2x3x3"])
 def test_channel_linear_is_a_linear_layer_between_permutes(shape):
     net = _net("channel_linear(5)", shape)
-    ours = _randomise(net.compile()).eval()
+    ours = randomise(net.compile()).eval()
     linear = nn.Linear(8, 5)
     linear.load_state_dict(ours.channel_linear1.state_dict())  # weight [out, C], as ConvNeXt's
     x = torch.randn(2, *net.ir.input.shape)
@@ -131,7 +121,7 @@ net block {{ input {c}x{h}x{h}
 
 def _convnext_pair(c: int = 16, h: int = 7, p: float = 0.25):
     ours = netdsl.loads(CONVNEXT_BLOCK.format(c=c, c4=4 * c, h=h, p=p)).compile()
-    theirs = _randomise(CNBlock(c, 1e-6, p))
+    theirs = randomise(CNBlock(c, 1e-6, p))
     state = theirs.state_dict()
     layer_scale = state.pop("layer_scale")  # torchvision registers it before the block
     _load_in_order(ours, {**state, "layer_scale": layer_scale})
@@ -166,7 +156,7 @@ def test_shufflenet_v2_unit_equals_torchvision():
                          conv(12, 1, bias=false) batchnorm relu }
       channel_shuffle(2) }"""
     ours = netdsl.loads(text).compile()
-    theirs = _randomise(InvertedResidual(24, 24, 1))
+    theirs = randomise(InvertedResidual(24, 24, 1))
     _load_in_order(ours, theirs.state_dict())
     x = torch.randn(2, 24, 8, 8)
     for training in (False, True):
@@ -214,7 +204,7 @@ def test_prelu_learns_one_slope_or_one_per_channel():
                                        ("4x2x3x3", nn.InstanceNorm3d)])
 def test_instancenorm_of_each_rank_is_torchs(shape, cls):
     net = _net("instancenorm(affine=true, track=true)", shape)
-    ours = _randomise(net.compile())
+    ours = randomise(net.compile())
     ref = cls(4, affine=True, track_running_stats=True)
     ref.load_state_dict(ours.instancenorm1.state_dict())
     x = torch.randn(2, *net.ir.input.shape)

@@ -35,6 +35,7 @@ from typing import Optional
 
 import pytest
 import torch
+from conftest import ROOT, randomise
 from graphviz.quoting import quote
 from torch import nn
 
@@ -45,8 +46,6 @@ from netdsl.backend.export import FORMATS, MAX_BATCH, export
 from netdsl.backend.fx import compile_network, in_place_layers
 from netdsl.backend.runtime import check_run
 from netdsl.ops import KINDS, REGISTRY, REQUIRED, OpSpec
-
-from conftest import ROOT
 
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 CONV_TRANSPOSES = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -138,20 +137,6 @@ def test_known_failures_name_real_examples_and_paths():
 
 # --- building, shared between the tests -------------------------------------------------------
 
-def _randomise(module: nn.Module, seed: int = 0) -> nn.Module:
-    """Every floating parameter and buffer drawn at random (buffers positive: they may be
-    variances), so that no check passes on an initialisation's ones and zeros (BatchNorm's
-    statistics and affine parameters, say)."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=generator) * 0.5)
-        for b in module.buffers():
-            if b.is_floating_point():
-                b.copy_(torch.rand(b.shape, generator=generator) + 0.5)
-    return module
-
-
 class Built:
     """Nets and compiled modules by text, each made once for the module's tests. The modules'
     parameters and buffers are random but the same for the same text (and in either build).
@@ -169,7 +154,7 @@ class Built:
     def module(self, text: str, in_place: bool = True) -> nn.Module:
         key = (text, in_place)
         if key not in self._modules:
-            self._modules[key] = _randomise(compile_network(self.net(text), in_place=in_place))
+            self._modules[key] = randomise(compile_network(self.net(text), in_place=in_place))
         return self._modules[key]
 
 
@@ -652,7 +637,7 @@ def test_every_example_on_cuda_equals_the_cpu():
     failed = {}
     for case in CASES:
         net = netdsl.loads(case.source())
-        cpu = _randomise(net.compile()).eval()
+        cpu = randomise(net.compile()).eval()
         gpu = net.compile(device="cuda", weights=cpu.state_dict()).eval()
         x = _input(case.shape)
         with torch.no_grad():
