@@ -53,7 +53,8 @@ def main() -> int:
     paths = [p.resolve() for p in args.nets] or sorted((ROOT / "nets").rglob("*.net"))
     kib = lambda n: f"{n / 1024:,.0f}"  # noqa: E731
     print(f"batch {args.batch}, float32, KiB; ratio = model / torch")
-    print(f"{'net':32} {'peak':>8} {'torch':>8} {'ratio':>6} {'+work':>8}   {'saved':>8} {'torch':>8} {'ratio':>6}"
+    width = max(len(str(p.relative_to(ROOT))) for p in paths)
+    print(f"{'net':{width}} {'peak':>8} {'torch':>8} {'ratio':>6} {'+work':>8}   {'saved':>8} {'torch':>8} {'ratio':>6}"
           + ("  cuda: profiler (ratio), max_memory_allocated" if torch.cuda.is_available() else ""))
     bad = 0
     for path in paths:
@@ -64,7 +65,7 @@ def main() -> int:
         if "cuda_peak" in r:
             ratios += (r["peak"] / r["cuda_tensors"],)
             cuda = f"  {kib(r['cuda_tensors'])} ({ratios[2]:.3f}), allocator {kib(r['cuda_peak'])}"
-        print(f"{r['net']:32} {kib(r['peak']):>8} {kib(r['measured_peak']):>8} {ratios[0]:6.3f} "
+        print(f"{r['net']:{width}} {kib(r['peak']):>8} {kib(r['measured_peak']):>8} {ratios[0]:6.3f} "
               f"{kib(r['with_workspace']):>8}   {kib(r['saved']):>8} {kib(r['measured_saved']):>8} "
               f"{ratios[1]:6.3f}{cuda}")
     return 1 if bad else 0

@@ -122,6 +122,20 @@ def test_generated_forward_calls_the_modules_there_now():
     assert torch.equal(module(x), before)
 
 
+def test_generated_forward_lets_go_of_a_blocks_input_after_the_block():
+    """Where eager code lets go of it (memory.release_points), not after its last reader: the
+    order of frees decides how often glibc's malloc faults big blocks in again."""
+    import torch
+    module = netdsl.loads("net n { input 3x8x8  c0: conv(8, 3, pad=1)  b: { conv(4, 1)  relu  conv(2, 1) }"
+                          "  c3: conv(1, 1) }").compile().eval()
+    lines = {line.strip().split(" = ")[0]: line for line in module.code.splitlines() if " = " in line}
+    assert lines["b_conv1"].endswith(")")  # b.conv1 reads c0 last, but c0 is b's input
+    assert lines["b_conv2"].endswith(";  b_relu1 = c0 = None")
+    x = torch.randn(2, 3, 8, 8)
+    expected = module.c3(module.b.conv2(module.b.relu1(module.b.conv1(module.c0(x)))))
+    assert torch.equal(module(x), expected)
+
+
 def test_compile_refuses_too_many_parameters_before_allocating():
     # 10^12 parameters: 4 TB of float32. Checking and summarising allocate nothing and work.
     net = netdsl.loads("net huge { input 1000000  linear(1000000) }")

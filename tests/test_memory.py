@@ -12,7 +12,7 @@ import pytest
 
 import netdsl
 from conftest import ROOT
-from netdsl.memory import in_place_layers, memory, peak_bytes, saved_bytes, works_in_place
+from netdsl.memory import in_place_layers, memory, peak_bytes, release_points, saved_bytes, works_in_place
 from netdsl.ops import REGISTRY
 
 TOLERANCE = 0.10
@@ -31,6 +31,20 @@ def test_hand_counted_chain():
     assert (m.params, m.gradients, m.sgd_momentum, m.adam) == (2 * params, 2 * params, 2 * params, 4 * params)
     assert m.peak == 2 * 2 * (512 + 256) and m.input == 2 * 2 * 192
     assert m.training("sgd") == m.params + m.buffers + m.gradients + m.sgd_momentum + m.input + m.saved
+
+
+def test_a_blocks_input_lives_until_the_block_ends():
+    # As eager PyTorch, whose caller holds a module's input until the module returns: c0's
+    # 512 values outlive b's first conv, so at b.conv2 c0 (512), b.conv1 (256) and b.conv2 (128)
+    # are alive at once (releasing c0 after its last reader, the peak would be 512 + 256).
+    net = netdsl.loads("net n { input 3x8x8  c0: conv(8, 3, pad=1)  b: { conv(4, 1)  conv(2, 1) }  c3: conv(1, 1) }")
+    layers = list(net.ir.body())
+    names = [layer.name for layer in layers]
+    release = release_points(layers)
+    assert release["c0"] == names.index("b.conv2")
+    assert release["b.conv1"] == names.index("b.conv2")  # read inside its own scope: its last reader
+    assert release["b.conv2"] == names.index("c3")
+    assert peak_bytes(net, 1, 1) == 512 + 256 + 128
 
 
 def test_a_concat_holds_its_branches():

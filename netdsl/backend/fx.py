@@ -26,7 +26,7 @@ from torch.fx.experimental import _config as fx_experimental_config
 from torch.fx.graph_module import _forward_from_src
 
 from ..limits import DEFAULT_MAX_PARAMS
-from ..memory import in_place_layers  # torch-free, so that summary's memory model shares it
+from ..memory import in_place_layers, release_points  # torch-free, so that summary's memory model shares it
 from .budget import check_memory
 from .errors import CompileError, UncompilableNet
 from .init import Draws, deferred, skipped
@@ -76,10 +76,13 @@ class NetModule(torch.fx.GraphModule):
         the one called. (TorchScript cannot read `_modules`: `torch.jit.script` is handed fx's
         own code, see `__prepare_scriptable__`.)"""
         python_code = super().recompile()
-        fast = _direct_calls(self, python_code.src)
-        if fast is not None and not fx_experimental_config.enrich_profiler_metadata:
-            self._code = fast
-            type(self).forward = _forward_from_src(fast, python_code.globals, getattr(self._graph, "_co_fields", {}))
+        if fx_experimental_config.enrich_profiler_metadata:
+            return python_code
+        src = _release_as_eager(self.graph, python_code.src)
+        src = _direct_calls(self, src) or src
+        if src != python_code.src:
+            self._code = src
+            type(self).forward = _forward_from_src(src, python_code.globals, getattr(self._graph, "_co_fields", {}))
         return python_code
 
     def __prepare_scriptable__(self) -> torch.fx.GraphModule:
@@ -105,6 +108,59 @@ class NetModule(torch.fx.GraphModule):
             return super().__reduce__()
         finally:
             self.__dict__.update(ours)
+
+
+class _Value:
+    """An fx node as `release_points` reads a layer: its dotted name and its inputs."""
+
+    __slots__ = ("name", "inputs")
+
+    def __init__(self, name: str, inputs: list):
+        self.name, self.inputs = name, inputs
+
+
+_RELEASE = ";  "  # fx ends a line with `;  a = b = None` where a and b are last read
+
+
+def _release_as_eager(graph: torch.fx.Graph, src: str) -> str:
+    """`src`, fx's generated forward of `graph`, with each `name = None` that lets go of a
+    tensor moved to the line where eager code would let go of it (`memory.release_points`:
+    a block's input at the end of the block); line for line, so fx's line map still holds."""
+    values: dict[torch.fx.Node, _Value] = {}
+    order: list[torch.fx.Node] = []
+    for node in graph.nodes:
+        if node.op == "output":
+            continue
+        name = node.meta.get("netdsl", {}).get("layer", node.name)
+        values[node] = _Value(name, [values[n] for n in node.all_input_nodes if n in values])
+        order.append(node)
+    release = release_points([values[n] for n in order])
+    by_var = {n.name: n for n in order}
+    moved: dict[str, list[str]] = {}  # variable -> the variables let go after its line
+    lines = src.split("\n")
+    for i, line in enumerate(lines):
+        head, sep, tail = line.partition(_RELEASE)
+        if not sep or not tail.endswith(" = None"):
+            continue
+        keep = []
+        for var in tail[:-len(" = None")].split(" = "):
+            node = by_var.get(var)
+            at = order[release[values[node].name]].name if node is not None else None
+            if at is None or at == head.strip().split(" = ")[0]:
+                keep.append(var)
+            else:
+                moved.setdefault(at, []).append(var)
+        lines[i] = head + (_RELEASE + " = ".join(keep) + " = None" if keep else "")
+    if not moved:
+        return src
+    for i, line in enumerate(lines):
+        var = line.strip().split(" = ")[0]
+        if var in moved:
+            head, sep, tail = line.partition(_RELEASE)
+            kept = tail[:-len(" = None")].split(" = ") if sep else []
+            lines[i] = head + _RELEASE + " = ".join(kept + moved.pop(var)) + " = None"
+    assert not moved, moved  # every release point is a line of the forward
+    return "\n".join(lines)
 
 
 def _direct_calls(module: torch.fx.GraphModule, src: str) -> Optional[str]:
