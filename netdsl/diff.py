@@ -12,8 +12,9 @@ little. Layers are paired in steps, each linear or n log n in the number of laye
    alignment across);
 3. between those anchors, an alignment along the topological order, difflib-style, first on
    the whole signature (op, attributes, shape: an equal layer, renamed or not), then on
-   (op, shape), then on the op alone (a changed layer); a gap left with one layer on each
-   side is one layer whose op changed. A gap is aligned by difflib when it is small, and
+   (op, shape), then on the op alone (a changed layer), then on the shape alone (a layer
+   replaced by another op); a gap left with one layer on each side is one layer whose op
+   changed. A gap is aligned by difflib when it is small, and
    above that by its signatures that occur once on each side (patience diff), so the work
    stays near linear on any net.
 
@@ -28,7 +29,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Optional, Sequence
 
-from .ir import Layer, Net
+from .ir import Layer, Net, without_gc
 from .ops import fmt_shape, fmt_value
 
 # gaps whose two sides' product is at most this are aligned by difflib (its work grows with
@@ -196,6 +197,7 @@ class NetDiff:
         return f"<NetDiff {self.a.name} -> {self.b.name}: {counts or 'equal'}>"
 
 
+@without_gc  # many small objects and no cycles: the collector's rescans would cost a third
 def diff(a: Any, b: Any) -> NetDiff:
     """Compare two nets (each a `netdsl.Network` or a `netdsl.ir.Net`): B against A."""
     files = (getattr(a, "filename", a.name), getattr(b, "filename", b.name))
@@ -277,10 +279,12 @@ def _signature(level: int) -> Callable[[Layer], Hashable]:
         return lambda x: (x.op_name, _frozen(x.attrs), x.shape)
     if level == 1:
         return lambda x: (x.op_name, x.shape)
-    return lambda x: x.op_name
+    if level == 2:
+        return lambda x: x.op_name
+    return lambda x: x.shape  # another op in the same place: a replaced layer
 
 
-LEVELS = 3
+LEVELS = 4
 
 
 def _by_structure(a: list[Layer], b: list[Layer], level: int) -> list[Pair]:
@@ -336,7 +340,7 @@ def _patience(ka: Sequence[Hashable], kb: Sequence[Hashable]) -> list[tuple[int,
     where = {k: j for j, k in enumerate(kb) if count_b[k] == 1}
     anchors = _increasing([(i, where[k]) for i, k in enumerate(ka) if count_a[k] == 1 and k in where])
     if not anchors:
-        return []  # nothing to hold on to: the coarser signatures try next
+        return _banded(ka, kb)
     out: list[tuple[int, int]] = []
     i0 = j0 = 0
     for i, j in anchors + [(len(ka), len(kb))]:
@@ -344,6 +348,21 @@ def _patience(ka: Sequence[Hashable], kb: Sequence[Hashable]) -> list[tuple[int,
         if i < len(ka):
             out.append((i, j))
         i0, j0 = i + 1, j + 1
+    return out
+
+
+def _banded(ka: Sequence[Hashable], kb: Sequence[Hashable]) -> list[tuple[int, int]]:
+    """A large gap with no signature unique on both sides (a long run of alike layers): cut
+    into slices at the same fractions of both sides, each aligned by difflib (linear work;
+    it misses only matches that move further than a slice)."""
+    n, m = len(ka), len(kb)
+    side = int(SMALL_GAP ** 0.5)
+    slices = -(-max(n, m) // side)
+    out: list[tuple[int, int]] = []
+    for k in range(slices):
+        i0, i1, j0, j1 = n * k // slices, n * (k + 1) // slices, m * k // slices, m * (k + 1) // slices
+        blocks = difflib.SequenceMatcher(None, ka[i0:i1], kb[j0:j1], autojunk=False).get_matching_blocks()
+        out += [(i0 + bl.a + t, j0 + bl.b + t) for bl in blocks for t in range(bl.size)]
     return out
 
 
@@ -427,6 +446,11 @@ def _changes(a: Layer, b: Layer) -> tuple[Change, ...]:
                 out.append(Change(attr.name, _value(va), _value(vb)))
     if a.shape != b.shape and Change("shape", fmt_shape(a.shape), fmt_shape(b.shape)) not in out:  # an input's shape
         out.append(Change("shape", fmt_shape(a.shape), fmt_shape(b.shape)))
+    if not out:  # the same layer on an input of another shape (a linear after a larger flatten)
+        if a.params != b.params:
+            out.append(Change("params", f"{a.params:,}", f"{b.params:,}"))
+        elif a.macs != b.macs:
+            out.append(Change("MACs", f"{a.macs:,}", f"{b.macs:,}"))
     return tuple(out)
 
 
