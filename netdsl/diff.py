@@ -35,6 +35,9 @@ from .ops import fmt_shape, fmt_value
 # gaps whose two sides' product is at most this are aligned by difflib (its work grows with
 # the product); larger ones by their unique signatures first
 SMALL_GAP = 40_000
+# the slices a large gap without unique signatures is cut into: difflib's work on a run of
+# alike layers grows as the cube of a slice's length, so they are short
+BAND = 48
 STATUSES = ("equal", "renamed", "changed", "added", "removed")
 
 
@@ -356,8 +359,7 @@ def _banded(ka: Sequence[Hashable], kb: Sequence[Hashable]) -> list[tuple[int, i
     into slices at the same fractions of both sides, each aligned by difflib (linear work;
     it misses only matches that move further than a slice)."""
     n, m = len(ka), len(kb)
-    side = int(SMALL_GAP ** 0.5)
-    slices = -(-max(n, m) // side)
+    slices = -(-max(n, m) // BAND)
     out: list[tuple[int, int]] = []
     for k in range(slices):
         i0, i1, j0, j1 = n * k // slices, n * (k + 1) // slices, m * k // slices, m * (k + 1) // slices

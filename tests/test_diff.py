@@ -254,5 +254,5 @@ def test_diff_stays_near_linear():
         assert d.count("changed") == n and d.count("renamed") == 3 * n
         return best
 
-    small_t, large_t = seconds(1000), seconds(4000)
+    small_t, large_t = seconds(500), seconds(2000)
     assert large_t < 8 * small_t, (small_t, large_t)  # linear: 4x; quadratic: 16x
