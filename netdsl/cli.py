@@ -2,9 +2,10 @@
 
 Exit codes: 0 success, 1 the net is invalid (diagnostics on stderr), 2 usage error (bad
 options, unreadable file, an output that would overwrite the input, Graphviz missing, standard
-output not writable), 130 interrupted (Ctrl-C). `check`, `summary`, `render` and `--help` never
-import torch. No command prints a Python traceback for a mistake in the call, the file system
-or the terminal: each is one line on stderr.
+output not writable), 130 interrupted (Ctrl-C); `diff`: 1 the nets differ, 2 a file has errors.
+`check`, `summary`, `render`, `diff` and `--help` never import torch. No command prints a
+Python traceback for a mistake in the call, the file system or the terminal: each is one line
+on stderr.
 
 Everything but the standard library is imported inside `main`, so that a Ctrl-C during
 start-up (most of a short command's time) ends as one line too.

@@ -610,7 +610,7 @@ class _Text:
             else:  # one side's names (B's for added layers), as many as fit
                 names = [s.local(x)[1] if x.status == "added" else s.local(x)[0] for x in ds]
                 name = names[0]
-                for k, more in enumerate(names[1:], 1):
+                for more in names[1:]:
                     if len(name) + len(more) > FOLDED_NAMES:
                         name += ", …"
                         break

@@ -114,7 +114,8 @@ def test_heads_added_and_removed():
 
 
 @pytest.mark.parametrize("pair", [(PAPER, TORCHVISION), (NETS / "vgg16.net", NETS / "vgg19.net"),
-                                  (NETS / "lenet5.net", NETS / "alexnet.net")], ids=["googlenet", "vgg", "lenet-alexnet"])
+                                  (NETS / "lenet5.net", NETS / "alexnet.net")],
+                         ids=["googlenet", "vgg", "lenet-alexnet"])
 def test_deltas_equal_the_summaries_difference(pair, capsys):
     a, b = (netdsl.load(p).summary().totals for p in pair)
     status, out, _ = run(capsys, "diff", *pair, "--json")
@@ -256,3 +257,10 @@ def test_diff_stays_near_linear():
 
     small_t, large_t = seconds(500), seconds(2000)
     assert large_t < 8 * small_t, (small_t, large_t)  # linear: 4x; quadratic: 16x
+
+
+def test_the_readme_shows_what_diff_prints(capsys):
+    readme = (ROOT / "README.md").read_text()
+    shown = readme.split("$ netdsl diff nets/googlenet.net nets/torchvision/googlenet.net\n", 1)[1].split("```", 1)[0]
+    status, out, _ = run(capsys, "diff", "nets/googlenet.net", "nets/torchvision/googlenet.net")
+    assert status == 1 and out == shown
