@@ -73,13 +73,6 @@ class LayerDiff:
     def macs(self) -> int:
         return (self.b.macs if self.b else 0) - (self.a.macs if self.a else 0)
 
-    def delta(self, deploy: bool) -> tuple[int, int]:
-        """(params, MACs) of B minus A, counting only deployed layers with `deploy`."""
-        def of(layer: Optional[Layer]) -> tuple[int, int]:
-            return (0, 0) if layer is None or (deploy and layer.train_only) else (layer.params, layer.macs)
-        (pa, ma), (pb, mb) = of(self.a), of(self.b)
-        return pb - pa, mb - ma
-
 
 @dataclass
 class ScopeDiff:
@@ -116,7 +109,8 @@ class ScopeDiff:
 
 @dataclass(frozen=True)
 class HeadDiff:
-    """An output of the nets: the main output or a head, in A, in B or in both."""
+    """A head (an output but the main one) of A, of B, or of both: its names and whether it
+    is training-only on each side (None where it is absent)."""
 
     a: Optional[str]
     b: Optional[str]
@@ -242,20 +236,20 @@ def _head_of(name: str, heads: set[str]) -> Optional[str]:
 
 
 def _pair_heads(a: list[tuple[str, bool]], b: list[tuple[str, bool]]) -> list[HeadDiff]:
-    """Heads paired by name, then the rest in order; the main output first."""
-    names_b = {name for name, _ in b}
-    left_b = [h for h in b if h[0] not in {name for name, _ in a}]
-    out = [HeadDiff(None, None, False, False)]  # the main output stands for the main unit
+    """Heads paired by name, then the rest in order."""
+    train_b = dict(b)
+    names_a = {name for name, _ in a}
+    left_b = [h for h in b if h[0] not in names_a]
+    out = []
     for name, train in a:
-        if name in names_b:
-            out.append(HeadDiff(name, name, train, dict(b)[name]))
+        if name in train_b:
+            out.append(HeadDiff(name, name, train, train_b[name]))
         elif left_b:
             other, t = left_b.pop(0)
             out.append(HeadDiff(name, other, train, t))
         else:
             out.append(HeadDiff(name, None, train, None))
-    out += [HeadDiff(None, name, None, train) for name, train in left_b]
-    return out[1:]
+    return out + [HeadDiff(None, name, None, train) for name, train in left_b]
 
 
 # --- alignment ----------------------------------------------------------------------------
@@ -546,7 +540,7 @@ class _Text:
             lines.append(f"{names}: no difference")
             return "\n".join(lines) + "\n"
         counts = ", ".join(f"{d.count(s)} {s}" for s in ("changed", "added", "removed", "renamed") if d.count(s))
-        lines.append(f"{names}: {counts}")
+        lines.append(f"{names}: {counts or 'the heads differ'}")
         for group in self._groups():
             lines.append("")
             lines += self._section(group)
