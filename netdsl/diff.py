@@ -102,7 +102,7 @@ class ScopeDiff:
         """What changed, without the numbers that depend on where the scope sits (shapes,
         parameters): scopes with equal patterns are shown together."""
         return (self.block_a, self.block_b,
-                tuple((d.status, *self.local(d), tuple(c for c in d.changes if c.what != "shape"),
+                tuple((d.status, *self.local(d), _vague(d.changes),
                        d.b.describe() if d.status == "added" else d.a.describe() if d.status == "removed" else "")
                       for d in self.differences))
 
@@ -520,6 +520,7 @@ def _block(layers: list[LayerDiff], name: Optional[str], side: str) -> Optional[
 
 MARKS = {"added": "+", "removed": "-", "changed": "~", "renamed": "=", "equal": " "}
 COLOURS = {"+": "32", "-": "31", "~": "33", "=": "36", "h": "1"}
+WIDEST = 60  # characters of a column, past which a cell does not widen it
 FOLDED_NAMES = 30  # characters of the names a folded line shows
 
 
@@ -584,7 +585,8 @@ class _Text:
         title += f": {_delta(params, 'params')}, {_delta(macs, 'MACs')}"
         lines = [self.paint("h", title)]
         rows = self._rows(first, one=len(group) == 1)
-        widths = [max((len(r[k]) for r in rows), default=0) for k in range(3)]
+        # a long row's text runs past the column rather than push every row's numbers right
+        widths = [max((len(r[k]) for r in rows if len(r[k]) <= WIDEST), default=0) for k in range(3)]
         for mark, name, what, numbers in rows:
             cells = [name.ljust(widths[1]), what.ljust(widths[2]) if numbers else what, numbers]
             lines.append(("  " + self.paint(mark, mark) + " " + "  ".join(cells)).rstrip())
@@ -616,7 +618,7 @@ class _Text:
             elif d.status == "renamed":
                 what = "renamed"
             else:
-                shown = [c for c in d.changes if one and len(ds) == 1 or c.what != "shape"]
+                shown = d.changes if one and len(ds) == 1 else _vague(d.changes)
                 prefix = "" if d.changes[0].what == "op" else f"{d.a.op_name}: "
                 what = prefix + ", ".join(map(str, shown))
             p = sum(x.params for x in ds)
@@ -641,7 +643,24 @@ def _fold_key(d: LayerDiff) -> Any:
     if d.status in ("added", "removed"):
         layer = d.b if d.status == "added" else d.a
         return (d.status, layer.describe())
-    return (d.status, d.a.op_name, tuple(c for c in d.changes if c.what != "shape"))
+    return (d.status, d.a.op_name, _vague(d.changes))
+
+
+def _vague(changes: tuple[Change, ...]) -> tuple[Change, ...]:
+    """Changes as rows of several layers or scopes share them: that a shape (or what follows
+    from where the layer sits) changed, not from what to what."""
+    return tuple(dict.fromkeys(_CHANGED if c.what in _SITED else c for c in changes))
+
+
+_SITED = {"shape", "params", "MACs", "inputs"}
+
+
+class _Changed(Change):
+    def __str__(self) -> str:
+        return "other shapes"
+
+
+_CHANGED = _Changed("shape", "", "")
 
 
 def _pair_name(a: Optional[str], b: Optional[str]) -> str:

@@ -261,3 +261,13 @@ def test_diff_stays_near_linear():
     small_t, large_t = seconds(500), seconds(2000)
     assert large_t < 8 * small_t, (small_t, large_t)  # linear: 4x; quadratic: 16x
 
+
+
+def test_every_row_says_what_changed(capsys):
+    """Folded rows of layers whose shapes differ by layer say so rather than nothing."""
+    status, out, _ = run(capsys, "diff", NETS / "torchvision" / "mobilenet_v3_small.net",
+                         NETS / "torchvision" / "mobilenet_v3_large.net")
+    rows = [line for line in out.splitlines() if line[:4] in ("  ~ ", "  + ", "  - ", "  = ")]
+    assert status == 1 and len(rows) > 50
+    assert not [r for r in rows if r.rstrip().endswith(":")]
+    assert "batchnorm: other shapes" in out
