@@ -271,3 +271,16 @@ def test_every_row_says_what_changed(capsys):
     assert status == 1 and len(rows) > 50
     assert not [r for r in rows if r.rstrip().endswith(":")]
     assert "batchnorm: other shapes" in out
+
+
+@pytest.mark.parametrize("name", ["efficientnet_v2_s", "regnet_y_400mf", "shufflenet_v2_x1_0"])
+def test_a_net_relabelled_throughout_is_only_renamed(name):
+    """Every label changed (the references too): hundreds of layers, none paired by name where
+    they were labelled, all found again by structure."""
+    text = (NETS / "torchvision" / f"{name}.net").read_text()
+    relabelled = re.sub(r"\b([a-z_]\w*)(\s*):(?!\s*[a-z_]\w*\s*=)", r"q_\1\2:", text)
+    relabelled = re.sub(r"\bfrom (\w+)", r"from q_\1", relabelled)
+    a, b = netdsl.loads(text), netdsl.loads(relabelled)
+    d = a.diff(b)
+    assert d.count("renamed") > 50
+    assert d.count("renamed") + d.count("equal") == len(a.layers) + 1, statuses(d)
