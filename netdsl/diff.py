@@ -29,6 +29,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Optional, Sequence
 
+from .files import shown
 from .ir import Layer, Net, without_gc
 from .ops import fmt_shape, fmt_value
 
@@ -538,8 +539,8 @@ class _Text:
         d = self.d
         n_a, n_b = len(d.a) - 1, len(d.b) - 1
         names = d.a.name if d.a.name == d.b.name else f"{d.a.name} -> {d.b.name}"
-        lines = [self.paint("h", f"--- {d.files[0]}") + f"  ({n_a} layers)",
-                 self.paint("h", f"+++ {d.files[1]}") + f"  ({n_b} layers)"]
+        lines = [self.paint("h", f"--- {shown(d.files[0])}") + f"  ({n_a} layers)",  # a name's escapes shown
+                 self.paint("h", f"+++ {shown(d.files[1])}") + f"  ({n_b} layers)"]
         if d.equal:
             lines.append(f"{names}: no difference")
             return "\n".join(lines) + "\n"
