@@ -7,16 +7,17 @@ little. Layers are paired in steps, each linear or n log n in the number of laye
 
 1. units: the main body, and each head (heads paired by their output's name, then in order),
    so that a head written at another place of the file is still compared with its match;
-2. within a unit, layers of the same name, where they keep the order of both files (the
-   longest increasing run of such pairs: a name reused for another layer does not pull the
-   alignment across);
+2. within a unit, layers of the same name, op and shape, where they keep the order of both
+   files (the longest increasing run of such pairs: a name reused for another layer does
+   not pull the alignment across);
 3. between those anchors, an alignment along the topological order, difflib-style, first on
    the whole signature (op, attributes, shape: an equal layer, renamed or not), then on
    (op, shape), then on the op alone (a changed layer), then on the shape alone (a layer
-   replaced by another op); a gap left with one layer on each side is one layer whose op
-   changed. A gap is aligned by difflib when it is small; above that by its signatures that
-   occur once on each side (patience diff), and a large gap with none in short slices, so
-   the work stays near linear on any net (16,000 layers renamed and changed: under a second).
+   replaced by another op); what is left pairs by name, and a gap left with one layer on
+   each side is one layer whose op changed. A gap is aligned by difflib when it is small;
+   above that by its signatures that occur once on each side (patience diff), and a large
+   gap with none in short slices, so the work stays near linear on any net (16,000 layers
+   renamed and changed: under a second).
 
 A pair's inputs are compared through the pairing, skipping layers added or removed in
 between (a BatchNorm inserted after a conv does not make the ReLU after it "changed").
@@ -260,9 +261,13 @@ Pair = tuple[Optional[Layer], Optional[Layer]]
 
 
 def _align(a: list[Layer], b: list[Layer]) -> list[Pair]:
-    """Every layer of `a` and `b` once, paired or alone, in an order that keeps both orders."""
+    """Every layer of `a` and `b` once, paired or alone, in an order that keeps both orders.
+    A name anchors a pair only with the same op and shape: names made up by netdsl (`conv2`,
+    the second conv of its scope) move on to the next layer when one is inserted before it;
+    a name that pairs layers of other ops or shapes pairs them among what is left at the end."""
     where = {layer.name: j for j, layer in enumerate(b)}
-    anchors = _increasing([(i, where[x.name]) for i, x in enumerate(a) if x.name in where])
+    anchors = _increasing([(i, where[x.name]) for i, x in enumerate(a)
+                           if x.name in where and _signature(1)(x) == _signature(1)(b[where[x.name]])])
     out: list[Pair] = []
     i0 = j0 = 0
     for i, j in anchors + [(len(a), len(b))]:
@@ -292,13 +297,30 @@ def _by_structure(a: list[Layer], b: list[Layer], level: int) -> list[Pair]:
     if not a or not b:
         return [(x, None) for x in a] + [(None, y) for y in b]
     if level == LEVELS:
-        return [(a[0], b[0])] if len(a) == len(b) == 1 else [(x, None) for x in a] + [(None, y) for y in b]
+        return _leftovers(a, b)
     key = _signature(level)
     matches = _match([key(x) for x in a], [key(y) for y in b])
     out: list[Pair] = []
     i0 = j0 = 0
     for i, j in matches + [(len(a), len(b))]:
         out += _by_structure(a[i0:i], b[j0:j], level + 1)
+        if i < len(a):
+            out.append((a[i], b[j]))
+        i0, j0 = i + 1, j + 1
+    return out
+
+
+def _leftovers(a: list[Layer], b: list[Layer]) -> list[Pair]:
+    """What no signature paired: layers of the same name (in order), or a lone layer on each
+    side (one whose op changed); the rest alone."""
+    if len(a) == len(b) == 1:
+        return [(a[0], b[0])]
+    where = {layer.name: j for j, layer in enumerate(b)}
+    named = _increasing([(i, where[x.name]) for i, x in enumerate(a) if x.name in where])
+    out: list[Pair] = []
+    i0 = j0 = 0
+    for i, j in named + [(len(a), len(b))]:
+        out += [(x, None) for x in a[i0:i]] + [(None, y) for y in b[j0:j]]
         if i < len(a):
             out.append((a[i], b[j]))
         i0, j0 = i + 1, j + 1

@@ -284,3 +284,16 @@ def test_a_net_relabelled_throughout_is_only_renamed(name):
     d = a.diff(b)
     assert d.count("renamed") > 50
     assert d.count("renamed") + d.count("equal") == len(a.layers) + 1, statuses(d)
+
+
+def test_layers_inserted_before_netdsls_own_names_shift_them():
+    """Unlabelled layers are named by netdsl (`conv2`: the second conv); one inserted before
+    them moves the names on, and the structure, not the name, says which layer is which."""
+    a = small("conv(16, 3, pad=1) relu conv(32, 3, pad=1) relu flatten linear(10)")
+    b = small("conv(16, 3, pad=1) relu conv(8, 3, pad=1) relu conv(32, 3, pad=1) relu flatten linear(10)")
+    d = a.diff(b)
+    assert [(x.status, x.a and x.a.name, x.b and x.b.name) for x in d.layers if x.status != "equal"] == [
+        ("added", None, "conv2"), ("added", None, "relu2"), ("changed", "conv2", "conv3"),
+        ("renamed", "relu2", "relu3")]
+    (conv,) = [x for x in d.layers if x.status == "changed"]
+    assert conv.changes == (Change("params", "4,640", "2,336"),)  # its input has 8 channels, not 16
