@@ -222,6 +222,9 @@ def _units(net: Net) -> tuple[dict[Optional[str], list[Layer]], list[tuple[str, 
     names = {name for name, _ in heads}
     units: dict[Optional[str], list[Layer]] = {None: []}
     units.update((name, []) for name in names)
+    if not names:  # most nets: no name to look up
+        units[None] = list(net)
+        return units, heads
     for layer in net:
         units[_head_of(layer.name, names)].append(layer)
     return units, heads
