@@ -210,7 +210,7 @@ def diff(a: Any, b: Any) -> NetDiff:
         pairs += _align(units_a.get(h.a, []) if h.a is not None else [],
                         units_b.get(h.b, []) if h.b is not None else [])
     layers = _classify(pairs)
-    return NetDiff(net_a, net_b, layers, _scopes(layers, heads), heads, files)
+    return NetDiff(net_a, net_b, layers, _scopes(layers, net_a, net_b), heads, files)
 
 
 # --- units and heads ----------------------------------------------------------------------
@@ -469,8 +469,9 @@ def _changes(a: Layer, b: Layer) -> tuple[Change, ...]:
             va, vb = a.attrs.get(attr.name), b.attrs.get(attr.name)
             if va != vb:
                 out.append(Change(attr.name, _value(va), _value(vb)))
-    if a.shape != b.shape and Change("shape", fmt_shape(a.shape), fmt_shape(b.shape)) not in out:  # an input's shape
-        out.append(Change("shape", fmt_shape(a.shape), fmt_shape(b.shape)))
+    shape = Change("shape", fmt_shape(a.shape), fmt_shape(b.shape))
+    if a.shape != b.shape and shape not in out:  # the input's own `shape` attribute says it already
+        out.append(shape)
     if not out:  # the same layer on an input of another shape (a linear after a larger flatten)
         if a.params != b.params:
             out.append(Change("params", f"{a.params:,}", f"{b.params:,}"))
@@ -497,7 +498,7 @@ def _top(layer: Layer) -> str:
     return "" if layer.scope is None else layer.scope.ancestors()[0].name
 
 
-def _scopes(layers: list[LayerDiff], heads: list[HeadDiff]) -> list[ScopeDiff]:
+def _scopes(layers: list[LayerDiff], net_a: Net, net_b: Net) -> list[ScopeDiff]:
     """Each layer under its outermost scope of A, and each scope of B under the scope of A
     that most of its paired layers are paired with (a block only B has, such as a conv +
     BatchNorm block around a conv of A's top level, joins A's scope)."""
@@ -530,19 +531,9 @@ def _scopes(layers: list[LayerDiff], heads: list[HeadDiff]) -> list[ScopeDiff]:
     for s in sections.values():
         if s.b is None:  # every layer of A's scope removed: the layers B has there, if any, say where
             s.b = next((_top(d.b) for d in s.layers if d.b is not None), None)
-        s.block_a = _block(s.layers, s.a, "a")
-        s.block_b = _block(s.layers, s.b, "b")
+        s.block_a = net_a.scopes[s.a].block if s.a else None
+        s.block_b = net_b.scopes[s.b].block if s.b else None
     return list(sections.values())
-
-
-def _block(layers: list[LayerDiff], name: Optional[str], side: str) -> Optional[str]:
-    if not name:
-        return None
-    for d in layers:
-        layer = d.a if side == "a" else d.b
-        if layer is not None and layer.scope is not None:
-            return layer.scope.ancestors()[0].block
-    return None
 
 
 # --- text ---------------------------------------------------------------------------------
