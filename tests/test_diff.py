@@ -298,3 +298,18 @@ def test_layers_inserted_before_netdsls_own_names_shift_them():
         ("renamed", "relu2", "relu3")]
     (conv,) = [x for x in d.layers if x.status == "changed"]
     assert conv.changes == (Change("params", "4,640", "2,336"),)  # its input has 8 channels, not 16
+
+
+def test_every_pair_of_nets_accounts_for_every_layer():
+    """All 19 x 19 pairs of nets/: each layer of each side counted once, the scopes' deltas
+    adding up to the totals', equal only against itself, and the text made."""
+    nets = [netdsl.load(p) for p in FILES]
+    for a in nets:
+        for b in nets:
+            d = a.diff(b)
+            doc, c = d.to_dict(), d.to_dict()["counts"]
+            assert c["equal"] + c["renamed"] + c["changed"] + c["removed"] == len(a.layers) + 1
+            assert c["equal"] + c["renamed"] + c["changed"] + c["added"] == len(b.layers) + 1
+            for what in ("params", "macs"):
+                assert sum(s[what] for s in doc["scopes"]) == doc["delta"][what]["train"], (a.filename, b.filename)
+            assert d.equal == (a is b) and d.text()
