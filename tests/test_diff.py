@@ -307,7 +307,8 @@ def test_every_pair_of_nets_accounts_for_every_layer():
     for a in nets:
         for b in nets:
             d = a.diff(b)
-            doc, c = d.to_dict(), d.to_dict()["counts"]
+            doc = d.to_dict()
+            c = doc["counts"]
             assert c["equal"] + c["renamed"] + c["changed"] + c["removed"] == len(a.layers) + 1
             assert c["equal"] + c["renamed"] + c["changed"] + c["added"] == len(b.layers) + 1
             for what in ("params", "macs"):
