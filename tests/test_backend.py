@@ -465,6 +465,37 @@ def test_unavailable_options_are_compile_errors(small):
         assert next(small.compile(device="auto").parameters()).device.type == "cpu"
 
 
+# --- bare parameters (OpSpec.bare: `scale`) -------------------------------------------------------
+
+BARE = "net b { input 6x4x4  res: add inline { c: conv(6, 1)  layer_scale: scale(0.5) | identity }  scale relu }"
+
+
+def test_bare_parameters_live_on_their_scopes_module_through_every_path(tmp_path):
+    """A labelled inline join adopts the bare parameter of its scope (`res.layer_scale`, on the
+    Add module, as torchvision's CNBlock holds its `layer_scale`), a net-level one sits on the net
+    (`scale1`); each module's own parameters come before its children's. Every init mode, saving and
+    loading, deepcopy and pickle keep them, and compile's report counts each once."""
+    net = netdsl.loads(BARE)
+    module = net.compile()
+    assert list(module.state_dict()) == ["scale1", "res.layer_scale", "res.c.weight", "res.c.bias"]
+    assert type(module.res).__name__ == "Add" and list(module.res._parameters) == ["layer_scale"]
+    x = torch.randn(2, 6, 4, 4)
+    with torch.no_grad():
+        module.res.layer_scale.copy_(torch.randn(6, 1, 1))
+        want = torch.relu(module.scale1 * (module.res.layer_scale * module.res.c(x) + x))
+        assert torch.equal(module(x), want)
+        path = save_weights(module, tmp_path / "b.safetensors")
+        for init in ("default", "none", "meta"):
+            loaded = net.compile(weights=path, init=init)
+            assert loaded._netdsl_loaded["by_name"] == 4 and torch.equal(loaded(x), want), init
+        assert net.compile(init="meta").res.layer_scale.is_meta
+        for other in (copy.deepcopy(module), pickle.loads(pickle.dumps(module))):
+            assert torch.equal(other(x), want)
+            assert other.res.layer_scale is not module.res.layer_scale
+    from netdsl.backend.command import _count
+    assert _count(module, net, train=True) == net.total_params() == 6 * 6 + 6 + 6 + 6
+
+
 # --- a plain module: training, optimisation, exports ------------------------------------------
 
 def test_training_lowers_the_loss(small):

@@ -277,3 +277,31 @@ def test_output_names():
     net = load("googlenet")
     assert [o.name for o in net.outputs] == ["fc", "aux1", "aux2"]
     assert [o.train_only for o in net.outputs] == [False, True, True]
+
+
+# --- torchvision's own names: nets relabelled so that its state_dict loads by name ---------------------
+# (these five are the "parameters" engineer's; other nets are tested alike in their own list)
+
+BY_NAME_RELABELLED = ("convnext_tiny", "regnet_y_400mf", "shufflenet_v2_x1_0", "r3d_18", "lraspp_mobilenet_v3_large")
+
+
+@pytest.mark.parametrize("relabelled", BY_NAME_RELABELLED)
+def test_relabelled_net_loads_torchvision_state_dict_strictly_by_name(relabelled):
+    """torchvision's randomly initialised state_dict loads with torch's own
+    `load_state_dict(strict=True)`: every key is the compiled module's, none missing (compile's
+    load matches every tensor by name); then the outputs agree, in evaluation mode and in training
+    mode (dropout and stochastic depth off)."""
+    name = relabelled
+    model = MODELS[name]
+    torch.manual_seed(0)
+    theirs = randomised(name)
+    ours = load(name).compile(init="none")
+    assert list(ours.state_dict()) == list(theirs.state_dict())  # torchvision's keys, in its order
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    loaded = load(name).compile(weights=theirs.state_dict(), init="meta")._netdsl_loaded
+    assert loaded["by_name"] == loaded["tensors"] == len(theirs.state_dict()) and loaded["by_order"] == 0
+    x = torch.randn(2, *model.test_input)
+    with torch.no_grad():
+        assert_close(as_list(ours.eval()(x[:1])), model.outputs(theirs.eval()(x[:1])))
+        no_dropout(ours.train()), no_dropout(theirs.train())
+        assert_close(as_list(ours(x)), model.outputs(theirs(x)))
