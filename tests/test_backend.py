@@ -48,8 +48,9 @@ def test_every_net_compiles_runs_and_counts_as_the_summary(path):
     for output in net.outputs:
         assert tuple(run.outputs[output.name].shape) == (2, *net.layer(output.layer.name).shape)
     assert sum(p.numel() for p in module.parameters()) == net.total_params()
-    deploy = [n.target for n in module._graphs[False].nodes if n.op == "call_module"]
-    assert sum(p.numel() for t in deploy for p in module.get_submodule(t).parameters()) \
+    deploy = [n for n in module._graphs[False].nodes if n.op in ("call_module", "get_attr")]  # get_attr: bare ops'
+    assert sum(p.numel() for n in deploy for p in ([module.get_parameter(n.target)] if n.op == "get_attr"
+                                                   else module.get_submodule(n.target).parameters())) \
         == net.total_params(train=False)
 
 
@@ -376,7 +377,7 @@ def test_by_name_wins_over_order(small):
 
 
 def _block(prefix: str, c: int, vector_scale: bool = False) -> dict:
-    """A ConvNeXt-like block's tensors in netdsl's order: the scale after the layers."""
+    """A ConvNeXt-like block's tensors with the scale after the layers (a model that registers it last)."""
     return {f"{prefix}.dw.weight": torch.randn(c, 1, 7, 7), f"{prefix}.dw.bias": torch.randn(c),
             f"{prefix}.ln.weight": torch.randn(c), f"{prefix}.pw.weight": torch.randn(4 * c, c),
             f"{prefix}.pw.bias": torch.randn(4 * c),
@@ -462,6 +463,37 @@ def test_unavailable_options_are_compile_errors(small):
         with pytest.raises(CompileError, match="no CUDA GPU"):
             small.compile(device="cuda")
         assert next(small.compile(device="auto").parameters()).device.type == "cpu"
+
+
+# --- bare parameters (OpSpec.bare: `scale`) -------------------------------------------------------
+
+BARE = "net b { input 6x4x4  res: add inline { c: conv(6, 1)  layer_scale: scale(0.5) | identity }  scale relu }"
+
+
+def test_bare_parameters_live_on_their_scopes_module_through_every_path(tmp_path):
+    """A labelled inline join adopts the bare parameter of its scope (`res.layer_scale`, on the
+    Add module, as torchvision's CNBlock holds its `layer_scale`), a net-level one sits on the net
+    (`scale1`); each module's own parameters come before its children's. Every init mode, saving and
+    loading, deepcopy and pickle keep them, and compile's report counts each once."""
+    net = netdsl.loads(BARE)
+    module = net.compile()
+    assert list(module.state_dict()) == ["scale1", "res.layer_scale", "res.c.weight", "res.c.bias"]
+    assert type(module.res).__name__ == "Add" and list(module.res._parameters) == ["layer_scale"]
+    x = torch.randn(2, 6, 4, 4)
+    with torch.no_grad():
+        module.res.layer_scale.copy_(torch.randn(6, 1, 1))
+        want = torch.relu(module.scale1 * (module.res.layer_scale * module.res.c(x) + x))
+        assert torch.equal(module(x), want)
+        path = save_weights(module, tmp_path / "b.safetensors")
+        for init in ("default", "none", "meta"):
+            loaded = net.compile(weights=path, init=init)
+            assert loaded._netdsl_loaded["by_name"] == 4 and torch.equal(loaded(x), want), init
+        assert net.compile(init="meta").res.layer_scale.is_meta
+        for other in (copy.deepcopy(module), pickle.loads(pickle.dumps(module))):
+            assert torch.equal(other(x), want)
+            assert other.res.layer_scale is not module.res.layer_scale
+    from netdsl.backend.command import _count
+    assert _count(module, net, train=True) == net.total_params() == 6 * 6 + 6 + 6 + 6
 
 
 # --- a plain module: training, optimisation, exports ------------------------------------------
