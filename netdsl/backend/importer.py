@@ -488,13 +488,14 @@ class _Writer:
         self.slots: Optional[list] = None  # recording: [(name, value, input channels)]
         self.layers: list = []             # recording: [(spec, attrs, {attribute: slot})]
         self.used: dict = {}               # scope -> the labels written in it
+        self.channels = None               # recording: the instance's input channels
 
     # one value: a literal, or in a template a slot
     def value(self, name: str, v: Any, channels) -> str:
         if isinstance(v, tuple) and len(v) >= 2 and len(set(v)) == 1 and is_int(v[0]):
             v = v[0]  # a square window is one size
         if self.slots is not None:
-            self.slots.append((name, v, channels))
+            self.slots.append((name, v, self.channels))  # the block's input channels: `in_channels`
             return f"\x00{len(self.slots) - 1}\x00"
         return fmt_value(v)
 
@@ -654,9 +655,10 @@ def from_torch(module, input_shape, name: Optional[str] = None) -> str:
         text = format_source(text)
         net = loads(text)
     except NetDSLError as e:  # a bug here, not in the module: say so, with what was written
-        e.text = text
-        raise UnmappableModule(f"the imported text of {_class_name(module)} does not check (a bug in netdsl "
-                               f"import): {str(e).strip().splitlines()[0]}") from e
+        error = UnmappableModule(f"the imported text of {_class_name(module)} does not check (a bug in netdsl "
+                                 f"import): {str(e).strip().splitlines()[0]}")
+        error.text = text  # what was written, for the report
+        raise error from e
     expected = sum(p.numel() for p in module.parameters())
     if net.total_params(train=True) != expected:
         error = UnmappableModule(f"the imported net of {_class_name(module)} has {net.total_params():,} "
@@ -748,7 +750,8 @@ def _account(module, seen: dict, heads: list) -> None:
 def _write(module, gm, items, input_shape, name, classes_node, heads) -> str:
     """The file: blocks, then the net."""
     import torch
-    containers = (torch.nn.Sequential, torch.nn.ModuleList, torch.nn.ModuleDict)
+    # containers, and the plain modules that hold a compiled net's scopes, are no block
+    containers = (torch.nn.Sequential, torch.nn.ModuleList, torch.nn.ModuleDict, torch.nn.Module)
     found: list = []
     _all_groups(items + [h.group for h in heads], found)
     by_class: dict = {}
@@ -767,7 +770,7 @@ def _write(module, gm, items, input_shape, name, classes_node, heads) -> str:
         variants: dict = {}
         for g in instances:
             w = _Writer(module, calls, None)
-            w.slots = []
+            w.slots, w.channels = [], _in_channels(g)
             body = w.items(g.items, g.path, False, numbered=_is_seq(module.get_submodule(".".join(g.path))))
             variants.setdefault("\n".join(body), []).append((g, w.slots, w.layers))
         base = _snake(cls.__name__.lstrip("_"))

@@ -70,7 +70,8 @@ def _gelu_build(ins, a):
 op("gelu", (Attr("approximate", Choice(("none", "tanh")), "none",
                  doc="`none`: exact (erf), `tanh`: the tanh approximation"),),
    infer=same_shape, build=_gelu_build, kind=ACTIVATION, overwritable=True, saves=_KEEPS_INPUT, doc="torch.nn.GELU",
-   imports=(FromTorch("torch.nn.GELU", lambda m: dict(approximate=m.approximate)),),
+   imports=tuple(FromTorch(cls, lambda m: dict(approximate=m.approximate))
+                 for cls in ("torch.nn.GELU", "netdsl.ops.modules.GELU")),
    examples=examples(("3x4x4", "gelu"), ("6", "gelu(approximate=tanh)"),
                      ("4x3x3", "g: { channel_linear(6) } gelu(approximate=tanh)")))  # a channels-last view
 # their in-place kernels' backward reads the input they overwrite: autograd keeps a copy of it
@@ -165,7 +166,8 @@ def _from_stochastic_depth(m):
 
 
 op("drop_path", (Attr("p", Float(0.0, 1.0), positional=True, doc="probability of dropping an example's path"),),
-   imports=(FromTorch("torchvision.ops.StochasticDepth", _from_stochastic_depth),),
+   imports=(FromTorch("torchvision.ops.StochasticDepth", _from_stochastic_depth),
+            FromTorch("netdsl.ops.modules.DropPath", lambda m: dict(p=m.p))),
    infer=same_shape, build=_drop_path_build, kind=REGULARISATION, label=lambda a: f"drop path {a['p']:g}",
    doc="stochastic depth: each example's input zeroed with probability p in training, the others scaled by "
        "1/(1−p); the input itself in evaluation (torchvision.ops.StochasticDepth, mode row)",

@@ -121,7 +121,8 @@ op("layernorm", (Attr("eps", Float(above=True), 1e-5), Attr("affine", Bool(), Tr
    params=lambda ins, a, out: 2 * ins[0][0] if a["affine"] else 0,
    # layer_norm's backward reads its input and statistics, not its output
    overwritable=True, saves=lambda ins, a, out: ("in", (2 * math.prod(ins[0][1:]), 4)),  # mean and 1/std, float32
-   imports=(FromTorch("torch.nn.LayerNorm", _from_ln), FromTorch("torchvision.models.convnext.LayerNorm2d", _from_ln)),
+   imports=(FromTorch("torch.nn.LayerNorm", _from_ln), FromTorch("torchvision.models.convnext.LayerNorm2d", _from_ln),
+            FromTorch("netdsl.ops.modules.ChannelLayerNorm", _from_ln)),
    doc="layer normalisation over the channels at every position, per example (torchvision's ConvNeXt "
        "LayerNorm2d: channels moved last, torch.nn.LayerNorm, moved back); over the features of a vector",
    shape_doc="unchanged, any rank", params_doc="2·C if affine",
