@@ -48,8 +48,9 @@ def test_every_net_compiles_runs_and_counts_as_the_summary(path):
     for output in net.outputs:
         assert tuple(run.outputs[output.name].shape) == (2, *net.layer(output.layer.name).shape)
     assert sum(p.numel() for p in module.parameters()) == net.total_params()
-    deploy = [n.target for n in module._graphs[False].nodes if n.op == "call_module"]
-    assert sum(p.numel() for t in deploy for p in module.get_submodule(t).parameters()) \
+    deploy = [n for n in module._graphs[False].nodes if n.op in ("call_module", "get_attr")]  # get_attr: bare ops'
+    assert sum(p.numel() for n in deploy for p in ([module.get_parameter(n.target)] if n.op == "get_attr"
+                                                   else module.get_submodule(n.target).parameters())) \
         == net.total_params(train=False)
 
 
@@ -376,7 +377,7 @@ def test_by_name_wins_over_order(small):
 
 
 def _block(prefix: str, c: int, vector_scale: bool = False) -> dict:
-    """A ConvNeXt-like block's tensors in netdsl's order: the scale after the layers."""
+    """A ConvNeXt-like block's tensors with the scale after the layers (a model that registers it last)."""
     return {f"{prefix}.dw.weight": torch.randn(c, 1, 7, 7), f"{prefix}.dw.bias": torch.randn(c),
             f"{prefix}.ln.weight": torch.randn(c), f"{prefix}.pw.weight": torch.randn(4 * c, c),
             f"{prefix}.pw.bias": torch.randn(4 * c),

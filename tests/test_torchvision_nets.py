@@ -57,10 +57,10 @@ def deploy_keys(name: str) -> set[str]:
 ORDER_ISSUES: dict[str, str] = {}
 
 # Nets whose torchvision state_dict loads by order only per shape (netdsl.backend.weights'
-# `match_state`), and how many tensors stand out of place: torchvision's CNBlock registers
-# layer_scale, its own parameter, before its children's; netdsl's `scale` comes after the
-# block's layers, where it acts. Every other net's tensors come in torchvision's order.
-PER_SHAPE = {"convnext_tiny": 18}
+# `match_state`), and how many tensors stand out of place. None now: ConvNeXt's was (its CNBlock
+# registers `layer_scale` before its children's tensors) until `scale` became a bare parameter,
+# which its scope's module registers before its children's too.
+PER_SHAPE: dict[str, int] = {}
 
 
 @pytest.fixture(scope="module", params=net_names())

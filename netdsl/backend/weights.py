@@ -128,15 +128,15 @@ def match_state(current: Mapping[str, torch.Tensor],
     The tensors left after matching by name are matched by order, the net's i-th to the
     weights' i-th, where every pair has the same shape and kind of number (floating point or
     integer). Where that strict sequence breaks, because the weights' model registers some
-    tensors elsewhere (torchvision's ConvNeXt block holds its `layer_scale` before its layers'
-    tensors, netdsl's `scale` comes after them), they are matched per shape: the k-th tensor
+    tensors elsewhere (a block that holds a scale of its own before its layers' tensors, where
+    the net's stands after them), they are matched per shape: the k-th tensor
     of each shape (and kind) in the weights goes to the k-th of that shape in the net. That is
     accepted only
 
     - where both hold the same tensors counted per shape (the same multiset of shapes), and
     - where no tensor out of place shares its shape with a tensor in place. A tensor is in
       place if it belongs to every longest run of tensors that the per-shape pairing keeps in
-      the same order on both sides; the others are out of place (ConvNeXt's 18 `layer_scale`s).
+      the same order on both sides; the others are out of place (the blocks' scales).
 
     Matching per shape assumes what matching by order assumes, that tensors of one shape come
     in the same order on both sides, and drops the assumption that every tensor stands at the

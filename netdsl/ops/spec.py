@@ -437,6 +437,14 @@ class OpSpec:
       reads the input it overwrites, so autograd keeps a copy of it (torch clones `self` for
       `silu_`, `hardswish_`, `hardsigmoid_`, `mish_`): its `"in"` is then a tensor of its own,
       not its input's memory (which holds its output);
+    - `bare(weight, x)`: the op holds its one tensor as a bare parameter, as torchvision's
+      CNBlock holds `layer_scale`: the compiled net registers it on the enclosing scope's module
+      under the layer's own name (state_dict key `features.1.0.layer_scale`, not
+      `...layer_scale.weight`), and its graph reads it (`get_attr`) and computes `bare(weight, x)`,
+      a function of tensors that fx records as one call (`operator.mul`) and that pickles by name.
+      `build` still gives a module holding that one parameter (and no buffer) and computing the
+      same, which makes the tensor (its init, on the build's device) and which the registry-wide
+      tests run on its own;
     - `examples`: uses of the op that the registry-wide tests run through every path;
     - `imports`: the torch modules and functions `netdsl import` maps to this op (`FromTorch`);
     - `doc`, `shape_doc`, `params_doc`: its row in the README's op table (docs/readme_tables.py).
@@ -468,6 +476,7 @@ class OpSpec:
     family: str = ""
     fork: Optional[Callable[[Attrs, int, int], tuple[str, dict]]] = None
     imports: tuple[FromTorch, ...] = ()
+    bare: Optional[Callable[[Any, Any], Any]] = None
 
     def describe(self, attrs: Attrs, exprs: Mapping[str, str] = {}) -> str:
         """The layer as the language writes it, defaults left out: `conv(64, 7, stride=2)`.
