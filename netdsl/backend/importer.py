@@ -62,7 +62,8 @@ def _resolve(target: str) -> Any:
 
 @functools.lru_cache(maxsize=1)
 def mappings() -> tuple[dict, dict, dict]:
-    """(module classes, functions, method names), each to (OpSpec, FromTorch), from the registry."""
+    """(module classes with channels_last, functions, method names), each to (OpSpec, FromTorch),
+    from the registry."""
     modules: dict = {}
     functions: dict = {}
     methods: dict = {}
@@ -74,7 +75,10 @@ def mappings() -> tuple[dict, dict, dict]:
             obj = _resolve(f.target)
             if obj is None:
                 continue
-            (modules if isinstance(obj, type) else functions).setdefault(obj, (spec, f))
+            if isinstance(obj, type):
+                modules.setdefault((obj, f.channels_last), (spec, f))
+            else:
+                functions.setdefault(obj, (spec, f))
     return modules, functions, methods
 
 
@@ -148,13 +152,14 @@ def _trace(module, input_shape, training: bool):
     from torch.fx.passes.shape_prop import ShapeProp
 
     modules, functions, _ = mappings()
+    permute = _resolve(PERMUTE)
     containers = (torch.nn.Sequential, torch.nn.ModuleList, torch.nn.ModuleDict)
     # functions defined outside torch (torchvision's channel_shuffle) stay calls: fx's autowrap
     wrap = tuple(f for f in functions if callable(f) and getattr(f, "__module__", "").startswith("torchvision"))
 
     class Tracer(torch.fx.Tracer):
         def is_leaf_module(self, m, qualname):
-            if type(m) in modules:
+            if (type(m), False) in modules or (type(m), True) in modules or type(m) is permute:
                 return True
             # torch.nn's own modules are leaves, so that one without an op is named as a whole
             return type(m).__module__.startswith("torch.nn") and not isinstance(m, containers)
@@ -178,12 +183,27 @@ def _trace(module, input_shape, training: bool):
     return gm
 
 
+PERMUTE = "torchvision.ops.misc.Permute"
+_LAST, _FIRST = (0, 2, 3, 1), (0, 3, 1, 2)  # the channels moved last, and back
+
+
 def _layers(gm) -> tuple[list, list]:
     """The graph's nodes as `_Node`s in order, and the outputs (nodes)."""
+    import torch
     modules, functions, methods = mappings()
+    permute = _resolve(PERMUTE)
     nodes: list[_Node] = []
     of: dict = {}  # fx node -> _Node (or, for a chunk, its parts by index)
+    last: set = set()  # fx nodes whose channels a permute moved last
     outputs: list = []
+
+    def layout(fx) -> bool:
+        first = next((a for a in _flat((fx.args, fx.kwargs)) if a in of), None)
+        return first in last
+
+    def shape(fx, channels_last: bool):
+        s = _shape(fx)
+        return (s[-1],) + s[:-1] if channels_last and s else s
 
     def add(n: _Node) -> _Node:
         n.index = len(nodes)
@@ -201,12 +221,32 @@ def _layers(gm) -> tuple[list, list]:
             of[fx] = [of[a] for a in _flat((fx.args, fx.kwargs)) if a in of]  # the outputs, as a named tuple
             continue
         if fx.op == "get_attr":
-            raise _fail(fx.target, "a tensor attribute", "it is used directly, not through a module's call "
-                        "(no op holds a bare tensor)")
+            value = gm
+            for part in fx.target.split("."):
+                value = getattr(value, part)
+            of[fx] = _Bare(fx.target, value)  # a bare parameter: the op that applies it takes it
+            continue
+        is_last = layout(fx)
+        if is_last:
+            last.add(fx)
+        if fx.op == "call_module" and permute is not None and type(gm.get_submodule(fx.target)) is permute:
+            dims = tuple(gm.get_submodule(fx.target).dims)
+            if dims not in ((_FIRST,) if is_last else (_LAST,)):
+                raise _fail(fx.target, PERMUTE, f"a permute to {dims}: only moving the channels last (0, 2, 3, 1) "
+                                                "and back (0, 3, 1, 2) is imported")
+            of[fx] = of[fx.args[0]]
+            if is_last:
+                last.discard(fx)
+            else:
+                last.add(fx)
+            continue
+        if fx.op == "call_function" and any(isinstance(of.get(a), _Bare) for a in fx.args):
+            of[fx] = add(_bare(fx, of, modules))
+            continue
         if fx.op == "call_module":
             m = gm.get_submodule(fx.target)
             path, cls = fx.target, _class_name(m)
-            found = modules.get(type(m))
+            found = modules.get((type(m), is_last))
             if found is None:
                 raise _fail(path, cls, "no op of netdsl maps this module class (see the op table: each op's "
                                        "`imports` in netdsl/ops/)")
@@ -218,7 +258,7 @@ def _layers(gm) -> tuple[list, list]:
             parts = tuple(path.split("."))
             ins = [of[a] for a in _flat((fx.args, fx.kwargs)) if a in of]
             node = _Node(path, spec, _convert(spec, given, path, cls), ins, parts[:-1], label=parts[-1],
-                         shape=_shape(fx), params=sum(p.numel() for p in m.parameters()))
+                         shape=shape(fx, is_last), params=sum(p.numel() for p in m.parameters()))
             of[fx] = _then(add(node), how, fx, nodes, add)
             continue
         # a function or a method
@@ -240,6 +280,9 @@ def _layers(gm) -> tuple[list, list]:
         where = ".".join(_caller(fx)) or "forward"  # a call in the top module's own forward
         if found is None:
             raise _fail(where, what, "no op of netdsl maps it (see each op's `imports` in netdsl/ops/)")
+        if is_last:
+            raise _fail(where, what, "it is applied with the channels moved last (between permutes), which "
+                                     "only a module's import maps")
         spec, how = found
 
         def arg(a):
@@ -293,6 +336,30 @@ def _associate(nodes: list) -> list:
     for i, n in enumerate(kept):
         n.index = i
     return kept
+
+
+@dataclass
+class _Bare:
+    target: str
+    value: Any
+
+
+def _bare(fx, of: dict, modules: dict) -> _Node:
+    """A bare parameter applied to a tensor (`self.layer_scale * x`): the op whose `bare` is that
+    function, the layer named as the parameter (so that its state_dict key is the module's)."""
+    import torch
+    (param,) = [of[a] for a in fx.args if isinstance(of.get(a), _Bare)]
+    ins = [of[a] for a in fx.args if a in of and not isinstance(of[a], _Bare)]
+    found = modules.get((torch.nn.Parameter, False))
+    where = ".".join(param.target.split(".")[:-1])
+    if found is None or found[0].bare is not fx.target or len(ins) != 1:
+        raise _fail(param.target, "a bare parameter", f"it is used by {getattr(fx.target, '__name__', fx.target)} "
+                    "as no op's `bare` function applies one")
+    spec, how = found
+    parts = tuple(param.target.split("."))
+    del where
+    return _Node(param.target, spec, _convert(spec, how.attrs(param.value), param.target, "a bare parameter"), ins,
+                 parts[:-1], label=parts[-1], shape=_shape(fx), params=param.value.numel())
 
 
 def _then(node: _Node, how: FromTorch, fx, nodes, add) -> _Node:
@@ -566,7 +633,7 @@ class _Writer:
     def _identity(self) -> str:
         modules, _, _ = mappings()
         import torch
-        return modules[torch.nn.Identity][0].name
+        return modules[(torch.nn.Identity, False)][0].name
 
     def layer(self, n: _Node) -> str:
         exprs = {}
@@ -672,7 +739,7 @@ def _last_linear(chain: list) -> Optional[_Node]:
     """The net's classifier: the last layer of the top-level chain, a torch.nn.Linear."""
     import torch
     modules, _, _ = mappings()
-    linear = modules[torch.nn.Linear][0]
+    linear = modules[(torch.nn.Linear, False)][0]
     for it in reversed(chain):
         if isinstance(it, Layer) and it.node.spec is linear:
             return it.node
@@ -740,11 +807,13 @@ def _account(module, seen: dict, heads: list) -> None:
     owners = {n.name for n in seen.values() if n.label is not None}
     for h in heads:
         owners |= h.owners
-    for path, m in module.named_modules():
-        own = list(m.named_parameters(recurse=False)) + list(m.named_buffers(recurse=False))
-        if own and not any(path == o or path.startswith(o + ".") for o in owners):
-            raise _fail(path, _class_name(m), f"its {own[0][0]} ({tuple(own[0][1].shape)}) belongs to no layer of "
-                        "the traced graph: the module is never called (nothing is dropped silently)")
+    for key, tensor in list(module.named_parameters()) + list(module.named_buffers()):
+        parts = key.split(".")
+        if not any(".".join(parts[:k]) in owners for k in range(1, len(parts) + 1)):
+            path = ".".join(parts[:-1])
+            raise _fail(key, _class_name(module.get_submodule(path)) if path else _class_name(module),
+                        f"this tensor {tuple(tensor.shape)} belongs to no layer of the traced graph: its module "
+                        "is never called, or it is used directly (nothing is dropped silently)")
 
 
 def _write(module, gm, items, input_shape, name, classes_node, heads) -> str:

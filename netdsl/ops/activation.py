@@ -70,8 +70,8 @@ def _gelu_build(ins, a):
 op("gelu", (Attr("approximate", Choice(("none", "tanh")), "none",
                  doc="`none`: exact (erf), `tanh`: the tanh approximation"),),
    infer=same_shape, build=_gelu_build, kind=ACTIVATION, overwritable=True, saves=_KEEPS_INPUT, doc="torch.nn.GELU",
-   imports=tuple(FromTorch(cls, lambda m: dict(approximate=m.approximate))
-                 for cls in ("torch.nn.GELU", "netdsl.ops.modules.GELU")),
+   imports=tuple(FromTorch(cls, lambda m: dict(approximate=m.approximate), channels_last=last)
+                 for cls in ("torch.nn.GELU", "netdsl.ops.modules.GELU") for last in (False, True)),
    examples=examples(("3x4x4", "gelu"), ("6", "gelu(approximate=tanh)"),
                      ("4x3x3", "g: { channel_linear(6) } gelu(approximate=tanh)")))  # a channels-last view
 # their in-place kernels' backward reads the input they overwrite: autograd keeps a copy of it

@@ -80,7 +80,8 @@ def _channel_linear_build(ins, a):
 op("channel_linear", (Attr("out", Int(), positional=True, doc="output channels"), Attr("bias", Bool(), True)),
    infer=lambda ins, a: (a["out"],) + ins[0][1:], build=_channel_linear_build, kind=DENSE,
    label=lambda a: f"channel linear {a['out']}",
-   imports=(FromTorch("netdsl.ops.modules.ChannelLinear", _from_linear),),
+   imports=(FromTorch("netdsl.ops.modules.ChannelLinear", _from_linear),
+            FromTorch("torch.nn.Linear", _from_linear, channels_last=True)),
    params=lambda ins, a, out: ins[0][0] * a["out"] + (a["out"] if a["bias"] else 0),
    macs=lambda ins, a, out: math.prod(out) * ins[0][0],
    doc="a fully connected layer over the channels at every position (ConvNeXt's torch.nn.Linear between "

@@ -123,7 +123,8 @@ op("layernorm", (Attr("eps", Float(above=True), 1e-5), Attr("affine", Bool(), Tr
    # layer_norm's backward reads its input and statistics, not its output
    overwritable=True, saves=lambda ins, a, out: ("in", (2 * math.prod(ins[0][1:]), 4)),  # mean and 1/std, float32
    imports=(FromTorch("torch.nn.LayerNorm", _from_ln), FromTorch("torchvision.models.convnext.LayerNorm2d", _from_ln),
-            FromTorch("netdsl.ops.modules.ChannelLayerNorm", _from_ln)),
+            FromTorch("netdsl.ops.modules.ChannelLayerNorm", _from_ln),
+            FromTorch("torch.nn.LayerNorm", _from_ln, channels_last=True)),
    doc="layer normalisation over the channels at every position, per example (torchvision's ConvNeXt "
        "LayerNorm2d: channels moved last, torch.nn.LayerNorm, moved back); over the features of a vector",
    shape_doc="unchanged, any rank", params_doc="2·C if affine",
@@ -188,6 +189,8 @@ op("scale", (Attr("init", Float(min=-math.inf), 1e-6, positional=True, doc="the 
    params=lambda ins, a, out: ins[0][0],
    # a bare parameter, as torchvision's CNBlock holds it: `features.1.0.layer_scale`, no `.weight`
    bare=operator.mul,  # `layer_scale * x`, torchvision's order
+   # the tensor's values are the weights' (loaded): the init is the registry's default
+   imports=(FromTorch("torch.nn.Parameter"),),
    overwritable=True,  # a product's backward reads its factors, not the product
    saves=lambda ins, a, out: ("in",),
    doc="a learnt scale per channel, layer scale (torchvision's CNBlock.layer_scale: C×1×1 for images), "

@@ -377,12 +377,16 @@ class FromTorch:
     `Tensor.NAME`, the method (`Tensor.flatten`); `attrs` gives the op's attributes from the
     module (duck-typed: it reads the module's attributes) or from the `Call`, raising
     CannotImport for what the op cannot express; `then` names ops with no attributes that
-    follow it (`x.mean([2, 3])` is a global pool, then a flatten). Names are strings, so the
-    registry never imports torch."""
+    follow it (`x.mean([2, 3])` is a global pool, then a flatten); `channels_last`: the mapping
+    of a module applied to a tensor whose channels a permute moved last (ConvNeXt's nn.Linear
+    between its permutes is a `channel_linear`). `torch.nn.Parameter` stands for a module's bare
+    parameter that the op's `bare` function applies (ConvNeXt's `layer_scale * x`). Names are
+    strings, so the registry never imports torch."""
 
     target: str
     attrs: Callable[[Any], dict] = _no_attrs
     then: tuple[str, ...] = ()
+    channels_last: bool = False
 
     @property
     def method(self) -> Optional[str]:
