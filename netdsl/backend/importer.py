@@ -27,7 +27,6 @@ trace in training mode reaches and the one in evaluation mode does not: each bec
 
 from __future__ import annotations
 
-import copy
 import functools
 import importlib
 import operator
@@ -164,14 +163,15 @@ def _trace(module, input_shape, training: bool):
             # torch.nn's own modules are leaves, so that one without an op is named as a whole
             return type(m).__module__.startswith("torch.nn") and not isinstance(m, containers)
 
-    module = copy.deepcopy(module) if training else module
     was = module.training
     module.train(training)
+    # a training run updates BatchNorm's statistics and draws dropout masks: both are put back
+    kept = {k: b.clone() for k, b in module.named_buffers()} if training else {}
     try:
         tracer = Tracer(autowrap_functions=wrap)
         graph = tracer.trace(module)
         gm = torch.fx.GraphModule(module, graph)
-        with torch.no_grad():
+        with torch.no_grad(), torch.random.fork_rng():
             ShapeProp(gm).propagate(torch.randn(2 if training else 1, *input_shape))
     except _Fail:
         raise
@@ -180,6 +180,10 @@ def _trace(module, input_shape, training: bool):
                                f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}") from None
     finally:
         module.train(was)
+        with torch.no_grad():
+            for k, b in module.named_buffers():
+                if k in kept:
+                    b.copy_(kept[k])
     return gm
 
 
