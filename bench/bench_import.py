@@ -7,8 +7,8 @@ weights and BatchNorm statistics).
     python bench/bench_import.py                  # all of them (the large ones take a while)
     python bench/bench_import.py resnet efficientnet_b0 --size 64
 
-Inputs are small (--size, default 64; Inception-v3 299, which its auxiliary head needs) to keep it practical; a model that
-does not import prints the one-line error in the table."""
+Inputs are small (--size, default 64; Inception-v3 299, which its auxiliary head needs) to keep
+it practical; a model that does not import prints the one-line error in the table."""
 
 from __future__ import annotations
 

@@ -31,11 +31,11 @@ import functools
 import importlib
 import operator
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from ..ops import REGISTRY
-from ..ops.spec import AttrError, Call, CannotImport, FromTorch, OpSpec, ShapeError, TensorArg, fmt_value, is_int
+from ..ops.spec import AttrError, Call, CannotImport, FromTorch, OpSpec, TensorArg, fmt_value, is_int
 from .errors import UnmappableModule
 
 
@@ -176,8 +176,9 @@ def _trace(module, input_shape, training: bool):
     except _Fail:
         raise
     except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise UnmappableModule(f"cannot trace {_class_name(module)} with torch.fx: "
-                               f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}") from None
+                               f"{type(e).__name__}: {first}") from None
     finally:
         module.train(was)
         with torch.no_grad():
@@ -305,7 +306,6 @@ def _layers(gm) -> tuple[list, list]:
         multi = any(a.name == "index" for a in spec.attrs) and "index" not in given
         if multi:
             given = dict(given, index=0)
-        import torch
         node = _Node(fx.name, spec, _convert(spec, given, where, what), ins, _caller(fx), shape=_shape(fx),
                      multi=multi, cat=fx.target is torch.cat)
         if multi:
@@ -463,8 +463,8 @@ def _split(join: Join) -> Join:
     """A concatenation of the parts of one chunk, each through its branch: the join whose fork
     hands each branch its part (`split`)."""
     firsts = [b[0].node if b and isinstance(b[0], Layer) else None for b in join.branches]
-    if not all(f is not None and f.part and f.spec is firsts[0].spec and f.attrs.get("parts") == firsts[0].attrs.get("parts")
-               for f in firsts):
+    if not all(f is not None and f.part and f.spec is firsts[0].spec
+               and f.attrs.get("parts") == firsts[0].attrs.get("parts") for f in firsts):
         return join
     chunk, count = firsts[0].spec, len(firsts)
     if [f.attrs["index"] for f in firsts] != list(range(count)):
@@ -893,10 +893,11 @@ def _block(bname: str, template: str, uses: list, calls: dict) -> _Block:
             else:
                 for vec, e in vectors.items():
                     if e.isidentifier() and all(is_int(x) and x for x in vec) and all(values):
-                        if all(v % x == 0 for v, x in zip(values, vec)) and len({v // x for v, x in zip(values, vec)}) == 1:
+                        pairs = list(zip(values, vec))
+                        if all(v % x == 0 for v, x in pairs) and len({v // x for v, x in pairs}) == 1:
                             expr = f"{values[0] // vec[0]} * {e}"
                             break
-                        if all(x % v == 0 for v, x in zip(values, vec)) and len({x // v for v, x in zip(values, vec)}) == 1:
+                        if all(x % v == 0 for v, x in pairs) and len({x // v for v, x in pairs}) == 1:
                             expr = f"{e} / {vec[0] // values[0]}"
                             break
         if expr is None:

@@ -86,7 +86,8 @@ _elementwise("hardsigmoid", "Hardsigmoid", tests=(("3x4x4",), ("6",)),
              functions=("torch.nn.functional.hardsigmoid",), **_SELF_GATED)
 _elementwise("mish", "Mish", doc="x · tanh(softplus(x)) (torch.nn.Mish)", **_SELF_GATED)
 _elementwise("elu", "ELU", (Attr("alpha", Float(), 1.0, positional=True, doc="the value for x → −∞"),),
-             lambda a: {"alpha": a["alpha"]}, in_place=True, from_module=lambda m: dict(alpha=m.alpha), saves=_KEEPS_INPUT, tests=(("3x4x4", "elu"), ("6", "elu(0.5)")),
+             lambda a: {"alpha": a["alpha"]}, in_place=True, from_module=lambda m: dict(alpha=m.alpha),
+             saves=_KEEPS_INPUT, tests=(("3x4x4", "elu"), ("6", "elu(0.5)")),
              doc="x above 0, alpha · (exp(x) − 1) below (torch.nn.ELU)")
 # beta above 0: torch divides by it; the threshold may be any number (linear above it)
 _elementwise("softplus", "Softplus", (Attr("beta", Float(above=True), 1.0, doc="sharpness"),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from .. import codes
 from .channels import Sizes
-from .spec import JOIN, Attr, AttrError, CannotImport, FromTorch, Mark, ShapeError, TensorArg, examples, family, fmt_shape
+from .spec import (JOIN, Attr, AttrError, CannotImport, FromTorch, Mark, ShapeError, TensorArg, examples, family,
+                   fmt_shape)
 
 op = family("join")
 
@@ -71,8 +72,9 @@ op("concat", (), infer=_concat_infer, build=_concat_build, kind=JOIN, join=True,
    examples=examples(("3x8x8", "concat { conv(4, 1) | conv(6, 3, pad=1) }"), ("7", "concat { linear(4) | linear(5) }")))
 
 op("add", (), infer=_add_infer, build=_add_build, kind=JOIN, join=True, mark=Mark("+", "circle"),
-   imports=tuple(FromTorch(f, _tensors_only("a sum")) for f in ("operator.add", "operator.iadd", "torch.add",
-                                                                "Tensor.add")) + (FromTorch("netdsl.ops.modules.Add"),),
+   imports=tuple(FromTorch(f, _tensors_only("a sum"))
+                 for f in ("operator.add", "operator.iadd", "torch.add", "Tensor.add"))
+   + (FromTorch("netdsl.ops.modules.Add"),),
    doc="branches summed element by element (residual connections)", overwritable=True, in_place=True,
    shape_doc="equal shapes, unchanged",
    examples=examples(("3x8x8", "add { identity | conv(3, 3, pad=1) }"),
@@ -103,8 +105,9 @@ def _mul_build(ins, a):
 
 
 op("mul", (), infer=_mul_infer, build=_mul_build, kind=JOIN, join=True, mark=Mark("×", "circle"),
-   imports=tuple(FromTorch(f, _tensors_only("a product")) for f in ("operator.mul", "operator.imul", "torch.mul",
-                                                                    "Tensor.mul")) + (FromTorch("netdsl.ops.modules.Mul"),),
+   imports=tuple(FromTorch(f, _tensors_only("a product"))
+                 for f in ("operator.mul", "operator.imul", "torch.mul", "Tensor.mul"))
+   + (FromTorch("netdsl.ops.modules.Mul"),),
    doc="branches multiplied element by element, sizes of 1 broadcast (squeeze-and-excitation)", overwritable=True,
    saves=lambda ins, a, out: ("ins",),
    shape_doc="equal shapes, or 1 where one side repeats", examples=examples(

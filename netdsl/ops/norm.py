@@ -105,7 +105,8 @@ def _positions(shape) -> int:
 
 def _from_ln(m):
     if len(m.normalized_shape) != 1 or getattr(m, "bias", True) is None and m.weight is not None:
-        raise CannotImport(f"a LayerNorm over {tuple(m.normalized_shape)} (netdsl's normalises the channels, with a bias)")
+        raise CannotImport(f"a LayerNorm over {tuple(m.normalized_shape)} "
+                           "(netdsl's normalises the channels, with a bias)")
     return dict(eps=m.eps, affine=m.elementwise_affine)
 
 

@@ -154,7 +154,8 @@ op("pad", (Attr("amount", Pair(min=0), positional=True, doc="added on each side,
    label=lambda a: f"pad {fmt_pair(a['amount']) if len(set(a['amount'])) > 1 else a['amount'][0]}"
                    + ("" if a["mode"] == "zero" else f" {a['mode']}"),
    doc="padding on each side (torch.nn.ZeroPad2d, ReflectionPad2d, ReplicationPad2d; 1d, 3d)", overwritable=True,
-   imports=tuple(FromTorch(f"torch.nn.{cls}{r}d", _from_pad(mode)) for mode, cls in _PAD_MODULES.items() for r in (1, 2, 3)),
+   imports=tuple(FromTorch(f"torch.nn.{cls}{r}d", _from_pad(mode))
+                 for mode, cls in _PAD_MODULES.items() for r in (1, 2, 3)),
    # reflection_pad's and replication_pad's backward read their input; constant_pad_nd's nothing
    saves=lambda ins, a, out: () if a["mode"] == "zero" else ("in",),
    shape_doc="C×H×W → C×H+2p×W+2p",
