@@ -143,7 +143,18 @@ class _Unused(nn.Module):
         return self.conv(x)
 
 
+class _BareBias(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.shift = nn.Parameter(torch.zeros(4, 1, 1))
+
+    def forward(self, x):
+        return self.conv(x) + self.shift
+
+
 @pytest.mark.parametrize("module, says", [
+    (_BareBias(), "cannot import `shift` (a bare parameter): it is used by add"),
     (_Unmapped(), "cannot import `body.1` (torch.nn.modules.activation.Softsign): no op of netdsl maps"),
     (_UnmappedCall(), "cannot import `forward` (the function torch.sin): no op of netdsl maps it"),
     (nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, padding_mode="reflect")),

@@ -352,16 +352,15 @@ def _bare(fx, of: dict, modules: dict) -> _Node:
     """A bare parameter applied to a tensor (`self.layer_scale * x`): the op whose `bare` is that
     function, the layer named as the parameter (so that its state_dict key is the module's)."""
     import torch
-    (param,) = [of[a] for a in fx.args if isinstance(of.get(a), _Bare)]
+    params = [of[a] for a in fx.args if isinstance(of.get(a), _Bare)]
+    param = params[0]
     ins = [of[a] for a in fx.args if a in of and not isinstance(of[a], _Bare)]
     found = modules.get((torch.nn.Parameter, False))
-    where = ".".join(param.target.split(".")[:-1])
-    if found is None or found[0].bare is not fx.target or len(ins) != 1:
+    if found is None or found[0].bare is not fx.target or len(ins) != 1 or len(params) != 1:
         raise _fail(param.target, "a bare parameter", f"it is used by {getattr(fx.target, '__name__', fx.target)} "
                     "as no op's `bare` function applies one")
     spec, how = found
     parts = tuple(param.target.split("."))
-    del where
     return _Node(param.target, spec, _convert(spec, how.attrs(param.value), param.target, "a bare parameter"), ins,
                  parts[:-1], label=parts[-1], shape=_shape(fx), params=param.value.numel())
 
@@ -774,8 +773,6 @@ def _ancestors(n: _Node) -> set:
 def _heads(module, input_shape, used: set) -> list:
     """The outputs the module returns in training mode only (auxiliary classifiers), each as
     the items from the layer it taps."""
-    has_own = any(True for m in module.modules() if list(m.parameters(recurse=False)) and False)
-    del has_own
     gm = _trace(module, input_shape, training=True)
     nodes, outputs = _layers(gm)
     if len(outputs) <= 1:
