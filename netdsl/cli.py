@@ -626,8 +626,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("file", metavar="FILE", help="a .net file, or - to read standard input")
-        sp.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="override a net parameter, e.g. --set classes=10 (repeatable)")
+        options(sp, "override a net parameter, e.g. --set classes=10 (repeatable)")
+
+    def options(sp: argparse.ArgumentParser, set_help: str) -> None:
+        """--set and the limits, of every command that reads .net files."""
+        sp.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help=set_help)
         sp.add_argument("--max-layers", type=_positive, default=DEFAULT_MAX_LAYERS, metavar="N",
                         help=f"refuse nets that expand to more layers (default {DEFAULT_MAX_LAYERS:,})")
         sp.add_argument("--max-bytes", type=_positive, default=DEFAULT_MAX_BYTES, metavar="N",
@@ -670,12 +673,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "still compare. Exit 0 when equal, 1 when they differ, 2 on errors.")
     diff.add_argument("a", metavar="A", help="a .net file, or - to read standard input")
     diff.add_argument("b", metavar="B", help="the .net file to compare it with (or -)")
-    diff.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                      help="override a parameter of both nets, e.g. --set classes=10 (repeatable)")
-    diff.add_argument("--max-layers", type=_positive, default=DEFAULT_MAX_LAYERS, metavar="N",
-                      help=f"refuse nets that expand to more layers (default {DEFAULT_MAX_LAYERS:,})")
-    diff.add_argument("--max-bytes", type=_positive, default=DEFAULT_MAX_BYTES, metavar="N",
-                      help=f"refuse larger files (default {DEFAULT_MAX_BYTES:,})")
+    options(diff, "override a parameter of both nets, e.g. --set classes=10 (repeatable)")
     diff.add_argument("--json", action="store_true", help="print the difference as JSON (schema in README.md)")
     diff.set_defaults(run=cmd_diff)
 
