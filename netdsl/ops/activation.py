@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 
 from .. import codes
-from .spec import (ACTIVATION, REGULARISATION, RESHAPE, Attr, Bool, Choice, Float, Int, ShapeError, examples, family,
-                   fmt_shape)
+from .spec import (ACTIVATION, REGULARISATION, RESHAPE, Attr, Bool, Choice, Eject, Float, Int, ShapeError, examples,
+                   family, fmt_shape, pycall)
 
 op = family("activation")
 
@@ -33,6 +33,11 @@ def _module(torch_name: str, kwargs=lambda a: {}):
     return build
 
 
+def _source(torch_name: str, kwargs=lambda a: {}):
+    """The same module as `_module` builds, as source (`Network.eject`)."""
+    return lambda ins, a: Eject(pycall(f"nn.{torch_name}", **kwargs(a)))
+
+
 def _dropout_saves(ins, a, out):
     # on the CPU torch draws the mask as a tensor of the input's type (CUDA: one byte a value)
     return ((math.prod(out), 0),) if 0 < a["p"] < 1 else ()
@@ -42,6 +47,7 @@ def _elementwise(name: str, torch_name: str, attrs: tuple[Attr, ...] = (), kwarg
                  tests=((("3x4x4"),),), kind=ACTIVATION, doc: str = "", **fields) -> None:
     """An op that keeps its input's shape and has no parameters. `tests`: (input shape[, text])."""
     uses = examples(*[(t[0], t[1] if len(t) > 1 else name) for t in tests])
+    fields.setdefault("eject", _source(torch_name, kwargs))
     op(name, attrs, infer=same_shape, build=_module(torch_name, kwargs), kind=kind,
        doc=doc or f"torch.nn.{torch_name}", examples=uses, **fields)
 
@@ -61,7 +67,9 @@ def _gelu_build(ins, a):
 
 op("gelu", (Attr("approximate", Choice(("none", "tanh")), "none",
                  doc="`none`: exact (erf), `tanh`: the tanh approximation"),),
-   infer=same_shape, build=_gelu_build, kind=ACTIVATION, overwritable=True, saves=_KEEPS_INPUT, doc="torch.nn.GELU",
+   infer=same_shape, build=_gelu_build, kind=ACTIVATION,
+   eject=lambda ins, a: Eject(pycall("GELU", a["approximate"], defaults={"approximate": "none"}), helpers=("GELU",)),
+   overwritable=True, saves=_KEEPS_INPUT, doc="torch.nn.GELU",
    examples=examples(("3x4x4", "gelu"), ("6", "gelu(approximate=tanh)"),
                      ("4x3x3", "g: { channel_linear(6) } gelu(approximate=tanh)")))  # a channels-last view
 # their in-place kernels' backward reads the input they overwrite: autograd keeps a copy of it
@@ -81,7 +89,8 @@ _elementwise("softplus", "Softplus", (Attr("beta", Float(above=True), 1.0, doc="
              lambda a: {"beta": a["beta"], "threshold": a["threshold"]}, overwritable=True, saves=_KEEPS_INPUT,
              tests=(("3x4x4",), ("6", "softplus(beta=2, threshold=5)")),
              doc="log(1 + exp(beta · x)) / beta (torch.nn.Softplus)")
-_elementwise("identity", "Identity", kind=RESHAPE, doc="passes its input on unchanged (torch.nn.Identity)",
+_elementwise("identity", "Identity", kind=RESHAPE, eject=lambda ins, a: Eject("nn.Identity()", "{x0}"),
+             doc="passes its input on unchanged (torch.nn.Identity)",
              aliases=True)
 _elementwise("leaky_relu", "LeakyReLU", (Attr("slope", Float(), 0.01, positional=True),),
              lambda a: {"negative_slope": a["slope"]}, tests=(("3x4x4", "leaky_relu(0.2)"),), in_place=True,
@@ -106,7 +115,9 @@ def _softmax_build(ins, a):
 
 
 op("softmax", (Attr("dim", Int(min=0), 0, positional=True, doc="0 = channels"),),
-   infer=_softmax_infer, build=_softmax_build, kind=ACTIVATION, doc="softmax over the channels (torch.nn.Softmax)",
+   infer=_softmax_infer, build=_softmax_build, kind=ACTIVATION,
+   eject=lambda ins, a: Eject(pycall("nn.Softmax", dim=a["dim"] + 1)),
+   doc="softmax over the channels (torch.nn.Softmax)",
    saves=_KEEPS_OUTPUT,
    examples=examples(("10", "softmax"), ("3x4x5", "softmax(dim=2)")))
 
@@ -122,7 +133,9 @@ def _prelu_infer(ins, a):
 
 
 op("prelu", (Attr("per_channel", Bool(), False, doc="one slope per channel rather than one"),),
-   infer=_prelu_infer, build=_prelu_build, kind=ACTIVATION, overwritable=True, saves=_KEEPS_INPUT,
+   infer=_prelu_infer, build=_prelu_build, kind=ACTIVATION,
+   eject=lambda ins, a: Eject(pycall("nn.PReLU", *([ins[0][0]] if a["per_channel"] else []))),
+   overwritable=True, saves=_KEEPS_INPUT,
    params=lambda ins, a, out: ins[0][0] if a["per_channel"] else 1,
    doc="leaky ReLU with a learnt slope (torch.nn.PReLU, initialised to 0.25)", params_doc="1, or C if per_channel",
    examples=examples(("3x4x4", "prelu"), ("3x4x4", "prelu(per_channel=true)"), ("6", "prelu(per_channel=true)"),
@@ -135,7 +148,9 @@ def _drop_path_build(ins, a):
 
 
 op("drop_path", (Attr("p", Float(0.0, 1.0), positional=True, doc="probability of dropping an example's path"),),
-   infer=same_shape, build=_drop_path_build, kind=REGULARISATION, label=lambda a: f"drop path {a['p']:g}",
+   infer=same_shape, build=_drop_path_build, kind=REGULARISATION,
+   eject=lambda ins, a: Eject(pycall("DropPath", a["p"]), helpers=("DropPath",)),
+   label=lambda a: f"drop path {a['p']:g}",
    doc="stochastic depth: each example's input zeroed with probability p in training, the others scaled by "
        "1/(1−p); the input itself in evaluation (torchvision.ops.StochasticDepth, mode row)",
    aliases=True, copies_in_training=True,  # evaluation mode returns the input itself; training, input x mask

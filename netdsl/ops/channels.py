@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import codes
-from .spec import (JOIN, RESHAPE, Attr, AttrError, Int, Mark, ShapeError, describe_value, examples, family, fmt_shape,
-                   is_int)
+from .spec import (JOIN, RESHAPE, Attr, AttrError, Eject, Int, Mark, ShapeError, describe_value, examples, family,
+                   fmt_shape, is_int, pycall)
 
 op = family("channels")
 
@@ -86,7 +86,9 @@ def _chunk_label(a) -> str:
 
 op("chunk", (Attr("index", Int(min=0), positional=True, doc="which part, from 0"),
              Attr("parts", Parts(), 2, positional=True, doc="a count of equal parts, or their sizes")),
-   infer=_chunk_infer, build=_chunk_build, kind=JOIN, label=_chunk_label, mark=Mark("split", "ellipse"),
+   infer=_chunk_infer, build=_chunk_build, kind=JOIN,
+   eject=lambda ins, a: Eject(call=pycall("{x0}.narrow", 1, *part(ins[0], a))),
+   label=_chunk_label, mark=Mark("split", "ellipse"),
    aliases=True,  # a view of its input's channels
    doc="one part of the channels, as `x.chunk(parts, dim=1)[index]` or, with sizes, `x.split(sizes, dim=1)[index]`; "
        "what `split` hands each branch", shape_doc="C×… → part×…",
@@ -111,7 +113,8 @@ def _shuffle_build(ins, a):
 
 
 op("channel_shuffle", (Attr("groups", Int(), positional=True, doc="channel groups to interleave"),),
-   infer=_shuffle_infer, build=_shuffle_build, kind=RESHAPE, label=lambda a: f"shuffle {a['groups']}",
+   infer=_shuffle_infer, build=_shuffle_build, kind=RESHAPE,
+   eject=lambda ins, a: Eject(pycall("nn.ChannelShuffle", a["groups"])), label=lambda a: f"shuffle {a['groups']}",
    overwritable=True,  # a permutation: its backward reads nothing
    doc="the channels of `groups` groups interleaved, ShuffleNet's shuffle (torch.nn.ChannelShuffle)",
    shape_doc="unchanged; C divisible by groups",

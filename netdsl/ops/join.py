@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import codes
 from .channels import Sizes
-from .spec import JOIN, Attr, AttrError, Mark, ShapeError, examples, family, fmt_shape
+from .spec import JOIN, Attr, AttrError, Eject, Mark, ShapeError, examples, family, fmt_shape
 
 op = family("join")
 
@@ -38,6 +38,18 @@ def _add_infer(ins, a):
     return ins[0]
 
 
+def _inputs(n: int) -> list[str]:
+    return [f"{{x{i}}}" for i in range(n)]
+
+
+def _concat_eject(ins, a):
+    return Eject(call=f"torch.cat([{', '.join(_inputs(len(ins)))}], 1)")
+
+
+def _operator_eject(operator: str):
+    return lambda ins, a: Eject(call=f" {operator} ".join(_inputs(len(ins))))
+
+
 def _concat_build(ins, a):
     from .modules import Concat
     return Concat()
@@ -48,11 +60,13 @@ def _add_build(ins, a):
     return Add()
 
 
-op("concat", (), infer=_concat_infer, build=_concat_build, kind=JOIN, join=True, mark=Mark("concat", "ellipse"),
+op("concat", (), infer=_concat_infer, build=_concat_build, eject=_concat_eject, kind=JOIN, join=True,
+   mark=Mark("concat", "ellipse"),
    doc="branches joined along the channels", overwritable=True, shape_doc="channels summed, H and W equal",
    examples=examples(("3x8x8", "concat { conv(4, 1) | conv(6, 3, pad=1) }"), ("7", "concat { linear(4) | linear(5) }")))
 
-op("add", (), infer=_add_infer, build=_add_build, kind=JOIN, join=True, mark=Mark("+", "circle"),
+op("add", (), infer=_add_infer, build=_add_build, eject=_operator_eject("+"), kind=JOIN, join=True,
+   mark=Mark("+", "circle"),
    doc="branches summed element by element (residual connections)", overwritable=True, in_place=True,
    shape_doc="equal shapes, unchanged",
    examples=examples(("3x8x8", "add { identity | conv(3, 3, pad=1) }"),
@@ -82,7 +96,8 @@ def _mul_build(ins, a):
     return Mul()
 
 
-op("mul", (), infer=_mul_infer, build=_mul_build, kind=JOIN, join=True, mark=Mark("×", "circle"),
+op("mul", (), infer=_mul_infer, build=_mul_build, eject=_operator_eject("*"), kind=JOIN, join=True,
+   mark=Mark("×", "circle"),
    doc="branches multiplied element by element, sizes of 1 broadcast (squeeze-and-excitation)", overwritable=True,
    saves=lambda ins, a, out: ("ins",),
    shape_doc="equal shapes, or 1 where one side repeats", examples=examples(
@@ -99,7 +114,7 @@ def _split_fork(a, index: int, count: int) -> tuple[str, dict]:
 
 
 op("split", (Attr("sizes", Sizes(), (), positional=True, rest=True, doc="channels per branch; equal parts if none"),),
-   infer=lambda ins, a: _concat_infer(ins, a, "split"), build=_concat_build, kind=JOIN, join=True,
+   infer=lambda ins, a: _concat_infer(ins, a, "split"), build=_concat_build, eject=_concat_eject, kind=JOIN, join=True,
    mark=Mark("concat", "ellipse"), fork=_split_fork, overwritable=True,
    label=lambda a: "split " + "/".join(map(str, a["sizes"])) if a["sizes"] else "split",
    doc="the input's channels cut into parts, one per branch (equal, or of the sizes given), and the "

@@ -76,7 +76,7 @@ class Scale(nn.Module):
     """A learnt scale per channel (layer scale, CaiT and ConvNeXt): `weight` is shaped C×1×1 for
     images (torchvision's `CNBlock.layer_scale`), C for vectors, and broadcasts over positions."""
 
-    def __init__(self, shape: List[int], init: float):
+    def __init__(self, shape: list[int], init: float):
         super().__init__()
         self.weight = nn.Parameter(torch.full(shape, init))
 
