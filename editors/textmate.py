@@ -44,7 +44,8 @@ def grammar() -> dict:
         "keyword": {"name": "keyword.control.netdsl", "match": rf"\b{alternatives(OTHER_KEYWORDS | PATH_KEYWORDS)}"},
         "constant": {"name": "constant.language.netdsl", "match": rf"\b{alternatives(CONSTANT_KEYWORDS)}"},
         "label": {
-            "match": rf"\b({name})\s*(:)",
+            # a name, an integer (`0:`) or a quoted label (`"block1-0":`)
+            "match": rf"(\b{name}|\b{terminal('INT')}|{terminal('QUOTED')})\s*(:)",
             "captures": {"1": {"name": "entity.name.label.netdsl"}, "2": {"name": "punctuation.separator.netdsl"}}},
         "argument": {
             "match": rf"\b({name})\s*(=)(?!=)",

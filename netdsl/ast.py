@@ -168,7 +168,11 @@ class Arg:
 
 @dataclass(slots=True)
 class Call:
-    """A use of an op or a block: `conv(64, 7, stride=2)`, `relu`."""
+    """A use of an op or a block: `conv(64, 7, stride=2)`, `relu`.
+
+    A `label` (here and on every item that has one) is the local name as a string: written
+    bare (`conv1:`), as an integer (`0:`, kept as its decimal digits, "0") or quoted
+    (`"block1-0":`, kept without the quotes)."""
 
     name: str
     args: tuple[Arg, ...] = ()
@@ -181,7 +185,9 @@ class Call:
 @dataclass(slots=True)
 class Join:
     """`concat { a | b }`, `add { a | b }`: parallel branches from one input, made one tensor
-    by the join op `kind` (a registry name, with its arguments)."""
+    by the join op `kind` (a registry name, with its arguments). An `inline` join
+    (`add inline { a | b }`) makes no scope for each branch: the branches' layers are named in
+    the enclosing scope (in the join's own, when it is labelled)."""
 
     kind: str
     args: tuple[Arg, ...]
@@ -190,6 +196,7 @@ class Join:
     span: Span = _span()
     name_span: Span = _span()
     label_span: Span = _span()
+    inline: bool = False
 
 
 @dataclass(slots=True)
@@ -241,12 +248,15 @@ class From:
 
 @dataclass(slots=True)
 class Group:
-    """`name: { body }`: a named scope around a chain."""
+    """`name: { body }`: a named scope around a chain; `seq { body }` (`seq` true) one whose
+    unlabelled items are numbered 0, 1, 2, ..., as nn.Sequential numbers its children (it may
+    be unlabelled)."""
 
     body: tuple["Item", ...]
     label: Optional[str] = None
     span: Span = _span()
     label_span: Span = _span()
+    seq: bool = False
 
 
 @dataclass(slots=True)

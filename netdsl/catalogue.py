@@ -38,8 +38,9 @@ _ENTRIES = [
           "checked too.",
           "net n { input 3x8x8 conv(64 3) }"),
     Entry(codes.UNEXPECTED_CHARACTER, "A character that is no part of the language: quotes (netdsl has no strings: "
-          "`pad=same`, not `pad=\"same\"`), semicolons (layers need no separator), control characters "
-          "or NUL bytes (shown as their pictures, such as ␀).",
+          "`pad=same`, not `pad=\"same\"`; only a label may be quoted, `\"block1-0\": ...`, and a quoted "
+          "label holds no `.`, `\\` or white space, and is not empty), semicolons (layers need no "
+          "separator), control characters or NUL bytes (shown as their pictures, such as ␀).",
           "net n { input 3x8x8 conv(8, 3, pad=\"same\") }"),
     Entry(codes.UNEXPECTED_END, "The file ends inside a construct: a `{` or `(` that is never closed. The error is "
           "reported at the end of the file; the bracket left open is usually the last one opened.",

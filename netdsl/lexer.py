@@ -44,7 +44,8 @@ class NetdslLexer(RegexLexer):
             (alternatives(PATH_KEYWORDS), Keyword),
             (alternatives(CONSTANT_KEYWORDS), Keyword.Constant),
             (alternatives(OTHER_KEYWORDS), Keyword),
-            (rf"({NAME})(\s*)(:)", bygroups(Name.Label, Whitespace, Punctuation)),
+            (rf"({NAME}|{terminal('INT')}|{terminal('QUOTED')})(\s*)(:)",  # `conv1:`, `0:`, `"block1-0":`
+             bygroups(Name.Label, Whitespace, Punctuation)),
             (rf"({NAME})(\s*)(=)(?!=)", bygroups(Name.Attribute, Whitespace, Operator)),
             (alternatives(REGISTRY), Name.Builtin),
             (NAME, Name),

@@ -43,7 +43,8 @@ _NO_LABELS: frozenset = frozenset()
 
 
 def _labels_in(items: Iterable[ast.Item]) -> Iterator[str]:
-    """Labels written directly in this scope (an unlabelled repeat inlines its body)."""
+    """Labels written directly in this scope (an unlabelled repeat, `if` or inline join inlines
+    its bodies)."""
     for item in items:
         label = getattr(item, "label", None)
         if label is not None:
@@ -53,6 +54,15 @@ def _labels_in(items: Iterable[ast.Item]) -> Iterator[str]:
         elif isinstance(item, ast.If):  # inline, as an unlabelled repeat: every arm's labels
             for body in _if_bodies(item):
                 yield from _labels_in(body)
+        elif isinstance(item, ast.Join) and item.inline:
+            for branch in item.branches:
+                yield from _labels_in(branch)
+
+
+def _is_index(label: str) -> bool:
+    """Is the label an integer (`2:`, which the parser keeps as "2"), one that sets a seq's count?
+    A quoted `"02"` is not: PyTorch never numbers a child so."""
+    return label.isascii() and label.isdigit() and str(int(label)) == label
 
 
 def _if_bodies(item: ast.If) -> list[tuple[ast.Item, ...]]:
@@ -67,8 +77,10 @@ class _Ctx:
     train_only: bool = False
     site: Optional[tuple[str, ast.Span]] = None  # (block instance, its call) when inside a block
     names: dict[str, ast.Span] = field(default_factory=dict)
+    # automatic names' counts by kind; under "" (no kind's name), a seq's next number
     counters: dict[str, int] = field(default_factory=dict)
     top: bool = False
+    seq: bool = False              # a `seq` scope: unlabelled items are numbered (see number)
 
     def full(self, local: str) -> str:
         return f"{self.path}.{local}" if self.path else local
@@ -76,10 +88,20 @@ class _Ctx:
     def child(self, local: str, reserved: frozenset = _NO_LABELS, **changes) -> "_Ctx":
         """The context of a scope inside this one; `reserved`: the labels written in it."""
         return _Ctx(self.full(local), changes.get("env", self.env), reserved,
-                    changes.get("train_only", self.train_only), changes.get("site", self.site))
+                    changes.get("train_only", self.train_only), changes.get("site", self.site),
+                    seq=changes.get("seq", False))
+
+    def number(self) -> str:
+        """The next number of a seq scope: 0, 1, 2, ... The count lives in `counters`, which
+        the contexts of an unlabelled repeat's passes share with it (`replace` keeps the
+        dict), so the passes continue it; an integer label moves it (see Lowerer._local_name)."""
+        n = self.counters.get("", 0)
+        self.counters[""] = n + 1
+        return str(n)
 
     def auto(self, kind: str) -> str:
-        """The next free automatic name for `kind` here: conv1, conv2, ..."""
+        """The next free automatic name for `kind` here: conv1, conv2, ... (also in a seq, for
+        what takes no number: heads)."""
         n = self.counters.get(kind, 0)
         while True:
             n += 1
@@ -401,9 +423,12 @@ class Lowerer:
             elif isinstance(item, ast.Head):
                 self._head(item, current, ctx)
             elif isinstance(item, ast.Group):
-                local = self._local_name(item, "group", ctx)
-                scope = self._scope(ctx.full(local), "group", "group", item.span, ctx)
-                current = scope.output = self._chain(item.body, current, ctx.child(local, self._reserved(item.body)))
+                # a seq: a group whose items are numbered; unlabelled, it is named `seq1`, `seq2`
+                # (or takes a number, in a seq)
+                local = self._local_name(item, "seq" if item.seq else "group", ctx)
+                scope = self._scope(ctx.full(local), "group", "seq" if item.seq else "group", item.span, ctx)
+                current = scope.output = self._chain(item.body, current,
+                                                     ctx.child(local, self._reserved(item.body), seq=item.seq))
             elif isinstance(item, ast.If):
                 current = self._if(item, current, ctx)
             elif isinstance(item, ast.From):  # first in a join's branch (the grammar puts it only there)
@@ -412,8 +437,9 @@ class Lowerer:
 
     def _if(self, item: ast.If, current: Optional[Layer], ctx: _Ctx) -> Optional[Layer]:
         """The body of the first arm whose condition holds, or of the `else`, lowered inline
-        (its layers join this scope, as an unlabelled repeat's do); the input passed on when
-        none holds. A condition that fails makes a broken layer (so what follows is not
+        (its layers join this scope, as an unlabelled repeat's do: in a seq they take the next
+        numbers, as if the arm were written in place); the input passed on when none holds.
+        A condition that fails makes a broken layer (so what follows is not
         checked against an input it may not have had), after reporting why."""
         for cond, body in item.arms:
             value = self._eval(cond, ctx.env)
@@ -445,6 +471,13 @@ class Lowerer:
         labels = self._labels.get(id(items))
         if labels is None:
             labels = self._labels[id(items)] = frozenset(_labels_in(items))
+        return labels
+
+    def _reserved_all(self, bodies: tuple[tuple[ast.Item, ...], ...]) -> frozenset:
+        """The labels written in several bodies that share one scope (an inline join's branches)."""
+        labels = self._labels.get(id(bodies))
+        if labels is None:
+            labels = self._labels[id(bodies)] = frozenset(label for body in bodies for label in _labels_in(body))
         return labels
 
     def _scope(self, path: str, kind: str, title: str, span: ast.Span, ctx: _Ctx,
@@ -505,21 +538,37 @@ class Lowerer:
             dims.append(v)
         return replace(item, dims=tuple(dims)) if ok else None
 
-    def _local_name(self, item, kind: str, ctx: _Ctx) -> str:
-        """The item's label, checked to be new in this scope, or an automatic name."""
+    def _local_name(self, item, kind: str, ctx: _Ctx, numbered: bool = True) -> str:
+        """The item's label, checked to be new in this scope, or an automatic name.
+
+        Outside a seq, an unlabelled item is named by its kind and a count: `conv1`, `conv2`
+        (skipping the labels written in the scope). In a seq (`seq { ... }`), as nn.Sequential
+        numbers its children, every unlabelled item that is `numbered` takes the next number,
+        0, 1, 2, ...: op calls (parameterless ones too), block calls, joins, nested seqs; the
+        callers pass `numbered=False` for heads, which take no number. An unlabelled repeat,
+        `if` or inline join lowers its items in this same context, so they take numbers as if
+        written out in place. An integer label `k:` sets the count: the next unlabelled item
+        is k+1. A named (or quoted) label takes no number. A number that meets a name already
+        taken (`seq { 1: a  0: b  c }`: `c` would be 1 again) is reported as a duplicate."""
         label = getattr(item, "label", None)
         if label is None:
-            return ctx.auto(kind)
-        if label in ctx.names:
-            first = ctx.names[label]
-            self._error(codes.DUPLICATE_NAME, f"`{ctx.full(label)}` is defined twice", item.label_span,
-                        notes=[Note("first defined here", first)] if first.line and first != item.label_span else [],
+            if not (ctx.seq and numbered):
+                return ctx.auto(kind)
+            name, span = ctx.number(), item.span
+        else:
+            name, span = label, item.label_span
+            if ctx.seq and _is_index(label):
+                ctx.counters[""] = int(label) + 1
+        if name in ctx.names:
+            first = ctx.names[name]
+            self._error(codes.DUPLICATE_NAME, f"`{ctx.full(name)}` is defined twice", span,
+                        notes=[Note("first defined here", first)] if first.line and first != span else [],
                         help="labels inside an unlabelled `repeat` clash on each pass: label the repeat "
-                             "so each pass gets its own scope" if first == item.label_span else None)
+                             "so each pass gets its own scope" if first == span else None)
             # keep going under a fresh name so later layers still connect
-            return ctx.auto(label + "_")
-        ctx.names[label] = item.label_span
-        return label
+            return ctx.auto(name + "_")
+        ctx.names[name] = span
+        return name
 
     def _add_layer(self, name: str, op: Optional[OpSpec], attrs: Optional[dict], inputs: list[Layer],
                   span: ast.Span, ctx: _Ctx) -> Layer:
@@ -706,13 +755,23 @@ class Lowerer:
     # -- structure ----------------------------------------------------------------------
 
     def _join(self, join: ast.Join, current: Optional[Layer], ctx: _Ctx) -> Optional[Layer]:
-        local = self._local_name(join, join.kind, ctx)
+        """A join: its branches, each from the current tensor, and the join layer over their ends.
+
+        A labelled join is a scope of its own, and so is an unlabelled one in a seq, under its
+        number (the seq's child k, as in PyTorch); another unlabelled one names its branches
+        here. Each branch is a scope (`branch1`, `branch2`, ...) unless the join is `inline`:
+        then the branches' layers are named in the join's scope (labelled) or in this one, all
+        in one context, so a label used in two branches is a duplicate (both sites named), and
+        in a seq the branches' unlabelled items take numbers in order, as if written out in
+        place, the join layer itself the next number after them."""
+        inline = join.inline
+        late = inline and join.label is None  # named after its branches, which come first
+        local = None if late else self._local_name(join, join.kind, ctx)
         if len(join.branches) < 2:
             self._error(codes.MISPLACED, f"`{join.kind}` needs at least two branches, separated by `|`", join.span)
-        # A labelled join is a scope of its own; an unlabelled one numbers its branches here.
         home = ctx
-        if join.label is not None:
-            home = ctx.child(local)
+        if join.label is not None or (ctx.seq and not inline):
+            home = ctx.child(local, self._reserved_all(join.branches) if inline else _NO_LABELS)
             self._scope(home.path, "join", join.kind, join.span, ctx)
         # ops-misc (issue 11): a join that forks its input (`split`) binds its arguments before its
         # branches, for the layer (OpSpec.fork) that hands each branch its part of the input
@@ -728,13 +787,18 @@ class Lowerer:
                       for (op, part), branch in zip(parts or [(None, None)] * len(join.branches), join.branches)]
         ends = []
         for i, branch in enumerate(join.branches):
+            start = starts[i] if forks else current
+            if inline:
+                ends.append(self._chain(branch, start, home))
+                continue
             name = home.auto("branch")
             scope = self._scope(home.full(name), "branch", f"{join.kind} branch", _extent(branch), ctx)
-            start = starts[i] if forks else current
             # a branch that makes no layer (`repeat 0`, an `if` that does not hold, `from x` alone)
             # is the identity, as an empty body is anywhere: its scope stands for its input
             end = scope.output = self._chain(branch, start, home.child(name, self._reserved(branch)))
             ends.append(end)
+        if late:
+            local = self._local_name(join, join.kind, ctx)
         if not self._needs_input(current, join.span):
             return None
         if spec is None or not spec.join:
@@ -898,10 +962,10 @@ class Lowerer:
         inner_ctx = replace(ctx, train_only=train_only)
         if isinstance(head.body, ast.Call):  # `aux1: head f(x)`: the call is named by the head
             call = replace(head.body, label=head.label, label_span=head.label_span)
-            local = self._local_name(call, call.name, ctx)
+            local = self._local_name(call, call.name, ctx, numbered=False)
             end = self._call(call, source, inner_ctx, None, local)
         else:
-            local = self._local_name(head, "head", ctx)
+            local = self._local_name(head, "head", ctx, numbered=False)
             scope = self._scope(ctx.full(local), "head", "train head" if train_only else "head", head.span, inner_ctx)
             inner = ctx.child(local, self._reserved(head.body), train_only=train_only)
             end = scope.output = self._chain(head.body, source, inner)

@@ -33,7 +33,7 @@ from .diagnostics import Diagnostic, NetDSLError, source_lines
 from .ir import Layer, Net, Scope, scopes_of
 from .network import loads
 from .ops import REGISTRY, REQUIRED, Bool, fmt_shape, fmt_value
-from .parser import KEYWORDS, parse
+from .parser import KEYWORDS, SKIPPED, parse
 from .printer import FormatError, format_source
 from .vocabulary import CONSTANT_KEYWORDS, DEFINITION_KEYWORDS, PATH_KEYWORDS, alternatives
 
@@ -344,7 +344,8 @@ class Completion:
 
 
 def _strip_comments(text: str) -> str:
-    return re.sub(r"#[^\n]*", lambda m: " " * len(m.group()), text)
+    # comments blanked; a quoted label (`"a#1":`) is kept, and starts none
+    return re.sub(SKIPPED, lambda m: m.group() if m.group()[0] == '"' else " " * len(m.group()), text)
 
 
 def _open_call(before: str) -> Optional[tuple[str, int]]:
@@ -385,7 +386,7 @@ def completions(doc: Document, pos: Position, blocks: Optional[dict[str, ast.Blo
     if not (1 <= line <= len(doc.lines)):
         return []
     current = doc.lines[line - 1][: column - 1]
-    if "#" in current:
+    if any(m.group()[0] == "#" for m in re.finditer(SKIPPED, current)):
         return []  # in a comment
     before = _strip_comments("\n".join(doc.lines[: line - 1] + [current]))
     blocks = doc.blocks() or blocks or _blocks_before(doc, line)

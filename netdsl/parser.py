@@ -64,6 +64,49 @@ def _int(tok: Token, text: str) -> int:
     return int(text)
 
 
+class _BadLabel(Exception):
+    """A quoted label that cannot be a name (the lexer takes any quoted text on one line, so
+    that this can say why): where, from the token's start, and what is wrong."""
+
+    def __init__(self, tok: Token, at: int, message: str, help: str):
+        super().__init__(message)
+        self.token, self.at, self.message, self.help = tok, at, message, help
+
+    def diagnostic(self) -> Diagnostic:
+        line, col = self.token.line, self.token.column + self.at
+        return Diagnostic(codes.UNEXPECTED_CHARACTER, self.message, ast.Span(line, col, line, col + 1),
+                          help=self.help)
+
+
+def label_text(tok: Token) -> str:
+    """A label token's name: a NAME as it is, an INT as its decimal digits (`007:` is `7`, as
+    PyTorch would name the 7th child), a QUOTED label without its quotes. A quoted label must
+    be a name PyTorch can give a submodule: not empty, no `.` (which separates the scopes of a
+    dotted name), no white space, no `\\` (torch.fx writes a name that is no identifier between
+    quotes into the forward it generates, as it is: a backslash would escape them) (E101, at
+    the character)."""
+    if tok.type == "INT":
+        return str(_int(tok, tok))
+    if tok.type != "QUOTED":
+        return str(tok)
+    text = str(tok)[1:-1]
+    if not text:
+        raise _BadLabel(tok, 1, "unexpected character `\"`: a quoted label cannot be empty",
+                        'write the name between the quotes: `"block1-0": ...`')
+    for i, ch in enumerate(text, 1):
+        if ch == ".":
+            raise _BadLabel(tok, i, "unexpected character `.` in a quoted label",
+                            "`.` separates the scopes of a name (`layer1.0.conv1`): nest scopes instead, "
+                            "or write another character")
+        if ch == "\\":
+            raise _BadLabel(tok, i, "unexpected character `\\` in a quoted label",
+                            "a backslash cannot be part of a module's name in the compiled module's code")
+        if ch.isspace() or not ch.isprintable():
+            raise _BadLabel(tok, i, f"unexpected character U+{ord(ch):04X} in a quoted label",
+                            "a label holds no white space or control characters")
+    return text
+
+
 def _dims(tok: Token) -> tuple[int, ...]:
     return tuple(_int(tok, d) for d in tok.replace("×", "x").split("x"))
 
@@ -116,7 +159,7 @@ def _extent_slow(children) -> ast.Span:
 # Tokens that are pure syntax: kept by the parser (keep_all_tokens) only so spans can reach
 # from the first keyword to the closing bracket; dropped before building nodes.
 _SYNTAX = {"NET", "BLOCK", "INPUT", "REPEAT", "HEAD", "FROM", "LPAR", "RPAR", "IF", "ELSE", "AS", "AND", "OR", "NOT",
-           "LBRACE", "RBRACE", "COMMA", "COLON", "EQUAL", "VBAR", "DOT", "PLUS", "MINUS", "STAR",
+           "LBRACE", "RBRACE", "COMMA", "COLON", "EQUAL", "VBAR", "DOT", "PLUS", "MINUS", "STAR", "SEQ",
            "SLASH", "FLOORDIV", "PERCENT", "TRUE", "FALSE"}
 
 
@@ -181,7 +224,7 @@ class _ASTBuilder(Transformer):
     def labelled(self, span, label, element):
         if isinstance(element, ast.If):  # a labelled `if`: the scope of a group around it
             element = ast.Group(_seq((element,), element.span), None, element.span)
-        return replace(element, label=str(label), label_span=_token_span(label))
+        return replace(element, label=label_text(label), label_span=_token_span(label))
 
     @_rule
     def call(self, span, name, args):
@@ -197,8 +240,8 @@ class _ASTBuilder(Transformer):
         return ast.Arg(str(name), value, span)
 
     @_rule
-    def join(self, span, name, args, branches):
-        return ast.Join(str(name), args or (), branches, None, span, _token_span(name))
+    def join(self, span, name, args, inline, branches):
+        return ast.Join(str(name), args or (), branches, None, span, _token_span(name), inline=inline is not None)
 
     @_rule
     def branches(self, span, *chains):
@@ -243,6 +286,10 @@ class _ASTBuilder(Transformer):
     @_rule
     def group(self, span, body):
         return ast.Group(body, None, span)
+
+    @_rule
+    def seq(self, span, body):
+        return ast.Group(body, None, span, seq=True)
 
     @_rule
     def path(self, span, *parts):
@@ -374,7 +421,8 @@ _TERMINAL_WORDS = {
     "STAR": "`*`", "SLASH": "`/`", "FLOORDIV": "`//`", "PERCENT": "`%`", "NET": "`net`", "BLOCK": "`block`",
     "INPUT": "`input`", "REPEAT": "`repeat`",
     "HEAD": "`head`", "TRAIN": "`train`", "FROM": "`from`", "TRUE": "`true`", "FALSE": "`false`",
-    "IF": "`if`", "ELSE": "`else`", "AS": "`as`", "AND": "`and`", "OR": "`or`", "NOT": "`not`",
+    "IF": "`if`", "ELSE": "`else`", "SEQ": "`seq`", "INLINE": "`inline`", "QUOTED": "a quoted label",
+    "AS": "`as`", "AND": "`and`", "OR": "`or`", "NOT": "`not`",
     "COMPARE": "a comparison",
     "$END": "the end of the file",
 }
@@ -407,6 +455,10 @@ def _token_text(tok: Token) -> str:
     return "the end of the file" if tok.type == "$END" else f"`{tok}`"
 
 
+_NO_STRINGS = ("netdsl has no strings: write names and numbers bare (`pad=same`); only a label may be quoted, "
+               'closed on its line (`"block1-0": ...`)')
+
+
 def syntax_diagnostic(err: UnexpectedInput, text: str) -> Diagnostic:
     """One diagnostic for a Lark error: where, what was found, what could have come."""
     line, col = max(err.line, 1), max(err.column, 1)
@@ -417,7 +469,7 @@ def syntax_diagnostic(err: UnexpectedInput, text: str) -> Diagnostic:
         if ch == "\0":
             hint = "the file holds NUL bytes: it is not a text file"
         elif ch in "\"'":
-            hint = "netdsl has no strings: write names and numbers bare (`pad=same`)"
+            hint = _NO_STRINGS
         elif ch == ";":
             hint = "layers need no separator: write them one after another"
         return Diagnostic(codes.UNEXPECTED_CHARACTER, f"unexpected character {shown}", ast.Span(line, col, line, col + 1),
@@ -428,6 +480,9 @@ def syntax_diagnostic(err: UnexpectedInput, text: str) -> Diagnostic:
                           help="a `{` or `(` is not closed" if {"RBRACE", "RPAR"} & set(err.expected) else None)
     assert isinstance(err, UnexpectedToken)
     tok = err.token
+    if tok.type == "QUOTED":  # quoted text where no label can stand: a string, which netdsl has not
+        return Diagnostic(codes.UNEXPECTED_CHARACTER, "unexpected character `\"`", ast.Span(tok.line, tok.column,
+                          tok.line, tok.column + 1), help=_NO_STRINGS)
     span = _token_span(tok) if tok.line else ast.Span(line, col, line, col + 1)
     help_ = _syntax_help(err, text)
     return Diagnostic(codes.UNEXPECTED_TOKEN, f"unexpected {_token_text(tok)}" + _expected(err.expected), span,
@@ -458,7 +513,11 @@ def _end_span(text: str) -> ast.Span:
     return ast.Span(n, len(last) + 1, n, len(last) + 2)
 
 
-_BRACKETS = re.compile(r"#[^\n]*|[({]|[)}]")  # comments are skipped: brackets in them do not count
+# Text in which `#` and brackets mean nothing, for the scans of the text that do not parse it: a
+# comment, and a quoted label (the grammar's QUOTED: `"a#1"` starts no comment). Scanned from
+# left to right, whichever starts first wins, so a quote inside a comment is part of the comment.
+SKIPPED = r'"[^"\n]*"|#[^\n]*'
+_BRACKETS = re.compile(SKIPPED + r"|[({]|[)}]")  # comments and quoted labels are skipped
 
 
 # `- - - 1` nests without brackets and to the right, so the parser would shift the whole run
@@ -573,6 +632,8 @@ def _parse_once(text: str, original: str) -> ast.Program:
                       err.token.start_pos, False) from None
     except _ExpressionTooDeep as err:
         raise _Failed(_expression_too_deep(err), _offset(original, err.span.line, err.span.column), False) from None
+    except _BadLabel as err:
+        raise _Failed(err.diagnostic(), err.token.start_pos, False) from None
 
 
 def parse_recovering(text: str) -> tuple[Optional[ast.Program], list[Diagnostic], Optional[Damage]]:
@@ -682,6 +743,8 @@ def _lark_recovery(text: str) -> list[Diagnostic]:
                                 _token_span(err.token), help="no size or count in a net comes near that"))
     except _ExpressionTooDeep as err:
         found.append(_expression_too_deep(err))
+    except _BadLabel as err:
+        found.append(err.diagnostic())
     return found
 
 
@@ -718,7 +781,7 @@ class _Brackets:
         stack: list[int] = []
         for m in _BRACKETS.finditer(text):
             ch, at = m.group(), m.start()
-            if ch == "#" or ch.startswith("#"):
+            if ch[0] in '#"':
                 continue
             self.kind[at] = ch
             if ch in "({":
@@ -805,7 +868,7 @@ class _Brackets:
         return opened is not None and self.kind[opened] == "("
 
 
-_COMMENTS = re.compile(r"#[^\n]*")
+_COMMENTS = re.compile(r"#[^\n]*")  # (a `#` in a quoted label only adds words: harmless here)
 _DEFINITION = re.compile(r"\b(?:block|net)\s+([A-Za-z_][A-Za-z0-9_]*)")
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from . import ast
-from .parser import parse
+from .parser import KEYWORDS, SKIPPED, parse
 
 INDENT = 4
 # Binding strength, loosest first, as the grammar has it: `a if c else b`, `or`, `and`, `not`,
@@ -39,8 +39,11 @@ _COND, _OR, _AND, _NOT, _COMPARE = 1, 2, 3, 4, 5
 _PRECEDENCE = {"+": 6, "-": 6, "*": 7, "/": 7, "//": 7, "%": 7}
 _UNARY = 8
 _CANONICAL_WIDTH = 60  # without a source to follow, a nested construct longer than this gets lines of its own
-_COMMENT = re.compile(r"#[^\n]*")  # the grammar's COMMENT; there are no strings, so every `#` starts one
-_BRACE = re.compile(r"#[^\n]*|\{")
+# the grammar's COMMENT, and quoted labels, in which a `#` starts none (matches that begin with
+# `"` are skipped)
+_COMMENT = re.compile(SKIPPED)
+_BRACE = re.compile(SKIPPED + r"|\{")
+_BARE_LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|0|[1-9][0-9]*")  # a NAME, or an INT as the parser keeps it
 
 
 def to_text(program: ast.Program) -> str:
@@ -68,6 +71,14 @@ class FormatError(RuntimeError):
     """The formatter's output would not parse to the same tree: a bug, never the file's fault."""
 
 
+def label_text(label: str) -> str:
+    """A label as the language writes it: bare when it is a name or an integer (`conv1`, `0`),
+    else quoted (`"block1-0"`, and a keyword, `"seq"`)."""
+    if _BARE_LABEL.fullmatch(label) and label not in KEYWORDS:
+        return label
+    return f'"{label}"'
+
+
 def expr_text(expr: ast.Expr) -> str:
     """An expression as the language writes it, with brackets only where they are needed."""
     return _Printer(None).expr(expr)
@@ -84,6 +95,8 @@ class _Source:
             self.starts.append(self.starts[-1] + len(line) + 1)
         self.comments = []  # (line, column, text, trailing)
         for m in _COMMENT.finditer(text):
+            if m.group()[0] == '"':
+                continue
             line = bisect.bisect_right(self.starts, m.start())
             col = m.start() - self.starts[line - 1]
             trailing = bool(self.lines[line - 1][:col].strip())
@@ -195,7 +208,7 @@ class _Printer:
         return c.name + (self._args(c.args) if c.args else "")
 
     def _join_head(self, j: ast.Join) -> str:
-        return j.kind + (self._args(j.args) if j.args else "")
+        return j.kind + (self._args(j.args) if j.args else "") + (" inline" if j.inline else "")
 
     def _params(self, params) -> str:
         if not params:
@@ -208,7 +221,7 @@ class _Printer:
     def _label(self, item) -> str:
         if getattr(item, "label", None) is None:
             return ""
-        return f"{item.label}:" + _sep(self._gap(item.label_span, item.span))
+        return f"{label_text(item.label)}:" + _sep(self._gap(item.label_span, item.span))
 
     def _repeat_words(self, r: ast.Repeat) -> str:
         return f"repeat {self.expr(r.count)}" + (f" as {r.var}" if r.var is not None else "")
@@ -237,7 +250,7 @@ class _Printer:
             body = self.call(item.body) if isinstance(item.body, ast.Call) else self._braced(item.body)
             return f"{self._head_words(item)} {body}"
         assert isinstance(item, ast.Group)
-        return self._braced(item.body)
+        return ("seq " if item.seq else "") + self._braced(item.body)
 
     def item(self, item) -> str:
         return self._label(item) + self.element(item)
@@ -312,7 +325,7 @@ class _Printer:
         elif isinstance(item, ast.Head):
             header = f"{self._head_words(item)} {{"
         else:
-            header = "{"
+            header = "seq {" if item.seq else "{"
         self._emit(line_indent, lead + header, first or item.span.line, self._header_end(item.span), "open", indent)
         inner = indent + INDENT
         if isinstance(item, ast.Join):

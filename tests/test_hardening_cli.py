@@ -158,7 +158,7 @@ _COMMENTS: list = []
 _TOKENS = Lark(_GRAMMAR, parser="lalr", start=["start", "expr"],
                lexer_callbacks={"COMMENT": lambda tok: _COMMENTS.append(tok) or tok})
 # Tokens the formatter keeps one for one (brackets, `|` and commas it may add or drop).
-_KEPT = {"LBRACE", "RBRACE", "NAME", "INT", "FLOAT", "SHAPE"}
+_KEPT = {"LBRACE", "RBRACE", "NAME", "INT", "FLOAT", "SHAPE", "QUOTED"}  # (`"0":` is printed `0:`)
 
 
 def _layout(text: str):

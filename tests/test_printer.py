@@ -294,3 +294,21 @@ def test_every_construct_formats_to_a_fixed_point_that_is_the_same_net(text):
         formatted = format_source(layout)
         assert format_source(formatted) == formatted, layout
         assert parse(formatted) == tree and _meaning(formatted) == meaning, layout
+
+
+def test_a_hash_or_bracket_in_a_quoted_label_is_no_comment_and_no_bracket():
+    text = 'net n {\n    input 3x8x8\n    "a#{(": relu  # a comment\n    "}#": seq { relu }\n}\n'
+    assert format_source(text) == text
+    assert format_source(text.replace("  # a", " # a").replace("seq { relu }", "seq{relu}")) == text
+
+
+@pytest.mark.parametrize("text", [
+    "net n { input 3x8x8 0: relu 1: seq { relu 3: relu } }",
+    'net n { input 3x8x8 "0-1": relu "seq": seq { } x: add inline { relu | identity } }',
+    "block b { add inline { c: conv(3, 1) | from c identity } } net n { input 3x8x8 b }",
+])
+def test_new_forms_print_canonically_and_read_back(text):
+    tree = parse(text)
+    assert parse(to_text(tree)) == tree
+    once = format_source(text)
+    assert format_source(once) == once and parse(once) == tree

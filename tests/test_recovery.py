@@ -119,3 +119,10 @@ def test_many_syntax_errors_cost_a_parse_each_at_most():
 def test_a_file_without_errors_parses_once():
     program, found, damage = parse_recovering("net n { input 4 relu }")
     assert program is not None and found == [] and damage is None
+
+
+def test_quoted_labels_a_bad_one_and_brackets_inside_them():
+    # a bad quoted label is cut as its line is; a bracket inside a good one matches nothing
+    text = ('net n {\n    input 3x8x8\n    "a.b": conv(8, 1)\n    "x{(": seq { conv(8 1) }\n'
+            '    "y}": relu\n    cnov(4, 1)\n}\n')
+    assert reported(text) == [("E101", 3), ("E100", 4), ("E201", 6)]

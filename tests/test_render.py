@@ -108,6 +108,11 @@ SCOPED = [  # every kind of scope, labelled and not
     "block u { split { identity | conv(4, 1) relu }  channel_shuffle(2) }\n"
     "net p { input 8x8x8 sp: split { identity | conv(4, 1) } u  split(2, 2, 4) { relu | identity | conv(4, 1) } "
     "r: repeat 2 { u } }",
+    # names that match PyTorch: seqs (numbered), inline joins (no branch scopes), quoted labels
+    "block b(c) { add inline { conv1: conv(c, 1) bn1: batchnorm | if c != in_channels { d: seq { conv(c, 1) } } } "
+    "relu }\nnet q { input 4x8x8 s: seq { conv(4, 1) relu 2: b(8) b(8) } "
+    "x: concat inline { a: relu | e: seq { conv(4, 1) relu } } seq { relu } "
+    "\"blk-0#\": seq { add inline { relu | identity } } }",
 ]
 
 
