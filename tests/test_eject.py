@@ -237,3 +237,73 @@ def test_the_readme_shows_what_eject_writes():
     assert blocks[0] == netdsl.load(NETS / "lenet5.net").eject()
     resnet = netdsl.load(NETS / "torchvision" / "resnet18.net").eject()
     assert blocks[1].strip() in resnet
+
+
+# --- the naming forms: integer and quoted labels, seq, inline joins ---------------------------
+
+BASIC = """
+block basic(planes, stride = 1) {
+    add inline {
+        conv1: conv(planes, 3, stride=stride, pad=1, bias=false)  bn1: batchnorm  relu: relu
+        conv2: conv(planes, 3, pad=1, bias=false)  bn2: batchnorm
+      | if stride != 1 or in_channels != planes {
+            downsample: seq { conv(planes, 1, stride=stride, bias=false)  batchnorm }
+        }
+    }
+    relu
+}
+"""
+RESNET18 = BASIC + """
+net resnet18(classes = 1000) {
+    input 3x64x64
+    conv1: conv(64, 7, stride=2, pad=3, bias=false)  bn1: batchnorm  relu: relu
+    maxpool: maxpool(3, stride=2, pad=1)
+    layer1: seq { repeat 2 { basic(64) } }
+    layer2: seq { basic(128, 2)  basic(128) }
+    layer3: seq { basic(256, 2)  basic(256) }
+    layer4: seq { basic(512, 2)  basic(512) }
+    avgpool: adaptive_avgpool(1)  flatten  fc: linear(classes)
+}
+"""
+LABELS = """
+net t {
+    input 3x8x8
+    0: conv(4, 3, pad=1)  "block1-0": { conv(4, 1) relu }
+    s: seq { conv(4, 1)  2: batchnorm  relu  add { identity | conv(4, 1) } }
+    concat inline { a: conv(2, 1) | b: seq { conv(2, 1) relu } }
+    flatten
+}
+"""
+
+
+def test_the_naming_forms_eject_as_torchvision_writes_them(tmp_path):
+    nets = {"resnet": netdsl.loads(RESNET18, classes=10), "labels": netdsl.loads(LABELS)}
+    assert not eject_and_run(tmp_path, nets)
+    resnet = (tmp_path / "resnet.py").read_text()
+    assert "class Basic(nn.Module):" in resnet and "class BasicDownsample(nn.Module):" in resnet
+    assert "self.downsample = nn.Sequential(\n            nn.Conv2d(in_channels, planes, 1, stride=2, bias=False)," \
+        in resnet
+    assert "self.layer2 = nn.Sequential(\n            BasicDownsample(128, 64),\n            Basic(128),\n        )" \
+        in resnet
+    labels = (tmp_path / "labels.py").read_text()
+    assert "self.add_module('block1-0', nn.Sequential(" in labels and "getattr(self, '0')(x)" in labels
+    for path in (tmp_path / "resnet.py", tmp_path / "labels.py"):
+        _assert_ruff_clean(path)
+
+
+def test_an_ejected_resnet_loads_torchvisions_weights(tmp_path):
+    torchvision = pytest.importorskip("torchvision")
+    reference = torchvision.models.resnet18(num_classes=10)
+    assert list(netdsl.loads(RESNET18, classes=10).compile().state_dict()) == list(reference.state_dict())
+    (tmp_path / "model.py").write_text(netdsl.loads(RESNET18, classes=10).eject())
+    torch.save(randomise(reference).state_dict(), tmp_path / "weights.pt")
+    x = torch.randn(2, 3, 64, 64)
+    torch.save(x, tmp_path / "x.pt")
+    script = ("import sys; sys.modules['netdsl'] = None; sys.path.insert(0, '.')\nimport torch\nfrom model import Resnet18\n"
+              "net = Resnet18().eval()\nnet.load_state_dict(torch.load('weights.pt'), strict=True)\n"
+              "with torch.no_grad():\n    torch.save(net(torch.load('x.pt')), 'y.pt')\n")
+    (tmp_path / "run.py").write_text(script)
+    run = subprocess.run([sys.executable, "-I", "run.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    with torch.no_grad():
+        assert _close(torch.load(tmp_path / "y.pt"), reference.eval()(x))
