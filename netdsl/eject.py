@@ -93,17 +93,32 @@ class _Unit:
 
 @dataclass
 class _Class:
+    """A class of the file: the body of its first instance (`text`, its `__init__` lines then its
+    forward lines; `places`: where each number is in it), and per instance its numbers, its
+    input's shape and each forward line's shape. The net's class has one instance, None."""
+
     name: str
-    block: str
+    block: Optional[str]           # None: the net's class
     title: str
     init: list[str]
-    forward: list[tuple[str, Optional[str]]]
-    shapes: list[Optional[tuple[int, ...]]]
-    instances: list[ir.Scope] = field(default_factory=list)
+    forward: list[tuple[str, bool]]  # (code, training only)
+    text: str
+    places: list[tuple[int, int, int]]
+    instances: list[Optional[ir.Scope]] = field(default_factory=list)
+    numbers: list[list[str]] = field(default_factory=list)
+    ins: list[tuple[int, ...]] = field(default_factory=list)
+    shape_rows: list[list[Optional[tuple[int, ...]]]] = field(default_factory=list)
+
+    @property
+    def init_rows(self) -> int:
+        return sum(line.count("\n") + 1 for line in self.init)
 
 
 class _Writer:
-    def __init__(self, network, plan: dict[str, "_Plan"], params: dict[str, list[str]]):
+    """Writes one pass over the net: its classes, in the order they are first used (a block's
+    inside its parent's), with the arguments `plan` gives each (none yet: every number)."""
+
+    def __init__(self, network, plan: dict[str, "_Plan"]):
         self.network, self.plan = network, plan
         self.net: ir.Net = network.ir
         self.index = {layer: i for i, layer in enumerate(self.net)}
@@ -112,11 +127,14 @@ class _Writer:
             for scope in ir.scopes_of(layer):
                 self.inside.setdefault(scope.name, []).append(layer)
         self.sets = {name: set(layers) for name, layers in self.inside.items()}
+        self.direct: dict[Optional[str], list[ir.Layer]] = {}  # scope path (None: the net) -> its own layers
+        for layer in self.net.body():
+            self.direct.setdefault(None if layer.scope is None else layer.scope.name, []).append(layer)
+        self._units: dict[str, Optional[_Unit]] = {}
         self.outputs = {o.layer for o in self.net.outputs}
         self.helpers: list[str] = []
         self.classes: list[_Class] = []
         self.by_key: dict[tuple, _Class] = {}
-        self.block_params = params
         self.taken = {camel(network.name)}
         self.uses_ordered_dict = False
         self.tuples: dict[str, list[str]] = {}
@@ -144,11 +162,11 @@ class _Writer:
                 return False
         return True
 
-    def units(self, scope: Optional[ir.Scope], owner: str, flat: bool = True) -> list[_Unit]:
+    def units(self, scope: Optional[ir.Scope], flat: bool = True) -> list[_Unit]:
         """The items of a class body or of a chain, in the IR's order: the layers of `scope` (None:
         the net) and its child scopes, each written as a module where it can be; with `flat`, the
         layers of the others in place."""
-        direct = [layer for layer in self.net.body() if layer.scope is scope]
+        direct = self.direct.get(None if scope is None else scope.name, [])
         children = list(scope.children) if scope is not None else \
             [s for s in self.net.scopes.values() if s.parent is None]
         result = [self.layer_unit(layer) for layer in direct]
@@ -159,7 +177,7 @@ class _Writer:
             if unit is not None:
                 result.append(unit)
             elif flat:
-                result.extend(self.units(child, owner))
+                result.extend(self.units(child))
             else:
                 return []
         return sorted(result, key=lambda u: u.first)
@@ -169,6 +187,12 @@ class _Writer:
                      train_only=layer.train_only)
 
     def scope_unit(self, scope: ir.Scope) -> Optional[_Unit]:
+        """The scope as one module (a class or an nn.Sequential), or None: written in place."""
+        if scope.name not in self._units:
+            self._units[scope.name] = self._scope_unit(scope)
+        return self._units[scope.name]
+
+    def _scope_unit(self, scope: ir.Scope) -> Optional[_Unit]:
         if not self.closed(scope):
             return None
         first = self.index[self.inside[scope.name][0]]
@@ -180,7 +204,7 @@ class _Writer:
 
     def chain(self, scope: ir.Scope) -> bool:
         """Its items, each a module, each reading the one before (the first the scope's input)."""
-        items = self.units(scope, scope.name, flat=False)
+        items = self.units(scope, flat=False)
         if not items:
             return False
         if all(u.kind == "layer" and self.eject(u.layer).call is not None for u in items):
@@ -192,7 +216,8 @@ class _Writer:
             if unit.kind == "layer" and self.eject(unit.layer).module is None:
                 return False
             if i + 1 < len(items):
-                following = self.sets.get(items[i + 1].path, {items[i + 1].layer})
+                after = items[i + 1]
+                following = {after.layer} if after.kind == "layer" else self.sets[after.path]
                 if any(u not in following for u in unit.output.users):
                     return False
             previous = [unit.output]
@@ -207,15 +232,15 @@ class _Writer:
 
     # -- module expressions
 
-    def module(self, unit: _Unit, owner: str) -> str:
+    def module(self, unit: _Unit) -> str:
         """The expression that constructs a unit's module."""
         if unit.kind == "layer":
             return self.eject(unit.layer).module
         if unit.kind == "class":
             return self.instance(unit.scope)
-        items = self.units(unit.scope, unit.path, flat=False)
+        items = self.units(unit.scope, flat=False)
         names = [item.path[len(unit.path) + 1:] for item in items]
-        parts = [self.module(item, item.path) for item in items]
+        parts = [self.module(item) for item in items]
         if names == [str(i) for i in range(len(names))]:
             inner = ",\n".join(parts)
             return f"nn.Sequential(\n{_indent(inner, 4)},\n)"
@@ -234,7 +259,7 @@ class _Writer:
         """`__init__` lines, forward lines (code, training only), their shapes, and the variable
         of each value the body gives back, for the net (`scope` None) or a closed block instance."""
         prefix = "" if scope is None else scope.name + "."
-        units = self.units(scope, prefix)
+        units = self.units(scope)
         init: list[str] = []
         made: set[str] = set()
         forward: list[tuple[str, bool]] = []
@@ -277,7 +302,7 @@ class _Writer:
                     code = f"{_attr(rel)}({', '.join(args)})"
             else:
                 self._containers(rel, init, made)
-                init.append(_assign(rel, self.module(unit, unit.path)))
+                init.append(_assign(rel, self.module(unit)))
                 code = f"{_attr(rel)}({', '.join(args)})"
             name = self._variable(unit, rel, scope)
             for candidate in [name] + (["out"] if name == "x" else []) + [f"{name}{k}" for k in range(2, 10_000)]:
@@ -322,9 +347,7 @@ class _Writer:
         key = (scope.block, skeleton)
         cls = self.by_key.get(key)
         if cls is None:
-            cls = _Class(self._class_name(scope.block, init), scope.block, scope.title, init, forward, shapes)
-            cls.text, cls.places, cls.numbers, cls.ins, cls.shape_rows = text, places, [], [], []
-            cls.init_rows = sum(line.count("\n") + 1 for line in init)
+            cls = _Class(self._class_name(scope.block, init), scope.block, scope.title, init, forward, text, places)
             self.by_key[key] = cls
             self.classes.append(cls)
         cls.instances.append(scope)
@@ -356,11 +379,8 @@ class _Writer:
         else:
             forward.append((f"return {result(outputs, 'NetOutputs')}", False))
         text = "\n".join(init + [code for code, _ in forward])
-        cls = _Class(camel(self.net.name), None, self.net.name, init, forward, shapes, [None])
-        cls.text, cls.places = text, _holes(text)[2]
-        cls.init_rows = sum(line.count("\n") + 1 for line in init)
-        cls.ins, cls.shape_rows = [self.net.input_shape], [shapes]
-        return cls
+        return _Class(camel(self.net.name), None, self.net.name, init, forward, text, _holes(text)[2], [None],
+                      [], [self.net.input_shape], [shapes])
 
     def _class_name(self, block: str, init: list[str]) -> str:
         base = camel(block)
@@ -430,7 +450,7 @@ def _plan(cls: _Class, params: list[str]) -> _Plan:
     extra: dict[tuple, str] = {}
     exprs: list[Optional[str]] = []
 
-    for j, column in enumerate(columns):
+    for column in columns:
         if len(set(column)) == 1:
             exprs.append(None)
             continue
@@ -575,7 +595,7 @@ def eject(network) -> str:
     params = _block_params(network)
     plans: dict[str, _Plan] = {}
     for _ in range(16):  # a class's arguments shape the calls in the class around it: until they settle
-        writer = _Writer(network, plans, params)
+        writer = _Writer(network, plans)
         net = writer.net_class()
         fresh = {cls.name: _plan(cls, params.get(cls.block, [])) for cls in writer.classes}
         if fresh == plans:

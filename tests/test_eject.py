@@ -299,7 +299,8 @@ def test_an_ejected_resnet_loads_torchvisions_weights(tmp_path):
     torch.save(randomise(reference).state_dict(), tmp_path / "weights.pt")
     x = torch.randn(2, 3, 64, 64)
     torch.save(x, tmp_path / "x.pt")
-    script = ("import sys; sys.modules['netdsl'] = None; sys.path.insert(0, '.')\nimport torch\nfrom model import Resnet18\n"
+    script = ("import sys; sys.modules['netdsl'] = None; sys.path.insert(0, '.')\n"
+              "import torch\nfrom model import Resnet18\n"
               "net = Resnet18().eval()\nnet.load_state_dict(torch.load('weights.pt'), strict=True)\n"
               "with torch.no_grad():\n    torch.save(net(torch.load('x.pt')), 'y.pt')\n")
     (tmp_path / "run.py").write_text(script)
