@@ -316,7 +316,13 @@ def cmd_eject(args: argparse.Namespace) -> int:
     keep = [_input_file(args)]
     if args.output is not None:
         refuse_overwrite([(args.output, "name another output with -o")], keep)  # before anything is read
-    source = _load(args).eject()
+    from .backend import UncompilableNet
+
+    try:
+        source = _load(args).eject()
+    except UncompilableNet as e:
+        _error(f"netdsl: error: {_one_line(str(e))}")
+        return EXIT_INVALID
     if args.output is None:
         sys.stdout.write(source)
         return EXIT_OK

@@ -281,6 +281,9 @@ class _Writer:
                 layer = alias[layer]
             return layer
 
+        def made_call(unit: _Unit) -> bool:
+            return unit.kind == "layer" and self.eject(unit.layer).call is not None
+
         if scope is not None and scope.train_only:  # a training-only head's class: all of it is
             for unit in units:
                 unit.train_only = False
@@ -305,6 +308,8 @@ class _Writer:
                 init.append(_assign(rel, self.module(unit)))
                 code = f"{_attr(rel)}({', '.join(args)})"
             name = self._variable(unit, rel, scope)
+            if name == "x" and made_call(unit) and last.get(canon(unit.inputs[0]), -1) > i:
+                name = _identifier(rel.rpartition(".")[2])  # a view taken while its input is still read
             for candidate in [name] + (["out"] if name == "x" else []) + [f"{name}{k}" for k in range(2, 10_000)]:
                 held = holder.get(candidate)
                 if held is None or last.get(canon(held), -1) <= i:
@@ -591,7 +596,12 @@ def _title_values(title: str) -> list:
 
 
 def eject(network) -> str:
-    """The net as a standalone PyTorch source file; see the module docstring."""
+    """The net as a standalone PyTorch source file; see the module docstring. Raises
+    `netdsl.backend.UncompilableNet` for a net that compile refuses by its names (a layer named
+    `forward`, say), which would be no module here either."""
+    from .backend.fx import _check_names
+
+    _check_names(network)
     params = _block_params(network)
     plans: dict[str, _Plan] = {}
     for _ in range(16):  # a class's arguments shape the calls in the class around it: until they settle

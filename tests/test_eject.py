@@ -308,3 +308,20 @@ def test_an_ejected_resnet_loads_torchvisions_weights(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     with torch.no_grad():
         assert _close(torch.load(tmp_path / "y.pt"), reference.eval()(x))
+
+
+def test_a_name_compile_refuses_is_refused_with_the_same_reason(run_cli, tmp_path):
+    from netdsl.backend import UncompilableNet
+
+    text = "net n { input 3x8x8  forward: conv(3, 1) }"
+    with pytest.raises(UncompilableNet, match="torch.nn.Module uses the name `forward`"):
+        netdsl.loads(text).eject()
+    (tmp_path / "n.net").write_text(text)
+    result = run_cli("eject", tmp_path / "n.net")
+    assert result.returncode == 1 and "layer `forward`" in result.stderr and not result.stdout
+
+
+def test_a_split_names_the_part_it_keeps_while_the_input_is_read():
+    source = netdsl.loads("net n { input 8x6x6  split { identity | conv(4, 1) } }").eject()
+    assert "chunk1 = x.narrow(1, 0, 4)  # 4x6x6" in source
+    assert "x = torch.cat([chunk1, branch2], 1)  # 8x6x6" in source
