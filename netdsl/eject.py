@@ -25,6 +25,7 @@ from __future__ import annotations
 import ast as pyast
 import inspect
 import io
+import itertools
 import keyword
 import os
 import re
@@ -310,7 +311,8 @@ class _Writer:
             name = self._variable(unit, rel, scope)
             if name == "x" and made_call(unit) and last.get(canon(unit.inputs[0]), -1) > i:
                 name = _identifier(rel.rpartition(".")[2])  # a view taken while its input is still read
-            for candidate in [name] + (["out"] if name == "x" else []) + [f"{name}{k}" for k in range(2, 10_000)]:
+            numbered = (f"{name}{k}" for k in itertools.count(2))
+            for candidate in itertools.chain([name], ["out"] if name == "x" else [], numbered):
                 held = holder.get(candidate)
                 if held is None or last.get(canon(held), -1) <= i:
                     name = candidate
@@ -492,6 +494,16 @@ def _derived(column: tuple, named: dict[str, tuple]) -> Optional[tuple[str, str]
     return None
 
 
+def _sum_of(column: tuple, named: dict[str, tuple]) -> Optional[str]:
+    """`c1+c3+c5+proj` where `column` is the sum of up to four of the `named` vectors."""
+    names = [n for n, v in named.items() if all(isinstance(x, int) and not isinstance(x, bool) for x in v)]
+    for size in range(2, min(4, len(names)) + 1):
+        for chosen in itertools.combinations(names, size):
+            if all(sum(named[n][i] for n in chosen) == c for i, c in enumerate(column)):
+                return "+".join(chosen)
+    return None
+
+
 def _shape_comment(cls: _Class, plan: _Plan, row: int) -> Optional[str]:
     rows = [shapes[row] for shapes in cls.shape_rows]
     if any(r is None for r in rows):
@@ -506,9 +518,12 @@ def _shape_comment(cls: _Class, plan: _Plan, row: int) -> Optional[str]:
         text = None
         if len(set(column)) == 1:
             text = str(column[0])
-        found = _derived(column, {name: plan.named[name] for name in plan.args}) if text is None else None
+        args = {name: plan.named[name] for name in plan.args}
+        found = _derived(column, args) if text is None else None
         if found is not None:
             text = found[1].replace(" ", "")
+        if text is None and d == 0:  # a concat's channels: the sum of some of the arguments
+            text = _sum_of(column, args)
         if text is None and d > 0 and len(ins[0]) == len(rows[0]):
             axis = letters.get(len(ins[0]) - 1, "?" * 4)[d - 1]
             base = tuple(shape[d] for shape in ins)
