@@ -149,7 +149,8 @@ def test_shared_keys_name_the_same_tensor(name):
 
 
 def test_shared_keys_where_the_language_allows():
-    """The labels give torchvision's own names where a name can match (no 0-based indices)."""
+    """The labels give torchvision's own names where a name can match (in every net; BY_NAME's
+    match in every key)."""
     ours = {k for k, _ in state(netdsl_meta("googlenet"))}
     assert {"conv1.conv.weight", "conv3.bn.running_var", "aux1.conv.bn.weight", "aux2.fc2.bias",
             "fc.weight"} <= ours
@@ -277,3 +278,24 @@ def test_output_names():
     net = load("googlenet")
     assert [o.name for o in net.outputs] == ["fc", "aux1", "aux2"]
     assert [o.train_only for o in net.outputs] == [False, True, True]
+
+
+# The nets written with torchvision's own names (integer and quoted labels, `seq`, `inline` joins:
+# README, "Names that match PyTorch"): torchvision's state_dict loads into them strictly, by name.
+BY_NAME = ("resnet18", "alexnet", "vgg16", "googlenet", "resnext50_32x4d", "mobilenet_v3_large",
+           "mobilenet_v3_small", "efficientnet_b0", "efficientnet_v2_s")
+
+
+@pytest.mark.parametrize("net", [n for n in BY_NAME if n in net_names()])
+def test_state_dict_loads_strictly_by_name(net):
+    """The same keys in the same order; then `load_state_dict(sd, strict=True)` of torchvision's
+    randomised weights (no by-order matching: netdsl's own loader is not used) and the same outputs
+    in evaluation mode."""
+    assert list(netdsl_meta(net).state_dict()) == list(torchvision_meta(net, train=True).state_dict())
+    torch.manual_seed(0)
+    theirs = randomised(net).eval()
+    ours = load(net).compile(init="meta")
+    ours.load_state_dict(theirs.state_dict(), strict=True, assign=True)
+    x = torch.randn(1, *MODELS[net].test_input)
+    with torch.no_grad():
+        assert_close(as_list(ours.eval()(x)), MODELS[net].outputs(theirs(x)))
