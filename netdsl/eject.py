@@ -109,6 +109,7 @@ class _Class:
     numbers: list[list[str]] = field(default_factory=list)
     ins: list[tuple[int, ...]] = field(default_factory=list)
     shape_rows: list[list[Optional[tuple[int, ...]]]] = field(default_factory=list)
+    sequential: bool = False       # an nn.Sequential of `init`'s items (no forward of its own)
 
     @property
     def init_rows(self) -> int:
@@ -347,14 +348,22 @@ class _Writer:
     def block_class(self, scope: ir.Scope) -> tuple[_Class, list[str]]:
         """The class of a closed block instance (made at its first instance of that structure)
         and the arguments this instance passes it."""
-        init, forward, shapes, returned = self.body(scope)
-        forward = forward + [(f"return {returned[scope.output]}", False)]
+        items = self.units(scope, flat=False) if self.chain(scope) else []
+        sequential = bool(items) and [u.path[len(scope.name) + 1:] for u in items] == \
+            [str(i) for i in range(len(items))]
+        if sequential:  # a block of numbered items, one after the other: an nn.Sequential, as torchvision's
+            init, forward = [self.module(u) + "," for u in items], []
+            shapes = [u.output.shape for u in items]
+        else:
+            init, forward, shapes, returned = self.body(scope)
+            forward = forward + [(f"return {returned[scope.output]}", False)]
         text = "\n".join(init + [code for code, _ in forward])
         skeleton, numbers, places = _holes(text)
-        key = (scope.block, skeleton)
+        key = (scope.block, sequential, skeleton)
         cls = self.by_key.get(key)
         if cls is None:
-            cls = _Class(self._class_name(scope.block, init), scope.block, scope.title, init, forward, text, places)
+            cls = _Class(self._class_name(scope.block, init), scope.block, scope.title, init, forward, text, places,
+                         sequential=sequential)
             self.by_key[key] = cls
             self.classes.append(cls)
         cls.instances.append(scope)
@@ -393,16 +402,22 @@ class _Writer:
         base = camel(block)
         name = base
         if name in self.taken:
-            mine = [line.split(" = ")[0] for line in init]
-            theirs = {line.split(" = ")[0] for c in self.classes if c.block == block for line in c.init}
-            extra = [t for t in mine if t not in theirs]
+            mine = [_target(line) for line in init]
+            theirs = {_target(line) for c in self.classes if c.block == block for line in c.init}
+            extra = [t for t in mine if t and t not in theirs]
             label = extra[0].rpartition(".")[2] if extra else ""
-            name = base + camel(label) if label and not label[-1].isdigit() else base
+            name = base + camel(label) if label.isidentifier() and not label[-1].isdigit() else base
             k = 2
             while name in self.taken:
                 name, k = f"{base}{k}", k + 1
         self.taken.add(name)
         return name
+
+
+def _target(line: str) -> Optional[str]:
+    """The attribute an `__init__` line sets (`self.downsample = ...`: `downsample`), or None."""
+    found = re.match(r"self\.([\w.]+) = ", line)
+    return found.group(1) if found else None
 
 
 def _indent(text: str, n: int) -> str:
@@ -554,7 +569,7 @@ def _class_source(cls: _Class, plan: _Plan) -> str:
         lines[line] = text[:start] + expr + text[end:]
     init, forward = lines[:cls.init_rows], lines[cls.init_rows:]
     what = "net" if cls.block is None else "block"
-    head = [f"class {cls.name}(nn.Module):"]
+    head = [f"class {cls.name}(nn.{'Sequential' if cls.sequential else 'Module'}):"]
     if cls.block is not None:
         titles = list(dict.fromkeys(scope.title for scope in cls.instances))
         shown = [t for k, t in enumerate(titles) if len(", ".join(titles[:k + 1])) < 60] or titles[:1]
@@ -562,7 +577,18 @@ def _class_source(cls: _Class, plan: _Plan) -> str:
         head.append(f'    """The {what} `{cls.block}`: {uses}"""')
     else:
         head.append(f'    """The {what} `{cls.title}`."""')
-    out = head + ["", f"    def __init__({', '.join(['self'] + plan.args)}):", "        super().__init__()"]
+    signature = f"    def __init__({', '.join(['self'] + plan.args)}):"
+    if cls.sequential:  # each item's shape after its last line
+        out, at = head + ["", signature, "        super().__init__("], 0
+        for row, item in enumerate(cls.init):
+            count = item.count("\n") + 1
+            part = init[at:at + count]
+            comment = _shape_comment(cls, plan, row)
+            part[-1] += f"  # {comment}" if comment else ""
+            out += [f"            {line}" if line else line for line in part]
+            at += count
+        return "\n".join(out + ["        )"])
+    out = head + ["", signature, "        super().__init__()"]
     out += [f"        self.{name} = {name}" for name in plan.args if name in in_forward]
     out += _indent("\n".join(init), 8).split("\n") if init else []
     out += ["", "    def forward(self, x):"]

@@ -198,9 +198,16 @@ def test_a_block_class_takes_the_numbers_that_differ_named_after_its_parameters(
     assert "def __init__(self, planes):" in source
     assert "nn.Conv2d(planes, planes, 3, padding=1, bias=False)" in source
     assert "def __init__(self, planes, in_channels):" in source  # BasicDown: 64 in, 128 out
-    assert "('basic_down1', BasicDown(128, 64))," in source
+    assert "self.layer2 = nn.Sequential(\n            BasicDown(128, 64),\n            Basic(128),\n        )" in source
     # shapes of a class used at several sizes, in its arguments and its input's H and W
-    assert "x = branch1 + branch2  # planes x H/2 x W/2" in source
+    assert "x = out + x  # planes x H/2 x W/2" in source
+
+
+def test_a_block_of_numbered_items_in_a_chain_is_an_nn_sequential():
+    source = netdsl.load(NETS / "torchvision" / "mobilenet_v3_large.net").eject()
+    assert "class Cna(nn.Sequential):" in source
+    assert ("        super().__init__(\n"
+            "            nn.Conv2d(3, 16, 3, stride=2, padding=1, bias=False),  # 16x112x112\n") in source
 
 
 def test_training_heads_come_back_as_the_compiled_named_tuple(tmp_path):
