@@ -84,7 +84,7 @@ def test_layers_work_in_place_only_where_nothing_else_reads_their_input():
     module = netdsl.loads(IN_PLACE).compile()
     assert (module.r1.inplace, module.r2.inplace, module.r3.inplace) == (False, False, True)
     resnet = netdsl.load(NETS / "torchvision" / "resnet18.net").compile()
-    assert resnet.get_submodule("layer1.basic1.add1").inplace  # torchvision's `out += identity`
+    assert resnet.get_submodule("layer1.0.add1").inplace  # torchvision's `out += identity`
 
 
 def test_state_dict_keys_read_like_the_file():
