@@ -64,9 +64,8 @@ def pair(c: int, h: int, text: str = BLOCK):
     with torch.no_grad():
         for p in theirs.parameters():
             p.copy_(torch.randn(p.shape, generator=generator) * 0.1)
-    state = theirs.state_dict()
-    layer_scale = state.pop("layer_scale")  # registered before the block in torchvision
-    ours.load_state_dict(dict(zip(ours.state_dict(), [*state.values(), layer_scale])))
+    # in the same order: the bare `scale` comes first, as torchvision's `layer_scale`
+    ours.load_state_dict(dict(zip(ours.state_dict(), theirs.state_dict().values(), strict=True)))
     return ours, theirs
 
 

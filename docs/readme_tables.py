@@ -1,6 +1,7 @@
 """The README's tables that mirror code, generated from it: the op table from the registry
 (netdsl/ops/), the error-code table from netdsl/codes.py and the table of nets/torchvision/
-(counts from netdsl; lengths against torchvision's installed source, which is read, not imported).
+(counts from netdsl; lengths against torchvision's installed source, which is read, not imported),
+and the output of `netdsl diff` shown under "Comparing two nets".
 
     .venv/bin/python docs/readme_tables.py          # print them
     .venv/bin/python docs/readme_tables.py --write  # write them into README.md
@@ -94,7 +95,17 @@ def torchvision_nets_table() -> str:
     return "\n".join(rows)
 
 
-TABLES = {"ops": op_table, "error-codes": error_table, "torchvision-nets": torchvision_nets_table}
+def diff_example() -> str:
+    """`netdsl diff` of the paper's GoogLeNet against torchvision's, as the command prints it."""
+    import subprocess
+
+    argv = ["diff", "nets/googlenet.net", "nets/torchvision/googlenet.net"]
+    out = subprocess.run([sys.executable, "-m", "netdsl", *argv], cwd=ROOT, capture_output=True, text=True).stdout
+    return f"```\n$ netdsl {' '.join(argv)}\n{out}```"
+
+
+TABLES = {"ops": op_table, "error-codes": error_table, "torchvision-nets": torchvision_nets_table,
+          "diff-example": diff_example}
 
 
 def markers(name: str) -> tuple[str, str]:

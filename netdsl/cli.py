@@ -2,9 +2,10 @@
 
 Exit codes: 0 success, 1 the net is invalid (diagnostics on stderr), 2 usage error (bad
 options, unreadable file, an output that would overwrite the input, Graphviz missing, standard
-output not writable), 130 interrupted (Ctrl-C). `check`, `summary`, `render` and `--help` never
-import torch. No command prints a Python traceback for a mistake in the call, the file system
-or the terminal: each is one line on stderr.
+output not writable), 130 interrupted (Ctrl-C); `diff`: 1 the nets differ, 2 a file has errors.
+`check`, `summary`, `render`, `diff` and `--help` never import torch. No command prints a
+Python traceback for a mistake in the call, the file system or the terminal: each is one line
+on stderr.
 
 Everything but the standard library is imported inside `main`, so that a Ctrl-C during
 start-up (most of a short command's time) ends as one line too.
@@ -224,6 +225,36 @@ def cmd_summary(args: argparse.Namespace) -> int:
         show = {"table": formats.memory_text, "markdown": formats.memory_markdown, "latex": formats.memory_latex}
         print("\n" + show[form](model))
     return EXIT_OK
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    """`netdsl diff A B`: exit 0 when the architectures are equal, 1 when they differ, 2 when
+    either file does not check (its diagnostics printed, as `check` prints them) or cannot
+    be read."""
+    import argparse
+
+    from .diagnostics import NetDSLError
+
+    if args.a == "-" and args.b == "-":
+        raise UsageError("only one of the two files can be standard input")
+    nets, failed = [], False
+    for path in (args.a, args.b):
+        one = argparse.Namespace(file=path, set=args.set, max_layers=args.max_layers, max_bytes=args.max_bytes)
+        try:
+            nets.append(_load(one))
+        except NetDSLError as e:
+            _error(str(e))
+            failed = True
+    if failed:
+        return EXIT_USAGE
+    result = nets[0].diff(nets[1])
+    if args.json:
+        import json
+        print(json.dumps(result.to_dict(), indent=1))
+    else:
+        colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        print(result.text(colour=colour), end="")
+    return EXIT_OK if result.equal else EXIT_INVALID
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -656,6 +687,23 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--json", action="store_true", help="print the summary as JSON (= --format json)")
     _watch_flag(summary)
     summary.set_defaults(run=cmd_summary)
+
+    diff = sub.add_parser("diff", help="compare two nets: layers added, removed, renamed, changed",
+                          description="Compare two nets' architectures: layers added, removed, renamed and "
+                                      "changed (op, attributes, shape, inputs), per scope, with the deltas of "
+                                      "parameters and MACs, and heads added or removed. Layers are paired by "
+                                      "name, then by structure, so two files that name their layers differently "
+                                      "still compare. Exit 0 when equal, 1 when they differ, 2 on errors.")
+    diff.add_argument("a", metavar="A", help="a .net file, or - to read standard input")
+    diff.add_argument("b", metavar="B", help="the .net file to compare it with (or -)")
+    diff.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                      help="override a parameter of both nets, e.g. --set classes=10 (repeatable)")
+    diff.add_argument("--max-layers", type=_positive, default=DEFAULT_MAX_LAYERS, metavar="N",
+                      help=f"refuse nets that expand to more layers (default {DEFAULT_MAX_LAYERS:,})")
+    diff.add_argument("--max-bytes", type=_positive, default=DEFAULT_MAX_BYTES, metavar="N",
+                      help=f"refuse larger files (default {DEFAULT_MAX_BYTES:,})")
+    diff.add_argument("--json", action="store_true", help="print the difference as JSON (schema in README.md)")
+    diff.set_defaults(run=cmd_diff)
 
     compile_ = sub.add_parser(
         "compile", help="build the torch module, run it once, check every shape",

@@ -67,12 +67,12 @@ def _attr(path: str) -> str:
     return text
 
 
-def _assign(path: str, value: str) -> str:
+def _assign(path: str, value: str, parameter: bool = False) -> str:
     holder, _, leaf = path.rpartition(".")
     target = _attr(holder) if holder else "self"
     if leaf.isidentifier() and not keyword.iskeyword(leaf):
         return f"{target}.{leaf} = {value}"
-    return f"{target}.add_module({leaf!r}, {value})"
+    return f"{target}.{'register_parameter' if parameter else 'add_module'}({leaf!r}, {value})"
 
 
 # --- what each scope becomes -----------------------------------------------------------
@@ -209,7 +209,8 @@ class _Writer:
         items = self.units(scope, flat=False)
         if not items:
             return False
-        if all(u.kind == "layer" and self.eject(u.layer).call is not None for u in items):
+        if all(u.kind == "layer" and self.eject(u.layer).call is not None and self.eject(u.layer).parameter is None
+               for u in items):
             return False  # nothing that needs a module: written in place (an identity is no line)
         previous = self.externals(scope)
         for i, unit in enumerate(items):
@@ -299,7 +300,11 @@ class _Writer:
                     alias[unit.output] = target
                     last[target] = max(last.get(target, -1), last.get(unit.output, -1))
                     continue
-                if made_.call is not None:
+                if made_.parameter is not None:  # a bare op: its tensor on this module, named by the layer
+                    self._containers(rel, init, made)
+                    init.append(_assign(rel, f"nn.Parameter({made_.parameter})", parameter=True))
+                    code = made_.call.format(w=_attr(rel), **{f"x{k}": a for k, a in enumerate(args)})
+                elif made_.call is not None:
                     code = made_.call.format(**{f"x{k}": a for k, a in enumerate(args)})
                 else:
                     self._containers(rel, init, made)

@@ -138,6 +138,14 @@ class Network:
         from .eject import eject
         return eject(self)
 
+    def diff(self, other: "Network"):
+        """How `other` differs from this net: layers added, removed, renamed and changed, per
+        scope, with the deltas of shapes, parameters and MACs (a `netdsl.diff.NetDiff`;
+        `print()` it, or `.to_dict()`; `.equal` when the architectures are the same). See
+        netdsl/diff.py for how layers are paired."""
+        from .diff import diff
+        return diff(self, other)
+
     def to_dot(self, depth: Optional[int] = 1, rankdir: str = "TB", *, fold_activations: bool = True,
                fold_repeats: bool = False, max_nodes: Optional[int] = None, **figure):
         """The diagram as a `graphviz.Digraph`; `str()` or `.source` is the DOT text. `depth` as in

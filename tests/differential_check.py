@@ -236,8 +236,11 @@ def _run(net) -> None:
             raise _Fail("outputs", f"`{o.name}`: {None if got is None else tuple(got.shape)}, "
                                    f"inferred {(BATCH, *o.layer.shape)}")
     count = sum(p.numel() for p in module.parameters())
-    deploy_layers = [n.target for n in module._graphs[False].nodes if n.op == "call_module"]
-    deploy = sum(p.numel() for t in deploy_layers for p in module.get_submodule(t).parameters(recurse=False))
+    # get_attr: a bare op's parameter (OpSpec.bare)
+    deploy_layers = [n for n in module._graphs[False].nodes if n.op in ("call_module", "get_attr")]
+    deploy = sum({id(p): p.numel() for n in deploy_layers  # once each: a join's module may hold a bare one
+                  for p in ([module.get_parameter(n.target)] if n.op == "get_attr"
+                            else module.get_submodule(n.target).parameters(recurse=False))}.values())
     if (count, deploy) != (net.total_params(), net.total_params(train=False)):
         raise _Fail("params", f"module {count:,} ({deploy:,} deploy), summary {net.total_params():,} "
                               f"({net.total_params(train=False):,} deploy)")

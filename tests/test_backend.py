@@ -48,8 +48,9 @@ def test_every_net_compiles_runs_and_counts_as_the_summary(path):
     for output in net.outputs:
         assert tuple(run.outputs[output.name].shape) == (2, *net.layer(output.layer.name).shape)
     assert sum(p.numel() for p in module.parameters()) == net.total_params()
-    deploy = [n.target for n in module._graphs[False].nodes if n.op == "call_module"]
-    assert sum(p.numel() for t in deploy for p in module.get_submodule(t).parameters()) \
+    deploy = [n for n in module._graphs[False].nodes if n.op in ("call_module", "get_attr")]  # get_attr: bare ops'
+    assert sum(p.numel() for n in deploy for p in ([module.get_parameter(n.target)] if n.op == "get_attr"
+                                                   else module.get_submodule(n.target).parameters())) \
         == net.total_params(train=False)
 
 
@@ -327,15 +328,16 @@ def test_a_shape_mismatch_names_both_tensors_and_loads_nothing(small):
     module = small.compile()
     state = {k: v.clone() for k, v in module.state_dict().items()}
     before = {k: v.clone() for k, v in state.items()}
-    renamed = {f"t{i}": v for i, v in enumerate(state.values())}  # no names match: by order
-    renamed["t3"] = torch.zeros(7)  # stem.batchnorm1.bias is 8
+    # no names match (other layer names, the same last parts): by order
+    renamed = {f"t{i}.{k.rpartition('.')[2]}": v for i, (k, v) in enumerate(state.items())}
+    renamed["t3.bias"] = torch.zeros(7)  # stem.batchnorm1.bias is 8
     with pytest.raises(WeightsError, match=r"matching by order, tensor 4: the net's `stem.batchnorm1.bias` is 8 "
-                                           r"but the weights' `t3` is 7"):
+                                           r"but the weights' `t3.bias` is 7"):
         netdsl.backend.load_weights(module, renamed)
-    renamed["t3"] = torch.zeros(8, dtype=torch.int8)  # the right shape, but not floating point
+    renamed["t3.bias"] = torch.zeros(8, dtype=torch.int8)  # the right shape, but not floating point
     for assign in (False, True):
         with pytest.raises(WeightsError, match=r"`stem.batchnorm1.bias` holds floating-point numbers but the "
-                                               r"weights' `t3` is int8"):
+                                               r"weights' `t3.bias` is int8"):
             netdsl.backend.load_weights(module, renamed, assign=assign)
     assert all(torch.equal(module.state_dict()[k], v) for k, v in before.items())
 
@@ -366,6 +368,23 @@ def test_missing_extra_and_odd_entries_are_named(small):
         netdsl.backend.load_weights(module, __file__)
 
 
+def test_order_never_pairs_tensors_of_other_roles(small):
+    # A BatchNorm's weight, bias and running statistics are all C-vectors: only their names tell
+    # them apart. Registered in another order under other layer names, shapes would pair the net's
+    # `weight` with the weights' `running_mean`; refused, by order and per shape.
+    module = small.compile()
+    state = module.state_dict()
+    bn = [k for k in state if k.startswith("stem.batchnorm1.")]
+    order = [bn[2], bn[0], bn[1], *bn[3:]]  # running_mean first
+    others = [k for k in state if k not in bn]
+    at = list(state).index(bn[0])
+    keys = others[:at] + order + others[at:]
+    theirs = {f"t{i}.{k.rpartition('.')[2]}": state[k] for i, k in enumerate(keys)}
+    with pytest.raises(WeightsError, match=r"the net's `stem.batchnorm1.weight` would take the weights' "
+                                           r"`t\d+.running_mean`, but their names disagree in their last part"):
+        netdsl.backend.load_weights(small.compile(), theirs)
+
+
 def test_by_name_wins_over_order(small):
     module = small.compile()
     state = module.state_dict()
@@ -376,17 +395,19 @@ def test_by_name_wins_over_order(small):
 
 
 def _block(prefix: str, c: int, vector_scale: bool = False) -> dict:
-    """A ConvNeXt-like block's tensors in netdsl's order: the scale after the layers."""
+    """A ConvNeXt-like block's tensors with the scale after the layers (a model that registers it last)."""
     return {f"{prefix}.dw.weight": torch.randn(c, 1, 7, 7), f"{prefix}.dw.bias": torch.randn(c),
             f"{prefix}.ln.weight": torch.randn(c), f"{prefix}.pw.weight": torch.randn(4 * c, c),
             f"{prefix}.pw.bias": torch.randn(4 * c),
-            f"{prefix}.scale": torch.randn(c) if vector_scale else torch.randn(c, 1, 1)}
+            f"{prefix}.layer_scale": torch.randn(c) if vector_scale else torch.randn(c, 1, 1)}
 
 
 def _scale_first(block: dict, name: str) -> dict:
-    """The block as torchvision registers it, other names: the scale before the layers."""
-    items = list(block.values())
-    return {f"{name}.layer_scale": items[-1], **{f"{name}.block.{i}": v for i, v in enumerate(items[:-1])}}
+    """The block as torchvision registers it, other layer names (the same last parts): the
+    scale before the layers."""
+    items = list(block.items())
+    return {f"{name}.layer_scale": items[-1][1],
+            **{f"{name}.block.{i}.{k.rpartition('.')[2]}": v for i, (k, v) in enumerate(items[:-1])}}
 
 
 def test_by_order_falls_back_to_per_shape_where_tensors_of_their_own_shape_moved():
@@ -396,7 +417,7 @@ def test_by_order_falls_back_to_per_shape_where_tensors_of_their_own_shape_moved
     matched, moved = match_state({k: v.to("meta") for k, v in ours.items()}, theirs)
     assert moved == 3 and list(matched) == list(ours)
     assert all(matched[k] is v for k, v in ours.items())  # every tensor where it belongs
-    in_order = {f"t{i}": v for i, v in enumerate(ours.values())}
+    in_order = {f"t{i}.{k.rpartition('.')[2]}": v for i, (k, v) in enumerate(ours.items())}
     matched, moved = match_state(ours, in_order)  # the strict sequence holds: used as it is
     assert moved == 0 and all(matched[k] is v for k, v in ours.items())
 
@@ -406,14 +427,14 @@ def test_per_shape_refuses_ambiguous_orders_and_other_shapes():
     # the conv's bias (and each C-vector with the next one's values). Refused.
     ours = _block("b", 4, vector_scale=True)
     with pytest.raises(WeightsError, match=r"matching by order, tensor 1: .*; matching per shape fails too: "
-                                           r"the weights' `f.layer_scale` \(4\) is out of place but their `f.block.1`, "
+                                           r"the weights' `f.layer_scale` \(4\) is out of place but their `f.block.1.bias`, "
                                            r"of the same shape, is in place: which of them moved is ambiguous"):
         match_state(ours, _scale_first(ours, "f"))
     # x y x against x x y: y moved after the second x, or the second x before y, or before the
     # first x (the two x swapped): refused.
     x1, y, x2 = torch.randn(3), torch.randn(2), torch.randn(3)
     with pytest.raises(WeightsError, match="ambiguous"):
-        match_state({"a": x1, "b": x2, "c": y}, {"p": x1, "q": y, "r": x2})
+        match_state({"a.w": x1, "b.w": x2, "c.w": y}, {"p.w": x1, "q.w": y, "r.w": x2})
     # The same shapes in another order, but not the same shapes: refused, the first difference named.
     ours = _block("b", 4)
     theirs = _scale_first(ours, "f")
@@ -430,7 +451,7 @@ def test_load_report_says_per_shape(small):
     module = small.compile()
     state = list(module.state_dict().items())
     # the first tensor (the stem conv's weight, a shape of its own) registered last, other names
-    moved = {f"t{i}": v for i, (_, v) in enumerate(state[1:] + state[:1])}
+    moved = {f"t{i}.{k.rpartition('.')[2]}": v for i, (k, v) in enumerate(state[1:] + state[:1])}
     loaded = netdsl.backend.load_weights(small.compile(), moved)
     assert (loaded["by_order"], loaded["per_shape"]) == (len(state), 1)
     assert netdsl.backend.load_weights(small.compile(), dict(state))["per_shape"] == 0
@@ -462,6 +483,37 @@ def test_unavailable_options_are_compile_errors(small):
         with pytest.raises(CompileError, match="no CUDA GPU"):
             small.compile(device="cuda")
         assert next(small.compile(device="auto").parameters()).device.type == "cpu"
+
+
+# --- bare parameters (OpSpec.bare: `scale`) -------------------------------------------------------
+
+BARE = "net b { input 6x4x4  res: add inline { c: conv(6, 1)  layer_scale: scale(0.5) | identity }  scale relu }"
+
+
+def test_bare_parameters_live_on_their_scopes_module_through_every_path(tmp_path):
+    """A labelled inline join adopts the bare parameter of its scope (`res.layer_scale`, on the
+    Add module, as torchvision's CNBlock holds its `layer_scale`), a net-level one sits on the net
+    (`scale1`); each module's own parameters come before its children's. Every init mode, saving and
+    loading, deepcopy and pickle keep them, and compile's report counts each once."""
+    net = netdsl.loads(BARE)
+    module = net.compile()
+    assert list(module.state_dict()) == ["scale1", "res.layer_scale", "res.c.weight", "res.c.bias"]
+    assert type(module.res).__name__ == "Add" and list(module.res._parameters) == ["layer_scale"]
+    x = torch.randn(2, 6, 4, 4)
+    with torch.no_grad():
+        module.res.layer_scale.copy_(torch.randn(6, 1, 1))
+        want = torch.relu(module.scale1 * (module.res.layer_scale * module.res.c(x) + x))
+        assert torch.equal(module(x), want)
+        path = save_weights(module, tmp_path / "b.safetensors")
+        for init in ("default", "none", "meta"):
+            loaded = net.compile(weights=path, init=init)
+            assert loaded._netdsl_loaded["by_name"] == 4 and torch.equal(loaded(x), want), init
+        assert net.compile(init="meta").res.layer_scale.is_meta
+        for other in (copy.deepcopy(module), pickle.loads(pickle.dumps(module))):
+            assert torch.equal(other(x), want)
+            assert other.res.layer_scale is not module.res.layer_scale
+    from netdsl.backend.command import _count
+    assert _count(module, net, train=True) == net.total_params() == 6 * 6 + 6 + 6 + 6
 
 
 # --- a plain module: training, optimisation, exports ------------------------------------------

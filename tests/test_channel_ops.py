@@ -80,7 +80,8 @@ def test_channel_linear_is_a_linear_layer_between_permutes(shape):
 
 def test_scale_is_shaped_like_torchvision_layer_scale():
     net = _net("scale(0.5)", "6x4x4")
-    (weight,) = net.compile().parameters()
+    (key, weight), = net.compile().named_parameters()
+    assert key == "scale1"  # a bare parameter named by the layer, as torchvision's `layer_scale`
     assert tuple(weight.shape) == tuple(CNBlock(6, 1e-6, 0.0).layer_scale.shape) == (6, 1, 1)
     assert torch.equal(weight, torch.full((6, 1, 1), 0.5))
     (vector,) = _net("scale", "6").compile().parameters()
@@ -122,9 +123,9 @@ net block {{ input {c}x{h}x{h}
 def _convnext_pair(c: int = 16, h: int = 7, p: float = 0.25):
     ours = netdsl.loads(CONVNEXT_BLOCK.format(c=c, c4=4 * c, h=h, p=p)).compile()
     theirs = randomise(CNBlock(c, 1e-6, p))
-    state = theirs.state_dict()
-    layer_scale = state.pop("layer_scale")  # torchvision registers it before the block
-    _load_in_order(ours, {**state, "layer_scale": layer_scale})
+    # the bare `scale` is a parameter of the branch's module, so it comes first, as torchvision's
+    # CNBlock registers `layer_scale` before its block
+    _load_in_order(ours, theirs.state_dict())
     return ours, theirs
 
 

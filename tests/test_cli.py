@@ -98,7 +98,8 @@ def test_python_m_and_console_script_agree():
 @pytest.mark.parametrize("argv", [["check", "nets/googlenet.net"], ["summary", "nets/googlenet.net", "--json"],
                                   ["--help"], ["summary", "--help"], ["render", "--help"],
                                   ["render", "nets/googlenet.net", "--expand", "-o", "{tmp}/g.svg"],
-                                  ["compile", "--help"], ["explain", "E402"], ["fmt", "--check", "nets/googlenet.net"]])
+                                  ["compile", "--help"], ["explain", "E402"], ["fmt", "--check", "nets/googlenet.net"],
+                                  ["diff", "nets/googlenet.net", "nets/torchvision/googlenet.net"], ["diff", "--help"]])
 def test_light_commands_never_import_torch(argv, tmp_path):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     code = ("import sys\nfrom netdsl.cli import main\n"

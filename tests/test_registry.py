@@ -212,6 +212,41 @@ def test_registry_entry_is_well_formed(name):
     assert (spec.build is None) == spec.source, "every op but the input builds a module"
     if spec.mark is not None:
         assert spec.mark.text and spec.mark.shape in render.MARK_STYLES
+    if spec.bare is not None:  # one tensor from one input: a join's or the input's module is no parameter
+        assert not (spec.join or spec.source or spec.in_place or spec.aliases)
+        assert getattr(spec.bare, "__module__", None) in ("_operator", "operator", "torch") or \
+            getattr(sys.modules.get(spec.bare.__module__), spec.bare.__qualname__, None) is spec.bare, \
+            "a bare op's function is importable by name (a pickled net imports it)"
+
+
+# --- bare parameters (OpSpec.bare) ----------------------------------------------------------------
+
+BARE_CASES = [pytest.param(case, id=case.id) for case in CASES if case.spec.bare is not None]
+
+
+def test_some_op_is_bare():
+    assert BARE_CASES, "the bare tests below test nothing"
+
+
+@pytest.mark.parametrize("case", BARE_CASES)
+def test_a_bare_op_is_its_parameter_named_by_the_layer(built, case):
+    """Its one tensor is the layer: state_dict key `b.s`, a parameter of the scope's module (no
+    module of its own), in its module's shape, before the scope's other layers' tensors (a
+    module's own parameters come first, as torchvision's CNBlock registers `layer_scale`), and
+    the compiled net computes what the module built alone computes with that tensor."""
+    text = case.source(f"b: {{ first: {case.producer()[1]}  s: {case.text} }}")
+    net, module = built.net(text), randomise(built.module(text)).eval()
+    layer = net.layer("b.s")
+    assert isinstance(module.b._parameters["s"], nn.Parameter) and "b.s" not in dict(module.named_modules())
+    assert list(module.state_dict()) == ["b.s", "b.first.weight", "b.first.bias"]
+    alone = case.spec.build([i.shape for i in layer.inputs], layer.attrs)
+    (weight,) = alone.parameters()
+    assert module.b.s.shape == weight.shape and not list(alone.buffers())
+    x = _input(case.shape)
+    with torch.no_grad():
+        weight.copy_(module.b.s)
+        assert torch.equal(module(x), alone(module.b.first(x)))
+    assert [n.target for n in module.graph.nodes if n.op == "get_attr"] == ["b.s"]
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.name)
@@ -250,6 +285,14 @@ def _macs_by_hooks(module: nn.Module, x: torch.Tensor) -> dict[str, int]:
     return counted
 
 
+def _layer_tensors(module: nn.Module, layer) -> list[torch.Tensor]:
+    """The parameters of a layer of the compiled `module`: its module's, or for a bare op the
+    parameter named by the layer itself."""
+    if layer.op.bare is not None:
+        return [module.get_parameter(layer.name)]
+    return list(module.get_submodule(layer.name).parameters())
+
+
 @pytest.mark.parametrize("case", _cases())
 def test_macs_and_params_equal_a_count_on_the_torch_modules(built, case):
     net = built.net(case.source())
@@ -257,8 +300,7 @@ def test_macs_and_params_equal_a_count_on_the_torch_modules(built, case):
     counted = _macs_by_hooks(module, _input(case.shape))
     assert counted == {layer.name: layer.macs for layer in net.ir if layer.macs}
     assert sum(counted.values()) == net.total_macs()
-    params = {layer.name: sum(p.numel() for p in module.get_submodule(layer.name).parameters())
-              for layer in net.ir.body()}
+    params = {layer.name: sum(p.numel() for p in _layer_tensors(module, layer)) for layer in net.ir.body()}
     assert params == {layer.name: layer.params for layer in net.ir.body()}
     assert sum(p.numel() for p in module.parameters()) == net.total_params()
 
@@ -397,7 +439,7 @@ def test_optimize_fuse_gives_equal_outputs(built, case, producer):
     with torch.no_grad():
         assert close(fused(x), reference(x))
     layer = net.outputs[0].layer
-    if producer is not None and isinstance(reference.get_submodule(layer.name), BATCHNORMS):
+    if producer is not None and layer.op.bare is None and isinstance(reference.get_submodule(layer.name), BATCHNORMS):
         assert layer.name not in dict(fused.named_modules()), "BatchNorm after a conv or linear is folded into it"
 
 

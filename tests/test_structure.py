@@ -104,3 +104,27 @@ def test_no_import_cycles():
 
 def test_the_cycle_finder_finds_cycles():
     assert find_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == [["a", "b", "c", "a"]]
+
+
+def test_diff_imports_no_torch():
+    """`netdsl diff` stays torch-free (as check and summary are; test_cli runs the command and
+    looks at sys.modules): neither netdsl/diff.py, in any function, nor a netdsl module it
+    imports at its top level, imports torch or the backend."""
+    path = PACKAGE / "diff.py"
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            names.add("." * node.level + (node.module or ""))
+    assert names and not {n for n in names if n.split(".")[0] == "torch" or "backend" in n}
+    seen, todo = set(), ["netdsl.diff"]
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        file = (ROOT / Path(*module.split("."))).with_suffix(".py")
+        file = file if file.exists() else ROOT / Path(*module.split(".")) / "__init__.py"
+        todo += sorted(module_imports(file))
+    assert "netdsl.ir" in seen and not {m for m in seen if m.startswith("netdsl.backend")}

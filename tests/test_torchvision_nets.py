@@ -57,10 +57,10 @@ def deploy_keys(name: str) -> set[str]:
 ORDER_ISSUES: dict[str, str] = {}
 
 # Nets whose torchvision state_dict loads by order only per shape (netdsl.backend.weights'
-# `match_state`), and how many tensors stand out of place: torchvision's CNBlock registers
-# layer_scale, its own parameter, before its children's; netdsl's `scale` comes after the
-# block's layers, where it acts. Every other net's tensors come in torchvision's order.
-PER_SHAPE = {"convnext_tiny": 18}
+# `match_state`), and how many tensors stand out of place. None now: ConvNeXt's was (its CNBlock
+# registers `layer_scale` before its children's tensors) until `scale` became a bare parameter,
+# which its scope's module registers before its children's too.
+PER_SHAPE: dict[str, int] = {}
 
 
 @pytest.fixture(scope="module", params=net_names())
@@ -280,22 +280,25 @@ def test_output_names():
     assert [o.train_only for o in net.outputs] == [False, True, True]
 
 
-# The nets written with torchvision's own names (integer and quoted labels, `seq`, `inline` joins:
-# README, "Names that match PyTorch"): torchvision's state_dict loads into them strictly, by name.
-BY_NAME = ("resnet18", "alexnet", "vgg16", "googlenet", "resnext50_32x4d", "mobilenet_v3_large",
-           "mobilenet_v3_small", "efficientnet_b0", "efficientnet_v2_s")
+# Every net here is written with torchvision's own names (integer and quoted labels, `seq`, `inline`
+# joins: README, "Names that match PyTorch"): torchvision's state_dict loads into it strictly, by name.
 
-
-@pytest.mark.parametrize("net", [n for n in BY_NAME if n in net_names()])
+@pytest.mark.parametrize("net", net_names())
 def test_state_dict_loads_strictly_by_name(net):
-    """The same keys in the same order; then `load_state_dict(sd, strict=True)` of torchvision's
-    randomised weights (no by-order matching: netdsl's own loader is not used) and the same outputs
-    in evaluation mode."""
-    assert list(netdsl_meta(net).state_dict()) == list(torchvision_meta(net, train=True).state_dict())
+    """torchvision's randomly initialised state_dict loads with torch's own
+    `load_state_dict(strict=True)`: every key is the compiled module's, in torchvision's order,
+    none missing (compile's load matches every tensor by name, none by order); then the outputs
+    agree, in evaluation mode and in training mode (dropout and stochastic depth off)."""
+    model = MODELS[net]
     torch.manual_seed(0)
-    theirs = randomised(net).eval()
-    ours = load(net).compile(init="meta")
-    ours.load_state_dict(theirs.state_dict(), strict=True, assign=True)
-    x = torch.randn(1, *MODELS[net].test_input)
+    theirs = randomised(net)
+    ours = load(net).compile(init="none")
+    assert list(ours.state_dict()) == list(theirs.state_dict())  # torchvision's keys, in its order
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    loaded = load(net).compile(weights=theirs.state_dict(), init="meta")._netdsl_loaded
+    assert loaded["by_name"] == loaded["tensors"] == len(theirs.state_dict()) and loaded["by_order"] == 0
+    x = torch.randn(2, *model.test_input)
     with torch.no_grad():
-        assert_close(as_list(ours.eval()(x)), MODELS[net].outputs(theirs(x)))
+        assert_close(as_list(ours.eval()(x[:1])), model.outputs(theirs.eval()(x[:1])))
+        no_dropout(ours.train()), no_dropout(theirs.train())
+        assert_close(as_list(ours(x)), model.outputs(theirs(x)))

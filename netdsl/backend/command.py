@@ -197,9 +197,12 @@ def _torch_failures(network, device: torch.device, dtype: Optional[torch.dtype],
 
 
 def _count(module, network, train: bool) -> int:
-    # recurse=False: a labelled join's module also holds its branches, counted as layers of their own
-    return sum(p.numel() for name in network.layers if train or not network.layer(name).train_only
-               for p in module.get_submodule(name).parameters(recurse=False))
+    # recurse=False: a labelled join's module also holds its branches, counted as layers of their
+    # own; a bare op's layer is its one parameter, which may sit on such a module (once, by identity)
+    counted = {id(p): p.numel() for name in network.layers if train or not network.layer(name).train_only
+               for p in ([module.get_parameter(name)] if network.layer(name).op.bare is not None
+                         else module.get_submodule(name).parameters(recurse=False))}
+    return sum(counted.values())
 
 
 def _optimize(module, x: torch.Tensor, level: str, network=None) -> dict[str, Any]:

@@ -129,7 +129,7 @@ def _release_as_eager(graph: torch.fx.Graph, src: str) -> str:
     values: dict[torch.fx.Node, _Value] = {}
     order: list[torch.fx.Node] = []
     for node in graph.nodes:
-        if node.op == "output":
+        if node.op in ("output", "get_attr"):  # a bare parameter (OpSpec.bare) is no tensor to let go of
             continue
         name = node.meta.get("netdsl", {}).get("layer", node.name)
         values[node] = _Value(name, [values[n] for n in node.all_input_nodes if n in values])
@@ -170,20 +170,24 @@ def _direct_calls(module: torch.fx.GraphModule, src: str) -> Optional[str]:
     nodes (its tracebacks) still holds."""
     replacements = {}
     for node in module.graph.nodes:
-        if node.op != "call_module" or not isinstance(node.target, str):
+        if node.op not in ("call_module", "get_attr") or not isinstance(node.target, str):
             continue
         parts = node.target.split(".")
         if not all(p.isidentifier() for p in parts):
             continue
         holder = module
-        for part in parts:
+        for part in parts[:-1]:
             holder = holder.__dict__.get("_modules", {}).get(part)
             if holder is None:
                 break
         else:
+            # a layer's module, or a bare op's parameter (OpSpec.bare: `x = self.a.b` then a call)
+            kind, end = ("_modules", "(") if node.op == "call_module" else ("_parameters", "")
+            if parts[-1] not in holder.__dict__.get(kind, {}):
+                continue
             attribute = "self." + node.target
-            direct = "self" + "".join(f"._modules[{p!r}]" for p in parts)
-            replacements[f" = {attribute}("] = f" = {direct}("
+            direct = "self" + "".join(f"._modules[{p!r}]" for p in parts[:-1]) + f".{kind}[{parts[-1]!r}]"
+            replacements[f" = {attribute}{end}"] = f" = {direct}{end}"
     if not replacements:
         return None
     lines = src.split("\n")
@@ -192,7 +196,14 @@ def _direct_calls(module: torch.fx.GraphModule, src: str) -> Optional[str]:
         if start < 0:
             continue
         end = line.find("(", start)
-        key = line[start:end + 1] if end > 0 else None
+        if end < 0:  # a parameter read: the attribute runs to the line's end or fx's `;  a = None`
+            end = line.find(";", start)
+            end = len(line) if end < 0 else end
+            key = line[start:end]
+            if key in replacements:
+                lines[i] = line[:start] + replacements[key] + line[end:]
+            continue
+        key = line[start:end + 1]
         if key in replacements:
             lines[i] = line[:start] + replacements[key] + line[end + 1:]
     return "\n".join(lines)
@@ -360,7 +371,9 @@ def _build_modules(network, in_place: bool = True) -> nn.Module:
     definition order: that order is the state_dict's, which loading weights by order relies on.
     (Given a dict instead, GraphModule would register shallow names before deep ones.) A
     labelled join (`res: add { ... }`) is both a layer and the scope of its branches: its
-    module holds the branches' modules."""
+    module holds the branches' modules. A bare op's layer (OpSpec.bare) is a parameter of its
+    scope's module, which torch lists before that module's children (as torchvision's CNBlock
+    lists `layer_scale` before its `block`)."""
     in_place = in_place_layers(network) if in_place else set()
     root = nn.Module()
     for layer in network.ir.body():
@@ -374,18 +387,33 @@ def _build_modules(network, in_place: bool = True) -> nn.Module:
                 parent.add_module(part, child)
             parent = child
         module = layer.op.build([i.shape for i in layer.inputs], layer.attrs)
+        if layer.op.bare is not None:  # its one tensor, on the scope's module, named by the layer
+            parent.register_parameter(leaf, _bare_parameter(layer, module))
+            continue
         if name in in_place and hasattr(module, "inplace"):
             module.inplace = True
         scope = parent._modules.get(leaf)
-        if scope is not None:  # the branches came first: adopt them, keeping their order
+        if scope is not None:  # the branches came first: adopt them (bare parameters too), keeping their order
+            for param_name, param in scope._parameters.items():
+                module.register_parameter(param_name, param)
             for child_name, child in scope.named_children():
                 module.add_module(child_name, child)
         parent.add_module(leaf, module)
     return root
 
 
+def _bare_parameter(layer, module: nn.Module) -> nn.Parameter:
+    """The one parameter of a `bare` op's module (OpSpec.bare), which the net keeps alone."""
+    params, buffers = list(module.parameters()), list(module.buffers())
+    if len(params) != 1 or buffers:
+        raise CompileError(f"op `{layer.op.name}` is bare but its module holds {len(params)} parameters and "
+                           f"{len(buffers)} buffers, not one parameter (a bug in its registry entry)")
+    return params[0]
+
+
 def build_graph(network, training: bool) -> torch.fx.Graph:
-    """The fx graph of the net: one `call_module` per layer, in definition order. Without
+    """The fx graph of the net: one `call_module` per layer, in definition order (a bare op's:
+    a `get_attr` of its parameter and a `call_function` of `OpSpec.bare`). Without
     `training`, layers of training-only heads are left out. Each node's `meta["netdsl"]` holds
     the layer's name, static shape and span, for runtime checks that point into the source."""
     graph = torch.fx.Graph()
@@ -397,7 +425,11 @@ def build_graph(network, training: bool) -> torch.fx.Graph:
             node = graph.placeholder("x")
         else:
             args = [values[i.name] for i in layer.inputs]
-            node = graph.call_module(layer.name, (args,) if layer.op.join else tuple(args))
+            if layer.op.bare is not None:  # the parameter named by the layer, then the op's function of it
+                weight = graph.create_node("get_attr", layer.name, name=f"{layer.name}_param")
+                node = graph.create_node("call_function", layer.op.bare, (weight, *args), name=layer.name)
+            else:
+                node = graph.call_module(layer.name, (args,) if layer.op.join else tuple(args))
         node.meta["netdsl"] = {"layer": layer.name, "shape": layer.shape, "span": layer.span}
         values[layer.name] = node
     results = [o for o in network.outputs if training or not o.train_only]

@@ -40,7 +40,7 @@ class _ShapeChecker(torch.fx.Interpreter):
                     f"{'×'.join(map(str, got))} where netdsl inferred {'×'.join(map(str, want))} "
                     "(a bug in netdsl's shape rule for this op; please report it)")
                 raise RuntimeShapeError(self.mismatch)
-            self.checked += node.op == "call_module"  # layers; the input is checked too
+            self.checked += node.op != "placeholder"  # layers (modules, bare ops' calls); the input is checked too
         return result
 
 

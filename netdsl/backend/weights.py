@@ -8,8 +8,9 @@ Tensors are matched to the module's state by name; those whose names do not matc
 from torchvision, say, where netdsl names `inception3a.branch2.conv2` what torchvision calls
 `inception3a.branch2.1.conv`) are matched by definition order (see `match_weights`: strictly,
 else per shape where the two orders differ only in where some tensors of their own shapes
-stand). Every shape is checked before anything is copied, so a mismatch leaves the module as it
-was. Only dense tensors are taken;
+stand). Tensors paired by order must agree in the
+last part of their names (`weight` with `weight`, never with `running_mean`). Every shape is
+checked before anything is copied, so a mismatch leaves the module as it was. Only dense tensors are taken;
 NaN or infinite values load, with a `NonFiniteWeightsWarning` naming the tensors that hold them.
 """
 
@@ -126,17 +127,18 @@ def match_state(current: Mapping[str, torch.Tensor],
     per shape; 0 where the order held strictly).
 
     The tensors left after matching by name are matched by order, the net's i-th to the
-    weights' i-th, where every pair has the same shape and kind of number (floating point or
-    integer). Where that strict sequence breaks, because the weights' model registers some
-    tensors elsewhere (torchvision's ConvNeXt block holds its `layer_scale` before its layers'
-    tensors, netdsl's `scale` comes after them), they are matched per shape: the k-th tensor
+    weights' i-th, where every pair has the same shape, kind of number (floating point or
+    integer) and last name part (`weight`, `running_mean`: see `_same_role`). Where that strict
+    sequence breaks, because the weights' model registers some tensors elsewhere (a block that
+    holds a scale of its own before its layers' tensors, where the net's stands after them), they
+    are matched per shape: the k-th tensor
     of each shape (and kind) in the weights goes to the k-th of that shape in the net. That is
     accepted only
 
     - where both hold the same tensors counted per shape (the same multiset of shapes), and
     - where no tensor out of place shares its shape with a tensor in place. A tensor is in
       place if it belongs to every longest run of tensors that the per-shape pairing keeps in
-      the same order on both sides; the others are out of place (ConvNeXt's 18 `layer_scale`s).
+      the same order on both sides; the others are out of place (the blocks' scales).
 
     Matching per shape assumes what matching by order assumes, that tensors of one shape come
     in the same order on both sides, and drops the assumption that every tensor stands at the
@@ -159,6 +161,7 @@ def match_state(current: Mapping[str, torch.Tensor],
     try:
         for mine, theirs in zip(rest_ours, rest_theirs):
             _same_kind(mine, current[mine], theirs, state[theirs], position=position[mine])
+            _same_role(mine, theirs, f"matching by order, tensor {position[mine]}: ")
         if len(rest_ours) != len(rest_theirs):
             n = min(len(rest_ours), len(rest_theirs))
             if len(rest_ours) > n:
@@ -173,6 +176,11 @@ def match_state(current: Mapping[str, torch.Tensor],
         pairs, moved, why = _per_shape(current, rest_ours, state, rest_theirs)
         if why:
             raise WeightsError(f"{strict}; matching per shape fails too: {why}") from None
+        try:
+            for mine, theirs in pairs:
+                _same_role(mine, theirs)
+        except WeightsError as e:
+            raise WeightsError(f"{strict}; matching per shape fails too: {e}") from None
     matched.update((mine, state[theirs]) for mine, theirs in pairs)
     return {k: matched[k] for k in ours}, moved  # the module's order
 
@@ -304,6 +312,17 @@ def _same_kind(mine: str, ours: torch.Tensor, theirs: str, tensor: torch.Tensor,
     if tensor.is_floating_point() != ours.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
         raise WeightsError(f"{where}the net's `{mine}` holds {_kind(ours)} numbers but the weights' `{theirs}` "
                            f"is {str(tensor.dtype).removeprefix('torch.')}")
+
+
+def _same_role(mine: str, theirs: str, where: str = "") -> None:
+    """Tensors paired by order must play the same part in their layers: the same last name
+    component (`weight`, `bias`, `running_mean` ...). Shapes alone cannot tell a BatchNorm's
+    `weight` from its `running_mean`, so an order slip between them would load silently wrong."""
+    if mine.rpartition(".")[2] != theirs.rpartition(".")[2]:
+        raise WeightsError(f"{where}the net's `{mine}` would take the weights' "
+                           f"`{theirs}`, but their names disagree in their last part "
+                           f"(`{mine.rpartition('.')[2]}` against `{theirs.rpartition('.')[2]}`); give the "
+                           "net's layers the weights' names so that they load by name")
 
 
 def _kind(tensor: torch.Tensor) -> str:

@@ -12,7 +12,10 @@ Conventions, stated once:
 - params are learnable parameters, biases included; BatchNorm counts 2*C (its running
   statistics are buffers, not parameters);
 - MACs are the multiply-accumulates of conv and linear layers only (bias additions, pools,
-  activations and normalisation are not counted); FLOPs = 2 * MACs.
+  activations and normalisation are not counted); FLOPs = 2 * MACs;
+- a layer's tensors are its module's, under the layer's name (`conv1.weight`), except for an op
+  declared `bare`, whose one tensor is the layer itself (`layer_scale`), as a bare nn.Parameter
+  of the enclosing module is in torch.
 
 torch is imported inside the builders only, so checking and summarising never load it.
 """

@@ -74,7 +74,9 @@ class ChannelLinear(nn.Linear):
 
 class Scale(nn.Module):
     """A learnt scale per channel (layer scale, CaiT and ConvNeXt): `weight` is shaped C×1×1 for
-    images (torchvision's `CNBlock.layer_scale`), C for vectors, and broadcasts over positions."""
+    images (torchvision's `CNBlock.layer_scale`), C for vectors, and broadcasts over positions.
+    The `scale` op is `bare`: a compiled net keeps only this module's `weight`, as a parameter
+    named by the layer, and multiplies by it in its graph, as `forward` does here."""
 
     def __init__(self, shape: list[int], init: float):
         super().__init__()

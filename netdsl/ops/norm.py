@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 
 from .. import codes
 from .spec import NORM, Attr, Bool, Eject, Float, Int, ShapeError, examples, family, fmt_shape, pycall
@@ -187,11 +188,15 @@ def _scale_build(ins, a):
 
 op("scale", (Attr("init", Float(min=-math.inf), 1e-6, positional=True, doc="the initial scale"),),
    infer=lambda ins, a: ins[0], build=_scale_build, kind=NORM,
-   eject=lambda ins, a: Eject(pycall("Scale", [ins[0][0]] + [1] * (len(ins[0]) - 1), a["init"]), helpers=("Scale",)),
+   eject=lambda ins, a: Eject(call="{w} * {x0}",  # as `bare`: the parameter, then its product
+                              parameter=pycall("torch.full", [ins[0][0]] + [1] * (len(ins[0]) - 1), a["init"])),
    label=lambda a: "scale",
    params=lambda ins, a, out: ins[0][0],
+   # a bare parameter, as torchvision's CNBlock holds it: `features.1.0.layer_scale`, no `.weight`
+   bare=operator.mul,  # `layer_scale * x`, torchvision's order
    overwritable=True,  # a product's backward reads its factors, not the product
    saves=lambda ins, a, out: ("in",),
-   doc="a learnt scale per channel, layer scale (torchvision's CNBlock.layer_scale: C×1×1 for images)",
+   doc="a learnt scale per channel, layer scale (torchvision's CNBlock.layer_scale: C×1×1 for images), "
+       "held as a bare parameter named by the layer (`layer_scale`, not `layer_scale.weight`)",
    params_doc="C", examples=examples(("8x5x5", "scale"), ("6x3x3", "scale(0.5)"), ("12", "scale(1e-6)"),
                                          ("4x10", "scale(2)"), ("3x2x3x3", "scale")))

@@ -342,11 +342,14 @@ class Eject:
     and/or `call`, a functional forward with its inputs as `{x0}`, `{x1}`, ... (`torch.cat([{x0},
     {x1}], 1)`; exactly `{x0}`: the input itself, no line). An op with both is written as `call` in
     a forward and as `module` inside an `nn.Sequential`. `helpers`: classes of netdsl.ops.modules
-    the module needs (torch has none like them), copied into the file."""
+    the module needs (torch has none like them), copied into the file. `parameter`: a `bare` op's
+    tensor (`torch.full([64, 1, 1], 1e-06)`), held as an `nn.Parameter` named by the layer and
+    read by `call` as `{w}`."""
 
     module: Optional[str] = None
     call: Optional[str] = None
     helpers: tuple[str, ...] = ()
+    parameter: Optional[str] = None
 
 
 def py(v: Any) -> str:
@@ -417,6 +420,14 @@ class OpSpec:
       not its input's memory (which holds its output);
     - `eject(in_shapes, attrs) -> Eject`: the layer as PyTorch source (`Network.eject`); every
       op with a `build` has one, made from the same attributes;
+    - `bare(weight, x)`: the op holds its one tensor as a bare parameter, as torchvision's
+      CNBlock holds `layer_scale`: the compiled net registers it on the enclosing scope's module
+      under the layer's own name (state_dict key `features.1.0.layer_scale`, not
+      `...layer_scale.weight`), and its graph reads it (`get_attr`) and computes `bare(weight, x)`,
+      a function of tensors that fx records as one call (`operator.mul`) and that pickles by name.
+      `build` still gives a module holding that one parameter (and no buffer) and computing the
+      same, which makes the tensor (its init, on the build's device) and which the registry-wide
+      tests run on its own;
     - `examples`: uses of the op that the registry-wide tests run through every path;
     - `doc`, `shape_doc`, `params_doc`: its row in the README's op table (docs/readme_tables.py).
     """
@@ -447,6 +458,7 @@ class OpSpec:
     family: str = ""
     fork: Optional[Callable[[Attrs, int, int], tuple[str, dict]]] = None
     eject: Optional[Callable[[Sequence[Shape], Attrs], Eject]] = None
+    bare: Optional[Callable[[Any, Any], Any]] = None
 
     def describe(self, attrs: Attrs) -> str:
         """The layer as the language writes it, defaults left out: `conv(64, 7, stride=2)`.
