@@ -10,12 +10,13 @@ The pipeline, one module a stage: parser (text to `ast`), lower (to the IR, `ir`
 the IR. Nothing but the backend imports torch.
 """
 
-__all__ = ["Diagnostic", "NetDSLError", "Network", "load", "loads"]
+__all__ = ["Diagnostic", "NetDSLError", "Network", "from_torch", "load", "loads"]
 __version__ = "0.1.0"
 
 TYPE_CHECKING = False  # not typing's: importing typing would cost the command line's start-up
 if TYPE_CHECKING:
     from .diagnostics import Diagnostic, NetDSLError
+    from .backend.importer import from_torch
     from .network import Network, load, loads
 del TYPE_CHECKING
 
@@ -28,6 +29,8 @@ def __getattr__(name: str):
         from . import diagnostics as module
     elif name in ("Network", "load", "loads"):
         from . import network as module
+    elif name == "from_torch":  # netdsl import's Python side (imports torch)
+        from .backend import importer as module
     else:
         raise AttributeError(f"module 'netdsl' has no attribute {name!r}")
     value = getattr(module, name)

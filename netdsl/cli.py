@@ -797,7 +797,75 @@ def build_parser() -> argparse.ArgumentParser:
     explain.set_defaults(run=cmd_explain)
     _serve_parser(sub)
     _add_lsp(sub)
+    _import_parser(sub)
     return p
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """`netdsl import SPEC`: build the module SPEC names (running the user's own Python, which is
+    the point; reading a .net never does) and write it as a .net file."""
+    import importlib
+    import json
+
+    spec = args.spec
+    where, _, attr = spec.partition(":") if ":" in spec else spec.rpartition(".")
+    if not where or not attr:
+        raise UsageError(f"{spec!r} names no constructor: give `package.module.function` or `package.module:function`")
+    try:
+        kwargs = json.loads(args.kwargs) if args.kwargs else {}
+    except ValueError as e:
+        raise UsageError(f"--kwargs is not JSON: {e}") from None
+    if not isinstance(kwargs, dict):
+        raise UsageError("--kwargs must be a JSON object, such as '{\"num_classes\": 10}'")
+    shape = args.input
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` does: a module of the current folder
+    try:
+        make = getattr(importlib.import_module(where), attr)
+    except (ImportError, AttributeError) as e:
+        raise UsageError(f"cannot import {spec}: {_one_line(str(e))}") from None
+    from .backend.errors import UnmappableModule, describe
+    from .backend.importer import from_torch
+    try:
+        module = make(**kwargs)
+    except Exception as e:  # the user's constructor: its failure in one line
+        raise UsageError(f"{spec}(**{kwargs}) failed: {describe(e)}") from None
+    import torch
+    if not isinstance(module, torch.nn.Module):
+        raise UsageError(f"{spec} returned a {type(module).__name__}, not a torch.nn.Module")
+    try:
+        text = from_torch(module, shape, name=attr.split(".")[-1] if attr.isidentifier() else None)
+    except UnmappableModule as e:
+        raise UsageError(str(e)) from None
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        print(text, end="")
+    return EXIT_OK
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    import argparse
+    parts = text.lower().replace("×", "x").split("x")
+    if not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected sizes like 3x224x224, got {text!r}")
+    return tuple(int(p) for p in parts)
+
+
+def _import_parser(sub) -> None:
+    imp = sub.add_parser("import", help="write a PyTorch model as a .net file (runs the model's Python)",
+                         description="Build the torch module SPEC names and write it as the .net file a person "
+                                     "would write: its submodules as scopes named as its state_dict keys, classes "
+                                     "used more than once as blocks. This runs the constructor's Python code; "
+                                     "reading a .net never runs any. A module or call no op maps is one error.")
+    imp.add_argument("spec", metavar="SPEC",
+                     help="the constructor: torchvision.models.resnet50 or package.module:make_model")
+    imp.add_argument("-o", "--output", metavar="FILE.net", help="the file to write (default: standard output)")
+    imp.add_argument("--kwargs", metavar="JSON", help="keyword arguments for the constructor, as a JSON object")
+    imp.add_argument("--input", type=_shape, default=(3, 224, 224), metavar="CxHxW",
+                     help="the shape of one example (default 3x224x224)")
+    imp.set_defaults(run=cmd_import)
 
 
 def _watch_flag(sp: argparse.ArgumentParser) -> None:

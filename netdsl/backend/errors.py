@@ -22,3 +22,8 @@ def describe(error: BaseException) -> str:
     """An exception as one line: its type and the first line of its message."""
     text = str(error).strip()
     return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+
+
+class UnmappableModule(CompileError):
+    """`netdsl import` met a torch module or call that no op maps (or that an op cannot
+    express): the message names the module path, its class and what is missing."""

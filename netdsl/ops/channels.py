@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import codes
-from .spec import (JOIN, RESHAPE, Attr, AttrError, Eject, Int, Mark, ShapeError, describe_value, examples, family,
-                   fmt_shape, is_int, pycall)
+from .spec import (JOIN, RESHAPE, Attr, AttrError, CannotImport, Eject, FromTorch, Int, Mark, ShapeError,
+                   describe_value, examples, family, fmt_shape, is_int, pycall)
 
 op = family("channels")
 
@@ -84,12 +84,34 @@ def _chunk_label(a) -> str:
     return f"split {start}:{start + parts[index]}"
 
 
+def _from_chunk(c):
+    """`x.chunk(n, dim=1)`, whose parts the traced graph then takes by index (`index` is left
+    out: `netdsl import` gives each part's)."""
+    if c.arg(2, "dim", 0) != 1:
+        raise CannotImport(f"a chunk along dim {c.arg(2, 'dim', 0)} (netdsl's chunk cuts the channels, dim 1)")
+    return dict(parts=c.arg(1, "chunks"))
+
+
+def _from_split(c):
+    if c.arg(2, "dim", 0) != 1:
+        raise CannotImport(f"a split along dim {c.arg(2, 'dim', 0)} (netdsl's chunk cuts the channels, dim 1)")
+    size = c.arg(1, "split_size_or_sections")
+    if is_int(size):
+        channels = c.args[0].shape[0]
+        if channels % size:
+            raise CannotImport(f"a split of {channels} channels into parts of {size}")
+        return dict(parts=channels // size)
+    return dict(parts=tuple(size))
+
+
 op("chunk", (Attr("index", Int(min=0), positional=True, doc="which part, from 0"),
              Attr("parts", Parts(), 2, positional=True, doc="a count of equal parts, or their sizes")),
    infer=_chunk_infer, build=_chunk_build, kind=JOIN,
    eject=lambda ins, a: Eject(call=pycall("{x0}.narrow", 1, *part(ins[0], a))),
    label=_chunk_label, mark=Mark("split", "ellipse"),
    aliases=True,  # a view of its input's channels
+   imports=(FromTorch("torch.chunk", _from_chunk), FromTorch("Tensor.chunk", _from_chunk),
+            FromTorch("torch.split", _from_split), FromTorch("Tensor.split", _from_split)),
    doc="one part of the channels, as `x.chunk(parts, dim=1)[index]` or, with sizes, `x.split(sizes, dim=1)[index]`; "
        "what `split` hands each branch", shape_doc="C×… → part×…",
    examples=examples(("8x4x4", "chunk(1)"), ("8x4x4", "chunk(0, 4)"), ("6x3x3", "chunk(1, (2, 4))"), ("10", "chunk(0)"),
@@ -116,6 +138,8 @@ op("channel_shuffle", (Attr("groups", Int(), positional=True, doc="channel group
    infer=_shuffle_infer, build=_shuffle_build, kind=RESHAPE,
    eject=lambda ins, a: Eject(pycall("nn.ChannelShuffle", a["groups"])), label=lambda a: f"shuffle {a['groups']}",
    overwritable=True,  # a permutation: its backward reads nothing
+   imports=(FromTorch("torch.nn.ChannelShuffle", lambda m: dict(groups=m.groups)),
+            FromTorch("torchvision.models.shufflenetv2.channel_shuffle", lambda c: dict(groups=c.arg(1, "groups")))),
    doc="the channels of `groups` groups interleaved, ShuffleNet's shuffle (torch.nn.ChannelShuffle)",
    shape_doc="unchanged; C divisible by groups",
    examples=examples(("8x4x4", "channel_shuffle(2)"), ("6x3x3", "channel_shuffle(3)"), ("6x5", "channel_shuffle(2)"),

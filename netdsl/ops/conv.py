@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 from .. import codes
-from .spec import CONV, Attr, Bool, Eject, Int, Pair, ShapeError, axis_names, examples, family, pycall
+from .spec import (CONV, Attr, Bool, CannotImport, Eject, FromTorch, Int, Pair, ShapeError, Symbol, axis_names,
+                   examples, family, pycall)
 from .window import fmt_pair, fmt_stride, needs_spatial, windowed
 
 op = family("conv")
@@ -55,6 +56,18 @@ def _transpose_eject(ins, a):
                                   "bias": True}))
 
 
+def _from_conv(m, transposed=False):
+    """A torch conv module's attributes (netdsl import)."""
+    if m.padding_mode != "zeros":
+        raise CannotImport(f"padding_mode={m.padding_mode!r} (netdsl's conv pads with zeros)")
+    pad = Symbol(m.padding) if isinstance(m.padding, str) else tuple(m.padding)
+    a = dict(out=m.out_channels, kernel=tuple(m.kernel_size), stride=tuple(m.stride), pad=pad,
+             dilation=tuple(m.dilation), groups=m.groups, bias=m.bias is not None)
+    if transposed:
+        a["output_pad"] = tuple(m.output_padding)
+    return a
+
+
 def _label(name):
     def label(a):
         text = f"{name} {a['out']} {fmt_pair(a['kernel'])}{fmt_stride(a['stride'])}"
@@ -79,6 +92,7 @@ op("conv",
    params=lambda ins, a, out: _weights(ins, a) + (a["out"] if a["bias"] else 0),
    macs=lambda ins, a, out: _weights(ins, a) * math.prod(out[1:]),
    doc="convolution (torch.nn.Conv2d; Conv1d on sequences, Conv3d on volumes)", overwritable=True,
+   imports=tuple(FromTorch(f"torch.nn.Conv{r}", _from_conv) for r in _TORCH_RANK.values()),
    saves=lambda ins, a, out: ("in",),
    shape_doc="C×H×W → out×H'×W' (C×L, C×D×H×W alike)", params_doc="out·C/groups·kh·kw (+out)",
    examples=examples(("3x17x19", "conv(8, 3)"), ("3x17x19", "conv(8, 3, stride=2, pad=1)"),
@@ -136,6 +150,7 @@ op("conv_transpose",
    # each input value times each weight it meets: the multiply-accumulates of the transposed conv
    macs=lambda ins, a, out: _transpose_weights(ins, a) * math.prod(ins[0][1:]),
    doc="transposed convolution (torch.nn.ConvTranspose2d; 1d on sequences, 3d on volumes)", overwritable=True,
+   imports=tuple(FromTorch(f"torch.nn.ConvTranspose{r}", lambda m: _from_conv(m, True)) for r in _TORCH_RANK.values()),
    saves=lambda ins, a, out: ("in",),
    shape_doc="C×H×W → out×(H−1)·s−2p+d(k−1)+op+1×…", params_doc="C·out/groups·kh·kw (+out)",
    examples=examples(("4x7x7", "conv_transpose(6, 4, stride=2, pad=1)"),

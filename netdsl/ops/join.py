@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from .. import codes
 from .channels import Sizes
-from .spec import JOIN, Attr, AttrError, Eject, Mark, ShapeError, examples, family, fmt_shape
+from .spec import (JOIN, Attr, AttrError, CannotImport, Eject, FromTorch, Mark, ShapeError, TensorArg, examples, family,
+                   fmt_shape)
 
 op = family("join")
 
@@ -50,6 +51,22 @@ def _operator_eject(operator: str):
     return lambda ins, a: Eject(call=f" {operator} ".join(_inputs(len(ins))))
 
 
+def _from_cat(c):
+    dim, tensors = c.arg(1, "dim", 0), c.arg(0, "tensors")
+    rank = len(tensors[0].shape) if tensors and isinstance(tensors[0], TensorArg) and tensors[0].shape else None
+    if dim != 1 and not (rank is not None and dim == -rank):
+        raise CannotImport(f"a concatenation along dim {dim} (netdsl's concat joins the channels, dim 1)")
+    return {}
+
+
+def _tensors_only(what):
+    def attrs(c):
+        if len(c.args) != 2 or c.kwargs or not all(isinstance(x, TensorArg) for x in c.args):
+            raise CannotImport(f"{what} of other than two tensors (netdsl's joins take only tensors)")
+        return {}
+    return attrs
+
+
 def _concat_build(ins, a):
     from .modules import Concat
     return Concat()
@@ -62,11 +79,16 @@ def _add_build(ins, a):
 
 op("concat", (), infer=_concat_infer, build=_concat_build, eject=_concat_eject, kind=JOIN, join=True,
    mark=Mark("concat", "ellipse"),
+   imports=(FromTorch("torch.cat", _from_cat), FromTorch("torch.concat", _from_cat),
+            FromTorch("netdsl.ops.modules.Concat")),  # a compiled net's own join, imported again
    doc="branches joined along the channels", overwritable=True, shape_doc="channels summed, H and W equal",
    examples=examples(("3x8x8", "concat { conv(4, 1) | conv(6, 3, pad=1) }"), ("7", "concat { linear(4) | linear(5) }")))
 
 op("add", (), infer=_add_infer, build=_add_build, eject=_operator_eject("+"), kind=JOIN, join=True,
    mark=Mark("+", "circle"),
+   imports=tuple(FromTorch(f, _tensors_only("a sum"))
+                 for f in ("operator.add", "operator.iadd", "torch.add", "Tensor.add"))
+   + (FromTorch("netdsl.ops.modules.Add"),),
    doc="branches summed element by element (residual connections)", overwritable=True, in_place=True,
    shape_doc="equal shapes, unchanged",
    examples=examples(("3x8x8", "add { identity | conv(3, 3, pad=1) }"),
@@ -98,6 +120,9 @@ def _mul_build(ins, a):
 
 op("mul", (), infer=_mul_infer, build=_mul_build, eject=_operator_eject("*"), kind=JOIN, join=True,
    mark=Mark("×", "circle"),
+   imports=tuple(FromTorch(f, _tensors_only("a product"))
+                 for f in ("operator.mul", "operator.imul", "torch.mul", "Tensor.mul"))
+   + (FromTorch("netdsl.ops.modules.Mul"),),
    doc="branches multiplied element by element, sizes of 1 broadcast (squeeze-and-excitation)", overwritable=True,
    saves=lambda ins, a, out: ("ins",),
    shape_doc="equal shapes, or 1 where one side repeats", examples=examples(

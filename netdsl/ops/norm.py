@@ -6,7 +6,8 @@ import math
 import operator
 
 from .. import codes
-from .spec import NORM, Attr, Bool, Eject, Float, Int, ShapeError, examples, family, fmt_shape, pycall
+from .spec import (NORM, Attr, Bool, CannotImport, Eject, Float, FromTorch, Int, ShapeError, examples, family,
+                   fmt_shape, pycall)
 from .window import needs_image
 
 op = family("norm")
@@ -37,7 +38,14 @@ op("lrn", (Attr("size", Int(), 5, positional=True, doc="channels in the window")
    label=lambda a: f"lrn {a['size']}",
    saves=_lrn_saves, scratch=lambda ins, a, out: 2 * math.prod(out),
    doc="local response normalisation across channels (torch.nn.LocalResponseNorm)", shape_doc="C×H×W, unchanged",
+   imports=(FromTorch("torch.nn.LocalResponseNorm", lambda m: dict(size=m.size, alpha=m.alpha, beta=m.beta, k=m.k)),),
    examples=examples(("8x6x6", "lrn(5)"), ("4x5x5", "lrn(3, alpha=0.001, beta=0.5, k=2)")))
+
+
+def _from_bn(m):
+    if not m.track_running_stats or m.momentum is None:
+        raise CannotImport("a BatchNorm without running statistics or with a cumulative average (momentum=None)")
+    return dict(eps=m.eps, momentum=m.momentum, affine=m.affine)
 
 
 def _bn_infer(ins, a):
@@ -66,6 +74,7 @@ op("batchnorm", (Attr("eps", Float(above=True), 1e-5), Attr("momentum", Float(0.
    params=lambda ins, a, out: 2 * ins[0][0] if a["affine"] else 0,
    buffers=lambda ins, a, out: (2 * ins[0][0], 1),  # running mean and variance; num_batches_tracked
    doc="batch normalisation (torch.nn.BatchNorm2d; 1d on vectors and sequences, 3d on volumes)", overwritable=True,
+   imports=tuple(FromTorch(f"torch.nn.BatchNorm{r}d", _from_bn) for r in (1, 2, 3)),
    saves=lambda ins, a, out: ("in", (2 * ins[0][0], 4, "once")),  # and each channel's mean and 1/std, float32
    shape_doc="unchanged (any rank up to volumes)", params_doc="2·C if affine",
    examples=examples(("8x5x5", "batchnorm"), ("6x3x3", "batchnorm(eps=0.001, affine=false)"), ("12", "batchnorm"),
@@ -94,6 +103,7 @@ op("groupnorm", (Attr("groups", Int(), positional=True, doc="channel groups, eac
    label=lambda a: f"groupnorm {a['groups']}",
    params=lambda ins, a, out: 2 * ins[0][0] if a["affine"] else 0,
    doc="group normalisation over channel groups, per example (torch.nn.GroupNorm)",
+   imports=(FromTorch("torch.nn.GroupNorm", lambda m: dict(groups=m.num_groups, eps=m.eps, affine=m.affine)),),
    saves=lambda ins, a, out: ("in", (2 * a["groups"], 0)),  # and each group's mean and 1/std
    shape_doc="unchanged; C divisible by groups", params_doc="2·C if affine",
    examples=examples(("8x5x5", "groupnorm(4)"), ("6x3x3", "groupnorm(3, eps=0.001, affine=false)"),
@@ -103,6 +113,13 @@ op("groupnorm", (Attr("groups", Int(), positional=True, doc="channel groups, eac
 
 def _positions(shape) -> int:
     return math.prod(shape[1:])
+
+
+def _from_ln(m):
+    if len(m.normalized_shape) != 1 or getattr(m, "bias", True) is None and m.weight is not None:
+        raise CannotImport(f"a LayerNorm over {tuple(m.normalized_shape)} "
+                           "(netdsl's normalises the channels, with a bias)")
+    return dict(eps=m.eps, affine=m.elementwise_affine)
 
 
 def _ln_build(ins, a):
@@ -124,6 +141,9 @@ op("layernorm", (Attr("eps", Float(above=True), 1e-5), Attr("affine", Bool(), Tr
    params=lambda ins, a, out: 2 * ins[0][0] if a["affine"] else 0,
    # layer_norm's backward reads its input and statistics, not its output
    overwritable=True, saves=lambda ins, a, out: ("in", (2 * math.prod(ins[0][1:]), 4)),  # mean and 1/std, float32
+   imports=(FromTorch("torch.nn.LayerNorm", _from_ln), FromTorch("torchvision.models.convnext.LayerNorm2d", _from_ln),
+            FromTorch("netdsl.ops.modules.ChannelLayerNorm", _from_ln),
+            FromTorch("torch.nn.LayerNorm", _from_ln, channels_last=True)),
    doc="layer normalisation over the channels at every position, per example (torchvision's ConvNeXt "
        "LayerNorm2d: channels moved last, torch.nn.LayerNorm, moved back); over the features of a vector",
    shape_doc="unchanged, any rank", params_doc="2·C if affine",
@@ -174,6 +194,9 @@ op("instancenorm", (Attr("eps", Float(above=True), 1e-5), Attr("momentum", Float
    overwritable=True,  # batch_norm's backward, which instance_norm runs, reads its input and statistics
    saves=_in_saves,
    doc="each channel normalised over its positions, per example (torch.nn.InstanceNorm2d, 1d, 3d)",
+   imports=tuple(FromTorch(f"torch.nn.InstanceNorm{r}d", lambda m: dict(eps=m.eps, momentum=m.momentum or 0.1,
+                                                                         affine=m.affine, track=m.track_running_stats))
+                 for r in (1, 2, 3)),
    shape_doc="unchanged (sequences, images, volumes)", params_doc="2·C if affine",
    examples=examples(("4x5x5", "instancenorm"), ("6x3x3", "instancenorm(affine=true, track=true)"),
                      ("3x4x4", "instancenorm(eps=0.001, affine=true)"), ("4x10", "instancenorm(affine=true)"),
@@ -194,6 +217,8 @@ op("scale", (Attr("init", Float(min=-math.inf), 1e-6, positional=True, doc="the 
    params=lambda ins, a, out: ins[0][0],
    # a bare parameter, as torchvision's CNBlock holds it: `features.1.0.layer_scale`, no `.weight`
    bare=operator.mul,  # `layer_scale * x`, torchvision's order
+   # the tensor's values are the weights' (loaded): the init is the registry's default
+   imports=(FromTorch("torch.nn.Parameter"),),
    overwritable=True,  # a product's backward reads its factors, not the product
    saves=lambda ins, a, out: ("in",),
    doc="a learnt scale per channel, layer scale (torchvision's CNBlock.layer_scale: C×1×1 for images), "

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 from .. import codes
-from .spec import POOL, Attr, Bool, Eject, Pair, ShapeError, axis_names, examples, family, fmt_value, pycall
+from .spec import (POOL, Attr, Bool, CannotImport, Eject, FromTorch, Pair, ShapeError, axis_names, examples, family,
+                   fmt_value, pycall)
 from .window import fmt_pair, fmt_stride, needs_spatial, padding_window, windowed
 
 op = family("pool")
@@ -97,6 +98,42 @@ def _label(name):
     return lambda a: f"{name} {fmt_pair(a['kernel'])}{fmt_stride(a['stride'])}"
 
 
+def _size(v):
+    return tuple(v) if isinstance(v, (list, tuple)) else v
+
+
+def _from_maxpool(m):
+    if m.return_indices:
+        raise CannotImport("return_indices=True (netdsl's maxpool outputs the maxima only)")
+    return dict(kernel=_size(m.kernel_size), stride=_size(m.stride or m.kernel_size), pad=_size(m.padding),
+                dilation=_size(m.dilation), ceil_mode=m.ceil_mode)
+
+
+def _from_avgpool(m):
+    if getattr(m, "divisor_override", None) is not None:
+        raise CannotImport("divisor_override (netdsl's avgpool divides by the window)")
+    return dict(kernel=_size(m.kernel_size), stride=_size(m.stride or m.kernel_size), pad=_size(m.padding),
+                ceil_mode=m.ceil_mode, count_include_pad=m.count_include_pad)
+
+
+class _Args:
+    """A pooling function's arguments read as a module's attributes (F.max_pool2d(x, 3, 2))."""
+
+    def __init__(self, call, names, defaults):
+        for i, (name, default) in enumerate(zip(names, defaults)):
+            setattr(self, name, call.arg(i + 1, name, default))
+
+
+def _from_max_pool_call(c):
+    return _from_maxpool(_Args(c, ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"),
+                               (None, None, 0, 1, False, False)))
+
+
+def _from_avg_pool_call(c):
+    return _from_avgpool(_Args(c, ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
+                                   "divisor_override"), (None, None, 0, False, True, None)))
+
+
 _WINDOW = (
     Attr("kernel", Pair(), positional=True),
     Attr("stride", Pair(), lambda bound: bound["kernel"], positional=True, doc="defaults to the kernel"),
@@ -106,6 +143,8 @@ _WINDOW = (
 op("maxpool", _WINDOW + (Attr("dilation", Pair(), 1), Attr("ceil_mode", Bool(), False)),
    infer=_maxpool_infer, build=_maxpool_build, eject=_maxpool_eject, kind=POOL, label=_label("maxpool"),
    doc="max pooling (torch.nn.MaxPool2d; 1d on sequences, 3d on volumes)", overwritable=True,
+   imports=tuple(FromTorch(f"torch.nn.MaxPool{r}d", _from_maxpool) for r in (1, 2, 3))
+   + tuple(FromTorch(f"torch.nn.functional.max_pool{r}d", _from_max_pool_call) for r in (1, 2, 3)),
    saves=lambda ins, a, out: ("in", (math.prod(out), 8)),  # and where each maximum was, as int64
    shape_doc="C×H×W → C×H'×W'",
    examples=examples(("3x9x9", "maxpool(2)"), ("4x112x112", "maxpool(3, stride=2, ceil_mode=true)"),
@@ -119,6 +158,8 @@ op("maxpool", _WINDOW + (Attr("dilation", Pair(), 1), Attr("ceil_mode", Bool(), 
 op("avgpool", _WINDOW + (Attr("ceil_mode", Bool(), False), Attr("count_include_pad", Bool(), True)),
    infer=_avgpool_infer, build=_avgpool_build, eject=_avgpool_eject, kind=POOL, label=_label("avgpool"),
    doc="average pooling (torch.nn.AvgPool2d; 1d on sequences, 3d on volumes)", overwritable=True,
+   imports=tuple(FromTorch(f"torch.nn.AvgPool{r}d", _from_avgpool) for r in (1, 2, 3))
+   + tuple(FromTorch(f"torch.nn.functional.avg_pool{r}d", _from_avg_pool_call) for r in (1, 2, 3)),
    saves=lambda ins, a, out: ("in",),
    shape_doc="C×H×W → C×H'×W'",
    examples=examples(("3x9x9", "avgpool(2)"), ("8x14x14", "avgpool(5, stride=3)"),
@@ -174,9 +215,33 @@ def _global_build(kind):
     return lambda ins, a: _torch(f"Adaptive{kind}Pool", ins[0])(1)
 
 
+def _from_adaptive(m):
+    if getattr(m, "return_indices", False):
+        raise CannotImport("return_indices=True (netdsl's pool outputs the maxima only)")
+    size = _size(m.output_size)
+    if size is None or (isinstance(size, tuple) and None in size):
+        raise CannotImport("an output size of None (the input's size along that axis)")
+    return dict(size=size)
+
+
+def _from_adaptive_call(c):
+    return dict(size=_size(c.arg(1, "output_size")))
+
+
+def _from_mean(c):
+    """`x.mean([2, 3])`, ShuffleNetV2's and MNASNet's global pool: a global average pool, then a flatten."""
+    dims = c.arg(1, "dim")
+    rank = len(c.args[0].shape) if c.args[0].shape else 0
+    if c.arg(2, "keepdim", False) or sorted(d % (rank + 1) for d in dims) != list(range(2, rank + 1)):
+        raise CannotImport(f"a mean over dims {dims} (netdsl's global pool averages all positions)")
+    return {}
+
+
 for _kind, _what in (("avg", "average"), ("max", "maximum")):
     _Kind = _kind.capitalize()
     op(f"adaptive_{_kind}pool", (Attr("size", Pair(), 1, positional=True, doc="output size per axis"),),
+       imports=tuple(FromTorch(f"torch.nn.Adaptive{_Kind}Pool{r}d", _from_adaptive) for r in (1, 2, 3))
+       + tuple(FromTorch(f"torch.nn.functional.adaptive_{_kind}_pool{r}d", _from_adaptive_call) for r in (1, 2, 3)),
        infer=_adaptive_infer(f"adaptive_{_kind}pool"), build=_adaptive_build(_Kind), kind=POOL,
        eject=_adaptive_eject(_Kind),
        saves=_adaptive_saves(_kind), scratch=_adaptive_scratch(_kind),
@@ -188,6 +253,7 @@ for _kind, _what in (("avg", "average"), ("max", "maximum")):
 
     op(f"global_{_kind}pool", (), infer=_global_infer(f"global_{_kind}pool"), build=_global_build(_Kind),
        eject=_global_eject(_Kind), kind=POOL, saves=_adaptive_saves(_kind), scratch=_adaptive_scratch(_kind),
+       imports=(FromTorch("Tensor.mean", _from_mean, then=("flatten",)),) if _kind == "avg" else (),
        doc=f"{_what} over all positions (torch.nn.Adaptive{_Kind}Pool2d(1); 1d, 3d)",
        shape_doc="C×H×W → C×1×1",
        examples=examples(("5x9x7", f"global_{_kind}pool"), ("4x12", f"global_{_kind}pool"),

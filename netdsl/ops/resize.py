@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 from .. import codes
-from .spec import POOL, RESHAPE, Attr, Bool, Choice, Eject, Factor, Int, Maybe, Pair, ShapeError, axis_names, \
-    examples, family, fmt_value, pycall, spatial_name
+from .spec import (POOL, RESHAPE, Attr, Bool, CannotImport, Choice, Eject, Factor, FromTorch, Int, Maybe, Pair,
+                   ShapeError, axis_names, examples, family, fmt_value, pycall, spatial_name)
 from .window import fmt_pair, needs_spatial
 
 op = family("resize")
@@ -72,6 +72,24 @@ def _upsample_label(a):
     return text if a["mode"] == "nearest" else f"{text} {a['mode']}"
 
 
+def _from_upsample(m):
+    size, factor = m.size, m.scale_factor
+    return dict(size=tuple(size) if isinstance(size, (list, tuple)) else size,
+                factor=tuple(factor) if isinstance(factor, (list, tuple)) else factor,
+                mode=m.mode, align_corners=bool(m.align_corners))
+
+
+def _from_pad(mode):
+    def attrs(m):
+        p = tuple(m.padding)  # torch's order: (left, right, top, bottom, ...), from the last axis
+        if any(p[i] != p[i + 1] for i in range(0, len(p), 2)):
+            raise CannotImport(f"padding {p} that differs between the sides (netdsl's pads each side alike)")
+        if getattr(m, "value", 0) != 0:
+            raise CannotImport(f"padding with the value {m.value} (netdsl's zero padding pads with 0)")
+        return dict(amount=tuple(reversed(p[::2])), mode=mode)
+    return attrs
+
+
 op("upsample",
    (Attr("factor", Maybe(Factor()), None, doc="a number, or one per axis; 2 when no size is given"),
     Attr("size", Maybe(Pair()), None, doc="the output size instead, like 56x56"),
@@ -80,6 +98,7 @@ op("upsample",
     Attr("align_corners", Bool(), False)),
    infer=_upsample_infer, build=_upsample_build, eject=_upsample_eject, kind=POOL, label=_upsample_label,
    doc="upsampling by a factor or to a size (torch.nn.Upsample)", overwritable=True,
+   imports=(FromTorch("torch.nn.Upsample", _from_upsample),),
    shape_doc="C×H×W → C×fH×fW, or C×size", params_doc="0",
    examples=examples(("3x5x6", "upsample"), ("3x5x6", "upsample(factor=3, mode=bilinear)"),
                      ("2x7x5", "upsample(size=14x9, mode=bilinear, align_corners=true)"),
@@ -109,6 +128,7 @@ op("pixel_shuffle", (Attr("r", Int(), positional=True, doc="upscale factor"),),
    infer=_shuffle_infer, build=_shuffle_build, kind=RESHAPE,
    eject=lambda ins, a: Eject(pycall("nn.PixelShuffle", a["r"])), label=lambda a: f"pixel_shuffle {a['r']}",
    doc="channels rearranged into r×r blocks of pixels (torch.nn.PixelShuffle)", overwritable=True,
+   imports=(FromTorch("torch.nn.PixelShuffle", lambda m: dict(r=m.upscale_factor)),),
    shape_doc="C·r²×H×W → C×rH×rW",
    examples=examples(("8x3x4", "pixel_shuffle(2)"), ("18x2x2", "pixel_shuffle(3)")))
 
@@ -149,6 +169,8 @@ op("pad", (Attr("amount", Pair(min=0), positional=True, doc="added on each side,
    label=lambda a: f"pad {fmt_pair(a['amount']) if len(set(a['amount'])) > 1 else a['amount'][0]}"
                    + ("" if a["mode"] == "zero" else f" {a['mode']}"),
    doc="padding on each side (torch.nn.ZeroPad2d, ReflectionPad2d, ReplicationPad2d; 1d, 3d)", overwritable=True,
+   imports=tuple(FromTorch(f"torch.nn.{cls}{r}d", _from_pad(mode))
+                 for mode, cls in _PAD_MODULES.items() for r in (1, 2, 3)),
    # reflection_pad's and replication_pad's backward read their input; constant_pad_nd's nothing
    saves=lambda ins, a, out: () if a["mode"] == "zero" else ("in",),
    shape_doc="C×H×W → C×H+2p×W+2p",

@@ -371,6 +371,65 @@ def pycall(callee: str, *args: Any, defaults: Mapping[str, Any] = {}, **kwargs: 
     return f"{callee}({', '.join(shown)})"
 
 
+class CannotImport(Exception):
+    """Raised by a `FromTorch`'s `attrs` for a module or call the op cannot stand for (a conv
+    with reflect padding, a flatten from dim 2): the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class TensorArg:
+    """A tensor among a traced call's arguments (`Call.args`): its shape per example."""
+
+    shape: Optional[Shape] = None
+
+
+@dataclass(frozen=True)
+class Call:
+    """A traced function or method call, as a `FromTorch` for a function reads it: its
+    arguments, tensors as `TensorArg`s (the receiver of a method first)."""
+
+    args: tuple
+    kwargs: Mapping[str, Any]
+
+    def arg(self, index: int, name: str, default: Any = REQUIRED) -> Any:
+        """Argument `index` (by position) or `name` (by keyword), else `default`."""
+        if index < len(self.args):
+            return self.args[index]
+        if name in self.kwargs:
+            return self.kwargs[name]
+        if default is REQUIRED:
+            raise CannotImport(f"no argument `{name}`")
+        return default
+
+
+def _no_attrs(source: Any) -> dict:
+    return {}
+
+
+@dataclass(frozen=True)
+class FromTorch:
+    """How `netdsl import` maps a torch module class or function to the op: `target` names the
+    class (`torch.nn.Conv2d`), the function (`torch.flatten`, `operator.add`) or, as
+    `Tensor.NAME`, the method (`Tensor.flatten`); `attrs` gives the op's attributes from the
+    module (duck-typed: it reads the module's attributes) or from the `Call`, raising
+    CannotImport for what the op cannot express; `then` names ops with no attributes that
+    follow it (`x.mean([2, 3])` is a global pool, then a flatten); `channels_last`: the mapping
+    of a module applied to a tensor whose channels a permute moved last (ConvNeXt's nn.Linear
+    between its permutes is a `channel_linear`). `torch.nn.Parameter` stands for a module's bare
+    parameter that the op's `bare` function applies (ConvNeXt's `layer_scale * x`). Names are
+    strings, so the registry never imports torch."""
+
+    target: str
+    attrs: Callable[[Any], dict] = _no_attrs
+    then: tuple[str, ...] = ()
+    channels_last: bool = False
+
+    @property
+    def method(self) -> Optional[str]:
+        """The method's name for a `Tensor.NAME` target, else None."""
+        return self.target[len("Tensor."):] if self.target.startswith("Tensor.") else None
+
+
 def _zero(in_shapes: Sequence[Shape], attrs: Attrs, out: Shape) -> int:
     return 0
 
@@ -429,6 +488,7 @@ class OpSpec:
       same, which makes the tensor (its init, on the build's device) and which the registry-wide
       tests run on its own;
     - `examples`: uses of the op that the registry-wide tests run through every path;
+    - `imports`: the torch modules and functions `netdsl import` maps to this op (`FromTorch`);
     - `doc`, `shape_doc`, `params_doc`: its row in the README's op table (docs/readme_tables.py).
     """
 
@@ -458,15 +518,21 @@ class OpSpec:
     family: str = ""
     fork: Optional[Callable[[Attrs, int, int], tuple[str, dict]]] = None
     eject: Optional[Callable[[Sequence[Shape], Attrs], Eject]] = None
+    imports: tuple[FromTorch, ...] = ()
     bare: Optional[Callable[[Any, Any], Any]] = None
 
-    def describe(self, attrs: Attrs) -> str:
+    def describe(self, attrs: Attrs, exprs: Mapping[str, str] = {}) -> str:
         """The layer as the language writes it, defaults left out: `conv(64, 7, stride=2)`.
         Required attributes come by position, the others by name, but for an op's first
-        attribute, whose meaning is plain without one (`dropout(0.7)`, `lrn(5)`)."""
+        attribute, whose meaning is plain without one (`dropout(0.7)`, `lrn(5)`). `exprs`
+        gives some attributes as expressions instead (`conv(planes, 3)`: a block's parameter)."""
         shown = []
         for a in self.attrs:
             v = attrs[a.name]
+            if a.name in exprs:
+                bare = a.default is REQUIRED or (a is self.attrs[0] and a.positional)
+                shown.append(exprs[a.name] if bare else f"{a.name}={exprs[a.name]}")
+                continue
             if a.default is not REQUIRED:
                 default = a.default_for(attrs)
                 if isinstance(default, Every) and isinstance(v, tuple):
