@@ -340,6 +340,32 @@ def _ms(seconds: float) -> str:
     return f"{ms:.1f} ms" if ms >= 1 else f"{ms:.3f} ms"
 
 
+def cmd_eject(args: argparse.Namespace) -> int:
+    """`netdsl eject FILE [-o model.py]`: the net as standalone PyTorch code (stdout without -o)."""
+    from .files import refuse_overwrite, shown
+
+    keep = [_input_file(args)]
+    if args.output is not None:
+        refuse_overwrite([(args.output, "name another output with -o")], keep)  # before anything is read
+    from .backend import UncompilableNet
+
+    try:
+        source = _load(args).eject()
+    except UncompilableNet as e:
+        _error(f"netdsl: error: {_one_line(str(e))}")
+        return EXIT_INVALID
+    if args.output is None:
+        sys.stdout.write(source)
+        return EXIT_OK
+    try:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(source)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot write {shown(args.output)}: {_reason(e)}") from None
+    print(f"wrote {shown(args.output)}")
+    return EXIT_OK
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     from .diagnostics import NetDSLError
     from .files import refuse_overwrite, shown
@@ -706,6 +732,13 @@ def build_parser() -> argparse.ArgumentParser:
                           help="where --export writes (default NET.pt, NET.pt2 or NET.onnx)")
     compile_.add_argument("--json", action="store_true", help="print the report as JSON")
     compile_.set_defaults(run=cmd_compile)
+    eject = sub.add_parser("eject", help="write the net as standalone PyTorch code (torch only)",
+                           description="Write the net as a PyTorch source file that imports torch only: a "
+                                       "class per block and one for the net, with the compiled module's "
+                                       "state_dict keys and outputs, and each forward line's shape.")
+    common(eject)
+    eject.add_argument("-o", "--output", metavar="PATH", help="the file to write (default: standard output)")
+    eject.set_defaults(run=cmd_eject)
     render = sub.add_parser("render", help="draw the net as a diagram (SVG, PNG, PDF or DOT)",
                             description="Draw the net with Graphviz: a box per layer or rolled-up block, "
                                         "each edge labelled with its tensor shape. A net with errors is "

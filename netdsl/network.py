@@ -127,6 +127,17 @@ class Network:
             return choose(module, self, x)[0]
         return module if optimize is None else optimize_module(module, optimize)
 
+    def eject(self) -> str:
+        """The net as a standalone PyTorch source file (a string): it imports torch, never netdsl,
+        and holds one `nn.Module` class per block (per distinct structure of its instances, the
+        numbers that differ as `__init__` arguments) and one for the net, named in CamelCase
+        (`resnet18` is `Resnet18`). Its `state_dict` keys are `compile()`'s, so either loads the
+        other's weights, and its outputs are the compiled module's in evaluation and training
+        mode (a named tuple with the training-only heads); each forward line ends with the shape
+        it gives. `netdsl eject FILE -o model.py` writes it; see netdsl.eject."""
+        from .eject import eject
+        return eject(self)
+
     def diff(self, other: "Network"):
         """How `other` differs from this net: layers added, removed, renamed and changed, per
         scope, with the deltas of shapes, parameters and MACs (a `netdsl.diff.NetDiff`;

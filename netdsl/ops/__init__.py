@@ -22,8 +22,8 @@ torch is imported inside the builders only, so checking and summarising never lo
 
 from __future__ import annotations
 
-from .spec import (KINDS, REGISTRY, REQUIRED, Attr, AttrError, Bool, Dims, Example, Float, Int, Kind, Mark, OpSpec,
-                   Pair, Shape, ShapeError, Symbol, fmt_shape, fmt_value, register)
+from .spec import (KINDS, REGISTRY, REQUIRED, Attr, AttrError, Bool, Dims, Eject, Example, Float, Int, Kind, Mark,
+                   OpSpec, Pair, Shape, ShapeError, Symbol, fmt_shape, fmt_value, register)
 from .window import window_out
 
 # The family files register their ops on import, in this order (the registry's order, which
@@ -31,6 +31,6 @@ from .window import window_out
 from . import io, conv, pool, resize, linear, activation, norm, channels, join  # noqa: E402,F401,I001  # isort: skip
 from .io import INPUT  # noqa: E402
 
-__all__ = ["REGISTRY", "REQUIRED", "Attr", "AttrError", "Bool", "Dims", "Example", "Float", "Int", "Kind",
+__all__ = ["REGISTRY", "REQUIRED", "Attr", "AttrError", "Bool", "Dims", "Eject", "Example", "Float", "Int", "Kind",
            "KINDS", "Mark", "OpSpec", "Pair", "Shape", "ShapeError", "Symbol", "fmt_shape", "fmt_value",
            "register", "window_out", "INPUT"]

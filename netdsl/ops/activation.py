@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 
 from .. import codes
-from .spec import (ACTIVATION, REGULARISATION, RESHAPE, Attr, Bool, CannotImport, Choice, Float, FromTorch, Int,
-                   ShapeError, examples, family, fmt_shape)
+from .spec import (ACTIVATION, REGULARISATION, RESHAPE, Attr, Bool, CannotImport, Choice, Eject, Float, FromTorch, Int,
+                   ShapeError, examples, family, fmt_shape, pycall)
 
 op = family("activation")
 
@@ -33,6 +33,11 @@ def _module(torch_name: str, kwargs=lambda a: {}):
     return build
 
 
+def _source(torch_name: str, kwargs=lambda a: {}):
+    """The same module as `_module` builds, as source (`Network.eject`)."""
+    return lambda ins, a: Eject(pycall(f"nn.{torch_name}", **kwargs(a)))
+
+
 def _dropout_saves(ins, a, out):
     # on the CPU torch draws the mask as a tensor of the input's type (CUDA: one byte a value)
     return ((math.prod(out), 0),) if 0 < a["p"] < 1 else ()
@@ -46,6 +51,7 @@ def _elementwise(name: str, torch_name: str, attrs: tuple[Attr, ...] = (), kwarg
     (names, for functions without arguments but the tensor and `inplace`, or `FromTorch`s),
     `from_module` its attributes from the module."""
     uses = examples(*[(t[0], t[1] if len(t) > 1 else name) for t in tests])
+    fields.setdefault("eject", _source(torch_name, kwargs))
     imports = (FromTorch(f"torch.nn.{torch_name}", from_module),) + tuple(
         f if isinstance(f, FromTorch) else FromTorch(f) for f in functions)
     op(name, attrs, infer=same_shape, build=_module(torch_name, kwargs), kind=kind,
@@ -69,7 +75,9 @@ def _gelu_build(ins, a):
 
 op("gelu", (Attr("approximate", Choice(("none", "tanh")), "none",
                  doc="`none`: exact (erf), `tanh`: the tanh approximation"),),
-   infer=same_shape, build=_gelu_build, kind=ACTIVATION, overwritable=True, saves=_KEEPS_INPUT, doc="torch.nn.GELU",
+   infer=same_shape, build=_gelu_build, kind=ACTIVATION,
+   eject=lambda ins, a: Eject(pycall("GELU", a["approximate"], defaults={"approximate": "none"}), helpers=("GELU",)),
+   overwritable=True, saves=_KEEPS_INPUT, doc="torch.nn.GELU",
    imports=tuple(FromTorch(cls, lambda m: dict(approximate=m.approximate), channels_last=last)
                  for cls in ("torch.nn.GELU", "netdsl.ops.modules.GELU") for last in (False, True)),
    examples=examples(("3x4x4", "gelu"), ("6", "gelu(approximate=tanh)"),
@@ -96,7 +104,8 @@ _elementwise("softplus", "Softplus", (Attr("beta", Float(above=True), 1.0, doc="
              from_module=lambda m: dict(beta=m.beta, threshold=m.threshold),
              tests=(("3x4x4",), ("6", "softplus(beta=2, threshold=5)")),
              doc="log(1 + exp(beta · x)) / beta (torch.nn.Softplus)")
-_elementwise("identity", "Identity", kind=RESHAPE, doc="passes its input on unchanged (torch.nn.Identity)",
+_elementwise("identity", "Identity", kind=RESHAPE, eject=lambda ins, a: Eject("nn.Identity()", "{x0}"),
+             doc="passes its input on unchanged (torch.nn.Identity)",
              aliases=True)
 _elementwise("leaky_relu", "LeakyReLU", (Attr("slope", Float(), 0.01, positional=True),),
              lambda a: {"negative_slope": a["slope"]}, tests=(("3x4x4", "leaky_relu(0.2)"),), in_place=True,
@@ -130,8 +139,10 @@ def _from_softmax(m):
 
 
 op("softmax", (Attr("dim", Int(min=0), 0, positional=True, doc="0 = channels"),),
+   infer=_softmax_infer, build=_softmax_build, kind=ACTIVATION,
+   eject=lambda ins, a: Eject(pycall("nn.Softmax", dim=a["dim"] + 1)),
+   doc="softmax over the channels (torch.nn.Softmax)",
    imports=(FromTorch("torch.nn.Softmax", _from_softmax),),
-   infer=_softmax_infer, build=_softmax_build, kind=ACTIVATION, doc="softmax over the channels (torch.nn.Softmax)",
    saves=_KEEPS_OUTPUT,
    examples=examples(("10", "softmax"), ("3x4x5", "softmax(dim=2)")))
 
@@ -147,7 +158,9 @@ def _prelu_infer(ins, a):
 
 
 op("prelu", (Attr("per_channel", Bool(), False, doc="one slope per channel rather than one"),),
-   infer=_prelu_infer, build=_prelu_build, kind=ACTIVATION, overwritable=True, saves=_KEEPS_INPUT,
+   infer=_prelu_infer, build=_prelu_build, kind=ACTIVATION,
+   eject=lambda ins, a: Eject(pycall("nn.PReLU", *([ins[0][0]] if a["per_channel"] else []))),
+   overwritable=True, saves=_KEEPS_INPUT,
    params=lambda ins, a, out: ins[0][0] if a["per_channel"] else 1,
    imports=(FromTorch("torch.nn.PReLU", lambda m: dict(per_channel=m.num_parameters > 1)),),
    doc="leaky ReLU with a learnt slope (torch.nn.PReLU, initialised to 0.25)", params_doc="1, or C if per_channel",
@@ -167,9 +180,11 @@ def _from_stochastic_depth(m):
 
 
 op("drop_path", (Attr("p", Float(0.0, 1.0), positional=True, doc="probability of dropping an example's path"),),
+   infer=same_shape, build=_drop_path_build, kind=REGULARISATION,
+   eject=lambda ins, a: Eject(pycall("DropPath", a["p"]), helpers=("DropPath",)),
+   label=lambda a: f"drop path {a['p']:g}",
    imports=(FromTorch("torchvision.ops.StochasticDepth", _from_stochastic_depth),
             FromTorch("netdsl.ops.modules.DropPath", lambda m: dict(p=m.p))),
-   infer=same_shape, build=_drop_path_build, kind=REGULARISATION, label=lambda a: f"drop path {a['p']:g}",
    doc="stochastic depth: each example's input zeroed with probability p in training, the others scaled by "
        "1/(1−p); the input itself in evaluation (torchvision.ops.StochasticDepth, mode row)",
    aliases=True, copies_in_training=True,  # evaluation mode returns the input itself; training, input x mask

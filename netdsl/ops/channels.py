@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import codes
-from .spec import (JOIN, RESHAPE, Attr, AttrError, CannotImport, FromTorch, Int, Mark, ShapeError, describe_value,
-                   examples, family, fmt_shape, is_int)
+from .spec import (JOIN, RESHAPE, Attr, AttrError, CannotImport, Eject, FromTorch, Int, Mark, ShapeError,
+                   describe_value, examples, family, fmt_shape, is_int, pycall)
 
 op = family("channels")
 
@@ -106,7 +106,9 @@ def _from_split(c):
 
 op("chunk", (Attr("index", Int(min=0), positional=True, doc="which part, from 0"),
              Attr("parts", Parts(), 2, positional=True, doc="a count of equal parts, or their sizes")),
-   infer=_chunk_infer, build=_chunk_build, kind=JOIN, label=_chunk_label, mark=Mark("split", "ellipse"),
+   infer=_chunk_infer, build=_chunk_build, kind=JOIN,
+   eject=lambda ins, a: Eject(call=pycall("{x0}.narrow", 1, *part(ins[0], a))),
+   label=_chunk_label, mark=Mark("split", "ellipse"),
    aliases=True,  # a view of its input's channels
    imports=(FromTorch("torch.chunk", _from_chunk), FromTorch("Tensor.chunk", _from_chunk),
             FromTorch("torch.split", _from_split), FromTorch("Tensor.split", _from_split)),
@@ -133,7 +135,8 @@ def _shuffle_build(ins, a):
 
 
 op("channel_shuffle", (Attr("groups", Int(), positional=True, doc="channel groups to interleave"),),
-   infer=_shuffle_infer, build=_shuffle_build, kind=RESHAPE, label=lambda a: f"shuffle {a['groups']}",
+   infer=_shuffle_infer, build=_shuffle_build, kind=RESHAPE,
+   eject=lambda ins, a: Eject(pycall("nn.ChannelShuffle", a["groups"])), label=lambda a: f"shuffle {a['groups']}",
    overwritable=True,  # a permutation: its backward reads nothing
    imports=(FromTorch("torch.nn.ChannelShuffle", lambda m: dict(groups=m.groups)),
             FromTorch("torchvision.models.shufflenetv2.channel_shuffle", lambda c: dict(groups=c.arg(1, "groups")))),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 from .. import codes
-from .spec import CONV, Attr, Bool, CannotImport, FromTorch, Int, Pair, ShapeError, Symbol, axis_names, examples, family
+from .spec import (CONV, Attr, Bool, CannotImport, Eject, FromTorch, Int, Pair, ShapeError, Symbol, axis_names,
+                   examples, family, pycall)
 from .window import fmt_pair, fmt_stride, needs_spatial, windowed
 
 op = family("conv")
@@ -40,6 +41,21 @@ def _build(ins, a):
     return cls(ins[0][0], a["out"], a["kernel"], a["stride"], pad, a["dilation"], a["groups"], a["bias"])
 
 
+def _eject(ins, a):
+    pad = 0 if a["pad"] == "valid" else a["pad"]
+    return Eject(pycall(f"nn.Conv{_TORCH_RANK[len(ins[0]) - 1]}", ins[0][0], a["out"], a["kernel"], stride=a["stride"],
+                        padding=pad, dilation=a["dilation"], groups=a["groups"], bias=a["bias"],
+                        defaults={"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True}))
+
+
+def _transpose_eject(ins, a):
+    return Eject(pycall(f"nn.ConvTranspose{_TORCH_RANK[len(ins[0]) - 1]}", ins[0][0], a["out"], a["kernel"],
+                        stride=a["stride"], padding=a["pad"], output_padding=a["output_pad"], groups=a["groups"],
+                        bias=a["bias"], dilation=a["dilation"],
+                        defaults={"stride": 1, "padding": 0, "output_padding": 0, "dilation": 1, "groups": 1,
+                                  "bias": True}))
+
+
 def _from_conv(m, transposed=False):
     """A torch conv module's attributes (netdsl import)."""
     if m.padding_mode != "zeros":
@@ -72,7 +88,7 @@ op("conv",
     Attr("dilation", Pair(), 1),
     Attr("groups", Int(), 1),
     Attr("bias", Bool(), True)),
-   infer=_infer, build=_build, kind=CONV, label=_label("conv"),
+   infer=_infer, build=_build, eject=_eject, kind=CONV, label=_label("conv"),
    params=lambda ins, a, out: _weights(ins, a) + (a["out"] if a["bias"] else 0),
    macs=lambda ins, a, out: _weights(ins, a) * math.prod(out[1:]),
    doc="convolution (torch.nn.Conv2d; Conv1d on sequences, Conv3d on volumes)", overwritable=True,
@@ -129,7 +145,7 @@ op("conv_transpose",
     Attr("dilation", Pair(), 1),
     Attr("groups", Int(), 1),
     Attr("bias", Bool(), True)),
-   infer=_transpose_infer, build=_transpose_build, kind=CONV, label=_label("conv_transpose"),
+   infer=_transpose_infer, build=_transpose_build, eject=_transpose_eject, kind=CONV, label=_label("conv_transpose"),
    params=lambda ins, a, out: _transpose_weights(ins, a) + (a["out"] if a["bias"] else 0),
    # each input value times each weight it meets: the multiply-accumulates of the transposed conv
    macs=lambda ins, a, out: _transpose_weights(ins, a) * math.prod(ins[0][1:]),

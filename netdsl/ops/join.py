@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import codes
 from .channels import Sizes
-from .spec import (JOIN, Attr, AttrError, CannotImport, FromTorch, Mark, ShapeError, TensorArg, examples, family,
+from .spec import (JOIN, Attr, AttrError, CannotImport, Eject, FromTorch, Mark, ShapeError, TensorArg, examples, family,
                    fmt_shape)
 
 op = family("join")
@@ -39,6 +39,18 @@ def _add_infer(ins, a):
     return ins[0]
 
 
+def _inputs(n: int) -> list[str]:
+    return [f"{{x{i}}}" for i in range(n)]
+
+
+def _concat_eject(ins, a):
+    return Eject(call=f"torch.cat([{', '.join(_inputs(len(ins)))}], 1)")
+
+
+def _operator_eject(operator: str):
+    return lambda ins, a: Eject(call=f" {operator} ".join(_inputs(len(ins))))
+
+
 def _from_cat(c):
     dim, tensors = c.arg(1, "dim", 0), c.arg(0, "tensors")
     rank = len(tensors[0].shape) if tensors and isinstance(tensors[0], TensorArg) and tensors[0].shape else None
@@ -65,13 +77,15 @@ def _add_build(ins, a):
     return Add()
 
 
-op("concat", (), infer=_concat_infer, build=_concat_build, kind=JOIN, join=True, mark=Mark("concat", "ellipse"),
+op("concat", (), infer=_concat_infer, build=_concat_build, eject=_concat_eject, kind=JOIN, join=True,
+   mark=Mark("concat", "ellipse"),
    imports=(FromTorch("torch.cat", _from_cat), FromTorch("torch.concat", _from_cat),
             FromTorch("netdsl.ops.modules.Concat")),  # a compiled net's own join, imported again
    doc="branches joined along the channels", overwritable=True, shape_doc="channels summed, H and W equal",
    examples=examples(("3x8x8", "concat { conv(4, 1) | conv(6, 3, pad=1) }"), ("7", "concat { linear(4) | linear(5) }")))
 
-op("add", (), infer=_add_infer, build=_add_build, kind=JOIN, join=True, mark=Mark("+", "circle"),
+op("add", (), infer=_add_infer, build=_add_build, eject=_operator_eject("+"), kind=JOIN, join=True,
+   mark=Mark("+", "circle"),
    imports=tuple(FromTorch(f, _tensors_only("a sum"))
                  for f in ("operator.add", "operator.iadd", "torch.add", "Tensor.add"))
    + (FromTorch("netdsl.ops.modules.Add"),),
@@ -104,7 +118,8 @@ def _mul_build(ins, a):
     return Mul()
 
 
-op("mul", (), infer=_mul_infer, build=_mul_build, kind=JOIN, join=True, mark=Mark("×", "circle"),
+op("mul", (), infer=_mul_infer, build=_mul_build, eject=_operator_eject("*"), kind=JOIN, join=True,
+   mark=Mark("×", "circle"),
    imports=tuple(FromTorch(f, _tensors_only("a product"))
                  for f in ("operator.mul", "operator.imul", "torch.mul", "Tensor.mul"))
    + (FromTorch("netdsl.ops.modules.Mul"),),
@@ -124,7 +139,7 @@ def _split_fork(a, index: int, count: int) -> tuple[str, dict]:
 
 
 op("split", (Attr("sizes", Sizes(), (), positional=True, rest=True, doc="channels per branch; equal parts if none"),),
-   infer=lambda ins, a: _concat_infer(ins, a, "split"), build=_concat_build, kind=JOIN, join=True,
+   infer=lambda ins, a: _concat_infer(ins, a, "split"), build=_concat_build, eject=_concat_eject, kind=JOIN, join=True,
    mark=Mark("concat", "ellipse"), fork=_split_fork, overwritable=True,
    label=lambda a: "split " + "/".join(map(str, a["sizes"])) if a["sizes"] else "split",
    doc="the input's channels cut into parts, one per branch (equal, or of the sizes given), and the "

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 from .. import codes
-from .spec import DENSE, RESHAPE, Attr, Bool, CannotImport, FromTorch, Int, ShapeError, examples, family, fmt_shape
+from .spec import (DENSE, RESHAPE, Attr, Bool, CannotImport, Eject, FromTorch, Int, ShapeError, examples, family,
+                   fmt_shape, pycall)
 
 op = family("linear")
 
@@ -46,7 +47,9 @@ def _from_flatten_call(c):
 
 
 op("linear", (Attr("out", Int(), positional=True, doc="output features"), Attr("bias", Bool(), True)),
-   infer=_linear_infer, build=_linear_build, kind=DENSE, label=lambda a: f"linear {a['out']}",
+   infer=_linear_infer, build=_linear_build, kind=DENSE,
+   eject=lambda ins, a: Eject(pycall("nn.Linear", ins[0][0], a["out"], bias=a["bias"], defaults={"bias": True})),
+   label=lambda a: f"linear {a['out']}",
    params=lambda ins, a, out: ins[0][0] * a["out"] + (a["out"] if a["bias"] else 0),
    macs=lambda ins, a, out: ins[0][0] * a["out"],
    doc="fully connected layer (torch.nn.Linear)", overwritable=True, shape_doc="C → out",
@@ -56,6 +59,7 @@ op("linear", (Attr("out", Int(), positional=True, doc="output features"), Attr("
    examples=examples(("20", "linear(10)"), ("7", "linear(3, bias=false)")))
 
 op("flatten", (), infer=lambda ins, a: (math.prod(ins[0]),), build=_flatten_build, kind=RESHAPE,
+   eject=lambda ins, a: Eject("nn.Flatten()", "torch.flatten({x0}, 1)"),
    doc="an image (or a sequence, a volume) as one vector (torch.nn.Flatten)", aliases=True, shape_doc="C×H×W → C·H·W",
    imports=(FromTorch("torch.nn.Flatten", _from_flatten), FromTorch("torch.flatten", _from_flatten_call),
             FromTorch("Tensor.flatten", _from_flatten_call)),
@@ -79,6 +83,8 @@ def _channel_linear_build(ins, a):
 
 op("channel_linear", (Attr("out", Int(), positional=True, doc="output channels"), Attr("bias", Bool(), True)),
    infer=lambda ins, a: (a["out"],) + ins[0][1:], build=_channel_linear_build, kind=DENSE,
+   eject=lambda ins, a: Eject(pycall("ChannelLinear", ins[0][0], a["out"], bias=a["bias"], defaults={"bias": True}),
+                              helpers=("ChannelLinear",)),
    label=lambda a: f"channel linear {a['out']}",
    imports=(FromTorch("netdsl.ops.modules.ChannelLinear", _from_linear),
             FromTorch("torch.nn.Linear", _from_linear, channels_last=True)),

@@ -78,7 +78,7 @@ class Scale(nn.Module):
     The `scale` op is `bare`: a compiled net keeps only this module's `weight`, as a parameter
     named by the layer, and multiplies by it in its graph, as `forward` does here."""
 
-    def __init__(self, shape: List[int], init: float):
+    def __init__(self, shape: list[int], init: float):
         super().__init__()
         self.weight = nn.Parameter(torch.full(shape, init))
 

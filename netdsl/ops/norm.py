@@ -6,7 +6,8 @@ import math
 import operator
 
 from .. import codes
-from .spec import NORM, Attr, Bool, CannotImport, Float, FromTorch, Int, ShapeError, examples, family, fmt_shape
+from .spec import (NORM, Attr, Bool, CannotImport, Eject, Float, FromTorch, Int, ShapeError, examples, family,
+                   fmt_shape, pycall)
 from .window import needs_image
 
 op = family("norm")
@@ -31,7 +32,10 @@ def _lrn_saves(ins, a, out):
 
 op("lrn", (Attr("size", Int(), 5, positional=True, doc="channels in the window"),
            Attr("alpha", Float(), 1e-4), Attr("beta", Float(), 0.75), Attr("k", Float(), 1.0)),
-   infer=_lrn_infer, build=_lrn_build, kind=NORM, label=lambda a: f"lrn {a['size']}",
+   infer=_lrn_infer, build=_lrn_build, kind=NORM,
+   eject=lambda ins, a: Eject(pycall("nn.LocalResponseNorm", a["size"], alpha=a["alpha"], beta=a["beta"], k=a["k"],
+                                     defaults={"alpha": 1e-4, "beta": 0.75, "k": 1.0})),
+   label=lambda a: f"lrn {a['size']}",
    saves=_lrn_saves, scratch=lambda ins, a, out: 2 * math.prod(out),
    doc="local response normalisation across channels (torch.nn.LocalResponseNorm)", shape_doc="C×H×W, unchanged",
    imports=(FromTorch("torch.nn.LocalResponseNorm", lambda m: dict(size=m.size, alpha=m.alpha, beta=m.beta, k=m.k)),),
@@ -58,10 +62,15 @@ def _bn_build(ins, a):
     return cls(ins[0][0], a["eps"], a["momentum"], a["affine"])
 
 
+def _bn_eject(ins, a):
+    return Eject(pycall(f"nn.BatchNorm{max(len(ins[0]) - 1, 1)}d", ins[0][0], eps=a["eps"], momentum=a["momentum"],
+                        affine=a["affine"], defaults={"eps": 1e-5, "momentum": 0.1, "affine": True}))
+
+
 # eps above 0: torch's batch_norm refuses 0 in training ("eps must be positive during training")
 op("batchnorm", (Attr("eps", Float(above=True), 1e-5), Attr("momentum", Float(0.0, 1.0), 0.1),
                  Attr("affine", Bool(), True)),
-   infer=_bn_infer, build=_bn_build, kind=NORM,
+   infer=_bn_infer, build=_bn_build, eject=_bn_eject, kind=NORM,
    params=lambda ins, a, out: 2 * ins[0][0] if a["affine"] else 0,
    buffers=lambda ins, a, out: (2 * ins[0][0], 1),  # running mean and variance; num_batches_tracked
    doc="batch normalisation (torch.nn.BatchNorm2d; 1d on vectors and sequences, 3d on volumes)", overwritable=True,
@@ -88,7 +97,10 @@ def _gn_build(ins, a):
 
 op("groupnorm", (Attr("groups", Int(), positional=True, doc="channel groups, each normalised on its own"),
                  Attr("eps", Float(), 1e-5), Attr("affine", Bool(), True)),
-   infer=_gn_infer, build=_gn_build, kind=NORM, label=lambda a: f"groupnorm {a['groups']}",
+   infer=_gn_infer, build=_gn_build, kind=NORM,
+   eject=lambda ins, a: Eject(pycall("nn.GroupNorm", a["groups"], ins[0][0], eps=a["eps"], affine=a["affine"],
+                                     defaults={"eps": 1e-5, "affine": True})),
+   label=lambda a: f"groupnorm {a['groups']}",
    params=lambda ins, a, out: 2 * ins[0][0] if a["affine"] else 0,
    doc="group normalisation over channel groups, per example (torch.nn.GroupNorm)",
    imports=(FromTorch("torch.nn.GroupNorm", lambda m: dict(groups=m.num_groups, eps=m.eps, affine=m.affine)),),
@@ -118,8 +130,14 @@ def _ln_build(ins, a):
     return ChannelLayerNorm(ins[0][0], a["eps"], a["affine"])
 
 
+def _ln_eject(ins, a):
+    cls, helpers = ("nn.LayerNorm", ()) if len(ins[0]) == 1 else ("ChannelLayerNorm", ("ChannelLayerNorm",))
+    return Eject(pycall(cls, ins[0][0], eps=a["eps"], elementwise_affine=a["affine"],
+                        defaults={"eps": 1e-5, "elementwise_affine": True}), helpers=helpers)
+
+
 op("layernorm", (Attr("eps", Float(above=True), 1e-5), Attr("affine", Bool(), True)),
-   infer=lambda ins, a: ins[0], build=_ln_build, kind=NORM,
+   infer=lambda ins, a: ins[0], build=_ln_build, eject=_ln_eject, kind=NORM,
    params=lambda ins, a, out: 2 * ins[0][0] if a["affine"] else 0,
    # layer_norm's backward reads its input and statistics, not its output
    overwritable=True, saves=lambda ins, a, out: ("in", (2 * math.prod(ins[0][1:]), 4)),  # mean and 1/std, float32
@@ -155,6 +173,12 @@ def _in_saves(ins, a, out):
     return ("in", (2 * channels, 4)) + (((repeated * channels, 0),) if repeated else ())
 
 
+def _in_eject(ins, a):
+    return Eject(pycall(f"nn.InstanceNorm{len(ins[0]) - 1}d", ins[0][0], eps=a["eps"], momentum=a["momentum"],
+                        affine=a["affine"], track_running_stats=a["track"],
+                        defaults={"eps": 1e-5, "momentum": 0.1, "affine": False, "track_running_stats": False}))
+
+
 def _in_build(ins, a):
     from torch import nn
     cls = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)[len(ins[0]) - 2]
@@ -164,7 +188,7 @@ def _in_build(ins, a):
 op("instancenorm", (Attr("eps", Float(above=True), 1e-5), Attr("momentum", Float(0.0, 1.0), 0.1),
                     Attr("affine", Bool(), False),
                     Attr("track", Bool(), False, doc="keep running statistics for evaluation")),
-   infer=_in_infer, build=_in_build, kind=NORM,
+   infer=_in_infer, build=_in_build, eject=_in_eject, kind=NORM,
    params=lambda ins, a, out: 2 * ins[0][0] if a["affine"] else 0,
    buffers=lambda ins, a, out: (2 * ins[0][0], 1) if a["track"] else (0, 0),
    overwritable=True,  # batch_norm's backward, which instance_norm runs, reads its input and statistics
@@ -186,7 +210,10 @@ def _scale_build(ins, a):
 
 
 op("scale", (Attr("init", Float(min=-math.inf), 1e-6, positional=True, doc="the initial scale"),),
-   infer=lambda ins, a: ins[0], build=_scale_build, kind=NORM, label=lambda a: "scale",
+   infer=lambda ins, a: ins[0], build=_scale_build, kind=NORM,
+   eject=lambda ins, a: Eject(call="{w} * {x0}",  # as `bare`: the parameter, then its product
+                              parameter=pycall("torch.full", [ins[0][0]] + [1] * (len(ins[0]) - 1), a["init"])),
+   label=lambda a: "scale",
    params=lambda ins, a, out: ins[0][0],
    # a bare parameter, as torchvision's CNBlock holds it: `features.1.0.layer_scale`, no `.weight`
    bare=operator.mul,  # `layer_scale * x`, torchvision's order

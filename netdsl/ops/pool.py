@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 from .. import codes
-from .spec import POOL, Attr, Bool, CannotImport, FromTorch, Pair, ShapeError, axis_names, examples, family, fmt_value
+from .spec import (POOL, Attr, Bool, CannotImport, Eject, FromTorch, Pair, ShapeError, axis_names, examples, family,
+                   fmt_value, pycall)
 from .window import fmt_pair, fmt_stride, needs_spatial, padding_window, windowed
 
 op = family("pool")
@@ -81,6 +82,18 @@ def _avgpool_build(ins, a):
                         count_include_pad=a["count_include_pad"])
 
 
+def _maxpool_eject(ins, a):
+    return Eject(pycall(f"nn.MaxPool{len(ins[0]) - 1}d", a["kernel"], stride=a["stride"], padding=a["pad"],
+                        dilation=a["dilation"], ceil_mode=a["ceil_mode"],
+                        defaults={"stride": a["kernel"], "padding": 0, "dilation": 1, "ceil_mode": False}))
+
+
+def _avgpool_eject(ins, a):
+    return Eject(pycall(f"nn.AvgPool{len(ins[0]) - 1}d", a["kernel"], stride=a["stride"], padding=a["pad"],
+                        ceil_mode=a["ceil_mode"], count_include_pad=a["count_include_pad"],
+                        defaults={"stride": a["kernel"], "padding": 0, "ceil_mode": False, "count_include_pad": True}))
+
+
 def _label(name):
     return lambda a: f"{name} {fmt_pair(a['kernel'])}{fmt_stride(a['stride'])}"
 
@@ -128,7 +141,7 @@ _WINDOW = (
 )
 
 op("maxpool", _WINDOW + (Attr("dilation", Pair(), 1), Attr("ceil_mode", Bool(), False)),
-   infer=_maxpool_infer, build=_maxpool_build, kind=POOL, label=_label("maxpool"),
+   infer=_maxpool_infer, build=_maxpool_build, eject=_maxpool_eject, kind=POOL, label=_label("maxpool"),
    doc="max pooling (torch.nn.MaxPool2d; 1d on sequences, 3d on volumes)", overwritable=True,
    imports=tuple(FromTorch(f"torch.nn.MaxPool{r}d", _from_maxpool) for r in (1, 2, 3))
    + tuple(FromTorch(f"torch.nn.functional.max_pool{r}d", _from_max_pool_call) for r in (1, 2, 3)),
@@ -143,7 +156,7 @@ op("maxpool", _WINDOW + (Attr("dilation", Pair(), 1), Attr("ceil_mode", Bool(), 
                      ("2x7x9x10", "maxpool(3, stride=2, dilation=1x2x2, ceil_mode=true)")))
 
 op("avgpool", _WINDOW + (Attr("ceil_mode", Bool(), False), Attr("count_include_pad", Bool(), True)),
-   infer=_avgpool_infer, build=_avgpool_build, kind=POOL, label=_label("avgpool"),
+   infer=_avgpool_infer, build=_avgpool_build, eject=_avgpool_eject, kind=POOL, label=_label("avgpool"),
    doc="average pooling (torch.nn.AvgPool2d; 1d on sequences, 3d on volumes)", overwritable=True,
    imports=tuple(FromTorch(f"torch.nn.AvgPool{r}d", _from_avgpool) for r in (1, 2, 3))
    + tuple(FromTorch(f"torch.nn.functional.avg_pool{r}d", _from_avg_pool_call) for r in (1, 2, 3)),
@@ -190,6 +203,14 @@ def _adaptive_build(kind):
     return lambda ins, a: _torch(f"Adaptive{kind}Pool", ins[0])(a["size"])
 
 
+def _adaptive_eject(kind):
+    return lambda ins, a: Eject(pycall(f"nn.Adaptive{kind}Pool{len(ins[0]) - 1}d", a["size"]))
+
+
+def _global_eject(kind):
+    return lambda ins, a: Eject(pycall(f"nn.Adaptive{kind}Pool{len(ins[0]) - 1}d", 1))
+
+
 def _global_build(kind):
     return lambda ins, a: _torch(f"Adaptive{kind}Pool", ins[0])(1)
 
@@ -222,6 +243,7 @@ for _kind, _what in (("avg", "average"), ("max", "maximum")):
        imports=tuple(FromTorch(f"torch.nn.Adaptive{_Kind}Pool{r}d", _from_adaptive) for r in (1, 2, 3))
        + tuple(FromTorch(f"torch.nn.functional.adaptive_{_kind}_pool{r}d", _from_adaptive_call) for r in (1, 2, 3)),
        infer=_adaptive_infer(f"adaptive_{_kind}pool"), build=_adaptive_build(_Kind), kind=POOL,
+       eject=_adaptive_eject(_Kind),
        saves=_adaptive_saves(_kind), scratch=_adaptive_scratch(_kind),
        doc=f"{_what} pooling to a fixed output size (torch.nn.Adaptive{_Kind}Pool2d; 1d, 3d)",
        shape_doc="C×H×W → C×h×w",
@@ -230,8 +252,8 @@ for _kind, _what in (("avg", "average"), ("max", "maximum")):
                          ("3x5x9x7", f"adaptive_{_kind}pool(1x3x2)")))
 
     op(f"global_{_kind}pool", (), infer=_global_infer(f"global_{_kind}pool"), build=_global_build(_Kind),
+       eject=_global_eject(_Kind), kind=POOL, saves=_adaptive_saves(_kind), scratch=_adaptive_scratch(_kind),
        imports=(FromTorch("Tensor.mean", _from_mean, then=("flatten",)),) if _kind == "avg" else (),
-       kind=POOL, saves=_adaptive_saves(_kind), scratch=_adaptive_scratch(_kind),
        doc=f"{_what} over all positions (torch.nn.Adaptive{_Kind}Pool2d(1); 1d, 3d)",
        shape_doc="C×H×W → C×1×1",
        examples=examples(("5x9x7", f"global_{_kind}pool"), ("4x12", f"global_{_kind}pool"),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 from .. import codes
-from .spec import POOL, RESHAPE, Attr, Bool, CannotImport, Choice, Factor, FromTorch, Int, Maybe, Pair, ShapeError, \
-    axis_names, examples, family, fmt_value, spatial_name
+from .spec import (POOL, RESHAPE, Attr, Bool, CannotImport, Choice, Eject, Factor, FromTorch, Int, Maybe, Pair,
+                   ShapeError, axis_names, examples, family, fmt_value, pycall, spatial_name)
 from .window import fmt_pair, needs_spatial
 
 op = family("resize")
@@ -56,6 +56,13 @@ def _upsample_build(ins, a):
     return nn.Upsample(size=a["size"], scale_factor=factor, mode=a["mode"], align_corners=align)
 
 
+def _upsample_eject(ins, a):
+    factor = 2 if a["factor"] is None and a["size"] is None else a["factor"]
+    align = a["align_corners"] if a["mode"] in _LINEAR else (a["align_corners"] or None)
+    return Eject(pycall("nn.Upsample", size=a["size"], scale_factor=factor, mode=a["mode"], align_corners=align,
+                        defaults={"size": None, "scale_factor": None, "mode": "nearest", "align_corners": None}))
+
+
 def _upsample_label(a):
     if a["size"] is not None:
         text = f"upsample {fmt_pair(a['size'])}"
@@ -89,7 +96,7 @@ op("upsample",
     Attr("mode", Choice(("nearest", "linear", "bilinear", "trilinear")), "nearest",
          doc="`nearest`, or `linear` for sequences, `bilinear` for images, `trilinear` for volumes"),
     Attr("align_corners", Bool(), False)),
-   infer=_upsample_infer, build=_upsample_build, kind=POOL, label=_upsample_label,
+   infer=_upsample_infer, build=_upsample_build, eject=_upsample_eject, kind=POOL, label=_upsample_label,
    doc="upsampling by a factor or to a size (torch.nn.Upsample)", overwritable=True,
    imports=(FromTorch("torch.nn.Upsample", _from_upsample),),
    shape_doc="C×H×W → C×fH×fW, or C×size", params_doc="0",
@@ -118,7 +125,8 @@ def _shuffle_build(ins, a):
 
 
 op("pixel_shuffle", (Attr("r", Int(), positional=True, doc="upscale factor"),),
-   infer=_shuffle_infer, build=_shuffle_build, kind=RESHAPE, label=lambda a: f"pixel_shuffle {a['r']}",
+   infer=_shuffle_infer, build=_shuffle_build, kind=RESHAPE,
+   eject=lambda ins, a: Eject(pycall("nn.PixelShuffle", a["r"])), label=lambda a: f"pixel_shuffle {a['r']}",
    doc="channels rearranged into r×r blocks of pixels (torch.nn.PixelShuffle)", overwritable=True,
    imports=(FromTorch("torch.nn.PixelShuffle", lambda m: dict(r=m.upscale_factor)),),
    shape_doc="C·r²×H×W → C×rH×rW",
@@ -141,16 +149,23 @@ def _pad_infer(ins, a):
     return (shape[0], *(n + 2 * p for n, p in zip(shape[1:], a["amount"])))
 
 
+def _pad_amounts(a) -> tuple[int, ...]:
+    # torch lists the padding from the last axis: (left, right, top, bottom, front, back)
+    return tuple(p for p in reversed(a["amount"]) for _ in (0, 1))
+
+
 def _pad_build(ins, a):
     from torch import nn
-    # torch lists the padding from the last axis: (left, right, top, bottom, front, back)
-    amounts = tuple(p for p in reversed(a["amount"]) for _ in (0, 1))
-    return getattr(nn, f"{_PAD_MODULES[a['mode']]}{len(ins[0]) - 1}d")(amounts)
+    return getattr(nn, f"{_PAD_MODULES[a['mode']]}{len(ins[0]) - 1}d")(_pad_amounts(a))
+
+
+def _pad_eject(ins, a):
+    return Eject(pycall(f"nn.{_PAD_MODULES[a['mode']]}{len(ins[0]) - 1}d", _pad_amounts(a)))
 
 
 op("pad", (Attr("amount", Pair(min=0), positional=True, doc="added on each side, per axis"),
            Attr("mode", Choice(("zero", "reflect", "replicate")), "zero", doc="what the padding holds")),
-   infer=_pad_infer, build=_pad_build, kind=RESHAPE,
+   infer=_pad_infer, build=_pad_build, eject=_pad_eject, kind=RESHAPE,
    label=lambda a: f"pad {fmt_pair(a['amount']) if len(set(a['amount'])) > 1 else a['amount'][0]}"
                    + ("" if a["mode"] == "zero" else f" {a['mode']}"),
    doc="padding on each side (torch.nn.ZeroPad2d, ReflectionPad2d, ReplicationPad2d; 1d, 3d)", overwritable=True,

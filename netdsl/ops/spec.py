@@ -335,6 +335,42 @@ class Example:
     text: str
 
 
+@dataclass(frozen=True)
+class Eject:
+    """How `Network.eject` writes a layer as PyTorch source (netdsl/eject.py): `module`, the
+    expression that constructs its torch module (`nn.Conv2d(64, 128, 3, stride=2, bias=False)`),
+    and/or `call`, a functional forward with its inputs as `{x0}`, `{x1}`, ... (`torch.cat([{x0},
+    {x1}], 1)`; exactly `{x0}`: the input itself, no line). An op with both is written as `call` in
+    a forward and as `module` inside an `nn.Sequential`. `helpers`: classes of netdsl.ops.modules
+    the module needs (torch has none like them), copied into the file. `parameter`: a `bare` op's
+    tensor (`torch.full([64, 1, 1], 1e-06)`), held as an `nn.Parameter` named by the layer and
+    read by `call` as `{w}`."""
+
+    module: Optional[str] = None
+    call: Optional[str] = None
+    helpers: tuple[str, ...] = ()
+    parameter: Optional[str] = None
+
+
+def py(v: Any) -> str:
+    """A value as Python source: a square size reads as one number (`3`, not `(3, 3)`)."""
+    if isinstance(v, tuple):
+        if v and len(set(v)) == 1 and not isinstance(v[0], tuple):
+            return py(v[0])
+        return f"({', '.join(map(py, v))}{',' if len(v) == 1 else ''})"
+    if isinstance(v, list):
+        return f"[{', '.join(map(py, v))}]"
+    return repr(v)
+
+
+def pycall(callee: str, *args: Any, defaults: Mapping[str, Any] = {}, **kwargs: Any) -> str:
+    """`callee(args, name=value)` as source, leaving out each keyword whose value is its default
+    in `defaults` (torch's): `pycall("nn.Conv2d", 3, 8, 3, stride=1, defaults={"stride": 1})`."""
+    shown = [py(a) for a in args]
+    shown += [f"{k}={py(v)}" for k, v in kwargs.items() if k not in defaults or py(defaults[k]) != py(v)]
+    return f"{callee}({', '.join(shown)})"
+
+
 class CannotImport(Exception):
     """Raised by a `FromTorch`'s `attrs` for a module or call the op cannot stand for (a conv
     with reflect padding, a flatten from dim 2): the message says what is missing."""
@@ -441,6 +477,8 @@ class OpSpec:
       reads the input it overwrites, so autograd keeps a copy of it (torch clones `self` for
       `silu_`, `hardswish_`, `hardsigmoid_`, `mish_`): its `"in"` is then a tensor of its own,
       not its input's memory (which holds its output);
+    - `eject(in_shapes, attrs) -> Eject`: the layer as PyTorch source (`Network.eject`); every
+      op with a `build` has one, made from the same attributes;
     - `bare(weight, x)`: the op holds its one tensor as a bare parameter, as torchvision's
       CNBlock holds `layer_scale`: the compiled net registers it on the enclosing scope's module
       under the layer's own name (state_dict key `features.1.0.layer_scale`, not
@@ -479,6 +517,7 @@ class OpSpec:
     params_doc: str = "0"          # and how many parameters it learns
     family: str = ""
     fork: Optional[Callable[[Attrs, int, int], tuple[str, dict]]] = None
+    eject: Optional[Callable[[Sequence[Shape], Attrs], Eject]] = None
     imports: tuple[FromTorch, ...] = ()
     bare: Optional[Callable[[Any, Any], Any]] = None
 
