@@ -34,9 +34,20 @@ def _risky_calls(path):
                 yield node.lineno, "torch.load without weights_only=True"
 
 
+# The two places that import by name, on purpose, never from a .net file's text: `netdsl import
+# SPEC` builds the user's own constructor, named on the command line (running the user's Python is
+# what importing a model means), and the importer resolves the registry's `FromTorch` targets,
+# strings written in netdsl/ops/*.py. One call each, no more.
+IMPORTS_BY_NAME = {"netdsl/cli.py", "netdsl/backend/importer.py"}
+
+
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_the_package_never_runs_text_or_loads_pickles(path):
-    assert list(_risky_calls(path)) == []
+    risky = list(_risky_calls(path))
+    if str(path.relative_to(ROOT)) in IMPORTS_BY_NAME:
+        assert [what for _, what in risky] == ["importlib.import_module"]
+    else:
+        assert risky == []
 
 
 def test_the_scan_finds_what_it_looks_for(tmp_path):
