@@ -306,8 +306,11 @@ def _layers(gm) -> tuple[list, list]:
         multi = any(a.name == "index" for a in spec.attrs) and "index" not in given
         if multi:
             given = dict(given, index=0)
+        # a part the call itself names (`x.narrow(1, start, length)`, a compiled net's chunk): one
+        # of a split's parts, as a chunk's part taken by index is
+        part = not multi and any(a.name == "index" for a in spec.attrs)
         node = _Node(fx.name, spec, _convert(spec, given, where, what), ins, _caller(fx), shape=_shape(fx),
-                     multi=multi, cat=fx.target is torch.cat)
+                     multi=multi, cat=fx.target is torch.cat, part=part)
         if multi:
             of[fx] = node  # not a layer: its parts, taken by index, are
             continue
@@ -619,7 +622,9 @@ class _Writer:
         if isinstance(it, Layer):
             return self.layer(it.node)
         if isinstance(it, Join):
-            branches = ["\n".join(self.items(b, prefix, False)) or self._identity() for b in it.branches_nested]
+            # an empty branch (`x + f(x)`) is an empty `seq`: no layer, as the module has none
+            # (an `identity` would be a layer of its own, a row the module's summary lacks)
+            branches = ["\n".join(self.items(b, prefix, False)) or "seq { }" for b in it.branches_nested]
             head = it.spec.describe(it.attrs)
             return f"{head} inline {{\n" + "\n| ".join(branches) + "\n}"
         m = self.root.get_submodule(".".join(it.path))
@@ -632,11 +637,6 @@ class _Writer:
         seq = _is_seq(m)
         inner = self.items(it.items, it.path, seq)
         return ("seq " if seq else "") + "{\n" + "\n".join(inner) + "\n}"
-
-    def _identity(self) -> str:
-        modules, _, _ = mappings()
-        import torch
-        return modules[(torch.nn.Identity, False)][0].name
 
     def layer(self, n: _Node) -> str:
         exprs = {}
