@@ -474,13 +474,17 @@ def _chain(start: _Node, end: _Node, seen: dict) -> list:
 
 def _tapped(n: _Node, g: _Node, branches: list) -> Optional[tuple]:
     """Where a join's branches all lie in its own module but for the head of one (`k`), which
-    runs from the fork `g` outside it (LR-ASPP: the backbone's rest, then the classifier's high
-    path; the low path starts at the backbone's tap): `(k, that head)`, so that the head comes
-    before the join and the other branches start `from g`. None for a plain join."""
+    runs from the fork `g` outside it, and the others have layers (LR-ASPP: the backbone's rest,
+    then the classifier's high path; the low path starts at the backbone's tap): `(k, that
+    head)`, so that the head comes before the join and the others start `from g`. None for a
+    plain join (one the nesting into scopes writes as it is)."""
     inside = [len(b) - next((i for i in range(len(b), 0, -1) if b[i - 1].scope[:len(n.scope)] != n.scope), 0)
               for b in branches]
     outside = [k for k, b in enumerate(branches) if inside[k] != len(b)]
-    if not n.scope or len(outside) != 1 or g.spec is None or not (g.label or g.spec.join):
+    # the other branches are layers of the join's module (DenseNet's concatenation, in the next
+    # layer's module, of the features passed on as they are is a plain join)
+    if not n.scope or len(outside) != 1 or g.spec is None or not (g.label or g.spec.join) or \
+            not all(b for k, b in enumerate(branches) if k != outside[0]):
         return None
     k = outside[0]
     before = branches[k][:len(branches[k]) - inside[k]]
