@@ -306,8 +306,11 @@ def _layers(gm) -> tuple[list, list]:
         multi = any(a.name == "index" for a in spec.attrs) and "index" not in given
         if multi:
             given = dict(given, index=0)
+        # a part the call itself names (`x.narrow(1, start, length)`, a compiled net's chunk): one
+        # of a split's parts, as a chunk's part taken by index is
+        part = not multi and any(a.name == "index" for a in spec.attrs)
         node = _Node(fx.name, spec, _convert(spec, given, where, what), ins, _caller(fx), shape=_shape(fx),
-                     multi=multi, cat=fx.target is torch.cat)
+                     multi=multi, cat=fx.target is torch.cat, part=part)
         if multi:
             of[fx] = node  # not a layer: its parts, taken by index, are
             continue
@@ -400,6 +403,7 @@ class Join:
     attrs: dict
     branches: list
     src: _Node
+    taps: Optional[list] = None     # per branch: the earlier layer a `from` branch starts at, else None
 
     @functools.cached_property
     def scope(self) -> tuple:
@@ -447,6 +451,16 @@ def _chain(start: _Node, end: _Node, seen: dict) -> list:
         if n.spec.join:
             g = n.idom
             branches = [_chain(g, i, seen) for i in n.inputs]
+            main = _tapped(n, g, branches)
+            if main is not None:  # LR-ASPP's `from`: the path to one branch runs outside the join's module
+                k, before = main
+                src = before[-1].node
+                taps = [None if j == k else g for j in range(len(branches))]
+                branches[k] = branches[k][len(before):]
+                items.append(Join(n, n.spec, n.attrs, branches, src, taps))
+                items.extend(reversed(before))
+                n = g
+                continue
             item = Join(n, n.spec, n.attrs, branches, g)
             items.append(_split(item))
             n = g
@@ -456,6 +470,54 @@ def _chain(start: _Node, end: _Node, seen: dict) -> list:
         else:
             raise _fail(n.name, n.spec.name, f"it takes {len(n.inputs)} inputs")
     return items[::-1]
+
+
+def _tapped(n: _Node, g: _Node, branches: list) -> Optional[tuple]:
+    """Where a join's branches all lie in its own module but for the head of one (`k`), which
+    runs from the fork `g` outside it, and the others have layers (LR-ASPP: the backbone's rest,
+    then the classifier's high path; the low path starts at the backbone's tap): `(k, that
+    head)`, so that the head comes before the join and the others start `from g`. None for a
+    plain join (one the nesting into scopes writes as it is)."""
+    inside = [len(b) - next((i for i in range(len(b), 0, -1) if b[i - 1].scope[:len(n.scope)] != n.scope), 0)
+              for b in branches]
+    outside = [k for k, b in enumerate(branches) if inside[k] != len(b)]
+    # the other branches are layers of the join's module (DenseNet's concatenation, in the next
+    # layer's module, of the features passed on as they are is a plain join)
+    if not n.scope or len(outside) != 1 or g.spec is None or not (g.label or g.spec.join) or \
+            not all(b for k, b in enumerate(branches) if k != outside[0]):
+        return None
+    k = outside[0]
+    before = branches[k][:len(branches[k]) - inside[k]]
+    if any(it.scope[:len(n.scope)] == n.scope for it in before) or not isinstance(before[-1], Layer):
+        return None
+    return k, before
+
+
+def _tap_paths(items: list, nodes: list) -> None:
+    """Each `from` branch's path: the outermost scope whose last layer is the tap (`backbone.4`,
+    as a person writes it, rather than the layer inside it)."""
+    def path(n: _Node) -> tuple:
+        return n.scope + ((n.label,) if n.label else ())
+
+    for it in items:
+        if not isinstance(it, Join):
+            continue
+        for b in it.branches:
+            _tap_paths(b, nodes)
+        if not it.taps:
+            continue
+        it.tap_paths = []
+        for tap in it.taps:
+            if tap is None:
+                it.tap_paths.append(None)
+                continue
+            full = path(tap)
+            later = [path(n) for n in nodes if n.index > tap.index and n.spec is not None]
+            k = next((k for k in range(1, len(full) + 1) if all(p[:k] != full[:k] for p in later)), None)
+            if k is None or not all(p.isdigit() or _IDENT.match(p) for p in full[:k]):
+                raise _fail(".".join(full) or tap.name, tap.spec.name, "a later path starts from its output, and no "
+                            "`from` path names it (its scope runs on after it, or a name is no identifier)")
+            it.tap_paths.append(".".join(str(int(p)) if p.isdigit() else p for p in full[:k]))
 
 
 def _split(join: Join) -> Join:
@@ -619,7 +681,13 @@ class _Writer:
         if isinstance(it, Layer):
             return self.layer(it.node)
         if isinstance(it, Join):
-            branches = ["\n".join(self.items(b, prefix, False)) or self._identity() for b in it.branches_nested]
+            # an empty branch (`x + f(x)`) is an empty `seq`: no layer, as the module has none
+            # (an `identity` would be a layer of its own, a row the module's summary lacks)
+            branches = ["\n".join(self.items(b, prefix, False)) or "seq { }" for b in it.branches_nested]
+            for k, tap in enumerate(it.taps or ()):
+                if tap is not None:
+                    text = branches[k] if it.branches_nested[k] else ""
+                    branches[k] = f"from {it.tap_paths[k]}" + (f"\n{text}" if text else "")
             head = it.spec.describe(it.attrs)
             return f"{head} inline {{\n" + "\n| ".join(branches) + "\n}"
         m = self.root.get_submodule(".".join(it.path))
@@ -632,11 +700,6 @@ class _Writer:
         seq = _is_seq(m)
         inner = self.items(it.items, it.path, seq)
         return ("seq " if seq else "") + "{\n" + "\n".join(inner) + "\n}"
-
-    def _identity(self) -> str:
-        modules, _, _ = mappings()
-        import torch
-        return modules[(torch.nn.Identity, False)][0].name
 
     def layer(self, n: _Node) -> str:
         exprs = {}
@@ -714,6 +777,7 @@ def from_torch(module, input_shape, name: Optional[str] = None) -> str:
     heads = _heads(module, input_shape, used)
     _account(module, seen, heads)
 
+    _tap_paths(chain, nodes)
     items = _nest(chain, ())
     _nest_joins(items, ())
     classes_node = _last_linear(chain)

@@ -104,6 +104,20 @@ def _from_split(c):
     return dict(parts=tuple(size))
 
 
+def _from_narrow(c):
+    """`x.narrow(1, start, length)`, as a compiled net's `split` takes each part (netdsl.ops.modules.Narrow):
+    the part of equal parts where `length` divides the channels and `start`, else of the sizes around it."""
+    if c.arg(1, "dim") != 1:
+        raise CannotImport(f"a narrow along dim {c.arg(1, 'dim')} (netdsl's chunk cuts the channels, dim 1)")
+    channels, start, length = c.args[0].shape[0], c.arg(2, "start"), c.arg(3, "length")
+    if not (is_int(start) and is_int(length)) or start < 0 or length <= 0 or start + length > channels:
+        raise CannotImport(f"a narrow from {start} of length {length} of {channels} channels")
+    if channels % length == 0 and start % length == 0:
+        return dict(parts=channels // length, index=start // length)
+    sizes = tuple(s for s in (start, length, channels - start - length) if s)
+    return dict(parts=sizes, index=1 if start else 0)
+
+
 op("chunk", (Attr("index", Int(min=0), positional=True, doc="which part, from 0"),
              Attr("parts", Parts(), 2, positional=True, doc="a count of equal parts, or their sizes")),
    infer=_chunk_infer, build=_chunk_build, kind=JOIN,
@@ -111,7 +125,8 @@ op("chunk", (Attr("index", Int(min=0), positional=True, doc="which part, from 0"
    label=_chunk_label, mark=Mark("split", "ellipse"),
    aliases=True,  # a view of its input's channels
    imports=(FromTorch("torch.chunk", _from_chunk), FromTorch("Tensor.chunk", _from_chunk),
-            FromTorch("torch.split", _from_split), FromTorch("Tensor.split", _from_split)),
+            FromTorch("torch.split", _from_split), FromTorch("Tensor.split", _from_split),
+            FromTorch("Tensor.narrow", _from_narrow)),  # a compiled net's own chunk, imported again
    doc="one part of the channels, as `x.chunk(parts, dim=1)[index]` or, with sizes, `x.split(sizes, dim=1)[index]`; "
        "what `split` hands each branch", shape_doc="C×… → part×…",
    examples=examples(("8x4x4", "chunk(1)"), ("8x4x4", "chunk(0, 4)"), ("6x3x3", "chunk(1, (2, 4))"), ("10", "chunk(0)"),

@@ -137,3 +137,15 @@ class GELU(nn.GELU):
             if last.is_contiguous():
                 return torch.nn.functional.gelu(last, approximate=self.approximate).movedim(-1, 1)
         return torch.nn.functional.gelu(x, approximate=self.approximate)
+
+
+def _global_pool(base: type) -> type:
+    return type(base.__name__.replace("Adaptive", "Global"), (base,), {
+        "__module__": __name__, "__qualname__": base.__name__.replace("Adaptive", "Global"),
+        "__doc__": f"torch.nn.{base.__name__}(1), as `global_avgpool`/`global_maxpool` build it: a class of its "
+                   "own so that `netdsl import` tells it from an `adaptive_avgpool(1)` (a summary names the op)."})
+
+
+GlobalAvgPool1d, GlobalAvgPool2d, GlobalAvgPool3d, GlobalMaxPool1d, GlobalMaxPool2d, GlobalMaxPool3d = (
+    _global_pool(b) for b in (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
+                              nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d))

@@ -212,7 +212,10 @@ def _global_eject(kind):
 
 
 def _global_build(kind):
-    return lambda ins, a: _torch(f"Adaptive{kind}Pool", ins[0])(1)
+    def build(ins, a):
+        from . import modules
+        return getattr(modules, f"Global{kind}Pool{len(ins[0]) - 1}d")(1)
+    return build
 
 
 def _from_adaptive(m):
@@ -253,7 +256,8 @@ for _kind, _what in (("avg", "average"), ("max", "maximum")):
 
     op(f"global_{_kind}pool", (), infer=_global_infer(f"global_{_kind}pool"), build=_global_build(_Kind),
        eject=_global_eject(_Kind), kind=POOL, saves=_adaptive_saves(_kind), scratch=_adaptive_scratch(_kind),
-       imports=(FromTorch("Tensor.mean", _from_mean, then=("flatten",)),) if _kind == "avg" else (),
+       imports=tuple(FromTorch(f"netdsl.ops.modules.Global{_Kind}Pool{r}d") for r in (1, 2, 3))  # a compiled net's
+       + ((FromTorch("Tensor.mean", _from_mean, then=("flatten",)),) if _kind == "avg" else ()),
        doc=f"{_what} over all positions (torch.nn.Adaptive{_Kind}Pool2d(1); 1d, 3d)",
        shape_doc="C×H×W → C×1×1",
        examples=examples(("5x9x7", f"global_{_kind}pool"), ("4x12", f"global_{_kind}pool"),
