@@ -20,6 +20,9 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from torchvision_models import randomise_norms  # noqa: E402  (tests/: one definition for both)
 
 MODELS = (["alexnet"] + [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")]
           + [f"resnet{d}" for d in (18, 34, 50, 101, 152)]
@@ -31,22 +34,6 @@ MODELS = (["alexnet"] + [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", 
           + [f"efficientnet_b{i}" for i in range(8)] + [f"efficientnet_v2_{s}" for s in "sml"]
           + [f"regnet_{k}_{w}" for k in "yx" for w in ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf")]
           + ["regnet_y_128gf"] + [f"convnext_{s}" for s in ("tiny", "small", "base", "large")])
-
-
-def randomise_norms(model):
-    """torchvision's random initialisation, and BatchNorm's statistics and affine parameters at
-    random too (tests/test_import.py does the same)."""
-    import torch
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                c = m.num_features
-                m.running_mean.copy_(torch.rand(c, generator=generator) - 0.5)
-                m.running_var.copy_(torch.rand(c, generator=generator) * 1.5 + 0.5)
-                m.weight.copy_(torch.rand(c, generator=generator) + 0.5)
-                m.bias.copy_(torch.rand(c, generator=generator) - 0.5)
-    return model
 
 
 def run(name: str, size: int) -> dict:

@@ -13,6 +13,7 @@ import functools
 
 import pytest
 from conftest import NETS, net_files
+from torchvision_models import randomise_norms
 
 import netdsl
 from netdsl.printer import format_source
@@ -27,21 +28,6 @@ from netdsl.backend.importer import from_torch, mappings  # noqa: E402
 TOLERANCE = 1e-5  # max|a - b| <= TOLERANCE * max|b|, float32
 SMALL = (3, 64, 64)
 MODELS = ["resnet18", "mobilenet_v2", "squeezenet1_0", "densenet121", "efficientnet_b0", "googlenet"]
-
-
-def randomise_norms(model):
-    """torchvision's random initialisation, and BatchNorm's statistics and affine parameters at
-    random too (conftest's `randomise` of every weight makes DenseNet's outputs overflow)."""
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                c = m.num_features
-                m.running_mean.copy_(torch.rand(c, generator=generator) - 0.5)
-                m.running_var.copy_(torch.rand(c, generator=generator) * 1.5 + 0.5)
-                m.weight.copy_(torch.rand(c, generator=generator) + 0.5)
-                m.bias.copy_(torch.rand(c, generator=generator) - 0.5)
-    return model
 
 
 @functools.cache

@@ -89,3 +89,21 @@ def net_names() -> list[str]:
     """The .net files in nets/torchvision/, by name, in MODELS' order (files without a model last)."""
     names = {p.stem for p in NETS.glob("*.net")}
     return [n for n in MODELS if n in names] + sorted(names - set(MODELS))
+
+
+def randomise_norms(model):
+    """torchvision's random initialisation, and BatchNorm's statistics and affine parameters at
+    random too (conftest's `randomise` of every weight makes DenseNet's outputs overflow). Used by
+    tests/test_import.py and bench/bench_import.py."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                c = m.num_features
+                m.running_mean.copy_(torch.rand(c, generator=generator) - 0.5)
+                m.running_var.copy_(torch.rand(c, generator=generator) * 1.5 + 0.5)
+                m.weight.copy_(torch.rand(c, generator=generator) + 0.5)
+                m.bias.copy_(torch.rand(c, generator=generator) - 0.5)
+    return model
