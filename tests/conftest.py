@@ -56,3 +56,19 @@ def randomise(module, seed: int = 0):
             if b.is_floating_point():
                 b.copy_(torch.rand(b.shape, generator=generator) + 0.5)
     return module
+
+
+# torchvision's BasicBlock under torchvision's names (README, "Names that match PyTorch"): the
+# naming forms' tests and eject's build ResNet-18 from it.
+BASIC_BY_NAME = """\
+block basic(planes, stride = 1) {
+    add inline {
+        conv1: conv(planes, 3, stride=stride, pad=1, bias=false)  bn1: batchnorm  relu: relu
+        conv2: conv(planes, 3, pad=1, bias=false)  bn2: batchnorm
+      | if stride != 1 or in_channels != planes {
+            downsample: seq { conv(planes, 1, stride=stride, bias=false)  batchnorm }
+        }
+    }
+    relu
+}
+"""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import NETS, SMALL, randomise
+from conftest import BASIC_BY_NAME, NETS, SMALL, randomise
 
 import netdsl
 from netdsl.eject import camel
@@ -248,18 +248,7 @@ def test_the_readme_shows_what_eject_writes():
 
 # --- the naming forms: integer and quoted labels, seq, inline joins ---------------------------
 
-BASIC = """
-block basic(planes, stride = 1) {
-    add inline {
-        conv1: conv(planes, 3, stride=stride, pad=1, bias=false)  bn1: batchnorm  relu: relu
-        conv2: conv(planes, 3, pad=1, bias=false)  bn2: batchnorm
-      | if stride != 1 or in_channels != planes {
-            downsample: seq { conv(planes, 1, stride=stride, bias=false)  batchnorm }
-        }
-    }
-    relu
-}
-"""
+BASIC = "\n" + BASIC_BY_NAME
 RESNET18 = BASIC + """
 net resnet18(classes = 1000) {
     input 3x64x64

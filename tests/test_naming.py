@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from conftest import BASIC_BY_NAME
 
 import netdsl
 from netdsl import ast
@@ -126,18 +127,7 @@ def test_a_number_that_meets_a_label_is_a_duplicate():
 
 # --- the printer ------------------------------------------------------------------------
 
-ALL_FORMS = """\
-block basic(planes, stride = 1) {
-    add inline {
-        conv1: conv(planes, 3, stride=stride, pad=1, bias=false)  bn1: batchnorm  relu: relu
-        conv2: conv(planes, 3, pad=1, bias=false)  bn2: batchnorm
-      | if stride != 1 or in_channels != planes {
-            downsample: seq { conv(planes, 1, stride=stride, bias=false)  batchnorm }
-        }
-    }
-    relu
-}
-
+ALL_FORMS = BASIC_BY_NAME + """
 net n {
     input 3x32x32
     0: conv(8, 3)  "block1-0": relu  "seq": relu
