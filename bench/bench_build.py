@@ -24,22 +24,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-from torchvision import models  # noqa: E402
 
 import netdsl  # noqa: E402
-
-NETS = ("alexnet", "vgg16", "googlenet", "resnet18")
-
-
-def constructor(name: str):
-    if name == "googlenet":  # as nets/torchvision/googlenet.net: aux heads, torch's default init
-        return lambda: models.googlenet(aux_logits=True, transform_input=False, init_weights=False)
-    return getattr(models, name)
+from tests.torchvision_models import MODELS, net_names  # noqa: E402
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--nets", default=",".join(NETS))
+    ap.add_argument("--nets", default=",".join(net_names()), help="default: every net in nets/torchvision/")
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
@@ -47,18 +39,18 @@ def main(argv=None) -> int:
     print(f"torch {torch.__version__}, {args.threads} threads, {args.rounds} rounds")
     for name in args.nets.split(","):
         path = ROOT / "nets" / "torchvision" / f"{name}.net"
-        make = constructor(name)
+        make = MODELS[name].make  # as the .net is: GoogLeNet's aux heads, torch's default init
         state = make().state_dict()
 
-        def torch_meta():
+        def torch_meta(make=make, state=state):
             with torch.device("meta"):
                 model = make()
             model.load_state_dict(state, assign=True)
 
         contenders = {
-            "netdsl": lambda: netdsl.load(path).compile(),
+            "netdsl": lambda path=path: netdsl.load(path).compile(),
             "torchvision": make,
-            "netdsl meta": lambda: netdsl.load(path).compile(weights=state, init="meta"),
+            "netdsl meta": lambda path=path, state=state: netdsl.load(path).compile(weights=state, init="meta"),
             "torch meta": torch_meta,
         }
         for fn in contenders.values():  # warm-up

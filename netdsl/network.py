@@ -253,7 +253,26 @@ def decode(data: bytes, filename: str) -> str:
 def _check(text: str, filename: str, overrides: Mapping[str, Any], max_layers: int) -> Network:
     if max_layers < 1:
         raise ValueError(f"max_layers must be at least 1, got {max_layers}")
-    return _pipeline(text, filename, overrides, max_layers)
+    key = (text, filename, tuple(sorted(overrides.items())), max_layers)
+    try:
+        net = _CHECKED.get(key)
+    except TypeError:  # an override that cannot be a key (a list): checked every time
+        return _pipeline(text, filename, overrides, max_layers)
+    if net is not None:
+        return Network(net, text, filename)
+    network = _pipeline(text, filename, overrides, max_layers)
+    _CHECKED[key] = network.ir
+    while len(_CHECKED) > _CHECKED_SIZE:
+        del _CHECKED[next(iter(_CHECKED))]  # the oldest: a dict keeps insertion order
+    return network
+
+
+# Checked nets by what decides them (text, file name, overrides, layer budget): loading a file
+# again, as a training script that compiles per run or a notebook cell does, reuses its IR, which
+# nothing changes after the check. A file that fails is checked again each time (its errors are
+# not kept). A few nets only: an editor's server checks a new text on every key.
+_CHECKED: dict[tuple, ir.Net] = {}
+_CHECKED_SIZE = 8
 
 
 @ir.without_gc  # a third of the time on large nets, and superlinear, with the collector on

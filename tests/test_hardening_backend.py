@@ -404,9 +404,15 @@ def test_non_finite_weights_warn_from_the_api(tmp_path):
         with pytest.warns(NonFiniteWeightsWarning, match=r"NaN or infinite values in 2 tensors: "
                                                          r"`conv1.weight`, `fc3.bias`"):
             netdsl.load(LENET).compile(weights=source)
+    with pytest.warns(NonFiniteWeightsWarning):  # a file's values are read, also where they are assigned
+        netdsl.load(LENET).compile(weights=tmp_path / "poisoned.safetensors", init="meta")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # finite weights: no warning
         netdsl.load(LENET).compile(weights=netdsl.load(LENET).compile().state_dict())
+        # the caller's own tensors, shared and never read under meta: no scan, so no warning
+        module = netdsl.load(LENET).compile(weights=state, init="meta")
+    assert module.state_dict()["conv1.weight"] is state["conv1.weight"] or \
+        module.state_dict()["conv1.weight"].data_ptr() == state["conv1.weight"].data_ptr()
 
 
 def test_non_finite_weights_warn_on_stderr_from_the_cli(tmp_path):

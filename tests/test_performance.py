@@ -130,6 +130,46 @@ def test_eval_graph_is_built_when_first_asked_for():
     assert not any(t.startswith("aux") for t in deploy)
 
 
+def test_a_second_compile_of_the_same_net_reuses_its_generated_forward():
+    path = TORCHVISION_NETS / "googlenet.net"
+    first, second = (netdsl.load(path).compile(init="meta") for _ in range(2))
+    assert type(first).forward is type(second).forward and first.code == second.code
+    for a, b in ((first, second), (first.eval(), second.eval())):  # either mode's graph
+        assert type(a).forward is type(b).forward
+    # each module has graphs and modules of its own, each graph owned by its module
+    assert first.graph is not second.graph and first.graph.owning_module is first
+    assert first.get_submodule("conv1.conv") is not second.get_submodule("conv1.conv")
+    # a graph edited afterwards is generated anew: only build_graph's own graph is looked up
+    node = next(n for n in second.graph.nodes if n.op == "output")
+    with second.graph.inserting_before(node):
+        node.args = (second.graph.call_function(torch.neg, node.args),)
+    second.recompile()
+    assert "torch.neg" in second.code and "torch.neg" not in first.code
+    x = torch.randn(1, 3, 224, 224)
+    module = netdsl.load(path).compile().eval()
+    edited = netdsl.load(path).compile(weights=module.state_dict())
+    edited.eval()
+    node = next(n for n in edited.graph.nodes if n.op == "output")
+    with edited.graph.inserting_before(node):
+        node.args = (edited.graph.call_function(torch.neg, node.args),)
+    edited.recompile()
+    with torch.no_grad():
+        torch.testing.assert_close(edited(x), -module(x))
+
+
+def test_a_file_loaded_again_reuses_its_checked_net_and_nothing_else():
+    text = (NETS / "lenet5.net").read_text()
+    a, b = netdsl.loads(text, "lenet5.net"), netdsl.loads(text, "lenet5.net")
+    assert a is not b and a.ir is b.ir  # a Network of its own over the IR, which nothing changes
+    assert netdsl.loads(text, "other.net").ir is not a.ir  # the file's name is in its spans' reports
+    ten = netdsl.loads(text, "lenet5.net", classes=10)
+    assert ten.ir is not a.ir and ten.layer(ten.layers[-1]).shape[-1] == 10
+    bad = text.replace("input", "inptu", 1)
+    for _ in range(2):  # a failing file is checked, and reported, every time
+        with pytest.raises(netdsl.NetDSLError):
+            netdsl.loads(bad, "lenet5.net")
+
+
 def test_check_without_mistakes_imports_neither_difflib_nor_torch(tmp_path):
     """Start-up: `netdsl check` of a good net imports only what it needs (difflib comes with a
     mistake's "did you mean"; torch, networkx and graphviz with compile, summary's graph,

@@ -120,6 +120,8 @@ def check_memory(network, device: torch.device, dtype: Optional[torch.dtype] = N
     `batch`, to run it on an example batch, keeping an optimised copy with `optimize`) where
     the estimate exceeds the memory available. Raises UncompilableNet when the parameters
     alone do not fit, CompileError when the batch does not."""
+    if init == "meta" and isinstance(weights, Mapping) and device.type == "cpu" and not batch:
+        return  # the caller's tensors are assigned, nothing is allocated
     facts = net_facts(network)
     need = _estimate(facts, dtype, batch or 0)
     # Modules are built in torch's default dtype and converted after; a weights file is read

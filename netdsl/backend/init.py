@@ -30,6 +30,9 @@ from typing import Any
 import torch
 from torch.nn import init as nn_init
 from torch.overrides import TorchFunctionMode
+from torch.utils._device import _device_constructors
+
+_CONSTRUCTORS = _device_constructors()  # the functions that torch.device's mode gives a device
 
 # Random streams a deferred build draws from: fixed, so that the values depend on the seed only.
 STREAMS = 4
@@ -46,12 +49,22 @@ _INITS = frozenset(getattr(nn_init, name) for name in dir(nn_init)
 
 class skipped(TorchFunctionMode):
     """Within it, torch.nn.init's functions and tensors' fills do nothing: for modules built on
-    the meta device, whose values do not exist, or whose memory weights will fill."""
+    the meta device, whose values do not exist, or whose memory weights will fill. With
+    `device`, tensors are made there unless a call names a device, as under
+    `with torch.device(device)`, which is a mode of its own: one mode is one call through
+    Python per torch call, not two (a tenth of a build under meta)."""
+
+    def __init__(self, device=None):
+        super().__init__()
+        self.device = None if device is None else torch.device(device)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         if func in _INITS or func in _FILLS:
             return args[0] if args else (kwargs or {}).get("tensor")
-        return func(*args, **(kwargs or {}))
+        kwargs = kwargs or {}
+        if self.device is not None and func in _CONSTRUCTORS and kwargs.get("device") is None:
+            kwargs["device"] = self.device
+        return func(*args, **kwargs)
 
 
 class Draws:
