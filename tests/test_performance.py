@@ -91,6 +91,22 @@ def test_small_builds_draw_exactly_torchs_values():
     assert all(torch.equal(ours[k], v) for k, v in theirs.items())
 
 
+def test_only_large_builds_are_deferred():
+    """Below DEFER_FROM parameters a build is torch's own, value for value; above, its draws are
+    made afterwards in parallel streams (other values, the same distributions)."""
+    from netdsl.backend.fx import _build_modules
+    from netdsl.backend.init import DEFER_FROM
+    for name, deferred_build in (("mobilenet_v3_small", False), ("resnet18", True)):
+        net = netdsl.load(TORCHVISION_NETS / f"{name}.net")
+        assert (net.total_params() >= DEFER_FROM) == deferred_build
+        torch.manual_seed(5)
+        ours = net.compile().state_dict()
+        torch.manual_seed(5)
+        theirs = _build_modules(net).state_dict()
+        same = all(torch.equal(ours[k], v) for k, v in theirs.items())
+        assert same != deferred_build, name
+
+
 def test_default_init_is_reproducible_under_manual_seed_whatever_the_threads():
     net = netdsl.load(TORCHVISION_NETS / "resnet18.net")
     threads = torch.get_num_threads()

@@ -22,7 +22,7 @@ import keyword
 import math
 from contextlib import nullcontext
 from collections import OrderedDict
-from typing import Callable, NamedTuple, Optional, Union
+from typing import Callable, Mapping, NamedTuple, Optional, Union
 
 import torch
 import torch.fx
@@ -35,7 +35,7 @@ from ..limits import DEFAULT_MAX_PARAMS
 from ..memory import in_place_layers, release_points  # torch-free, so that summary's memory model shares it
 from .budget import check_memory
 from .errors import CompileError, UncompilableNet
-from .init import Draws, deferred, skipped
+from .init import Draws, deferred, defers, skipped
 from .outputs import outputs
 
 INITS = ("default", "none", "meta")
@@ -53,7 +53,15 @@ class NetModule(torch.fx.GraphModule):
 
     def __init__(self, root: nn.Module, graph: torch.fx.Graph,
                  class_name: str = "GraphModule", eval_graph: Optional[torch.fx.Graph] = None):
-        super().__init__(root, graph, class_name)  # the training graph names every submodule
+        # fx would copy each node's module out of `root`, walking its path from the top (4 ms
+        # in ShuffleNetV2's build); root is the module tree already, so it is adopted whole.
+        super().__init__(nn.Module(), _empty_graph(), class_name)
+        self.training = root.training
+        for name, param in root._parameters.items():  # a bare op's parameter at the top (OpSpec.bare)
+            self.register_parameter(name, param)
+        for name, child in root._modules.items():
+            self.add_module(name, child)
+        self.graph = graph  # the training graph names every submodule
         self._graphs = _Graphs(graph, eval_graph)
         self._forwards = {True: self._generated()}
 
@@ -357,11 +365,12 @@ def compile_network(network, device: Union[str, torch.device] = "cpu", dtype=Non
     # the initial values anyway.
     # (On the CPU, torch's default, no device context: it would route every call that builds
     # a layer through Python.)
-    # Under meta no init function runs at all (nothing would keep its values); otherwise the
-    # uniform draws are made after the build, in one pass over parallel streams (see .init).
+    # Under meta no init function runs at all (nothing would keep its values); otherwise, in a
+    # large net, the uniform draws are made after the build, in one pass over parallel streams
+    # (see .init).
     draws = Draws()
     with torch.device(device) if not lazy and device.type != "cpu" else nullcontext(), \
-            skipped("meta") if lazy else deferred(draws):
+            skipped("meta") if lazy else deferred(draws) if defers(network.total_params()) else nullcontext():
         modules = _build_modules(network, in_place)
     draws.run()
     module = NetModule(modules, build_graph(network, training=True), network.name,
@@ -373,9 +382,17 @@ def compile_network(network, device: Union[str, torch.device] = "cpu", dtype=Non
         module.to_empty(device=device)  # memory without values: for weights loaded later
     if dtype is not None:
         module.to(dtype=dtype)
-    if lazy and weights is not None:  # the loaded tensors live where the file or mapping had them
-        module.to(device=device)
+    if lazy and weights is not None and _elsewhere(weights, device):
+        module.to(device=device)  # the loaded tensors live where the file or mapping had them
     return module
+
+
+def _elsewhere(weights, device: torch.device) -> bool:
+    """May tensors assigned from `weights` lie elsewhere than on `device`? A file is read onto
+    the CPU; a mapping's tensors are where the caller keeps them."""
+    if isinstance(weights, Mapping):
+        return any(t.device != device for t in weights.values() if isinstance(t, torch.Tensor))
+    return device.type != "cpu"
 
 
 def _check_size(network, dtype: Optional[torch.dtype], max_params: int) -> None:
@@ -404,6 +421,7 @@ def _reserved_names() -> frozenset[str]:
 def _empty_graph() -> torch.fx.Graph:
     graph = torch.fx.Graph()
     graph.output(graph.placeholder("x"))
+    setattr(graph, _KEY, ("empty",))
     return graph
 
 
