@@ -4,10 +4,10 @@ The file imports torch only. It holds one `nn.Module` class per block definition
 the definition by netdsl/eject_blocks.py (its parameters `__init__`'s, its `if`s Python's), then
 one class for the net, whose `state_dict` keys are the compiled module's (the IR's layer names,
 dotted scope paths) and whose outputs are the compiled module's in both modes. A block that
-eject_blocks cannot write as one class (it says why: a `repeat`, a `split`, ...) gets instead a
-class per distinct structure of its instances, made here from the IR (which expands a block per
-use, with its `if`s decided). How each layer is written comes from its op's registry entry
-(`OpSpec.eject`); this module only arranges the lines:
+eject_blocks cannot write as one class (it says why: a `split`, a labelled `repeat`, ...) gets
+a class per distinct structure of its instances instead, made here from the IR (which expands
+a block per use, with its `if`s decided). How each layer is written comes from its op's
+registry entry (`OpSpec.eject`); this module only arranges the lines:
 
 - a block instance becomes an attribute holding an instance of its class, when it is closed: one
   tensor in, only its output read from outside, no net output inside (else it is written out in
@@ -33,6 +33,7 @@ import itertools
 import keyword
 import os
 import re
+import textwrap
 import tokenize
 from dataclasses import dataclass, field
 from typing import Optional
@@ -114,6 +115,7 @@ class _Class:
     ins: list[tuple[int, ...]] = field(default_factory=list)
     shape_rows: list[list[Optional[tuple[int, ...]]]] = field(default_factory=list)
     sequential: bool = False       # an nn.Sequential of `init`'s items (no forward of its own)
+    why: str = ""                  # why the block's definition is not one class (eject_blocks says)
 
     @property
     def init_rows(self) -> int:
@@ -385,7 +387,7 @@ class _Writer:
         cls = self.by_key.get(key)
         if cls is None:
             cls = _Class(self._class_name(scope.block, init), scope.block, scope.title, init, forward, text, places,
-                         sequential=sequential)
+                         sequential=sequential, why=self.defs.refused.get(scope.block, ""))
             self.by_key[key] = cls
             self.classes.append(cls)
         cls.instances.append(scope)
@@ -596,7 +598,11 @@ def _class_source(cls: _Class, plan: _Plan) -> str:
         titles = list(dict.fromkeys(scope.title for scope in cls.instances))
         shown = [t for k, t in enumerate(titles) if len(", ".join(titles[:k + 1])) < 60] or titles[:1]
         uses = ", ".join(shown) + (", ..." if len(shown) < len(titles) else ".")
-        head.append(f'    """The {what} `{cls.block}`: {uses}"""')
+        note = ""
+        if cls.why:  # the reader learns why this block is not one class of its definition
+            why = f"Written per structure of its instances, as its definition is not one class: {cls.why}."
+            note = "\n\n" + "\n".join(textwrap.wrap(why, 96, initial_indent="    ", subsequent_indent="    "))
+        head.append(f'    """The {what} `{cls.block}`: {uses}{note}"""')
     else:
         head.append(f'    """The {what} `{cls.title}`."""')
     signature = f"    def __init__({', '.join(['self'] + plan.args)}):"

@@ -4,16 +4,23 @@ A block's class is written from its definition, as torchvision writes its module
 takes `in_channels` and the block's parameters (their literal defaults as Python defaults),
 computes the computed defaults as locals, mirrors the block's `if`s with Python `if`s, and
 builds each layer from its op's registry entry (`OpSpec.eject`), given attribute values that
-may be expressions (`Sym`, whose repr is its Python text). Where the arms of an `if` also
-compute differently, `__init__` keeps the condition as a flag (`self.use_residual`) that an
-`if` in `forward` reads. A block body of numbered items in a row is an `nn.Sequential`
-subclass; a `seq` inside a body is an `nn.Sequential` of a list built as its `if`s decide.
+may be expressions (`Sym`, whose repr is its Python text); each layer's input channels are an
+expression too (`in_channels`, the `out` of the layer before, a sum after a concatenation, a
+conditional after an `if`). Where the arms of an `if` also compute differently, `__init__`
+keeps the condition as a flag (`self.use_residual`) that an `if` in `forward` reads. A block
+body of numbered items in a row is an `nn.Sequential` subclass; a `seq` is an `nn.Sequential`
+(of a list that its `if`s fill, where it has some); a branch or group of modules in a row is an
+`nn.Sequential` of an `OrderedDict`, which keeps their names; other scopes are `nn.Module()`s
+holding their layers, which the forward calls one by one. An unlabelled repeat of calls is a
+loop in `__init__` that adds each pass's modules by name (`conv{i + 1}`) and one in the forward
+that calls them (in a seq, a loop that appends to its list).
 
 Names follow lowering's rules (netdsl/lower.py): labels, automatic names by kind, a seq's
 numbers, so the class's state_dict keys are the compiled module's. What cannot be written
-soundly for every argument (a repeat, a head, `from`, a name that depends on an `if` taken, an
-op whose channels the registry entry does not say) raises `Untranslatable`: that block is
-then written per structure of its instances, as before (eject.py).
+soundly for every argument (a labelled repeat, a head, `from`, a `split`, a name that depends
+on an `if`'s arm or a repeat's count, an op whose output channels the registry entry does not
+say) raises `Untranslatable`: that block is then written per structure of its instances, as
+before (eject.py).
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from typing import Any, Optional
 from . import ast, evaluate, ir
 from .binding import bind
 from .eject import _assign, _attr, _identifier, camel
-from .lower import _labels_in
+from .lower import _if_bodies, _is_index, _labels_in
 from .ops import REGISTRY, Symbol
 from .ops.spec import REQUIRED, OpSpec
 
@@ -228,10 +235,6 @@ def _function(expr: ast.FuncCall, parts: list[Any], needs: Needs) -> Sym:
 
 
 # --- names, as lowering gives them -----------------------------------------------------------
-
-def _is_index(label: str) -> bool:
-    return label.isascii() and label.isdigit() and str(int(label)) == label
-
 
 @dataclass
 class _Names:
@@ -548,7 +551,7 @@ class _Writer:
         """Are the items (in every arm of an `if`) calls and seqs, each labelled with an integer?"""
         for item in items:
             if isinstance(item, ast.If):
-                if not all(self._only_numbered(body) for body in _bodies(item)):
+                if not all(self._only_numbered(body) for body in _if_bodies(item)):
                     return False
             elif not (isinstance(item, ast.Call) or isinstance(item, ast.Group) and item.seq) \
                     or item.label is None or not _is_index(item.label):
@@ -567,6 +570,8 @@ class _Writer:
                 flow = self._group(item, names, flow, lines)
             elif isinstance(item, ast.If):
                 flow = self._if(item, names, flow, lines)
+            elif isinstance(item, ast.Repeat):
+                flow = self._repeat(item, names, flow, lines)
             else:
                 raise Untranslatable(f"a block with a `{type(item).__name__.lower()}`")
         return flow
@@ -842,6 +847,9 @@ class _Writer:
             if isinstance(item, ast.If):
                 flow = self._list_if(item, names, flow, lines, target)
                 continue
+            if isinstance(item, ast.Repeat):
+                flow = self._list_repeat(item, names, flow, lines, target)
+                continue
             if not isinstance(item, (ast.Call, ast.Group)) or isinstance(item, ast.Group) and not item.seq:
                 raise Untranslatable("a seq holds what is not a module in a row")
             lines += [f"{target}.append(nn.Identity())"] * names.append(item)
@@ -881,15 +889,172 @@ class _Writer:
         return after
 
 
+    # -- unlabelled repeats: Python loops
+
+    def _repeat(self, rep: ast.Repeat, names: _Names, flow: _Flow, lines: _Lines) -> _Flow:
+        """A loop in `__init__` that adds each pass's modules, named by kind and pass as lowering
+        names them (`conv{i + 1}`), and one in the forward that calls them."""
+        count, index = self._count(rep)
+        kinds = _kinds(rep.body, self.classes.blocks)
+        for kind in set(kinds):
+            if names.counters.get(kind, 0) is None or any(re.fullmatch(rf"{re.escape(kind)}\d+", label)
+                                                          for label in names.reserved):
+                raise Untranslatable(f"the automatic names of a repeat's `{kind}`s")
+        if names.path:
+            self._containers(names.full("_"), lines)
+        times = f"self.{self._times(count, names)}" if isinstance(count, Sym) else source(count)
+        body = _Lines(made=lines.made, maybe=lines.maybe)
+        start = flow if flow.var == flow.out else replace(flow, var=flow.out)
+        setup, update, after = self._passes(rep, index, start, body,
+                                            lambda f, out: self._pass(rep.body, kinds, names, index, f, out))
+        keep = [f"{times} = {source(count)}"] if isinstance(count, Sym) else []  # for the forward's loop
+        lines.init += setup + keep + _loop(index, source(count), body.init + update)
+        if flow.var != flow.out:
+            lines.forward.append(f"{flow.out} = {flow.var}")
+        lines.forward += _loop(index, times, body.forward)
+        for kind in set(kinds):
+            names.counters[kind] = None if isinstance(count, Sym) else names.counters.get(kind, 0) + \
+                count * kinds.count(kind)
+        return after
+
+    def _list_repeat(self, rep: ast.Repeat, names: _Names, flow: _Flow, lines: list[str], target: str) -> _Flow:
+        """A loop that appends each pass's modules to the seq's list."""
+        count, index = self._count(rep)
+        if any(getattr(item, "label", None) is not None for item in rep.body):
+            raise Untranslatable("a label inside a repeat in a seq")
+
+        def one(f: _Flow, out: _Lines) -> _Flow:
+            return self._list(rep.body, names.copy(), f, out.init, target)
+
+        body = _Lines()
+        setup, update, after = self._passes(rep, index, flow, body, one)
+        lines += setup + _loop(index, source(count), body.init + update)
+        names.number = None
+        return after
+
+    def _count(self, rep: ast.Repeat) -> tuple[Any, str]:
+        """The count of an unlabelled repeat (a value or a Sym), and its loop's variable (its `as`)."""
+        if rep.label is not None:
+            raise Untranslatable("a labelled repeat (a scope per pass)")
+        count = translate(rep.count, self.env, self.needs)
+        if not isinstance(count, Sym) and not (isinstance(count, int) and not isinstance(count, bool)):
+            raise Untranslatable("a repeat count that is no integer")
+        index = rep.var or next(n for n in ("i", "j", "k", "n", "index") if n not in self.env)
+        if index in self.env or index in _RESERVED:
+            raise Untranslatable(f"a repeat's `as {index}`, a name the class has already")
+        return count, index
+
+    def _times(self, count: Sym, names: _Names) -> str:
+        """The attribute that keeps a repeat's count for the forward's loop."""
+        base = count.text if count.text.isidentifier() else "repeats"
+        name = next(n for n in itertools.chain([base], (f"{base}{k}" for k in itertools.count(2)))
+                    if n not in self.flags and n not in names.reserved and n not in names.taken)
+        self.flags.add(name)
+        return name
+
+    def _passes(self, rep: ast.Repeat, index: str, flow: _Flow, body: _Lines,
+                walk) -> tuple[list[str], list[str], _Flow]:
+        """Write one pass into `body` (`walk(flow, lines)`), the channels it starts from a local of
+        `__init__` (`channels_in`, as torchvision's loops keep theirs) where its output has other
+        channels than its input: the lines that set that local before the loop and at the end of
+        each pass, and the flow after the loop."""
+        outer = self.env.get(index)
+        self.env[index] = Sym(index)
+        try:
+            first = self._dry(walk, flow).channels
+            if re.search(rf"\b{index}\b", source(first)):
+                raise Untranslatable("a repeat whose passes' channels depend on the pass")
+            if first == flow.channels:  # each pass keeps the channels
+                return [], [], replace(walk(flow, body), channels=flow.channels)
+            if self._dry(walk, replace(flow, channels=first)).channels != first:
+                raise Untranslatable("a repeat whose every pass changes the channels")
+            local = next(n for n in itertools.chain(["channels_in"], (f"channels_in{k}" for k in itertools.count(2)))
+                         if n not in self.env)
+            self.env[local] = Sym(local)
+            done = walk(replace(flow, channels=Sym(local)), body)
+            if done.channels != first:
+                raise Untranslatable("a repeat whose passes' channels depend on their input's")
+        finally:
+            self.env.pop(index)
+            if outer is not None:
+                self.env[index] = outer
+        count = translate(rep.count, self.env, self.needs)
+        channels = _conditional(first, _binop(">", count, 0), flow.channels) if isinstance(count, Sym) else \
+            first if count > 0 else flow.channels
+        return [f"{local} = {source(flow.channels)}"], [f"{local} = {source(first)}"], replace(done, channels=channels)
+
+    def _dry(self, walk, flow: _Flow) -> _Flow:
+        """`walk` into lines that are dropped, the writer's names as they were after it."""
+        saved = set(self.variables), set(self.flags), self.lists
+        try:
+            return walk(flow, _Lines())
+        finally:
+            self.variables, self.flags, self.lists = saved
+
+    def _pass(self, body, kinds: list[str], names: _Names, index: str, flow: _Flow, lines: _Lines) -> _Flow:
+        """One pass of an unlabelled repeat of calls: each module added by its name in the pass."""
+        holder = _attr(names.path) if names.path else "self"
+        seen: dict[str, int] = {}
+        for call, kind in zip(body, kinds):
+            seen[kind] = seen.get(kind, 0) + 1
+            per_pass, first = kinds.count(kind), names.counters.get(kind, 0) + seen[kind]
+            name = f'f"{kind}{{{index + " + " if per_pass == 1 else f"{per_pass} * {index} + "}{first}}}"'
+            module, call_code, after = self._pass_item(call, flow)
+            if module is not None:
+                lines.init.append(f"{holder}.add_module({name}, {module})")
+                call_code = f"getattr({holder}, {name})({flow.var})"
+            if call_code is not None:
+                lines.forward.append(f"{flow.out} = {call_code}")
+                after = replace(after, var=flow.out)
+            flow = after
+        return flow
+
+    def _pass_item(self, call: ast.Call, flow: _Flow) -> tuple[Optional[str], Optional[str], _Flow]:
+        """A call in a repeat: its module (or None), its forward's code where it has no module
+        (None: the input itself), and the flow after it."""
+        if call.name in self.classes.blocks:
+            module, channels = self._block(call, flow)
+            return module, None, replace(flow, channels=channels)
+        spec = REGISTRY[call.name]
+        attrs = self._attrs(spec, call.args, flow)
+        made = spec.eject([flow.shape()], attrs)
+        self._helpers(made.helpers)
+        after = replace(flow, channels=self._channels(spec, attrs, flow))
+        if made.parameter is not None or made.call is not None and any(isinstance(v, Sym) for v in attrs.values()):
+            raise Untranslatable(f"`{call.name}` in a repeat")
+        if made.call == "{x0}":
+            return None, None, after
+        if made.call is not None:
+            return None, made.call.format(x0=flow.var), after
+        return made.module, None, after
+
+
 # --- small helpers ------------------------------------------------------------------------------
-
-def _bodies(item: ast.If) -> list[tuple]:
-    return [body for _, body in item.arms] + ([item.otherwise] if item.otherwise is not None else [])
-
 
 def _sums_channels(spec: OpSpec) -> bool:
     """Does the join give the sum of its inputs' channels (a concatenation)? Its shape rule says."""
     return spec.infer([(2, 3, 3), (2, 3, 3)], {})[0] == 4
+
+
+def _kinds(body, blocks) -> list[str]:
+    """The kind (an op's or block's name) of each call of a repeat's body, whose automatic names
+    count by kind; Untranslatable for anything but unlabelled calls of ops and blocks."""
+    kinds = []
+    for item in body:
+        if not isinstance(item, ast.Call) or item.label is not None or \
+                item.name not in blocks and (item.name not in REGISTRY or REGISTRY[item.name].join):
+            raise Untranslatable("a repeat of what is not unlabelled calls")
+        kinds.append(item.name)
+    return kinds
+
+
+def _loop(index: str, count: str, body: list[str]) -> list[str]:
+    """`for index in range(count):` and its body (none where the body is empty; `_` for an
+    index the body does not read)."""
+    if not body:
+        return []
+    read = any(re.search(rf"\b{index}\b", line) for line in body)
+    return [f"for {index if read else '_'} in range({count}):"] + _indent(body, 4)
 
 
 def _if_lines(tests: list[str], bodies: list[list[str]]) -> list[str]:
@@ -998,4 +1163,4 @@ def _indent(lines: list[str], n: int) -> list[str]:
     return [(" " * n + line) if line else line for line in lines]
 
 
-__all__ = ["Classes", "HELPERS", "Needs", "Sym", "Untranslatable", "source"]
+__all__ = ["BlockClass", "Classes", "HELPERS", "Sym", "Untranslatable"]

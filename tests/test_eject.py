@@ -457,3 +457,34 @@ def test_a_block_class_follows_its_ifs_and_expressions_in_every_use(tmp_path):
     assert "        wide = divide(c * 2, 4)\n" in source and "def divide(a, b):" in source
     assert "        self.use_proj = c != in_channels or deep\n" in source
     _assert_ruff_clean(tmp_path / "mixed.py")
+
+
+# unlabelled repeats: of a count that is a parameter (`as i`), of a literal, in a seq, none at all
+REPEATS = """
+block stack(c, n, extra = 0) {
+    repeat n as i { conv(c, 3, pad=1)  relu  dropout(0.1 * i) }
+    repeat extra { identity  hardswish }
+    tail: seq { repeat n { conv(c, 1)  batchnorm }  relu }
+    repeat 2 { sigmoid }
+}
+block wrap(c) { stack(c, 2)  g: { stack(c, 1, 1) } }
+
+net repnet {
+    input 4x8x8
+    stack(6, 2)
+    stack(6, 3, extra=2)
+    stack(5, 0)
+    wrap(3)
+}
+"""
+
+
+def test_a_repeat_in_a_block_is_a_loop(tmp_path):
+    assert not eject_and_run(tmp_path, {"repeats": netdsl.loads(REPEATS)})
+    source = (tmp_path / "repeats.py").read_text()
+    assert re.findall(r"^class (\w+)", source, flags=re.M) == ["Stack", "Wrap", "Repnet"]
+    assert ("        channels_in = in_channels\n        self.n = n\n        for i in range(n):\n"
+            '            self.add_module(f"conv{i + 1}", nn.Conv2d(channels_in, c, 3, padding=1))\n') in source
+    assert '        for i in range(self.n):\n            x = getattr(self, f"conv{i + 1}")(x)\n' in source
+    assert "        for _ in range(n):\n            layers.append(nn.Conv2d(channels_in2, c, 1))\n" in source
+    _assert_ruff_clean(tmp_path / "repeats.py")
