@@ -1,10 +1,13 @@
 """A checked net as a standalone PyTorch source file (`Network.eject`, `netdsl eject`).
 
-The file imports torch only. It holds one `nn.Module` class per block (per distinct structure of
-its instances: the IR expands a block per use, with its `if`s decided), then one class for the
-net, whose `state_dict` keys are the compiled module's (the IR's layer names, dotted scope paths)
-and whose outputs are the compiled module's in both modes. How each layer is written comes from
-its op's registry entry (`OpSpec.eject`); this module only arranges the lines:
+The file imports torch only. It holds one `nn.Module` class per block definition, written from
+the definition by netdsl/eject_blocks.py (its parameters `__init__`'s, its `if`s Python's), then
+one class for the net, whose `state_dict` keys are the compiled module's (the IR's layer names,
+dotted scope paths) and whose outputs are the compiled module's in both modes. A block that
+eject_blocks cannot write as one class (it says why: a `split`, a labelled `repeat`, ...) gets
+a class per distinct structure of its instances instead, made here from the IR (which expands
+a block per use, with its `if`s decided). How each layer is written comes from its op's
+registry entry (`OpSpec.eject`); this module only arranges the lines:
 
 - a block instance becomes an attribute holding an instance of its class, when it is closed: one
   tensor in, only its output read from outside, no net output inside (else it is written out in
@@ -12,8 +15,9 @@ its op's registry entry (`OpSpec.eject`); this module only arranges the lines:
 - any other scope (a branch, a group, a repeat's pass, a head) is an `nn.Sequential` when its
   items form one chain of modules, and otherwise its layers are written out in place, under an
   `nn.Module()` that holds their modules, so that the names stay the IR's;
-- instances of one block that differ only in numbers share a class, whose `__init__` takes the
-  numbers that differ, named after the block's parameters (or `in_channels`) where their values
+- a block instance is written as a call of its definition's class with the arguments its call
+  gave; instances that share a per-structure class differ only in numbers, which its
+  `__init__` takes, named after the block's parameters (or `in_channels`) where their values
   agree with them; shape comments name them too;
 - training-only heads are computed under `if self.training:` where the compiled training graph
   computes them, and returned with the main output as a named tuple (the compiled module's
@@ -29,6 +33,7 @@ import itertools
 import keyword
 import os
 import re
+import textwrap
 import tokenize
 from dataclasses import dataclass, field
 from typing import Optional
@@ -110,6 +115,7 @@ class _Class:
     ins: list[tuple[int, ...]] = field(default_factory=list)
     shape_rows: list[list[Optional[tuple[int, ...]]]] = field(default_factory=list)
     sequential: bool = False       # an nn.Sequential of `init`'s items (no forward of its own)
+    why: str = ""                  # why the block's definition is not one class (eject_blocks says)
 
     @property
     def init_rows(self) -> int:
@@ -120,8 +126,8 @@ class _Writer:
     """Writes one pass over the net: its classes, in the order they are first used (a block's
     inside its parent's), with the arguments `plan` gives each (none yet: every number)."""
 
-    def __init__(self, network, plan: dict[str, "_Plan"]):
-        self.network, self.plan = network, plan
+    def __init__(self, network, plan: dict[str, "_Plan"], defs):
+        self.network, self.plan, self.defs = network, plan, defs
         self.net: ir.Net = network.ir
         self.index = {layer: i for i, layer in enumerate(self.net)}
         self.inside: dict[str, list[ir.Layer]] = {}  # scope path -> its layers, its scopes' included
@@ -135,9 +141,9 @@ class _Writer:
         self._units: dict[str, Optional[_Unit]] = {}
         self.outputs = {o.layer for o in self.net.outputs}
         self.helpers: list[str] = []
-        self.classes: list[_Class] = []
+        self.classes: list = []  # a _Class, or a block's own class (eject_blocks.BlockClass)
         self.by_key: dict[tuple, _Class] = {}
-        self.taken = {camel(network.name)}
+        self.taken = set(defs.taken)  # the net's class, the copied modules', the blocks' own
         self.uses_ordered_dict = False
         self.tuples: dict[str, list[str]] = {}
 
@@ -253,8 +259,21 @@ class _Writer:
 
     def instance(self, scope: ir.Scope) -> str:
         """`ClassName(args)` for a closed block instance, its class written first."""
+        own = self.defs.classes.get(scope.block)
+        if own is not None:
+            self.use(own)
+            return self.defs.call(scope, self.externals(scope)[0].shape[0])
         cls, args = self.block_class(scope)
         return f"{cls.name}({', '.join(args)})"
+
+    def use(self, own) -> None:
+        """A block's own class in the file, after the classes it uses."""
+        if own in self.classes:
+            return
+        for block in own.uses:
+            self.use(self.defs.classes[block])
+        self.helpers += [h for h in own.helpers if h not in self.helpers]
+        self.classes.append(own)
 
     # -- class bodies
 
@@ -368,7 +387,7 @@ class _Writer:
         cls = self.by_key.get(key)
         if cls is None:
             cls = _Class(self._class_name(scope.block, init), scope.block, scope.title, init, forward, text, places,
-                         sequential=sequential)
+                         sequential=sequential, why=self.defs.refused.get(scope.block, ""))
             self.by_key[key] = cls
             self.classes.append(cls)
         cls.instances.append(scope)
@@ -579,7 +598,11 @@ def _class_source(cls: _Class, plan: _Plan) -> str:
         titles = list(dict.fromkeys(scope.title for scope in cls.instances))
         shown = [t for k, t in enumerate(titles) if len(", ".join(titles[:k + 1])) < 60] or titles[:1]
         uses = ", ".join(shown) + (", ..." if len(shown) < len(titles) else ".")
-        head.append(f'    """The {what} `{cls.block}`: {uses}"""')
+        note = ""
+        if cls.why:  # the reader learns why this block is not one class of its definition
+            why = f"Written per structure of its instances, as its definition is not one class: {cls.why}."
+            note = "\n\n" + "\n".join(textwrap.wrap(why, 96, initial_indent="    ", subsequent_indent="    "))
+        head.append(f'    """The {what} `{cls.block}`: {uses}{note}"""')
     else:
         head.append(f'    """The {what} `{cls.title}`."""')
     signature = f"    def __init__({', '.join(['self'] + plan.args)}):"
@@ -610,11 +633,9 @@ def _class_source(cls: _Class, plan: _Plan) -> str:
     return "\n".join(out)
 
 
-def _block_params(network) -> dict[str, list[str]]:
-    from . import parser
+def _block_params(program) -> dict[str, list[str]]:
     from .ast import BlockDef
 
-    program = parser.parse(network.source, network.filename)
     return {d.name: [p.name for p in d.params] for d in program.definitions if isinstance(d, BlockDef)}
 
 
@@ -645,15 +666,22 @@ def eject(network) -> str:
     """The net as a standalone PyTorch source file; see the module docstring. Raises
     `netdsl.backend.UncompilableNet` for a net that compile refuses by its names (a layer named
     `forward`, say), which would be no module here either."""
+    from . import parser
     from .backend.fx import _check_names
+    from .eject_blocks import Classes
+    from .ops import modules
 
     _check_names(network)
-    params = _block_params(network)
+    program = parser.parse(network.source, network.filename)
+    params = _block_params(program)
+    # no block class takes the name of the net's class or of a module class copied into the file
+    taken = {camel(network.name)} | {name for name, value in vars(modules).items() if isinstance(value, type)}
+    defs = Classes(program, network.ir, os.path.basename(network.filename), taken)
     plans: dict[str, _Plan] = {}
     for _ in range(16):  # a class's arguments shape the calls in the class around it: until they settle
-        writer = _Writer(network, plans)
+        writer = _Writer(network, plans, defs)
         net = writer.net_class()
-        fresh = {cls.name: _plan(cls, params.get(cls.block, [])) for cls in writer.classes}
+        fresh = {cls.name: _plan(cls, params.get(cls.block, [])) for cls in writer.classes if isinstance(cls, _Class)}
         if fresh == plans:
             break
         plans = fresh
@@ -663,26 +691,36 @@ def eject(network) -> str:
 
 
 def _file(network, writer: _Writer, net: _Class, plans: dict[str, _Plan]) -> str:
+    from .eject_blocks import HELPERS, BlockClass
     from .ops import modules
+
+    def text(cls) -> str:
+        return cls.text if isinstance(cls, BlockClass) else _class_source(cls, plans[cls.name])
+
+    own = [cls for cls in writer.classes if isinstance(cls, BlockClass)]
+    functions = list(dict.fromkeys(h for cls in own for h in cls.needs.helpers))
 
     first = f"The net `{network.name}` as PyTorch code, written by `netdsl eject` from"
     name = os.path.basename(network.filename)
     first += f" {name}." if len(first) + len(name) < 90 else f"\n{name}."
     parts = [f'"""{first}\n\n'
              "Standalone (torch only). Its state_dict keys are those of the net compiled by netdsl, so either\n"
-             'loads the other\'s weights; each forward line ends with the shape it gives (per example)."""']
+             'loads the other\'s weights; the shapes in comments are per example (no batch)."""']
+    writer.uses_ordered_dict |= any(cls.needs.ordered_dict for cls in own)
     stdlib = (["from collections import OrderedDict"] if writer.uses_ordered_dict else []) + \
         (["from collections import namedtuple"] if writer.tuples else [])
     if writer.uses_ordered_dict and writer.tuples:
         stdlib = ["from collections import OrderedDict, namedtuple"]
-    helpers = [inspect.getsource(getattr(modules, name)).rstrip() for name in writer.helpers]
-    body = "\n".join(helpers) + "\n".join(_class_source(cls, plans[cls.name]) for cls in writer.classes) + \
+    helpers = [inspect.getsource(getattr(modules, name)).rstrip() for name in writer.helpers] + \
+        [HELPERS[name] for name in functions]
+    body = "\n".join(helpers) + "\n".join(text(cls) for cls in writer.classes) + \
         _class_source(net, _Plan([], [None] * len(net.places), [[]], {}))
+    stdlib = (["import math"] if any(cls.needs.math for cls in own) else []) + stdlib
     third = (["import torch"] if "torch." in body else []) + ["from torch import nn"]
     imports = "\n".join(stdlib + ([""] if stdlib else []) + third)
     tuples = [f"{name} = namedtuple({name!r}, {fields!r})" for name, fields in writer.tuples.items()]
     parts[0] += "\n\n" + "\n\n".join([imports] + ["\n".join(tuples)] if tuples else [imports])
     parts += helpers
-    parts += [_class_source(cls, plans[cls.name]) for cls in writer.classes]
+    parts += [text(cls) for cls in writer.classes]
     parts.append(_class_source(net, _Plan([], [None] * len(net.places), [[]], {})))
     return "\n\n\n".join(parts) + "\n"

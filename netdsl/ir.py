@@ -20,13 +20,15 @@ from __future__ import annotations
 import functools
 import gc
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional, TypeVar
+from types import MappingProxyType
+from typing import Any, Callable, Iterator, Mapping, Optional, TypeVar
 
 from .ast import Span
 from .ops import OpSpec
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+_NO_ARGUMENTS: Mapping[str, Any] = MappingProxyType({})
 
 
 def without_gc(fn: F) -> F:
@@ -104,16 +106,19 @@ class Layer:
 
 class Scope:
     """A named group of layers (see the module docstring). `title` is how summaries and
-    diagrams show it: `inception(64, 96, 128, 16, 32, 32)`, `repeat 3`."""
+    diagrams show it: `inception(64, 96, 128, 16, 32, 32)`, `repeat 3`. A block instance's
+    `arguments` are the names its body was lowered with: its block's parameters' values,
+    defaults included, and its input's sizes (`in_channels`, ...); empty for other scopes."""
 
     __slots__ = ("name", "kind", "title", "span", "train_only", "block", "output", "parent", "children", "level",
-                 "_around")
+                 "arguments", "_around")
 
     def __init__(self, name: str, kind: str, title: str, span: Span, train_only: bool = False,
                  block: Optional[str] = None, parent: Optional["Scope"] = None):
         self.name, self.kind, self.title, self.span = name, kind, title, span
         self.train_only, self.block, self.parent = train_only, block, parent
         self.output: Optional[Layer] = None
+        self.arguments: Mapping[str, Any] = _NO_ARGUMENTS
         self.children: list[Scope] = []
         self.level: int = 1 if parent is None else parent.level + 1  # scopes around it, itself included
         self._around: Optional[list[Scope]] = None

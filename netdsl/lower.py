@@ -744,6 +744,7 @@ class Lowerer:
         title = f"{block.name}({', '.join(fmt_value(env[p.name]) for p in block.params)})"
         path = ctx.full(local)
         scope = self._scope(path, "block", title, call.span, ctx, block.name)
+        scope.arguments = env  # (shared, not copied: an instance costs a slot more, no dict)
         inner = ctx.child(local, self._reserved(block.body), env=env, site=(path, call.span))
         outer, self._site = self._site, inner.site  # errors in the body name this use
         try:

@@ -129,12 +129,13 @@ class Network:
 
     def eject(self) -> str:
         """The net as a standalone PyTorch source file (a string): it imports torch, never netdsl,
-        and holds one `nn.Module` class per block (per distinct structure of its instances, the
-        numbers that differ as `__init__` arguments) and one for the net, named in CamelCase
-        (`resnet18` is `Resnet18`). Its `state_dict` keys are `compile()`'s, so either loads the
-        other's weights, and its outputs are the compiled module's in evaluation and training
-        mode (a named tuple with the training-only heads); each forward line ends with the shape
-        it gives. `netdsl eject FILE -o model.py` writes it; see netdsl.eject."""
+        and holds one `nn.Module` class per block definition (its parameters `__init__`'s; a block
+        that cannot be one class gets one per distinct structure of its instances) and one for
+        the net, named in CamelCase (`resnet18` is `Resnet18`). Its `state_dict` keys are
+        `compile()`'s, so either loads the other's weights, and its outputs are the compiled
+        module's in evaluation and training mode (a named tuple with the training-only heads);
+        the net's forward lines end with the shape each gives. `netdsl eject FILE -o model.py`
+        writes it; see netdsl.eject."""
         from .eject import eject
         return eject(self)
 

@@ -7,6 +7,8 @@ registry-wide way of tests/test_registry.py), each example alone and as the item
 
 from __future__ import annotations
 
+import ast as pyast
+import importlib.util
 import json
 import re
 import subprocess
@@ -192,22 +194,44 @@ def test_shape_comments_give_each_line_its_shape():
     assert forward[6].strip() == "x = torch.flatten(x, 1)  # 400"
 
 
-def test_a_block_class_takes_the_numbers_that_differ_named_after_its_parameters():
+def test_a_block_class_takes_in_channels_and_the_blocks_parameters():
     source = netdsl.load(NETS / "torchvision" / "resnet18.net").eject()
     assert "class Basic(nn.Module):" in source and "class BasicDown(nn.Module):" in source
-    assert "def __init__(self, planes):" in source
+    assert source.count("def __init__(self, in_channels, planes):") == 2
     assert "nn.Conv2d(planes, planes, 3, padding=1, bias=False)" in source
-    assert "def __init__(self, planes, in_channels):" in source  # BasicDown: 64 in, 128 out
-    assert "self.layer2 = nn.Sequential(\n            BasicDown(128, 64),\n            Basic(128),\n        )" in source
+    assert "self.layer2 = nn.Sequential(\n            BasicDown(64, 128),\n            Basic(128, 128),\n        )" \
+        in source
+
+
+def test_a_block_that_does_not_translate_gets_a_class_per_structure_with_the_numbers_that_differ():
+    source = netdsl.load(NETS / "torchvision" / "shufflenet_v2_x1_0.net").eject()  # `unit` has a split
+    assert "class Unit(nn.Module):" in source and "def __init__(self, out):" in source
+    assert "self.branch2 = Branch(out // 2, out, 1)" in source  # its block inside: their own class
     # shapes of a class used at several sizes, in its arguments and its input's H and W
-    assert "x = out + x  # planes x H/2 x W/2" in source
+    assert "x = self.branch2(x)  # out//2 x H x W" in source
 
 
 def test_a_block_of_numbered_items_in_a_chain_is_an_nn_sequential():
     source = netdsl.load(NETS / "torchvision" / "mobilenet_v3_large.net").eject()
     assert "class Cna(nn.Sequential):" in source
-    assert ("        super().__init__(\n"
-            "            nn.Conv2d(3, 16, 3, stride=2, padding=1, bias=False),  # 16x112x112\n") in source
+    assert ("        layers = [\n"
+            "            nn.Conv2d(\n"
+            "                in_channels, out, k, stride=stride, padding=(k - 1) // 2 * dilation, dilation=dilation,"
+            " groups=groups,\n") in source
+    assert ('        if nl == "HS":\n            layers.append(nn.Hardswish())\n'
+            '        elif nl == "RE":\n            layers.append(nn.ReLU())\n'
+            "        super().__init__(*layers)\n") in source
+
+
+def test_an_if_that_changes_the_forward_is_a_flag():
+    source = netdsl.load(NETS / "torchvision" / "mobilenet_v3_large.net").eject()
+    assert "def __init__(self, in_channels, k, exp, out, se, nl, s, width, dilation=1):" in source
+    assert "        e = make_divisible(exp * width, 8)\n        o = make_divisible(out * width, 8)\n" in source
+    assert "        self.use_residual = s == 1 and in_channels == o\n        if self.use_residual:\n" in source
+    assert ("        if self.use_residual:\n            out = self.block(x)\n            x = out + x\n"
+            "        else:\n            x = self.block(x)\n        return x\n") in source
+    assert 'Bneck(16, 3, 64, 24, False, "RE", 2, 1.0)' in source
+    assert source.count("def make_divisible(") == 1
 
 
 def test_training_heads_come_back_as_the_compiled_named_tuple(tmp_path):
@@ -220,7 +244,7 @@ def test_training_heads_come_back_as_the_compiled_named_tuple(tmp_path):
 
 def test_joins_read_as_python():
     source = netdsl.load(NETS / "googlenet.net").eject()
-    assert "x = torch.cat([branch1, branch2, branch3, branch4], 1)  # c1+c3+c5+proj x H x W" in source
+    assert "x = torch.cat([branch1, branch2, branch3, branch4], 1)" in source
     source = netdsl.loads("net n { input 4x6x6  mul { identity | global_avgpool conv(4, 1) sigmoid } }").eject()
     assert "x = x * branch2" in source
 
@@ -276,10 +300,14 @@ def test_the_naming_forms_eject_as_torchvision_writes_them(tmp_path):
     nets = {"resnet": netdsl.loads(RESNET18, classes=10), "labels": netdsl.loads(LABELS)}
     assert not eject_and_run(tmp_path, nets)
     resnet = (tmp_path / "resnet.py").read_text()
-    assert "class Basic(nn.Module):" in resnet and "class BasicDownsample(nn.Module):" in resnet
-    assert "self.downsample = nn.Sequential(\n            nn.Conv2d(in_channels, planes, 1, stride=2, bias=False)," \
+    assert "class Basic(nn.Module):" in resnet and resnet.count("class ") == 2  # one block, one net
+    assert "def __init__(self, in_channels, planes, stride=1):" in resnet
+    assert ("        self.use_downsample = stride != 1 or in_channels != planes\n"
+            "        if self.use_downsample:\n"
+            "            self.downsample = nn.Sequential(\n"
+            "                nn.Conv2d(in_channels, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes),\n") \
         in resnet
-    assert "self.layer2 = nn.Sequential(\n            BasicDownsample(128, 64),\n            Basic(128),\n        )" \
+    assert "self.layer2 = nn.Sequential(\n            Basic(64, 128, 2),\n            Basic(128, 128),\n        )" \
         in resnet
     labels = (tmp_path / "labels.py").read_text()
     assert "self.add_module('block1-0', nn.Sequential(" in labels and "getattr(self, '0')(x)" in labels
@@ -321,3 +349,142 @@ def test_a_split_names_the_part_it_keeps_while_the_input_is_read():
     source = netdsl.loads("net n { input 8x6x6  split { identity | conv(4, 1) } }").eject()
     assert "chunk1 = x.narrow(1, 0, 4)  # 4x6x6" in source
     assert "x = torch.cat([chunk1, branch2], 1)  # 8x6x6" in source
+
+
+# --- one class per block definition --------------------------------------------------------
+
+PER_DEFINITION = [*(f"torchvision/{name}.net" for name in ("mobilenet_v3_large", "efficientnet_b0", "convnext_tiny",
+                                                           "resnet18", "resnext50_32x4d", "shufflenet_v2_x1_0",
+                                                           "regnet_y_400mf")), "googlenet.net"]
+
+
+@pytest.mark.parametrize("name", PER_DEFINITION)
+def test_a_net_ejects_at_most_one_class_per_block_definition(name):
+    """(That each still equals its compiled module is test_every_net_...'s check.)"""
+    net = netdsl.load(NETS / name)
+    source = net.eject()
+    used = {scope.block for scope in net.ir.scopes.values() if scope.kind == "block"}
+    blocks = re.findall(r'^class (\w+)\(nn\.\w+\):\n    """The block `(\w+)`', source, flags=re.M)
+    assert len(blocks) <= len(used), blocks
+    assert len({block for _, block in blocks}) == len(blocks), blocks
+
+
+def _block_net(name: str, shape: str, call: str) -> netdsl.Network:
+    """The block definitions of nets/NAME and a net of one use of a block, labelled `b`."""
+    text = (NETS / name).read_text()
+    return netdsl.loads(text[:text.index("\nnet ")] + f"\nnet t {{ input {shape}  b: {call} }}\n")
+
+
+# (the .net, the input, a use no net in nets/ makes, and the same as a constructor of the ejected class)
+OTHER_ARGUMENTS = [
+    ("torchvision/mobilenet_v3_large.net", "24x9x9", "bneck(7, 96, 40, true, HS, 2, 0.75)",
+     'Bneck(24, 7, 96, 40, True, "HS", 2, 0.75)'),
+    ("torchvision/mobilenet_v3_large.net", "32x9x9", "bneck(3, 32, 32, false, RE, 1, 1.0, dilation=2)",
+     'Bneck(32, 3, 32, 32, False, "RE", 1, 1.0, dilation=2)'),
+    ("torchvision/efficientnet_b0.net", "24x9x9", "mbconv(4, 5, 2, 24, 1, 3, 1.0, 16, 0.2)",
+     "Mbconv(24, 4, 5, 2, 24, 1, 3, 1.0, 16, 0.2)"),
+    ("torchvision/resnext50_32x4d.net", "64x9x9", "bottleneck(32, 64, 8, 1)", "Bottleneck(64, 32, 64, 8, 1)"),
+    ("torchvision/regnet_y_400mf.net", "16x9x9", "bottleneck(48, 2, 8)", "Bottleneck(16, 48, 2, 8)"),
+    ("torchvision/convnext_tiny.net", "16x9x9", "cnblock(2, 5, 0.1)", "Cnblock(16, 2, 5, 0.1)"),
+    ("googlenet.net", "12x9x9", "inception(4, 6, 8, 2, 3, 5)", "Inception(12, 4, 6, 8, 2, 3, 5)"),
+]
+
+
+@pytest.mark.parametrize("name, shape, call, constructor", OTHER_ARGUMENTS, ids=[c[2] for c in OTHER_ARGUMENTS])
+def test_a_block_class_with_other_arguments_is_the_block_netdsl_compiles(name, shape, call, constructor, tmp_path):
+    (tmp_path / "model.py").write_text(netdsl.load(NETS / name).eject())
+    spec = importlib.util.spec_from_file_location("ejected_model", tmp_path / "model.py")
+    model = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(model)
+    cls_name, _, args = constructor.partition("(")
+    mine = _construct(getattr(model, cls_name), args[:-1])
+    compiled = randomise(_block_net(name, shape, call).compile())
+    theirs = {k[len("b."):]: v for k, v in compiled.state_dict().items()}
+    assert {k: v.shape for k, v in mine.state_dict().items()} == {k: v.shape for k, v in theirs.items()}
+    mine.load_state_dict(theirs, strict=True)
+    x = torch.randn(2, *map(int, shape.split("x")), generator=torch.Generator().manual_seed(1))
+    mine.eval(), compiled.eval()
+    with torch.no_grad():
+        assert _close(mine(x), compiled(x))
+
+
+def _construct(cls, args: str):
+    """`cls(args)` for a constructor's arguments as text, some by keyword (literals only)."""
+    call = pyast.parse(f"f({args})", mode="eval").body
+    return cls(*[pyast.literal_eval(a) for a in call.args],
+               **{k.arg: pyast.literal_eval(k.value) for k in call.keywords})
+
+
+# blocks whose classes take every construct that translates: expressions (`/`, a conditional, a word,
+# `not`, a tuple), integer labels, seqs in seqs under `if`s, a join's branches (named, under an `if`,
+# inline), a labelled group and join; each instance takes other arms
+MIXED = """
+block unit(c, k, mode, scale = 1.0, wide = c * 2 / 4) {
+    0: conv(wide if mode == WIDE else c, (k, 1), pad=(k // 2, 0), bias=false)
+    1: batchnorm
+    if not (mode == WIDE) or k > 3 { 2: relu } else { 2: hardswish }
+}
+
+block mix(c, k, mode, deep = false) {
+    add {
+        seq {
+            unit(c, k, mode)
+            if deep { seq { unit(c, 1, NARROW)  if k > 1 { unit(c, k - (k - 1) // 2 * 2, mode) } } }
+            conv(in_channels, 1)
+        }
+      | if c != in_channels or deep { proj: conv(in_channels, 1) }
+    }
+    post: { relu  drop: dropout(0.1 * k / 3) }
+    cat: concat inline { a: conv(c // 2, 1) | b: seq { conv(c - c // 2, 1) relu } }
+}
+
+net mixnet {
+    input 8x12x12
+    mix(8, 3, WIDE)
+    mix(6, 5, NARROW, deep=true)
+    mix(6, 1, WIDE, true)
+    flatten
+}
+"""
+
+
+def test_a_block_class_follows_its_ifs_and_expressions_in_every_use(tmp_path):
+    net = netdsl.loads(MIXED)
+    assert not eject_and_run(tmp_path, {"mixed": net})
+    source = (tmp_path / "mixed.py").read_text()
+    assert re.findall(r"^class (\w+)", source, flags=re.M) == ["Unit", "Mix", "Mixnet"]
+    assert 'nn.Conv2d(in_channels, wide if mode == "WIDE" else c, (k, 1), padding=(k // 2, 0), bias=False)' in source
+    assert "        wide = divide(c * 2, 4)\n" in source and "def divide(a, b):" in source
+    assert "        self.use_proj = c != in_channels or deep\n" in source
+    _assert_ruff_clean(tmp_path / "mixed.py")
+
+
+# unlabelled repeats: of a count that is a parameter (`as i`), of a literal, in a seq, none at all
+REPEATS = """
+block stack(c, n, extra = 0) {
+    repeat n as i { conv(c, 3, pad=1)  relu  dropout(0.1 * i) }
+    repeat extra { identity  hardswish }
+    tail: seq { repeat n { conv(c, 1)  batchnorm }  relu }
+    repeat 2 { sigmoid }
+}
+block wrap(c) { stack(c, 2)  g: { stack(c, 1, 1) } }
+
+net repnet {
+    input 4x8x8
+    stack(6, 2)
+    stack(6, 3, extra=2)
+    stack(5, 0)
+    wrap(3)
+}
+"""
+
+
+def test_a_repeat_in_a_block_is_a_loop(tmp_path):
+    assert not eject_and_run(tmp_path, {"repeats": netdsl.loads(REPEATS)})
+    source = (tmp_path / "repeats.py").read_text()
+    assert re.findall(r"^class (\w+)", source, flags=re.M) == ["Stack", "Wrap", "Repnet"]
+    assert ("        channels_in = in_channels\n        self.n = n\n        for i in range(n):\n"
+            '            self.add_module(f"conv{i + 1}", nn.Conv2d(channels_in, c, 3, padding=1))\n') in source
+    assert '        for i in range(self.n):\n            x = getattr(self, f"conv{i + 1}")(x)\n' in source
+    assert "        for _ in range(n):\n            layers.append(nn.Conv2d(channels_in2, c, 1))\n" in source
+    _assert_ruff_clean(tmp_path / "repeats.py")
