@@ -17,7 +17,9 @@ is their median, with their range; a Markdown table of it all at the end.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import io
 import statistics
 import sys
 import time
@@ -68,7 +70,8 @@ def peers(model, x, with_compile):
     for name, make in makers.items():
         try:
             out[name] = make()
-            with torch.no_grad():
+            # fx prints its own traceback of a failing call to stderr: the one line below says it
+            with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
                 out[name]()
         except Exception as e:  # fx cannot trace GoogLeNet's Python control flow, say
             out.pop(name, None)
@@ -102,9 +105,11 @@ def main(argv=None) -> int:
     table = []
     for name in args.nets.split(","):
         spec = MODELS[name]
-        model = spec.make(train=False).eval()  # inference: GoogLeNet without its training heads
+        state = spec.make().state_dict()  # the .net's tensors: GoogLeNet's training heads too
+        model = spec.make(train=False).eval()  # the peers' model: inference, without them
+        model.load_state_dict(state, strict=False)
         network = netdsl.load(ROOT / "nets" / "torchvision" / f"{name}.net")
-        module = network.compile(weights=model.state_dict(), init="meta").eval()
+        module = network.compile(weights=state, init="meta").eval()
         for batch in map(int, args.batches.split(",")):
             x = torch.randn(batch, *network.input_shape, generator=torch.Generator().manual_seed(0))
             fast, report = choose(module, network, x, use_cache=False, allow_compile=args.compile)
