@@ -167,10 +167,11 @@ class _Cache:
         self.size, self._items = size, OrderedDict()
 
     def get(self, key):
-        if key is None or key not in self._items:
+        try:
+            self._items.move_to_end(key)
+            return self._items[key]
+        except KeyError:  # not kept, or let go of by a compile in another thread just now
             return None
-        self._items.move_to_end(key)
-        return self._items[key]
 
     def put(self, key, value) -> None:
         self._items[key] = value
