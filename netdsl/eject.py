@@ -1,7 +1,8 @@
 """A checked net as a standalone PyTorch source file (`Network.eject`, `netdsl eject`).
 
 The file imports torch only. It holds one `nn.Module` class per block definition, written from
-the definition by netdsl/eject_blocks.py (its parameters `__init__`'s, its `if`s Python's), then
+the definition by netdsl/eject_blocks.py (its parameters `__init__`'s, its `if`s Python's, its
+forward's shape comments in its terms: `o x H/s x W/s`), then
 one class for the net, whose `state_dict` keys are the compiled module's (the IR's layer names,
 dotted scope paths) and whose outputs are the compiled module's in both modes. A block that
 eject_blocks cannot write as one class (it says why: a `split`, a labelled `repeat`, ...) gets

@@ -15,6 +15,12 @@ holding their layers, which the forward calls one by one. An unlabelled repeat o
 loop in `__init__` that adds each pass's modules by name (`conv{i + 1}`) and one in the forward
 that calls them (in a seq, a loop that appends to its list).
 
+Each forward line ends with its value's shape per example, in the class's terms: its channels
+as the class computes them (`e`, `planes * 4`), each size relative to the block input's `H x W`
+(`H/2`, `H/s` for a parameter `s`, `1`) by a rule that the IR's shapes of every instance of the
+block that runs the line agree with (in an `if`'s arm, the instances whose arguments take it),
+`?` where none does or where it runs once per pass of a repeat.
+
 Names follow lowering's rules (netdsl/lower.py): labels, automatic names by kind, a seq's
 numbers, so the class's state_dict keys are the compiled module's. What cannot be written
 soundly for every argument (a labelled repeat, a head, `from`, a `split`, a name that depends
@@ -25,6 +31,7 @@ before (eject.py).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import itertools
@@ -305,12 +312,14 @@ class _Names:
 @dataclass
 class _Flow:
     """Where the forward is: the tensor's variable (`var`), the variable a line writes (`out`),
-    and its channels (a value or a Sym) and rank (sizes per example)."""
+    its channels (a value or a Sym) and rank (sizes per example), and which layer of each
+    instance it holds there (`seen`, for shape comments)."""
 
     var: str
     out: str
     channels: Any
     rank: int
+    seen: tuple = ()
 
     def shape(self) -> tuple:
         return (self.channels,) + (_SPATIAL,) * (self.rank - 1)
@@ -329,7 +338,8 @@ class _Lines:
 @dataclass
 class BlockClass:
     """A written block class: its name, its source, the blocks whose classes it uses, what it
-    needs from the file, and the classes of netdsl.ops.modules its layers need (`helpers`)."""
+    needs from the file, the classes of netdsl.ops.modules its layers need (`helpers`), and
+    what its shape comments stand for (`values`)."""
 
     name: str
     block: ast.BlockDef
@@ -337,6 +347,9 @@ class BlockClass:
     uses: list[str] = field(default_factory=list)
     needs: Needs = field(default_factory=Needs)
     helpers: list[str] = field(default_factory=list)
+    # per forward line with a shape comment (its index in `text`): its value in each instance
+    # that runs it, (the instance, its layer); a test holds the comments to these
+    values: dict[int, list[tuple[ir.Scope, Optional[ir.Layer]]]] = field(default_factory=dict)
 
 
 class Classes:
@@ -348,6 +361,8 @@ class Classes:
         self.calls = _block_calls(program, self.blocks)
         self.keeps = _channel_keeping_ops(net)
         self.ranks = _instance_ranks(net)
+        self.net = net
+        self.instances, self.inputs = _instances(net)
         self.filename = filename
         self.classes: dict[str, BlockClass] = {}
         self.refused: dict[str, str] = {}
@@ -382,6 +397,14 @@ class Classes:
         """The channels of block `name`'s output, for the arguments `env` (values or Syms of the caller)."""
         writer = _Writer(self, BlockClass("", self.blocks[name]))
         return writer.walk(env, flow)
+
+    def layer(self, scope: ir.Scope, path: str) -> Optional[ir.Layer]:
+        """The layer at `path` in a block instance (a labelled join's is its layer; another
+        scope's, the one it stands for)."""
+        name = f"{scope.name}.{path}"
+        if name in self.net.layers:
+            return self.net.layers[name]
+        return self.net.scopes[name].output if name in self.net.scopes else None
 
     def call(self, scope: ir.Scope, in_channels: int) -> str:
         """A block instance's constructor, its arguments as its call wrote them (their values)."""
@@ -428,6 +451,23 @@ def _instance_ranks(net: ir.Net) -> dict[str, set[int]]:
     return ranks
 
 
+def _instances(net: ir.Net) -> tuple[dict[str, list[ir.Scope]], dict[ir.Scope, ir.Layer]]:
+    """Each block's instances, and each instance's input: the first layer from outside it that
+    one of its layers reads."""
+    instances: dict[str, list[ir.Scope]] = {}
+    inputs: dict[ir.Scope, ir.Layer] = {}
+    for scope in net.scopes.values():
+        if scope.kind == "block":
+            instances.setdefault(scope.block, []).append(scope)
+    for layer in net:
+        for scope in ir.scopes_of(layer):
+            if scope.kind == "block" and scope not in inputs:
+                outside = [s for s in layer.inputs if not (s.scope and scope in s.scope.ancestors())]
+                if outside:
+                    inputs[scope] = outside[0]
+    return instances, inputs
+
+
 def _channel_keeping_ops(net: ir.Net) -> set[str]:
     """The ops whose every layer in the net keeps its input's channels and rank: a block class
     gives their output its input's channels (for an op with an `out`, that attribute's value;
@@ -457,6 +497,13 @@ class _Writer:
         self.variables: set[str] = {"x"}
         self.lists = 0  # the lists being filled, one inside the other (`layers`, `layers2`, ...)
         self.flags: set[str] = set()
+        # for shape comments: the instances that run the lines being written (`unsure`: some
+        # instance's arm is unknown), the names of a repeat's loop (no argument gives them),
+        # and each marked line's note
+        self.here: list[ir.Scope] = classes.instances.get(self.block.name, [])
+        self.unsure = False
+        self.loop_names: set[str] = set()
+        self.notes: list[_Note] = []
 
     # -- the whole class
 
@@ -467,7 +514,8 @@ class _Writer:
                     or not p.name.isidentifier():
                 raise Untranslatable(f"the parameter `{p.name}` is no name the class can take")
         signature, locals_ = self._signature()
-        flow = _Flow("x", "x", Sym("in_channels"), self._rank())
+        flow = _Flow("x", "x", Sym("in_channels"), self._rank(),
+                     tuple((s, self.classes.inputs.get(s)) for s in self.here))
         sequential = self._sequential(flow)
         if sequential is not None:
             body = locals_ + sequential + ["super().__init__(*layers)"]
@@ -484,7 +532,8 @@ class _Writer:
         where = f"{self.classes.filename}, line {block.span.line}"
         out = [f"class {self.cls.name}({head}):", f'    """The block `{block.name}` ({where})."""', "",
                f"    def __init__({', '.join(['self', 'in_channels'] + signature)}):"]
-        return "\n".join(wrapped for line in out + _indent(body, 8) + forward for wrapped in _wrap(line))
+        rows = [wrapped for line in out + _indent(body, 8) + forward for wrapped in _wrap(line)]
+        return "\n".join(self._comments(rows))
 
     def walk(self, env: dict[str, Any], flow: _Flow) -> Any:
         """The output's channels for the arguments `env` (the lines written are dropped)."""
@@ -595,21 +644,18 @@ class _Writer:
             self._containers(path, lines)
             lines.init.append(_assign(path, f"nn.Parameter({made.parameter})", parameter=True))
             lines.first = lines.first or path
-            lines.forward.append(f"{flow.out} = {made.call.format(w=_attr(path), x0=flow.var)}")
-            return replace(after, var=flow.out)
+            return self._line(lines, made.call.format(w=_attr(path), x0=flow.var), self._at(path), after)
         if made.call is not None:
             if any(isinstance(v, Sym) for v in attrs.values()):
                 raise Untranslatable(f"`{call.name}` computes in the forward with the class's arguments")
-            lines.forward.append(f"{flow.out} = {made.call.format(x0=flow.var)}")
-            return replace(after, var=flow.out)
+            return self._line(lines, made.call.format(x0=flow.var), self._at(path), after)
         return self._module(path, made.module, after, flow, lines)
 
     def _module(self, path: str, module: str, after: _Flow, flow: _Flow, lines: _Lines) -> _Flow:
         self._containers(path, lines)
         lines.init += _assign(path, module).split("\n")
         lines.first = lines.first or path
-        lines.forward.append(f"{flow.out} = {_attr(path)}({flow.var})")
-        return replace(after, var=flow.out)
+        return self._line(lines, f"{_attr(path)}({flow.var})", self._at(path), after)
 
     def _containers(self, path: str, lines: _Lines) -> None:
         """`self.a = nn.Module()` for each scope around `path` not made yet."""
@@ -753,16 +799,15 @@ class _Writer:
             name = home.auto("branch")
             ends.append(self._scope(branch, home, name, replace(flow, out=self._variable(_identifier(name))), lines))
         if late:
-            names.local(join, join.kind)
+            local = names.local(join, join.kind)
         made = spec.eject([e.shape() for e in ends], {})
         if made.call is None:
             raise Untranslatable(f"the join `{join.kind}` as a module")
         lines.residual |= any(e.var == flow.var for e in ends)
         code = made.call.format(**{f"x{k}": e.var for k, e in enumerate(ends)})
-        lines.forward.append(f"{flow.out} = {code}")
         channels = functools.reduce(operator.add, [e.channels for e in ends]) if _sums_channels(spec) \
             else ends[0].channels
-        return replace(flow, var=flow.out, channels=channels)
+        return self._line(lines, code, self._at(names.full(local)), replace(flow, channels=channels))
 
     def _variable(self, base: str) -> str:
         """A forward variable no other value of the class has (`out`, `out2`, ...)."""
@@ -773,16 +818,17 @@ class _Writer:
 
     # -- ifs
 
-    def _arms(self, item: ast.If) -> list[tuple[Any, tuple]]:
-        """(condition, body) of the arms that may be taken, the last one's condition True."""
+    def _arms(self, item: ast.If) -> list[tuple[Any, tuple, int]]:
+        """(condition, body, index) of the arms that may be taken, the last one's condition True
+        (the index among all the arms, the `else` last)."""
         arms = []
-        for cond, body in list(item.arms) + [(None, item.otherwise or ())]:
+        for index, (cond, body) in enumerate(list(item.arms) + [(None, item.otherwise or ())]):
             value = True if cond is None else translate(cond, self.env, self.needs)
             if value is False:
                 continue
             if not isinstance(value, (Sym, bool)):
                 raise Untranslatable("a condition that is not true or false")
-            arms.append((value, body))
+            arms.append((value, body, index))
             if value is True:
                 break
         return arms
@@ -791,19 +837,21 @@ class _Writer:
         arms = self._arms(item)
         if len(arms) == 1:
             return self._chain(arms[0][1], names, flow, lines)
+        runs = self._runs(item, arms)
         results = []
-        for _, body in arms:
+        for (_, body, _), run in zip(arms, runs):
             arm_names, arm_lines = names.copy(), _Lines(made=set(lines.made), maybe=set(lines.maybe))
-            results.append((arm_names, arm_lines, self._chain(body, arm_names, flow, arm_lines)))
+            with self._running(*run):
+                results.append((arm_names, arm_lines, self._chain(body, arm_names, flow, arm_lines)))
         names.merge([r[0] for r in results])
-        after = self._meet([r[2] for r in results], [r[1] for r in results], flow, [c for c, _ in arms])
+        conds = [c for c, *_ in arms]
+        after = self._meet([r[2] for r in results], [r[1] for r in results], flow, conds, runs)
         lines.made = set.intersection(*(r[1].made for r in results))  # made in every arm
         lines.maybe |= set().union(*(r[1].made for r in results)) - lines.made
-        conds = [c for c, _ in arms]
         forwards = [r[1].forward for r in results]
-        if all(f == forwards[0] for f in forwards):
+        if all(_unmarked(f) == _unmarked(forwards[0]) for f in forwards):
             tests = [source(c) for c in conds]
-            lines.forward += forwards[0]
+            lines.forward += self._merged(forwards, conds)
         else:
             tests = self._flags(conds, [r[1] for r in results], lines)
             lines.forward += _if_lines(tests, forwards)
@@ -811,21 +859,24 @@ class _Writer:
         lines.init += inits[0] if all(i == inits[0] for i in inits) else _if_lines(tests, inits)
         return after
 
-    def _meet(self, ends: list[_Flow], arms: list[_Lines], flow: _Flow, conds: list[Any]) -> _Flow:
+    def _meet(self, ends: list[_Flow], arms: list[_Lines], flow: _Flow, conds: list[Any],
+              runs: list[tuple[list[ir.Scope], bool]]) -> _Flow:
         """The flow after an `if`: one variable (`out = x` in an arm that wrote none), its
-        channels chosen as the arms choose."""
+        channels chosen as the arms choose, its layers each arm's (`runs`: who takes each arm)."""
+        ends = [replace(end, seen=tuple(p for p in end.seen if p[0] in here)) for end, (here, _) in zip(ends, runs)]
         var = flow.var
         if len({e.var for e in ends}) > 1:
             var = flow.out
-            for end, arm in zip(ends, arms):
+            for k, (end, arm, run) in enumerate(zip(ends, arms, runs)):
                 if end.var != var:
-                    arm.forward.append(f"{var} = {end.var}")
+                    with self._running(*run):
+                        ends[k] = self._line(arm, end.var, end.seen, replace(end, out=var))
         if len({e.rank for e in ends}) > 1:
             raise Untranslatable("the arms of an `if` give different ranks")
         channels = ends[-1].channels
         for cond, end in zip(reversed(conds[:-1]), reversed(ends[:-1])):
             channels = _conditional(end.channels, cond, channels)
-        return replace(flow, var=var, channels=channels)
+        return replace(flow, var=var, channels=channels, seen=tuple(p for e in ends for p in e.seen))
 
     def _flags(self, conds: list[Any], arms: list[_Lines], lines: _Lines) -> list[str]:
         """`self.use_...` flags for the conditions, set in `__init__`, which the forward's `if` reads."""
@@ -839,6 +890,77 @@ class _Writer:
             lines.init.append(f"self.{name} = {source(cond)}")
             tests.append(f"self.{name}")
         return tests + ["True"]
+
+    # -- shape comments
+
+    def _line(self, lines: _Lines, code: str, seen: tuple, after: _Flow) -> _Flow:
+        """`out = code` in the forward, marked for its shape comment (`seen`: its value's layer in
+        each instance that runs it); the flow after it."""
+        channels = after.channels
+        if self.loop_names and re.search(rf"\b({'|'.join(self.loop_names)})\b", source(channels)):
+            channels = Sym("?")  # a local of `__init__`'s loop, which the forward has not
+        self.notes.append(_Note(channels, seen, self.unsure, after.rank))
+        lines.forward.append(f"{after.out} = {code}{_MARK}{len(self.notes) - 1}")
+        return replace(after, var=after.out, seen=seen)
+
+    def _at(self, path: str) -> tuple:
+        """The layer at `path` in each instance that runs the line."""
+        return tuple((s, self.classes.layer(s, path)) for s in self.here)
+
+    def _runs(self, item: ast.If, arms) -> list[tuple[list[ir.Scope], bool]]:
+        """Per arm, the instances that take it, and whether that is unsure (some instance's
+        arguments do not decide its arm: a condition on a repeat's `as`)."""
+        taken = {s: _taken(item, s.arguments) for s in self.here}
+        unsure = self.unsure or None in taken.values()
+        return [([s for s in self.here if taken[s] == index], unsure) for *_, index in arms]
+
+    @contextlib.contextmanager
+    def _running(self, here: list[ir.Scope], unsure: bool):
+        """Lines written inside, an arm's, are run by the instances `here` only."""
+        saved = self.here, self.unsure
+        self.here, self.unsure = here, unsure
+        try:
+            yield
+        finally:
+            self.here, self.unsure = saved
+
+    def _merged(self, forwards: list[list[str]], conds: list[Any]) -> list[str]:
+        """The forward lines of arms that write the same code, each comment over every arm's
+        instances (its channels chosen as the arms choose)."""
+        out = []
+        for rows in zip(*forwards):
+            notes = [self.notes[int(m.group(1))] for m in map(_MARKED.search, rows) if m]
+            if not notes:
+                out.append(rows[0])
+                continue
+            channels = notes[-1].channels
+            for cond, note in zip(reversed(conds[:-1]), reversed(notes[:-1])):
+                channels = _conditional(note.channels, cond, channels)
+            seen = tuple(p for n in notes for p in n.seen)
+            self.notes.append(_Note(channels, seen, any(n.unsure for n in notes), notes[0].rank))
+            out.append(_MARKED.sub(f"{_MARK}{len(self.notes) - 1}", rows[0]))
+        return out
+
+    def _comments(self, rows: list[str]) -> list[str]:
+        """The class's rows, each marked one ending with its shape comment (where that keeps
+        it in the line length: else its channels are `?`), recorded in the class's `values`."""
+        written = "\n".join(_unmarked(rows))
+        # a size may be a parameter's fraction, of a parameter the class has (not a dropped local)
+        params = [p.name for p in self.block.params if re.search(rf"\b{p.name}\b", written)]
+        out = []
+        for row in rows:
+            found = _MARKED.search(row)
+            if found is None:
+                out.append(row)
+                continue
+            note = self.notes[int(found.group(1))]
+            code = row[:found.start()]
+            text = f"{code}  # {_comment(note, self.classes.inputs, params)}"
+            if len(text) > _WIDTH:
+                text = f"{code}  # {_comment(replace(note, channels=Sym('?')), self.classes.inputs, params)}"
+            self.cls.values[len(out)] = list(note.seen)
+            out.append(text)
+        return out
 
     # -- a seq's items, appended to a list
 
@@ -880,12 +1002,13 @@ class _Writer:
         if len(arms) == 1:
             return self._list(arms[0][1], names, flow, lines, target)
         results = []
-        for _, body in arms:
+        for _, body, _ in arms:
             arm_names, arm_lines = names.copy(), []
             results.append((arm_names, arm_lines, self._list(body, arm_names, flow, arm_lines, target)))
         names.merge([r[0] for r in results])
-        after = self._meet([r[2] for r in results], [_Lines() for _ in results], flow, [c for c, _ in arms])
-        lines += _if_lines([source(c) for c, _ in arms], [r[1] for r in results])
+        conds = [c for c, *_ in arms]
+        after = self._meet([r[2] for r in results], [_Lines() for _ in results], flow, conds, self._runs(item, arms))
+        lines += _if_lines([source(c) for c in conds], [r[1] for r in results])
         return after
 
 
@@ -910,7 +1033,7 @@ class _Writer:
         keep = [f"{times} = {source(count)}"] if isinstance(count, Sym) else []  # for the forward's loop
         lines.init += setup + keep + _loop(index, source(count), body.init + update)
         if flow.var != flow.out:
-            lines.forward.append(f"{flow.out} = {flow.var}")
+            self._line(lines, flow.var, flow.seen, flow)
         lines.forward += _loop(index, times, body.forward)
         for kind in set(kinds):
             names.counters[kind] = None if isinstance(count, Sym) else names.counters.get(kind, 0) + \
@@ -960,6 +1083,9 @@ class _Writer:
         each pass, and the flow after the loop."""
         outer = self.env.get(index)
         self.env[index] = Sym(index)
+        loop_names, unsure = set(self.loop_names), self.unsure
+        self.loop_names.add(index)
+        self.unsure = True  # a line in the loop stands for a layer per pass
         try:
             first = self._dry(walk, flow).channels
             if re.search(rf"\b{index}\b", source(first)):
@@ -971,10 +1097,12 @@ class _Writer:
             local = next(n for n in itertools.chain(["channels_in"], (f"channels_in{k}" for k in itertools.count(2)))
                          if n not in self.env)
             self.env[local] = Sym(local)
+            self.loop_names.add(local)
             done = walk(replace(flow, channels=Sym(local)), body)
             if done.channels != first:
                 raise Untranslatable("a repeat whose passes' channels depend on their input's")
         finally:
+            self.loop_names, self.unsure = loop_names, unsure
             self.env.pop(index)
             if outer is not None:
                 self.env[index] = outer
@@ -1004,8 +1132,7 @@ class _Writer:
                 lines.init.append(f"{holder}.add_module({name}, {module})")
                 call_code = f"getattr({holder}, {name})({flow.var})"
             if call_code is not None:
-                lines.forward.append(f"{flow.out} = {call_code}")
-                after = replace(after, var=flow.out)
+                after = self._line(lines, call_code, (), after)
             flow = after
         return flow
 
@@ -1027,6 +1154,88 @@ class _Writer:
         if made.call is not None:
             return None, made.call.format(x0=flow.var), after
         return made.module, None, after
+
+
+# --- shape comments ------------------------------------------------------------------------------
+
+# a forward line is written with a mark, `\0` and its note's number, until the class's text is
+# whole: an `if` whose arms write the same code merges their notes first
+_MARK = "\0"
+_MARKED = re.compile(_MARK + r"(\d+)")
+
+
+@dataclass(frozen=True)
+class _Note:
+    """What a forward line's shape comment says: its value's channels (a value or a Sym), and
+    per instance that runs it, (the instance, the layer it computes there); `unsure`: some
+    instances that run it are not known, or it runs once per pass of a repeat; its rank."""
+
+    channels: Any
+    seen: tuple
+    unsure: bool
+    rank: int
+
+
+def _unmarked(lines: list[str]) -> list[str]:
+    return [_MARKED.sub("", line) for line in lines]
+
+
+def _taken(item: ast.If, arguments) -> Optional[int]:
+    """The index of the arm of `item` that a block instance takes (the `else` last), as
+    lowering decided it from the instance's arguments; None where they do not decide it."""
+    for index, (cond, _) in enumerate(item.arms):
+        try:
+            value = evaluate.evaluate(cond, arguments)
+        except (evaluate.EvalError, evaluate.Poisoned):
+            return None
+        if not isinstance(value, bool):
+            return None
+        if value:
+            return index
+    return len(item.arms)
+
+
+_AXES = {2: "L", 3: "HW", 4: "DHW"}  # the letters of an input's sizes after its channels, by rank
+
+
+def _comment(note: _Note, inputs: dict[ir.Scope, ir.Layer], params: list[str]) -> str:
+    """`e x H/s x W/s`: the channels as the class computes them, then each size relative to the
+    block input's, by a rule that holds in every instance that runs the line (`?` where none
+    does, or where not every such instance is known), which may read the `params`."""
+    channels = _operand(note.channels, _PRODUCT)
+    pairs = [(inputs.get(scope), layer) for scope, layer in note.seen]
+    known = not note.unsure and all(
+        i is not None and o is not None and i.shape is not None and o.shape is not None
+        and len(i.shape) == len(o.shape) == note.rank for i, o in pairs)
+    sizes = [_size([(i.shape[d], o.shape[d]) for i, o in pairs], [s.arguments for s, _ in note.seen], params, letter)
+             if known else "?" for d, letter in enumerate(_AXES.get(note.rank, "?" * (note.rank - 1)), 1)]
+    parts = [channels] + sizes
+    return "x".join(parts) if all(p.isdigit() for p in parts) else " x ".join(parts)
+
+
+def _size(pairs: list[tuple[int, int]], arguments: list, params: list[str], letter: str) -> str:
+    """One size of a line's output given the block input's (`pairs`, per instance, with its
+    `arguments`): `H`, `1`, `H/2`, `H*2`, `H/s` for one of the `params`, a number, or `?`."""
+    if not pairs:
+        return "?"
+    if all(o == i for i, o in pairs):
+        return letter
+    if all(o == 1 for _, o in pairs):
+        return "1"
+    for k in range(2, 33):
+        if all(i == o * k for i, o in pairs):
+            return f"{letter}/{k}"
+        if all(o == i * k for i, o in pairs):
+            return f"{letter}*{k}"
+    for name in params:
+        if all(_is_count(a.get(name)) and i == o * a[name] for (i, o), a in zip(pairs, arguments)):
+            return f"{letter}/{name}"
+    outs = {o for _, o in pairs}
+    return str(outs.pop()) if len(outs) == 1 else "?"
+
+
+def _is_count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
 
 # --- small helpers ------------------------------------------------------------------------------

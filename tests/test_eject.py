@@ -20,8 +20,10 @@ import torch
 from conftest import BASIC_BY_NAME, NETS, SMALL, randomise
 
 import netdsl
+from netdsl import parser
 from netdsl.eject import camel
-from netdsl.ops import REGISTRY
+from netdsl.eject_blocks import Classes
+from netdsl.ops import REGISTRY, Symbol
 
 TOLERANCE = 1e-6  # max|a - b| <= TOLERANCE * max|b|
 RUFF = Path(sys.executable).parent / "ruff"
@@ -228,8 +230,9 @@ def test_an_if_that_changes_the_forward_is_a_flag():
     assert "def __init__(self, in_channels, k, exp, out, se, nl, s, width, dilation=1):" in source
     assert "        e = make_divisible(exp * width, 8)\n        o = make_divisible(out * width, 8)\n" in source
     assert "        self.use_residual = s == 1 and in_channels == o\n        if self.use_residual:\n" in source
-    assert ("        if self.use_residual:\n            out = self.block(x)\n            x = out + x\n"
-            "        else:\n            x = self.block(x)\n        return x\n") in source
+    assert ("        if self.use_residual:\n            out = self.block(x)  # o x H x W\n"
+            "            x = out + x  # o x H x W\n"
+            "        else:\n            x = self.block(x)  # o x H/s x W/s\n        return x\n") in source
     assert 'Bneck(16, 3, 64, 24, False, "RE", 2, 1.0)' in source
     assert source.count("def make_divisible(") == 1
 
@@ -485,6 +488,92 @@ def test_a_repeat_in_a_block_is_a_loop(tmp_path):
     assert re.findall(r"^class (\w+)", source, flags=re.M) == ["Stack", "Wrap", "Repnet"]
     assert ("        channels_in = in_channels\n        self.n = n\n        for i in range(n):\n"
             '            self.add_module(f"conv{i + 1}", nn.Conv2d(channels_in, c, 3, padding=1))\n') in source
-    assert '        for i in range(self.n):\n            x = getattr(self, f"conv{i + 1}")(x)\n' in source
+    # a line in a loop stands for a layer per pass: its sizes unsaid
+    assert '        for i in range(self.n):\n            x = getattr(self, f"conv{i + 1}")(x)  # c x ? x ?\n' in source
     assert "        for _ in range(n):\n            layers.append(nn.Conv2d(channels_in2, c, 1))\n" in source
     _assert_ruff_clean(tmp_path / "repeats.py")
+
+
+# --- the shape comments of a block class's forward, in the class's terms ----------------------
+
+COMMENTED = ["torchvision/mobilenet_v3_large.net", "torchvision/resnet18.net", "torchvision/efficientnet_b0.net",
+             "googlenet.net"]
+STRIDES = """
+block down(c, s) { conv(c, 3, stride=s, pad=1)  relu }
+block pool(n) { adaptive_avgpool(n)  conv(4, 1) }
+block pick(c, s) { if s == 1 { add { identity | conv(c, 3, pad=1) } } else { conv(c, 3, stride=s, pad=1) } }
+
+net strides {
+    input 4x64x64
+    down(4, 1)  down(6, 2)  pick(6, 1)  pick(6, 4)  pick(6, 2)  pool(4)  pool(2)  pool(1)
+}
+"""
+
+
+def _block_classes(net: netdsl.Network):
+    return Classes(parser.parse(net.source, net.filename), net.ir, Path(net.filename).name, set()).classes.values()
+
+
+def _holds(comment: str, scope, shape: tuple, namespace: dict) -> bool:
+    """Does `c x H/s x W/s` give `shape` in this instance: its channels with the instance's
+    arguments (words as the file's strings), each size with its input's (`?`: anything)?"""
+    parts = comment.split("x") if re.fullmatch(r"\d+(x\d+)*", comment) else comment.split(" x ")
+    env = {**namespace, **{k: str(v) if isinstance(v, Symbol) else v for k, v in scope.arguments.items()}}
+    env.update({letter: scope.arguments[f"in_{axis}"] for letter, axis in
+                zip("LDHW", ("length", "depth", "height", "width")) if isinstance(scope.arguments[f"in_{axis}"], int)})
+    # each part is eject's own text, read as the Python it is
+    return len(parts) == len(shape) and all(part == "?" or eval(part, env) == size for part, size in zip(parts, shape))
+
+
+def _check_comments(net: netdsl.Network) -> dict[str, list[str]]:
+    """Every forward line of every block class ends with a shape comment that holds for every
+    instance that runs it; the commented lines, by class (of those with a forward: an
+    nn.Sequential subclass has none)."""
+    namespace: dict = {}
+    exec(compile(net.eject(), net.filename, "exec"), namespace)  # the file's make_divisible and divide
+    commented = {}
+    for cls in _block_classes(net):
+        lines = cls.text.split("\n")
+        if "    def forward(self, x):" not in lines:
+            continue
+        instances = {scope for scope in net.ir.scopes.values() if scope.block == cls.block.name}
+        for row in range(lines.index("    def forward(self, x):") + 1, len(lines)):
+            if re.match(r" +[\w, ]+ = ", lines[row]):
+                assert row in cls.values, lines[row]
+        for row, values in cls.values.items():
+            code, comment = lines[row].split("  # ")
+            if re.match(r" {8}\w", code):  # outside every `if`: every instance runs it
+                assert {scope for scope, _ in values} == instances, code
+            for scope, layer in values:  # a layer of the instance, or its input
+                assert layer.scope is not None and scope in layer.scope.ancestors() or \
+                    any(user.scope is not None and scope in user.scope.ancestors() for user in layer.users)
+                assert _holds(comment, scope, layer.shape, namespace), (lines[row], scope.name, layer.shape)
+        commented[cls.name] = [lines[row].strip() for row in sorted(cls.values)]
+    return commented
+
+
+@pytest.mark.parametrize("name", COMMENTED)
+def test_each_forward_line_of_a_block_class_says_its_shape_in_the_classs_terms(name):
+    commented = _check_comments(netdsl.load(NETS / name))
+    assert commented and all(commented.values())
+
+
+def test_a_block_classs_shape_comments_read_its_arguments_and_its_inputs_sizes():
+    resnet = _check_comments(netdsl.load(NETS / "torchvision" / "resnet18.net"))
+    assert resnet["BasicDown"][0] == "out = self.conv1(x)  # planes x H/2 x W/2"
+    assert resnet["Basic"][-1] == "x = self.relu2(x)  # planes x H x W"
+    mobilenet = _check_comments(netdsl.load(NETS / "torchvision" / "mobilenet_v3_large.net"))
+    assert mobilenet["Se"][:2] == ["out2 = self.adaptive_avgpool1(x)  # in_channels x 1 x 1",
+                                   "out2 = self.fc1(out2)  # make_divisible(in_channels // 4, 8) x 1 x 1"]
+    assert mobilenet["Bneck"] == ["out = self.block(x)  # o x H x W", "x = out + x  # o x H x W",
+                                  "x = self.block(x)  # o x H/s x W/s"]
+    googlenet = _check_comments(netdsl.load(NETS / "googlenet.net"))
+    assert googlenet["Inception"][-1] == "x = torch.cat([branch1, branch2, branch3, branch4], 1)  " \
+        "# (c1 + c3 + c5 + proj) x H x W"
+    # a stride that is an argument; in an `if`, the instances that take the arm; `?` where no
+    # rule holds for every instance (an adaptive pool to the size its argument gives: 4 to 4, 2, 1)
+    strides = _check_comments(netdsl.loads(STRIDES))
+    assert strides["Down"] == ["x = self.conv1(x)  # c x H/s x W/s", "x = self.relu1(x)  # c x H/s x W/s"]
+    assert strides["Pick"] == ["branch2 = self.branch2(x)  # c x H x W", "x = x + branch2  # in_channels x H x W",
+                               "x = self.conv1(x)  # c x H/s x W/s"]
+    assert strides["Pool"] == ["x = self.adaptive_avgpool1(x)  # in_channels x ? x ?", "x = self.conv1(x)  # 4 x ? x ?"]
