@@ -104,8 +104,8 @@ class Network:
           allocated, values are undefined: for weights loaded afterwards) or `"meta"` (nothing
           allocated: with `weights`, the fastest way to load a net, which takes the weights'
           tensors as they are, shared with a mapping passed in (whose values are then not read:
-          no NaN check), as torch's `load_state_dict(assign=True)` does; without, a module on the meta device, for
-          inspecting shapes or `to_empty()` later);
+          no NaN check), as torch's `load_state_dict(assign=True)` does; without, a module on
+          the meta device, for inspecting shapes or `to_empty()` later);
         - `optimize`: None, `"fuse"` or `"compile"`: an inference-only module (see
           `netdsl.backend.optimize`); `"auto"`: the fastest of the inference paths for this
           device and dtype at batch 1 whose outputs equal eager's (torch.compile left out: see

@@ -41,7 +41,7 @@ STREAMS = 4
 _PARALLEL_FROM = 1 << 20
 # Below this many parameters a build is not deferred at all: recording the draws puts a Python
 # call in front of every torch call that builds a layer, which costs more than the threads save
-# (EfficientNet-B0, 5.3 M: 32 ms deferred, 29 ms not; GoogLeNet, 13 M: 55 ms against 71).
+# (EfficientNet-B0, 5.3 M: 32 ms deferred, 29 ms not; GoogLeNet, 13 M: 39 ms against 60).
 DEFER_FROM = 8_000_000
 
 

@@ -11,7 +11,8 @@ else per shape where the two orders differ only in where some tensors of their o
 stand). Tensors paired by order must agree in the
 last part of their names (`weight` with `weight`, never with `running_mean`). Every shape is
 checked before anything is copied, so a mismatch leaves the module as it was. Only dense tensors are taken;
-NaN or infinite values load, with a `NonFiniteWeightsWarning` naming the tensors that hold them.
+NaN or infinite values load, with a `NonFiniteWeightsWarning` naming the tensors that hold them
+(a mapping assigned under `init="meta"` is the caller's own and is not read; see `load_weights`).
 """
 
 from __future__ import annotations
