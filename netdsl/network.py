@@ -262,18 +262,21 @@ def _check(text: str, filename: str, overrides: Mapping[str, Any], max_layers: i
     if net is not None:
         return Network(net, text, filename)
     network = _pipeline(text, filename, overrides, max_layers)
-    _CHECKED[key] = network.ir
+    if len(network.ir.layers) <= _CHECKED_MAX_LAYERS:
+        _CHECKED[key] = network.ir
     while len(_CHECKED) > _CHECKED_SIZE:
         del _CHECKED[next(iter(_CHECKED))]  # the oldest: a dict keeps insertion order
     return network
 
 
 # Checked nets by what decides them (text, file name, overrides, layer budget): loading a file
-# again, as a training script that compiles per run or a notebook cell does, reuses its IR, which
+# again in one process, as a sweep that builds a net per trial or a notebook cell does, reuses its IR, which
 # nothing changes after the check. A file that fails is checked again each time (its errors are
-# not kept). A few nets only: an editor's server checks a new text on every key.
+# not kept). A few nets only, of a real net's size: an editor's server checks a new text on every
+# key, and a generated net of 100,000 layers would stay in memory after it.
 _CHECKED: dict[tuple, ir.Net] = {}
 _CHECKED_SIZE = 8
+_CHECKED_MAX_LAYERS = 5_000  # torchvision's largest nets have about 1,000
 
 
 @ir.without_gc  # a third of the time on large nets, and superlinear, with the collector on

@@ -180,6 +180,8 @@ def test_a_file_loaded_again_reuses_its_checked_net_and_nothing_else():
     assert netdsl.loads(text, "other.net").ir is not a.ir  # the file's name is in its spans' reports
     ten = netdsl.loads(text, "lenet5.net", classes=10)
     assert ten.ir is not a.ir and ten.layer(ten.layers[-1]).shape[-1] == 10
+    huge = "net huge { input 8 " + "relu " * 6000 + "}"  # larger than any real net: not kept
+    assert netdsl.loads(huge).ir is not netdsl.loads(huge).ir
     bad = text.replace("input", "inptu", 1)
     for _ in range(2):  # a failing file is checked, and reported, every time
         with pytest.raises(netdsl.NetDSLError):
