@@ -4,8 +4,10 @@ reproducibly under `torch.manual_seed`), the evaluation graph is built when aske
 
 from __future__ import annotations
 
+import copy
 import json
 import math
+import pickle
 
 import pytest
 import torch
@@ -144,6 +146,31 @@ def test_eval_graph_is_built_when_first_asked_for():
     module.eval()
     deploy = [n.target for n in module._graphs[False].nodes if n.op == "call_module"]
     assert not any(t.startswith("aux") for t in deploy)
+
+
+def test_a_compile_whose_forwards_are_known_builds_each_graph_only_when_asked_for(monkeypatch):
+    from netdsl.backend import fx
+    path = TORCHVISION_NETS / "googlenet.net"
+    reference = netdsl.load(path).compile(init="meta")
+    reference.eval()  # both modes' forwards are known now
+    code, names = reference.train().code, [n.target for n in reference.graph.nodes if n.op == "call_module"]
+    built = []
+    real = fx.build_graph
+    monkeypatch.setattr(fx, "build_graph", lambda network, training: built.append(training) or real(network, training))
+    module = netdsl.load(path).compile()
+    module.eval()
+    module.train()
+    assert built == [] and module.code == code
+    assert [n.target for n in module.graph.nodes if n.op == "call_module"] == names  # built now, for its mode
+    assert built == [True] and module.graph.owning_module is module and module.graph is module.graph
+    # the copies fx makes read the graph: built where it was not
+    module.eval()
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        want = module(x)
+        torch.testing.assert_close(copy.deepcopy(module)(x), want)
+        torch.testing.assert_close(pickle.loads(pickle.dumps(module))(x), want)
+    assert built == [True, False]
 
 
 def test_a_second_compile_of_the_same_net_reuses_its_generated_forward():

@@ -51,8 +51,8 @@ class NetModule(torch.fx.GraphModule):
     Each mode's forward is generated once; `train()`/`eval()` swap them.
     """
 
-    def __init__(self, root: nn.Module, graph: torch.fx.Graph,
-                 class_name: str = "GraphModule", eval_graph: Optional[torch.fx.Graph] = None):
+    def __init__(self, root: nn.Module, graph: Union[torch.fx.Graph, "GraphSource"],
+                 class_name: str = "GraphModule", eval_graph: Union[None, torch.fx.Graph, "GraphSource"] = None):
         # fx would copy each node's module out of `root`, walking its path from the top (4 ms
         # in ShuffleNetV2's build); root is the module tree already, so it is adopted whole.
         super().__init__(nn.Module(), _empty_graph(), class_name)
@@ -61,21 +61,43 @@ class NetModule(torch.fx.GraphModule):
             self.register_parameter(name, param)
         for name, child in root._modules.items():
             self.add_module(name, child)
-        self.graph = graph  # the training graph names every submodule
         self._graphs = _Graphs(graph, eval_graph)
-        self._forwards = {True: self._generated()}
+        self._mode = True  # whose forward runs: the training graph's names every submodule
+        self._forwards = {}
+        self._switch(True)
+
+    def _switch(self, mode: bool) -> None:
+        """Make `mode`'s forward the one that runs: generated once per mode, and not even once
+        where an equal graph's forward is known (then the graph is built only when asked for)."""
+        if mode in self._forwards:
+            cls = type(self)
+            cls.forward, self._code, self._lineno_map, self._prologue_start = self._forwards[mode]
+            self.__dict__.pop("_graph", None)  # the mode's graph, when asked for (`__getattr__`)
+        else:
+            known = _GENERATED.get(self._graphs.key(mode))
+            if known is not None:
+                self.__dict__.pop("_graph", None)
+                self._install(known)
+            else:
+                self.graph = self._graphs.generating(mode)
+            self._forwards[mode] = self._generated()
+        self._mode = mode
+
+    def __getattr__(self, name: str):
+        # Only when Python's own lookup fails: `_graph` not built yet (see `_switch`), or a
+        # submodule, parameter or buffer, which nn.Module's own `__getattr__` finds.
+        if name == "_graph" and "_graphs" in self.__dict__:
+            graph = self._graphs[self._mode]
+            graph.owning_module = self
+            self.__dict__["_graph"] = graph
+            return graph
+        return super().__getattr__(name)
 
     def train(self, mode: bool = True) -> "NetModule":
         super().train(mode)
         graphs = self.__dict__.get("_graphs")
-        if graphs is not None and self._graph is not graphs[mode]:
-            if mode in self._forwards:
-                self._graph = graphs[mode]
-                cls = type(self)
-                cls.forward, self._code, self._lineno_map, self._prologue_start = self._forwards[mode]
-            else:
-                self.graph = graphs[mode]  # fx generates the mode's forward, once
-                self._forwards[mode] = self._generated()
+        if graphs is not None and not graphs.same and bool(mode) != self._mode:
+            self._switch(bool(mode))
         return self
 
     def recompile(self):
@@ -127,15 +149,22 @@ class NetModule(torch.fx.GraphModule):
         return type(self).forward, self._code, self._lineno_map, self._prologue_start
 
     def __deepcopy__(self, memo: dict) -> "NetModule":
-        # GraphModule's deepcopy rebuilds the copy from the current graph only.
+        # GraphModule's deepcopy rebuilds the copy from the current graph only (from __dict__: built now).
+        self._graph  # noqa: B018
         result = super().__deepcopy__(memo)
         result._graphs = copy.deepcopy(self._graphs, memo)
-        result._forwards = {result._graph is result._graphs[True]: result._generated()}
+        result._mode = self._mode
+        result._forwards = {self._mode: result._generated()}
         return result
+
+    def __reduce_package__(self, exporter):
+        self._graph  # noqa: B018 -- as in __reduce__
+        return super().__reduce_package__(exporter)
 
     def __reduce__(self):
         # Pickled as fx pickles any GraphModule (its code, not its graphs): the current mode only.
-        ours = {k: self.__dict__.pop(k) for k in ("_graphs", "_forwards") if k in self.__dict__}
+        self._graph  # noqa: B018 -- fx reads the current graph from __dict__: built now if not yet
+        ours = {k: self.__dict__.pop(k) for k in ("_graphs", "_forwards", "_mode") if k in self.__dict__}
         try:
             return super().__reduce__()
         finally:
@@ -282,36 +311,58 @@ def _direct_calls(module: torch.fx.GraphModule, src: str) -> Optional[str]:
 
 
 class _Graphs(dict):
-    """A NetModule's graphs by mode ({True: training, False: evaluation}). The evaluation graph
-    of a net with training-only heads may come as a function that builds it: it is then built
-    when first asked for (by `eval()`), not on every compile."""
+    """A NetModule's graphs by mode ({True: training, False: evaluation}), each built when first
+    asked for where it comes as a `GraphSource`: a compile whose forwards are known builds none
+    (ShuffleNetV2: 4 of a 24 ms build), and the evaluation graph of a net with training-only
+    heads waits for `eval()`. Without an evaluation graph both modes share the training one."""
 
-    def __init__(self, graph: torch.fx.Graph, eval_graph=None):
-        super().__init__({True: graph})
-        if eval_graph is None:
-            self[False] = graph
-        elif isinstance(eval_graph, torch.fx.Graph):
-            self[False] = eval_graph
-        self._build = eval_graph
+    def __init__(self, graph, eval_graph=None):
+        super().__init__()
+        self.same = eval_graph is None
+        self._sources = {True: graph, False: graph if eval_graph is None else eval_graph}
+        for mode, source in self._sources.items():
+            if isinstance(source, torch.fx.Graph):
+                self[mode] = source
+
+    def key(self, mode: bool):
+        """The key of the generated forward of `mode`'s graph, where it is not built yet (None if built)."""
+        source = self._sources[mode]
+        return source.key if mode not in self and isinstance(source, GraphSource) else None
+
+    def generating(self, mode: bool) -> torch.fx.Graph:
+        """`mode`'s graph, about to have its forward generated: as build_graph made it, with its
+        key, where not built yet (recompile looks the key up, then drops it)."""
+        if mode not in self:
+            self[mode] = graph = self._sources[mode].build()
+            if self.same:
+                self[not mode] = graph
+        return self[mode]
 
     def __missing__(self, mode: bool) -> torch.fx.Graph:
-        if mode is not False and mode != 0:
+        if mode not in (True, False):
             raise KeyError(mode)
-        self[False] = graph = self._build()
+        graph = self._sources[mode].build()
+        graph.__dict__.pop(_KEY, None)  # not for recompile to look up: its forward is installed already
+        self[mode] = graph
+        if self.same:
+            self[not mode] = graph
         return graph
 
     def __deepcopy__(self, memo: dict) -> "_Graphs":
-        return _Graphs(copy.deepcopy(self[True], memo), copy.deepcopy(self[False], memo))
+        train = copy.deepcopy(self[True], memo)
+        return _Graphs(train, None if self.same else copy.deepcopy(self[False], memo))
 
 
-class _EvalGraph:
-    """Builds the evaluation graph of `network` when called (kept by a NetModule until then)."""
+class GraphSource:
+    """Builds the training or evaluation graph of `network` when called for; its `key` (what
+    the graph's generated forward depends on) is known at once, without building it."""
 
-    def __init__(self, network):
-        self.network = network
+    def __init__(self, network, training: bool):
+        self.network, self.training = network, training
+        self.key = graph_key(network, training)
 
-    def __call__(self) -> torch.fx.Graph:
-        return build_graph(self.network, training=False)
+    def build(self) -> torch.fx.Graph:
+        return build_graph(self.network, self.training)
 
 
 def _has_heads(network) -> bool:
@@ -374,8 +425,8 @@ def compile_network(network, device: Union[str, torch.device] = "cpu", dtype=Non
             skipped("meta") if lazy else deferred(draws) if defers(network.total_params()) else nullcontext():
         modules = _build_modules(network, in_place)
     draws.run()
-    module = NetModule(modules, build_graph(network, training=True), network.name,
-                       eval_graph=_EvalGraph(network) if _has_heads(network) else None)
+    module = NetModule(modules, GraphSource(network, training=True), network.name,
+                       eval_graph=GraphSource(network, training=False) if _has_heads(network) else None)
     if weights is not None:
         # what was loaded, for compile's report (a `_` name: no layer can take it)
         module._netdsl_loaded = load_weights(module, weights, assign=lazy)
@@ -493,6 +544,21 @@ def _bare_parameter(layer, module: nn.Module) -> nn.Parameter:
     return params[0]
 
 
+def graph_key(network, training: bool) -> tuple:
+    """What the generated forward of `build_graph(network, training)` depends on: its nodes, their
+    order and inputs, and its outputs; not shapes or spans. Equal keys, equal code."""
+    key: list = [training]
+    for layer in network.ir:
+        if not layer.train_only or training:
+            key.append((layer.name, layer.op.join, layer.op.bare, *(i.name for i in layer.inputs)))
+    key.append(tuple((o.name, o.layer.name) for o in _results(network, training)))
+    return tuple(key)
+
+
+def _results(network, training: bool) -> list:
+    return [o for o in network.outputs if training or not o.train_only]
+
+
 def build_graph(network, training: bool) -> torch.fx.Graph:
     """The fx graph of the net: one `call_module` per layer, in definition order (a bare op's:
     a `get_attr` of its parameter and a `call_function` of `OpSpec.bare`). Without
@@ -500,11 +566,9 @@ def build_graph(network, training: bool) -> torch.fx.Graph:
     the layer's name, static shape and span, for runtime checks that point into the source."""
     graph = torch.fx.Graph()
     values: dict[str, torch.fx.Node] = {}
-    key: list = [training]  # the code depends on the nodes, their order and inputs, not on shapes or spans
     for layer in network.ir:
         if layer.train_only and not training:
             continue
-        key.append((layer.name, layer.op.join, layer.op.bare, *(i.name for i in layer.inputs)))
         if layer.is_source:
             node = graph.placeholder("x")
         else:
@@ -516,13 +580,12 @@ def build_graph(network, training: bool) -> torch.fx.Graph:
                 node = graph.call_module(layer.name, (args,) if layer.op.join else tuple(args))
         node.meta["netdsl"] = {"layer": layer.name, "shape": layer.shape, "span": layer.span}
         values[layer.name] = node
-    results = [o for o in network.outputs if training or not o.train_only]
+    results = _results(network, training)
     if len(results) == 1:
         graph.output(values[results[0].layer.name])
     else:
         names = tuple(o.name for o in results)
         graph.output(graph.call_function(outputs, (names, *(values[o.layer.name] for o in results))))
     graph.lint()
-    key.append(tuple((o.name, o.layer.name) for o in results))
-    setattr(graph, _KEY, tuple(key))
+    setattr(graph, _KEY, graph_key(network, training))
     return graph

@@ -263,7 +263,7 @@ def load_weights(module: nn.Module, source: WeightsSource, assign: bool = False)
     by order how many were out of place and so matched per shape (`per_shape`; 0 where the
     order held tensor by tensor; see `match_state` for the rule)."""
     read = read_weights(source)
-    current = module.state_dict()
+    current = module.state_dict(keep_vars=True)  # shapes and dtypes only: no detached copies
     state, moved = match_state(current, read)
     by_name = sum(1 for key in state if key in read)
     loaded = {"tensors": len(state), "values": sum(v.numel() for v in state.values()), "by_name": by_name,
