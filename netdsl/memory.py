@@ -56,13 +56,17 @@ def _ir(network):
     return getattr(network, "ir", network)
 
 
-def in_place_layers(network) -> set[str]:
+def in_place_layers(network) -> frozenset[str]:
     """The layers that may write their result over their (first) input, as torchvision's
     `ReLU(inplace=True)` and `out += identity` do: those whose input tensor nothing else reads
     (following layers that may pass their input's memory on, such as flatten or dropout) and
     whose producer's backward pass does not need it (the registry's `overwritable`). The backend
     switches `inplace` on for those of them whose module has it (`OpSpec.in_place`)."""
     net = _ir(network)
+    return net.derived("in_place_layers", lambda: _in_place_layers(net))
+
+
+def _in_place_layers(net) -> frozenset[str]:
     storage: dict[str, Any] = {}  # layer -> the layer whose memory its output may be
     readers: dict[str, int] = {}
     for layer in net:
@@ -81,7 +85,7 @@ def in_place_layers(network) -> set[str]:
             target = storage[layer.inputs[0].name]
             if target.op.overwritable and readers[target.name] == 1:
                 chosen.add(layer.name)
-    return chosen
+    return frozenset(chosen)
 
 
 def works_in_place(network) -> set[str]:

@@ -45,7 +45,11 @@ class NetFacts:
 def net_facts(network) -> NetFacts:
     """What the memory check reads of `network`'s IR, in one place: every layer's op (its
     `aliases` flag, its `buffers` count), inputs and shape, the outputs, and the backend's choice
-    of in-place layers."""
+    of in-place layers. Derived once per net (`ir.Net.derived`)."""
+    return network.ir.derived("net_facts", lambda: _net_facts(network))
+
+
+def _net_facts(network) -> NetFacts:
     from .fx import in_place_layers
 
     in_place = in_place_layers(network)

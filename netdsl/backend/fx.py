@@ -483,7 +483,11 @@ _RESERVED = _reserved_names()
 def _check_names(network) -> None:
     """Submodules are attributes: a layer named like a Module attribute (`forward`, `to`)
     would shadow it, and one named like a Python keyword (`class`) cannot appear in the
-    generated code."""
+    generated code. Checked once per net (`ir.Net.derived`)."""
+    network.ir.derived("names compile", lambda: _names_compile(network))
+
+
+def _names_compile(network) -> bool:
     for name in network.layers:
         for part in name.split("."):
             if part in _RESERVED:
@@ -497,6 +501,7 @@ def _check_names(network) -> None:
             span = network.layer(name).span
             raise UncompilableNet(f"{network.filename}:{span.line}:{span.column}: layer `{name}`: {why}; "
                                   "rename the layer to compile the net")
+    return True
 
 
 def _build_modules(network, in_place: bool = True) -> nn.Module:
@@ -547,6 +552,10 @@ def _bare_parameter(layer, module: nn.Module) -> nn.Parameter:
 def graph_key(network, training: bool) -> tuple:
     """What the generated forward of `build_graph(network, training)` depends on: its nodes, their
     order and inputs, and its outputs; not shapes or spans. Equal keys, equal code."""
+    return network.ir.derived(("graph_key", training), lambda: _graph_key(network, training))
+
+
+def _graph_key(network, training: bool) -> tuple:
     key: list = [training]
     for layer in network.ir:
         if not layer.train_only or training:
