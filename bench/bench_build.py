@@ -3,7 +3,9 @@
     .venv/bin/python bench/bench_build.py [--nets alexnet,googlenet] [--rounds 9] [--threads N]
 
 Per net in nets/torchvision/, interleaved rounds (the order rotates every round), each round
-timing once:
+timing each contender once, or as many times in a row as make about 20 ms where one build is
+quicker (AlexNet's meta build takes 2 ms: single timings of it are mostly the machine's noise),
+after a garbage collection, so that no sample pays for the garbage of another:
   - `netdsl.load(path).compile()` against torchvision's constructor (goal: at most 1.0 x);
   - `netdsl.load(path).compile(weights=state, init="meta")` against torch's
     `with torch.device("meta"): model = constructor()` + `model.load_state_dict(state, assign=True)`
@@ -15,6 +17,7 @@ rounds noisy: read the median, and repeat).
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import sys
 import time
@@ -27,6 +30,17 @@ import torch  # noqa: E402
 
 import netdsl  # noqa: E402
 from tests.torchvision_models import MODELS, net_names  # noqa: E402
+
+
+SAMPLE_SECONDS = 0.02
+
+
+def _repeats(fn) -> int:
+    """How many calls of `fn` in a row make one sample of about SAMPLE_SECONDS (after a warm-up call)."""
+    fn()
+    start = time.perf_counter()
+    fn()
+    return max(1, round(SAMPLE_SECONDS / max(time.perf_counter() - start, 1e-6)))
 
 
 def main(argv=None) -> int:
@@ -53,15 +67,16 @@ def main(argv=None) -> int:
             "netdsl meta": lambda path=path, state=state: netdsl.load(path).compile(weights=state, init="meta"),
             "torch meta": torch_meta,
         }
-        for fn in contenders.values():  # warm-up
-            fn()
+        repeats = {k: _repeats(fn) for k, fn in contenders.items()}  # with the warm-up
         times: dict[str, list[float]] = {k: [] for k in contenders}
         keys = list(contenders)
         for r in range(args.rounds):
             for k in keys[r % len(keys):] + keys[:r % len(keys)]:
+                gc.collect()
                 start = time.perf_counter()
-                contenders[k]()
-                times[k].append(time.perf_counter() - start)
+                for _ in range(repeats[k]):
+                    contenders[k]()
+                times[k].append((time.perf_counter() - start) / repeats[k])
         for ours, theirs, goal in (("netdsl", "torchvision", 1.0), ("netdsl meta", "torch meta", 1.1)):
             ratios = [a / b for a, b in zip(times[ours], times[theirs])]
             med = statistics.median(ratios)

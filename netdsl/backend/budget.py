@@ -96,6 +96,8 @@ def _peak_activations(facts: NetFacts, bytes_per_value: int) -> int:
     """The most bytes of layer outputs alive at once when the layers run in order: a layer
     working in place (or a view) adds nothing, and memory is freed after its last reader (as
     fx's generated code and Interpreter free it). The net's input is not counted."""
+    if bytes_per_value == 0:  # no batch (a build alone): nothing to count
+        return 0
     owner: dict[str, str] = {}  # layer -> the layer whose memory holds its output
     for name, inputs, _, shares in facts.layers:
         owner[name] = owner.get(inputs[0], inputs[0]) if shares else name
