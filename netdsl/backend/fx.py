@@ -12,7 +12,7 @@ them, so each mode runs straight-line code of its own.
 
 Compiling a net again in one process (a notebook cell run twice, a sweep that builds a net per trial)
 reuses the forward generated for an equal graph, kept in memory for the last 64 graphs; only
-the modules are built anew.
+the modules are built anew, and the graphs themselves when first asked for (`module.graph`).
 """
 
 from __future__ import annotations
