@@ -578,6 +578,37 @@ def test_optimize_fuse_on_volumes_and_sequences_folds_batchnorm_and_keeps_memory
         assert close(fused(x), reference(x))
 
 
+LINEAR_NET = """net mlp {
+    input 8x6x6
+    conv(16, 3, pad=1)
+    channel_linear(32)  gelu  channel_linear(16)  gelu(approximate=tanh)
+    a: add { channel_linear(16)  relu | identity }
+    global_avgpool  flatten
+    shared: linear(24)  concat { relu | identity }
+    linear(10)  gelu  fc: linear(5)
+}"""
+
+
+def test_onednn_linears_compute_the_activation_they_fuse_and_keep_outputs():
+    """Each linear layer (and channel_linear) runs as one oneDNN call, with the ReLU or GELU that
+    alone reads it computed there too; an output read twice keeps its activation apart."""
+    from netdsl.backend.optimize import OneDNNLinear, onednn_available, onednn_linears, optimize
+    if not onednn_available():
+        pytest.skip("this torch has no oneDNN linear call")
+    torch.manual_seed(0)
+    module = netdsl.loads(LINEAR_NET).compile().eval()
+    fast = onednn_linears(optimize(module, "fuse"))
+    found = sorted((m.activation, m.algorithm, m.channels) for m in fast.modules() if isinstance(m, OneDNNLinear))
+    assert found == sorted([("gelu", "none", True), ("gelu", "tanh", True), ("relu", "", True),
+                            ("none", "", False), ("gelu", "none", False), ("none", "", False)])
+    assert not any(type(m) in (torch.nn.Linear, torch.nn.GELU) for m in fast.modules())
+    assert sum(isinstance(m, torch.nn.ReLU) for m in fast.modules()) == 1  # the one in `concat`
+    x = torch.randn(3, 8, 6, 6)
+    with torch.inference_mode():
+        assert close(fast(x), module(x))
+        assert close(fast(x.contiguous(memory_format=torch.channels_last)), module(x))
+
+
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 @pytest.mark.parametrize("fmt", ["torchscript", "exported", "onnx"])
 def test_exports_round_trip(small, fmt, tmp_path):

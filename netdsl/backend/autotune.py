@@ -4,6 +4,8 @@ The candidates, each an inference-only module over the same weights:
 
 - `eager`: the compiled module as it is, in evaluation mode;
 - `fuse`: BatchNorm folded, convolutions in channels_last (`netdsl.backend.optimize`);
+- `onednn`: `fuse`, and the linear layers run by oneDNN with the ReLU or GELU after them fused in
+  (CPU, float32 or bfloat16: `optimize.onednn_linears`); only for nets with linear layers;
 - `mkldnn`: torch.fx's `optimize_for_inference` (CPU: oneDNN's blocked layouts kept between layers);
 - `jit`: traced, `torch.jit.freeze` and `torch.jit.optimize_for_inference`;
 - `compile`: `fuse` then `torch.compile`, only when the caller accepts its warm-up (`allow_compile`).
@@ -34,7 +36,7 @@ from .errors import CompileError, describe
 from .export import plain_outputs
 
 TOLERANCE = 1e-5
-CANDIDATES = ("eager", "fuse", "mkldnn", "jit", "compile")
+CANDIDATES = ("eager", "fuse", "onednn", "mkldnn", "jit", "compile")
 CACHE_FORMAT = 1
 _MAX_CACHE_BYTES = 1 << 20
 _MAX_ENTRIES = 512
@@ -122,6 +124,14 @@ def _build(module: torch.nn.Module, path: str, x: torch.Tensor) -> torch.nn.Modu
         return optimize(module, "fuse")
     if path == "compile":
         return optimize(module, "compile")
+    if path == "onednn":
+        from .optimize import onednn_available, onednn_linears
+        if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.bfloat16) or not onednn_available():
+            raise CompileError("oneDNN's linear layers are for float32 and bfloat16 on the CPU")
+        fused = optimize(module, "fuse")
+        if not any(isinstance(m, torch.nn.Linear) for m in fused.modules()):
+            raise CompileError("the net has no linear layer: the same as fuse")
+        return onednn_linears(fused)
     plain = plain_outputs(copy.deepcopy(module).eval())
     graph_module = torch.fx.GraphModule(plain, copy.deepcopy(plain.graph), type(module).__name__)
     if path == "mkldnn":
