@@ -6,6 +6,9 @@
   (except those torch crashes on or gets wrong in that order: see `channels_last_safe`);
 - `compile`: `fuse`, then `torch.compile` (slow to warm up, fastest after).
 
+`onednn_linears` (a path of `optimize="auto"`, CPU only) runs the linear layers of a fused module
+by oneDNN, with the ReLU or GELU after each computed in the same call.
+
 Both give a module for inference only: evaluation mode, training-only heads left out, several
 outputs as a plain tuple. Whatever torch or fx raise on the way is a CompileError of one line.
 """
