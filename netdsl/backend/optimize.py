@@ -130,7 +130,7 @@ def onednn_linears(module: torch.fx.GraphModule) -> torch.fx.GraphModule:
     """`module` with each float32 or bfloat16 linear layer on the CPU (nn.Linear and netdsl's
     `channel_linear`) run by oneDNN (`OneDNNLinear`), in place; a ReLU or GELU that alone reads
     its output is computed in the same call and leaves the graph."""
-    from ..ops.modules import GELU, ChannelLinear
+    from ..ops.modules import ONEDNN_POST_OPS, ChannelLinear
 
     graph = module.graph
     fused: set[torch.fx.Node] = set()  # activations computed by the linear call before them: gone
@@ -143,10 +143,9 @@ def onednn_linears(module: torch.fx.GraphModule) -> torch.fx.GraphModule:
         activation, algorithm, after = "none", "", None
         if len(node.users) == 1 and (user := next(iter(node.users))).op == "call_module" and user.args == (node,):
             follower = module.get_submodule(user.target)
-            if type(follower) is nn.ReLU:
-                activation, after = "relu", user
-            elif type(follower) in (nn.GELU, GELU):
-                activation, algorithm, after = "gelu", follower.approximate, user
+            if type(follower) in ONEDNN_POST_OPS:
+                activation, after = ONEDNN_POST_OPS[type(follower)], user
+                algorithm = getattr(follower, "approximate", "")
         parent, _, leaf = node.target.rpartition(".")
         setattr(module.get_submodule(parent), leaf,
                 OneDNNLinear(linear, activation, algorithm, channels=type(linear) is ChannelLinear))

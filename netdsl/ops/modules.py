@@ -149,3 +149,9 @@ def _global_pool(base: type) -> type:
 GlobalAvgPool1d, GlobalAvgPool2d, GlobalAvgPool3d, GlobalMaxPool1d, GlobalMaxPool2d, GlobalMaxPool3d = (
     _global_pool(b) for b in (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
                               nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d))
+
+
+# The activations oneDNN's linear call (`torch.ops.mkldnn._linear_pointwise`) can compute in the same
+# call, by its names for them (the backend's `optimize.onednn_linears`); GELU's `approximate` is its
+# algorithm.
+ONEDNN_POST_OPS: dict[type, str] = {nn.ReLU: "relu", nn.GELU: "gelu", GELU: "gelu"}
