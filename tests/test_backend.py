@@ -592,13 +592,14 @@ LINEAR_NET = """net mlp {
 def test_onednn_linears_compute_the_activation_they_fuse_and_keep_outputs():
     """Each linear layer (and channel_linear) runs as one oneDNN call, with the ReLU or GELU that
     alone reads it computed there too; an output read twice keeps its activation apart."""
-    from netdsl.backend.optimize import OneDNNLinear, onednn_available, onednn_linears, optimize
-    if not onednn_available():
-        pytest.skip("this torch has no oneDNN linear call")
+    from netdsl.backend import onednn
+    from netdsl.backend.optimize import optimize
+    if not onednn.available():
+        pytest.skip("this torch has no oneDNN fused calls")
     torch.manual_seed(0)
     module = netdsl.loads(LINEAR_NET).compile().eval()
-    fast = onednn_linears(optimize(module, "fuse"))
-    found = sorted((m.activation, m.algorithm, m.channels) for m in fast.modules() if isinstance(m, OneDNNLinear))
+    fast = onednn.onednn_layers(optimize(module, "fuse"))
+    found = sorted((m.activation, m.algorithm, m.channels) for m in fast.modules() if isinstance(m, onednn.OneDNNLinear))
     assert found == sorted([("gelu", "none", True), ("gelu", "tanh", True), ("relu", "", True),
                             ("none", "", False), ("gelu", "none", False), ("none", "", False)])
     assert not any(type(m) in (torch.nn.Linear, torch.nn.GELU) for m in fast.modules())
@@ -607,6 +608,50 @@ def test_onednn_linears_compute_the_activation_they_fuse_and_keep_outputs():
     with torch.inference_mode():
         assert close(fast(x), module(x))
         assert close(fast(x.contiguous(memory_format=torch.channels_last)), module(x))
+
+
+CONV_NET = """net convs {
+    input 8x12x12
+    conv(16, 3, pad=1)  batchnorm  relu
+    conv(16, 3, pad=1)  hardswish
+    add { conv(16, 3, pad=1)  batchnorm | identity }
+    relu
+    add { identity | conv(16, 1, bias=false) }
+    conv(16, 3, pad=1, groups=16)  silu  dropout(0.2)
+    conv(16, 3, stride=2, pad=1)  leaky_relu(0.1)
+    concat { relu6 | hardsigmoid }
+    conv(1, 1)  conv(8, 3, pad=1)  tanh
+    global_avgpool  flatten  linear(10)
+}"""
+
+
+def test_onednn_convolutions_compute_their_activation_and_residual_sum_and_keep_outputs():
+    """Each image convolution that oneDNN runs safely in channels_last order becomes one oneDNN
+    call with its weights laid out once, computing the activation that alone reads it, or the
+    residual sum it alone feeds and the ReLU after that; dropout and identities leave the graph.
+    The outputs equal eager's at the batch laid out for, at another, and after copy and pickle."""
+    from netdsl.backend import onednn
+    from netdsl.backend.optimize import optimize
+    if not onednn.available():
+        pytest.skip("this torch has no oneDNN fused calls")
+    torch.manual_seed(0)
+    module = netdsl.loads(CONV_NET).compile().eval()
+    fast = onednn.onednn_layers(optimize(module, "fuse"), batch=2)
+    convs = [(m.activation, m.scalars, m.binary) for m in fast.modules() if isinstance(m, onednn.OneDNNConv)]
+    assert convs == [("relu", [], None), ("hardswish", [], None), ("relu", [], "add"), ("none", [], "add"),
+                     ("swish", [], None), ("leaky_relu", [0.1], None),
+                     ("none", [], None)]  # read twice (by the concat's branches): its activations stay apart
+    left = [type(m).__name__ for m in fast.modules() if not list(m.children())]
+    # conv(8, 3) reads one channel: channels_last_safe keeps it in torch's own order and module
+    assert sorted(left) == sorted(["OneDNNConv"] * 7 + ["ReLU6", "Hardsigmoid", "Concat", "Conv2d", "Tanh",
+                                                          "GlobalAvgPool2d", "Flatten", "OneDNNLinear"])
+    for batch in (2, 5):
+        x = torch.randn(batch, 8, 12, 12)
+        with torch.inference_mode():
+            want = module(x)
+            assert close(fast(x), want)
+            assert close(copy.deepcopy(fast)(x), want)
+            assert close(pickle.loads(pickle.dumps(fast))(x), want)
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")

@@ -102,16 +102,18 @@ def random_nets(count: int, seed: int) -> list[str]:
 
 
 FUSE_ALL = textwrap.dedent("""
-    import json, sys, torch, netdsl
+    import json, sys, torch, netdsl, netdsl.backend.onednn
     for i, text in enumerate(json.load(open(sys.argv[1]))):
         print("net", i, flush=True)
         net = netdsl.loads(text)
         plain = net.compile().eval()
         fast = netdsl.backend.optimize.optimize(plain, "fuse")
+        paths = [fast, netdsl.backend.onednn.onednn_layers(netdsl.backend.optimize.optimize(plain, "fuse"),
+                                                             batch=int(sys.argv[2]))]
         x = torch.randn(int(sys.argv[2]), *net.input_shape)
         with torch.inference_mode():
             want = plain(x)
-            for got in (fast(x), fast(x.contiguous(memory_format=torch.channels_last))):
+            for got in [p(v) for p in paths for v in (x, x.contiguous(memory_format=torch.channels_last))]:
                 assert (got - want).abs().max() <= 1e-4 * max(1.0, want.abs().max()), text
     print("done", flush=True)
 """)
@@ -119,7 +121,8 @@ FUSE_ALL = textwrap.dedent("""
 
 @pytest.mark.parametrize("seed,batch", [(0, 1), (1, 2), (2, 3)])
 def test_fuse_never_crashes_on_random_convs(tmp_path, seed, batch):
-    # 3 x 150 nets, 900 random convs, compared with the plain module; before the fix each run segfaulted.
+    # 3 x 150 nets, 900 random convs, compared with the plain module, fused and then run by oneDNN's
+    # fused calls too (optimize="auto"'s `onednn`); before the fix each run segfaulted.
     nets = random_nets(150, seed)
     (tmp_path / "nets.json").write_text(json.dumps(nets))
     result = subprocess.run([sys.executable, "-c", FUSE_ALL, tmp_path / "nets.json", str(batch)], cwd=ROOT,

@@ -4,8 +4,9 @@ The candidates, each an inference-only module over the same weights:
 
 - `eager`: the compiled module as it is, in evaluation mode;
 - `fuse`: BatchNorm folded, convolutions in channels_last (`netdsl.backend.optimize`);
-- `onednn`: `fuse`, and the linear layers run by oneDNN with the ReLU or GELU after them fused in
-  (CPU, float32 or bfloat16: `optimize.onednn_linears`); only for nets with linear layers;
+- `onednn`: `fuse`, then convolutions and linear layers run by oneDNN's fused calls, with the
+  activations and residual sums after them computed in the same call and the convolutions'
+  weights laid out once for the batch (CPU, float32; bfloat16 linear layers: `onednn.onednn_layers`);
 - `mkldnn`: torch.fx's `optimize_for_inference` (CPU: oneDNN's blocked layouts kept between layers);
 - `jit`: traced, `torch.jit.freeze` and `torch.jit.optimize_for_inference`;
 - `compile`: `fuse` then `torch.compile`, only when the caller accepts its warm-up (`allow_compile`).
@@ -125,13 +126,13 @@ def _build(module: torch.nn.Module, path: str, x: torch.Tensor) -> torch.nn.Modu
     if path == "compile":
         return optimize(module, "compile")
     if path == "onednn":
-        from .optimize import onednn_available, onednn_linears
-        if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.bfloat16) or not onednn_available():
-            raise CompileError("oneDNN's linear layers are for float32 and bfloat16 on the CPU")
-        fused = optimize(module, "fuse")
-        if not any(isinstance(m, torch.nn.Linear) for m in fused.modules()):
-            raise CompileError("the net has no linear layer: the same as fuse")
-        return onednn_linears(fused)
+        from . import onednn
+        if x.device.type != "cpu" or x.dtype not in onednn.LINEAR_DTYPES or not onednn.available():
+            raise CompileError("oneDNN's fused calls are for float32 and bfloat16 on the CPU")
+        fused = onednn.onednn_layers(optimize(module, "fuse"), batch=x.shape[0])
+        if not any(isinstance(m, (onednn.OneDNNConv, onednn.OneDNNLinear)) for m in fused.modules()):
+            raise CompileError("no layer of the net has a oneDNN call: the same as fuse")
+        return fused
     plain = plain_outputs(copy.deepcopy(module).eval())
     graph_module = torch.fx.GraphModule(plain, copy.deepcopy(plain.graph), type(module).__name__)
     if path == "mkldnn":

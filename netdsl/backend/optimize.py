@@ -6,10 +6,10 @@
   (except those torch crashes on or gets wrong in that order: see `channels_last_safe`);
 - `compile`: `fuse`, then `torch.compile` (slow to warm up, fastest after).
 
-`onednn_linears` (a path of `optimize="auto"`, CPU only) runs the linear layers of a fused module
-by oneDNN, with the ReLU or GELU after each computed in the same call.
+`netdsl.backend.onednn` rewrites a fused module further for oneDNN's fused calls (a path of
+`optimize="auto"`, CPU only).
 
-Both give a module for inference only: evaluation mode, training-only heads left out, several
+Both levels give a module for inference only: evaluation mode, training-only heads left out, several
 outputs as a plain tuple. Whatever torch or fx raise on the way is a CompileError of one line.
 """
 
@@ -93,67 +93,6 @@ def fold_batchnorms(module: torch.fx.GraphModule) -> torch.fx.GraphModule:
         node.replace_all_uses_with(source)
         graph.erase_node(node)
         module.delete_submodule(node.target)
-    graph.lint()
-    module.recompile()
-    return module
-
-
-class OneDNNLinear(nn.Module):
-    """A linear layer (or `channel_linear`, over dim 1) run by oneDNN's `_linear_pointwise` on
-    the CPU, with the ReLU or GELU after it computed in the same call: ConvNeXt-T spends 77 % of
-    a forward in its 36 linear layers, which torch's nn.Linear hands to MKL's GEMM; oneDNN's,
-    with GELU fused in, takes 0.61-0.90 of the time of GEMM then GELU at its shapes (0.65 at
-    batch 16). Inference only: oneDNN's call has no backward."""
-
-    def __init__(self, linear: nn.Linear, activation: str = "none", algorithm: str = "", channels: bool = False):
-        super().__init__()
-        self.weight, self.bias = linear.weight, linear.bias
-        self.activation, self.algorithm, self.channels = activation, algorithm, channels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.channels:
-            x = x.movedim(1, -1)
-        y = torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, self.activation, [], self.algorithm)
-        return y.movedim(-1, 1) if self.channels else y
-
-    def extra_repr(self) -> str:
-        out, inp = self.weight.shape
-        return f"in_features={inp}, out_features={out}, activation={self.activation}, channels={self.channels}"
-
-
-def onednn_available() -> bool:
-    """Whether this torch has oneDNN's linear call (`torch.ops.mkldnn._linear_pointwise`)."""
-    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-
-
-def onednn_linears(module: torch.fx.GraphModule) -> torch.fx.GraphModule:
-    """`module` with each float32 or bfloat16 linear layer on the CPU (nn.Linear and netdsl's
-    `channel_linear`) run by oneDNN (`OneDNNLinear`), in place; a ReLU or GELU that alone reads
-    its output is computed in the same call and leaves the graph."""
-    from ..ops.modules import ONEDNN_POST_OPS, ChannelLinear
-
-    graph = module.graph
-    fused: set[torch.fx.Node] = set()  # activations computed by the linear call before them: gone
-    for node in list(graph.nodes):
-        if node in fused or node.op != "call_module" or \
-                type(linear := module.get_submodule(node.target)) not in (nn.Linear, ChannelLinear):
-            continue
-        if linear.weight.device.type != "cpu" or linear.weight.dtype not in (torch.float32, torch.bfloat16):
-            continue
-        activation, algorithm, after = "none", "", None
-        if len(node.users) == 1 and (user := next(iter(node.users))).op == "call_module" and user.args == (node,):
-            follower = module.get_submodule(user.target)
-            if type(follower) in ONEDNN_POST_OPS:
-                activation, after = ONEDNN_POST_OPS[type(follower)], user
-                algorithm = getattr(follower, "approximate", "")
-        parent, _, leaf = node.target.rpartition(".")
-        setattr(module.get_submodule(parent), leaf,
-                OneDNNLinear(linear, activation, algorithm, channels=type(linear) is ChannelLinear))
-        if after is not None:
-            fused.add(after)
-            after.replace_all_uses_with(node)
-            graph.erase_node(after)
-            module.delete_submodule(after.target)
     graph.lint()
     module.recompile()
     return module

@@ -6,7 +6,7 @@ Joins take their branches as one list (the compiled graph passes `[a, b, c]`) ra
 
 from __future__ import annotations
 
-from typing import List
+from typing import Callable, List, Optional
 
 import torch
 from torch import nn
@@ -151,7 +151,53 @@ GlobalAvgPool1d, GlobalAvgPool2d, GlobalAvgPool3d, GlobalMaxPool1d, GlobalMaxPoo
                               nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d))
 
 
-# The activations oneDNN's linear call (`torch.ops.mkldnn._linear_pointwise`) can compute in the same
-# call, by its names for them (the backend's `optimize.onednn_linears`); GELU's `approximate` is its
-# algorithm.
-ONEDNN_POST_OPS: dict[type, str] = {nn.ReLU: "relu", nn.GELU: "gelu", GELU: "gelu"}
+# The activations oneDNN's fused calls (`torch.ops.mkldnn._linear_pointwise`, `_convolution_pointwise`)
+# compute after a linear layer or convolution, by oneDNN's names for them, with their scalars and
+# algorithm (the backend's `onednn.onednn_layers`).
+_ONEDNN_POST_OPS: dict[type, Callable[[nn.Module], tuple[str, list, str]]] = {
+    nn.ReLU: lambda m: ("relu", [], ""),
+    nn.GELU: lambda m: ("gelu", [], m.approximate),
+    GELU: lambda m: ("gelu", [], m.approximate),
+    nn.SiLU: lambda m: ("swish", [], ""),
+    nn.Sigmoid: lambda m: ("sigmoid", [], ""),
+    nn.Tanh: lambda m: ("tanh", [], ""),
+    nn.Hardswish: lambda m: ("hardswish", [], ""),
+    nn.Hardsigmoid: lambda m: ("hardsigmoid", [], ""),
+    nn.LeakyReLU: lambda m: ("leaky_relu", [m.negative_slope], ""),
+    nn.ReLU6: lambda m: ("hardtanh", [0.0, 6.0], ""),
+}
+
+
+# Modules that hand on their input unchanged in evaluation: an inference-only rewrite may drop them.
+_IDENTITIES_IN_EVALUATION = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
+                             DropPath)
+
+
+def identity_in_evaluation(layer: nn.Module) -> bool:
+    """Whether `layer` returns its input itself in evaluation mode (identity, dropout, drop-path)."""
+    return type(layer) in _IDENTITIES_IN_EVALUATION
+
+
+# The joins of two same-shaped inputs that oneDNN's convolution call computes with its output
+# (`_convolution_pointwise.binary`), by its names for them.
+_ONEDNN_BINARY_OPS: dict[type, str] = {Add: "add"}
+
+
+def onednn_binary_op(layer: nn.Module) -> Optional[str]:
+    """oneDNN's name for the join `layer` of a convolution's output and another of its shape, or
+    None where its convolution call cannot compute it."""
+    return _ONEDNN_BINARY_OPS.get(type(layer))
+
+
+# After a convolution's sum with another input, oneDNN's call computes only a ReLU ("Unary Fusion
+# behavior undefined" for the others).
+_ONEDNN_AFTER_SUM = (nn.ReLU,)
+
+
+def onednn_post_op(layer: nn.Module, after_sum: bool = False) -> Optional[tuple[str, list, str]]:
+    """oneDNN's (name, scalars, algorithm) for the activation `layer`, or None where its fused
+    calls cannot compute it (`after_sum`: after a convolution's sum with another input)."""
+    describe = _ONEDNN_POST_OPS.get(type(layer))
+    if describe is None or (after_sum and type(layer) not in _ONEDNN_AFTER_SUM):
+        return None
+    return describe(layer)
