@@ -43,6 +43,7 @@ _CANONICAL_WIDTH = 60  # without a source to follow, a nested construct longer t
 # `"` are skipped)
 _COMMENT = re.compile(SKIPPED)
 _BRACE = re.compile(SKIPPED + r"|\{")
+_BRACES = re.compile(SKIPPED + r"|[{}]")
 _BARE_LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|0|[1-9][0-9]*")  # a NAME, or an INT as the parser keeps it
 
 
@@ -122,6 +123,17 @@ class _Source:
             if m.group() == "{":
                 return bisect.bisect_right(self.starts, m.start())
         return span.line
+
+    def closing_line(self, span: ast.Span) -> int:
+        """The line of the `}` that closes the first `{` from the start of `span` on, comments
+        skipped (an `if` whose last arm is empty, `{}`, has a span that ends before it)."""
+        depth = 0
+        for m in _BRACES.finditer(self.text, self.offset(span.line, span.column)):
+            if m.group() in "{}":
+                depth += 1 if m.group() == "{" else -1
+                if depth == 0:
+                    return bisect.bisect_right(self.starts, m.start())
+        return span.end_line
 
     def blank_between(self, first: int, last: int) -> bool:
         """Is any line strictly between source lines `first` and `last` blank?"""
@@ -353,7 +365,11 @@ class _Printer:
                     braces.line if braces is not None and self.src is not None else 0)
                 self._emit(indent, "} else " + header, at, at, "open", inner)
             self.lines_of(body, inner)
-        self._emit(indent, "}", item.span.end_line, item.span.end_line, "close", inner)
+        _, span, body = bodies[-1]
+        last = span if span is not None else getattr(body, "span", None)
+        end = self.src.closing_line(last) if self.src is not None and last is not None and last.line \
+            else item.span.end_line
+        self._emit(indent, "}", end, end, "close", inner)
 
     def _header(self, lead: str, d: ast.Definition) -> None:
         """`net n(a = 1, b = 2) {`; a parameter list the source breaks over lines keeps its

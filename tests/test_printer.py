@@ -312,3 +312,13 @@ def test_new_forms_print_canonically_and_read_back(text):
     assert parse(to_text(tree)) == tree
     once = format_source(text)
     assert format_source(once) == once and parse(once) == tree
+
+
+def test_an_if_whose_last_arm_is_empty_closes_on_its_own_brace_line():
+    # found by hypothesis: an empty `{}` has no span of its own, so the `if`'s span ended at the last
+    # condition and a comment after the closing brace moved on every run of fmt
+    text = " block  conv {  conv : if  0 # n1\n{} else  if  0 # n2\n{}# n3\n}"
+    once = format_source(text)
+    assert format_source(once) == once
+    assert parse(once) == parse(text)
+    assert sorted(line.split("#")[1].strip() for line in once.splitlines() if "#" in line) == ["n1", "n2", "n3"]
