@@ -322,6 +322,8 @@ def _compile_text(r: dict[str, Any]) -> str:
         o = r["optimize"]
         verdict = "outputs within tolerance" if o["within_tolerance"] else "OUTPUTS DIFFER"
         level = o["level"] if "chosen" not in o else f"auto chose {o['chosen']}{' (remembered)' * o['cached']}"
+        if "layers" in o:
+            level += f" for {len(o['layers'])} layer{'s' if len(o['layers']) != 1 else ''}"
         lines.append(f"optimize: {level}: forward {_ms(o['forward'])} (median), {o['speedup']:.2f}x "
                      f"(max |diff| {o['max_abs_diff']:.2g}, {verdict}; took {_ms(o['seconds'])})")
     if "saved" in r:

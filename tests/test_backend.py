@@ -123,6 +123,37 @@ def test_generated_forward_calls_the_modules_there_now():
     assert torch.equal(module(x), before)
 
 
+def test_numbered_scopes_and_optimised_modules_call_through_modules_too():
+    """fx reaches a numbered layer as `getattr(self.f, "0")`, an nn.Module `__getattr__` per
+    level like any attribute: the generated forward of a compile, and of `optimize`'s and
+    `onednn_layers`' inference modules, read the `_modules` dicts there too."""
+    import torch
+    from netdsl.backend.onednn import onednn_layers
+    from netdsl.backend.optimize import optimize
+    module = netdsl.loads("net n { input 3x8x8  f: seq { conv(4, 3, pad=1)  batchnorm  relu  g: seq { conv(4, 1) } }"
+                          "  flatten  linear(2) }").compile().eval()
+    assert "self._modules['f']._modules['0'](" in module.code
+    assert "self._modules['f']._modules['g']._modules['0'](" in module.code
+    fused, dnn = optimize(module, "fuse"), onednn_layers(optimize(module, "fuse"))
+    x = torch.randn(2, 3, 8, 8)
+    with torch.inference_mode():
+        want = module(x)
+        for fast, call in ((fused, "("), (dnn, ".forward(")):
+            assert f"self._modules['f']._modules['0']{call}" in fast.code and "getattr(" not in fast.code
+            assert close(fast(x), want)
+        fused.f._modules["2"] = torch.nn.Identity()  # as assigning fused.f[2]: seen by the next call
+        assert not close(fused(x), want)
+    # onednn's inference module calls its layers' forward (no hook lookups), but for a layer
+    # that has a hook when it is made: that one keeps nn.Module's call, and its hook is called
+    fused = optimize(module, "fuse")
+    calls = []
+    fused.flatten1.register_forward_hook(lambda *args: calls.append(1))
+    dnn = onednn_layers(fused)
+    assert "self._modules['f']._modules['0'].forward(" in dnn.code and "self._modules['flatten1'](" in dnn.code
+    with torch.inference_mode():
+        assert close(dnn(x), want) and calls == [1]
+
+
 def test_generated_forward_lets_go_of_a_blocks_input_after_the_block():
     """Where eager code lets go of it (memory.release_points), not after its last reader: the
     order of frees decides how often glibc's malloc faults big blocks in again."""
@@ -652,6 +683,50 @@ def test_onednn_convolutions_compute_their_activation_and_residual_sum_and_keep_
             assert close(fast(x), want)
             assert close(copy.deepcopy(fast)(x), want)
             assert close(pickle.loads(pickle.dumps(fast))(x), want)
+
+
+def test_onednn_layers_per_layer_choice_times_what_each_call_replaces_and_names_rebuild_it(monkeypatch):
+    """With `timed`, each layer is offered oneDNN's call with a timing of it against the torch
+    modules it would replace, on the same random inputs (which must compute the same values:
+    the chain is called as the graph calls it); the layers that kept it are `onednn_names`,
+    and `names=` rebuilds exactly those, timing nothing. Outputs equal eager's either way."""
+    from netdsl.backend import onednn
+    from netdsl.backend.optimize import optimize
+    if not onednn.available():
+        pytest.skip("this torch has no oneDNN fused calls")
+    torch.manual_seed(0)
+    module = netdsl.loads(CONV_NET).compile().eval()
+    offered = onednn.onednn_names(onednn.onednn_layers(optimize(module, "fuse"), batch=2))
+    verdicts = []
+
+    def verdict(candidate, original, rounds, seconds):  # every other layer keeps oneDNN's call
+        with torch.inference_mode():
+            assert close(candidate(), original())
+        verdicts.append(len(verdicts) % 2 == 0)
+        return verdicts[-1]
+
+    monkeypatch.setattr(onednn, "_faster", verdict)
+    timed = onednn.onednn_layers(optimize(module, "fuse"), batch=2, timed=True)
+    assert len(verdicts) == len(offered) == 8  # seven convolutions and the linear layer
+    kept = [name for name, keep in zip(offered, verdicts) if keep]
+    assert onednn.onednn_names(timed) == kept
+    # the layers that did not keep it are torch's modules, with their activations and sums
+    assert sum(type(m) is torch.nn.Conv2d for m in timed.modules()) == 1 + len(offered) - 1 - len(kept)
+
+    monkeypatch.setattr(onednn, "_faster", lambda *a: pytest.fail("names= times nothing"))
+    rebuilt = onednn.onednn_layers(optimize(module, "fuse"), batch=2, names=kept)
+    assert onednn.onednn_names(rebuilt) == kept
+    x = torch.randn(2, 8, 12, 12)
+    with torch.inference_mode():
+        want = module(x)
+        assert close(timed(x), want) and close(rebuilt(x), want)
+
+
+def test_onednn_timing_prefers_the_faster_call():
+    import time
+    from netdsl.backend.onednn import _faster
+    slow, fast = (lambda: time.sleep(0.002)), (lambda: None)
+    assert _faster(fast, slow, 5, 0.03) and not _faster(slow, fast, 5, 0.03)
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")

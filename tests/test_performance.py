@@ -269,6 +269,32 @@ def test_auto_picks_a_path_whose_outputs_equal_eager(cache_dir):
     assert _auto(network, batch=3)[3]["cached"] is False  # another batch: chosen anew
 
 
+def test_auto_remembers_the_layers_that_take_onednn_calls(cache_dir, monkeypatch):
+    """Where `onednn` wins, the report and the cache hold the names of the layers whose oneDNN
+    call timed faster; the remembered choice rebuilds those layers, timing none."""
+    from netdsl.backend import autotune, onednn
+    if not onednn.available():
+        pytest.skip("this torch has no oneDNN fused calls")
+    calls = []
+    monkeypatch.setattr(onednn, "_faster", lambda *a: calls.append(1) or len(calls) % 2 == 1)
+    # make onednn the fastest candidate: what is timed here is the choice's bookkeeping
+    monkeypatch.setattr(autotune, "_run", lambda fn, x: lambda: 0.5 if onednn.onednn_names(fn) else 1.0)
+    network = netdsl.loads(SMALL)
+    module, x, fast, report = _auto(network)
+    assert report["path"] == "onednn" and calls
+    assert report["layers"] == onednn.onednn_names(fast) and 0 < len(report["layers"]) < len(calls)
+    entry, = json.loads((cache_dir / "optimize-choices.json").read_text())["choices"].values()
+    assert entry["layers"] == report["layers"]
+    monkeypatch.setattr(onednn, "_faster", lambda *a: pytest.fail("a remembered choice times nothing"))
+    module, x, again, cached = _auto(network)  # a new compile: other weights
+    assert cached["cached"] and onednn.onednn_names(again) == report["layers"]
+    with torch.inference_mode():
+        assert torch.allclose(again(x), module.eval()(x), rtol=1e-4, atol=1e-5)
+    entry["layers"] = ["conv", 3]  # not a list of names: the entry is ignored, the choice made again
+    (cache_dir / "optimize-choices.json").write_text(json.dumps({"format": 1, "choices": {"k": entry}}))
+    assert autotune._read_cache(cache_dir / "optimize-choices.json") == {}
+
+
 def test_auto_cache_is_ignored_when_corrupt_or_not_ours(cache_dir):
     import os
     network = netdsl.loads(SMALL)

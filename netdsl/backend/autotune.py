@@ -6,7 +6,9 @@ The candidates, each an inference-only module over the same weights:
 - `fuse`: BatchNorm folded, convolutions in channels_last (`netdsl.backend.optimize`);
 - `onednn`: `fuse`, then convolutions and linear layers run by oneDNN's fused calls, with the
   activations and residual sums after them computed in the same call and the convolutions'
-  weights laid out once for the batch (CPU, float32; bfloat16 linear layers: `onednn.onednn_layers`);
+  weights laid out once for the batch (CPU, float32; bfloat16 linear layers: `onednn.onednn_layers`),
+  each layer only where its call timed faster than torch's modules (a per-layer choice, whose
+  layer names the cache remembers with the path);
 - `mkldnn`: torch.fx's `optimize_for_inference` (CPU: oneDNN's blocked layouts kept between layers);
 - `jit`: traced, `torch.jit.freeze` and `torch.jit.optimize_for_inference`;
 - `compile`: `fuse` then `torch.compile`, only when the caller accepts its warm-up (`allow_compile`).
@@ -41,7 +43,7 @@ from .export import plain_outputs
 TOLERANCE = 1e-5
 CANDIDATES = ("eager", "fuse", "onednn", "mkldnn", "jit", "compile")
 CACHE_FORMAT = 1
-_MAX_CACHE_BYTES = 1 << 20
+_MAX_CACHE_BYTES = 8 << 20  # an entry with oneDNN's layer names takes up to a few KB
 _MAX_ENTRIES = 512
 
 
@@ -87,7 +89,16 @@ def _read_cache(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT or not isinstance(data.get("choices"), dict):
         return {}
     return {k: v for k, v in data["choices"].items()
-            if isinstance(k, str) and isinstance(v, dict) and v.get("path") in CANDIDATES}
+            if isinstance(k, str) and isinstance(v, dict) and v.get("path") in CANDIDATES and _layer_names(v) is not False}
+
+
+def _layer_names(entry: dict[str, Any]):
+    """The entry's per-layer choice (`onednn`: layer names), None where it has none, False where
+    it is not a list of strings (a corrupt entry)."""
+    names = entry.get("layers")
+    if names is None:
+        return None
+    return names if isinstance(names, list) and all(isinstance(n, str) for n in names) else False
 
 
 def _ours(st: os.stat_result) -> bool:
@@ -117,8 +128,10 @@ def _write_cache(path: Path, key: str, entry: dict[str, Any]) -> bool:
         return False
 
 
-def _build(module: torch.nn.Module, path: str, x: torch.Tensor) -> torch.nn.Module:
-    """The candidate `path` of `module` (which is left as it was)."""
+def _build(module: torch.nn.Module, path: str, x: torch.Tensor,
+           layers: Optional[list[str]] = None) -> torch.nn.Module:
+    """The candidate `path` of `module` (which is left as it was); `onednn`: with oneDNN's calls
+    for the `layers` named, or, without names, where they time faster."""
     from .optimize import optimize
 
     if path == "eager":
@@ -131,9 +144,9 @@ def _build(module: torch.nn.Module, path: str, x: torch.Tensor) -> torch.nn.Modu
         from . import onednn
         if x.device.type != "cpu" or x.dtype not in onednn.LINEAR_DTYPES or not onednn.available():
             raise CompileError("oneDNN's fused calls are for float32 and bfloat16 on the CPU")
-        fused = onednn.onednn_layers(optimize(module, "fuse"), batch=x.shape[0])
+        fused = onednn.onednn_layers(optimize(module, "fuse"), batch=x.shape[0], timed=layers is None, names=layers)
         if not any(isinstance(m, (onednn.OneDNNConv, onednn.OneDNNLinear)) for m in fused.modules()):
-            raise CompileError("no layer of the net has a oneDNN call: the same as fuse")
+            raise CompileError("no layer of the net takes a oneDNN call (none can, or none is faster): the same as fuse")
         return fused
     plain = plain_outputs(copy.deepcopy(module).eval())
     graph_module = torch.fx.GraphModule(plain, copy.deepcopy(plain.graph), type(module).__name__)
@@ -192,7 +205,7 @@ def choose(module: torch.nn.Module, network, x: torch.Tensor, *, allow_compile: 
     remembered = _read_cache(where).get(key) if use_cache else None
     if remembered is not None:
         try:
-            chosen = _build(module, remembered["path"], x)
+            chosen = _build(module, remembered["path"], x, _layer_names(remembered))
             with torch.inference_mode():
                 if _error(chosen(x), module.eval()(x)) <= TOLERANCE:
                     return chosen, {**remembered, "cached": True}
@@ -229,6 +242,9 @@ def choose(module: torch.nn.Module, network, x: torch.Tensor, *, allow_compile: 
               "candidates": {p: fastest.get(p) for p in paths}, "left_out": left_out, "rounds": rounds,
               "device": str(x.device), "dtype": str(dtype).removeprefix("torch."), "batch": int(x.shape[0]),
               "torch": torch.__version__}
+    if best == "onednn":
+        from .onednn import onednn_names
+        report["layers"] = onednn_names(built[best])
     if use_cache:
         report["remembered"] = _write_cache(where, key, report)
     return built[best], {**report, "cached": False}

@@ -231,6 +231,8 @@ def _optimize(module, x: torch.Tensor, level: str, network=None) -> dict[str, An
     if chosen is not None:  # what auto chose, each candidate's time, whether it was remembered
         report.update(chosen=chosen["path"], cached=chosen["cached"], candidates=chosen.get("candidates"),
                       left_out=chosen.get("left_out"))
+        if "layers" in chosen:  # onednn: the layers whose oneDNN call timed faster
+            report["layers"] = chosen["layers"]
     return report
 
 

@@ -14,6 +14,14 @@ on every call. Knowing the whole graph, this pass runs
 - each linear layer (nn.Linear, `channel_linear`) as one `_linear_pointwise` call with its
   activation (`OneDNNLinear`).
 
+oneDNN's call has a fixed cost of its own, about 50 µs on a 2-core AVX2 machine where torch's
+convolution of a 1x1 image takes 15: MobileNetV3-Small's squeeze-and-excitation convolutions and
+its 7x7 stages, 30 of its 46, run faster in torch's modules at batch 1 (EfficientNet-B0: 56 of 72).
+So with `timed`, each layer keeps oneDNN's call only where it measured faster than the modules it
+would replace, on inputs of the batch's size; the names of the layers that kept it
+(`onednn_names`) are what `optimize="auto"` remembers, to rebuild the same module without timing
+(`names=`).
+
 The activations oneDNN computes, by its names for them, are the registry's to say
 (`netdsl.ops.modules.onednn_post_op`). Inference only: oneDNN's calls have no backward.
 """
@@ -21,12 +29,15 @@ The activations oneDNN computes, by its names for them, are the registry's to sa
 from __future__ import annotations
 
 import copy
-from typing import Optional
+import math
+import time
+from typing import Callable, Collection, Optional
 
 import torch
 import torch.fx
 from torch import nn
 
+from .fx import direct_calls
 from .optimize import channels_last_safe
 
 #: dtypes oneDNN's calls are used for; a convolution's reordered weights are float32 only.
@@ -87,15 +98,22 @@ class OneDNNConv(nn.Module):
         with torch.no_grad():
             self.packed = torch.ops.mkldnn._reorder_convolution_weight(
                 self.weight.detach(), self.padding, self.stride, self.dilation, self.groups, self.input_size)
+        # The call's overload and every argument but the inputs, found once: a small convolution
+        # at batch 1 takes tens of microseconds, and each attribute of a Module is a lookup in Python.
+        conv = torch.ops.mkldnn._convolution_pointwise
+        if self.binary is None:
+            self._call = conv.default
+            self._args = (self.packed, self.bias, self.padding, self.stride, self.dilation, self.groups,
+                          self.activation, self.scalars, self.algorithm)
+        else:
+            self._call = conv.binary
+            self._args = (self.packed, self.bias, self.padding, self.stride, self.dilation, self.groups, self.binary,
+                          None, None if self.activation == "none" else self.activation, self.scalars, self.algorithm)
 
     def forward(self, x: torch.Tensor, other: Optional[torch.Tensor] = None) -> torch.Tensor:
-        if self.binary is None:
-            return torch.ops.mkldnn._convolution_pointwise(
-                x, self.packed, self.bias, self.padding, self.stride, self.dilation, self.groups,
-                self.activation, self.scalars, self.algorithm)
-        return torch.ops.mkldnn._convolution_pointwise.binary(
-            x, other, self.packed, self.bias, self.padding, self.stride, self.dilation, self.groups,
-            self.binary, None, None if self.activation == "none" else self.activation, self.scalars, self.algorithm)
+        if other is None:
+            return self._call(x, *self._args)
+        return self._call(x, other, *self._args)
 
     # oneDNN's opaque tensors can be neither copied nor pickled: a copy reorders its own weights.
     def __deepcopy__(self, memo):
@@ -105,7 +123,7 @@ class OneDNNConv(nn.Module):
         return copied
 
     def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if k != "packed"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("packed", "_call", "_args")}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
@@ -131,19 +149,110 @@ def _padding(conv: nn.Conv2d) -> Optional[tuple[int, int]]:
     return tuple(conv.padding)
 
 
-def onednn_layers(module: torch.fx.GraphModule, batch: int = 1) -> torch.fx.GraphModule:
+def onednn_layers(module: torch.fx.GraphModule, batch: int = 1, *, timed: bool = False,
+                  names: Optional[Collection[str]] = None) -> torch.fx.GraphModule:
     """`module` (a fused one: `optimize(..., "fuse")`) with its float32 image convolutions and
     its float32 or bfloat16 linear layers on the CPU run by oneDNN's fused calls, in place; the
     activations and sums they compute leave the graph, and so do the layers that are the
     identity in evaluation (nn.Identity, dropout, drop-path). `batch`: the batch whose inputs
-    the convolutions' weights are laid out for."""
+    the convolutions' weights are laid out for. `timed`: a layer keeps oneDNN's call only where
+    it runs faster than torch's modules it replaces, timed on random inputs of the batch's size.
+    `names`: only the layers of these names (fx targets, as `onednn_names` lists them) may."""
+    choice = _Choice(batch, timed, None if names is None else frozenset(names))
     _drop_identities(module)
-    _fuse_convolutions(module, batch)
-    _fuse_linears(module)
+    _fuse_convolutions(module, choice)
+    _fuse_linears(module, choice)
     module.graph.lint()
     module.delete_all_unused_submodules()  # the emptied containers of dropped layers
-    module.recompile()
-    return module
+    return direct_calls(module, hooks=False)  # an inference module: its layers' hooks are not called
+
+
+def onednn_names(module: nn.Module) -> list[str]:
+    """The names of the layers of `module` that run oneDNN's calls, in order: what
+    `onednn_layers(..., names=)` takes to make the same choices again."""
+    return [name for name, layer in module.named_modules() if isinstance(layer, (OneDNNConv, OneDNNLinear))]
+
+
+class _Choice:
+    """Which layers take oneDNN's call: those named, if names are given; of those, with
+    `timed`, the ones whose call is faster than the torch modules it replaces."""
+
+    # Timing stops after this many rounds, or after the first round past this many seconds:
+    # enough for calls of tens of microseconds, and a few calls of a compute-bound one.
+    ROUNDS, SECONDS = 15, 0.03
+
+    def __init__(self, batch: int, timed: bool, names: Optional[frozenset]):
+        self.batch, self.timed, self.names = batch, timed, names
+
+    def allowed(self, name: str) -> bool:
+        return self.names is None or name in self.names
+
+    def keeps(self, module: torch.fx.GraphModule, chain: list[torch.fx.Node], layer: nn.Module,
+              reads: list[torch.fx.Node], dtype: torch.dtype) -> bool:
+        """Whether `layer`, called with the values of `reads`, is to take the place of `chain`."""
+        if not self.timed:
+            return True
+        shapes = [_shape(node) for node in reads]
+        if any(shape is None for shape in shapes) or any(node.kwargs for node in chain):
+            return True  # nothing to time it on: as untimed
+        samples = {node: _sample([self.batch, *shape], dtype) for node, shape in zip(reads, shapes)}
+        inputs = [samples[node] for node in reads]  # a residual of the convolution's own input: one tensor
+        original = _chain_call(module, chain, samples)
+        return _faster(lambda: layer(*inputs), original, self.ROUNDS, self.SECONDS)
+
+
+def _sample(size: list[int], dtype: torch.dtype) -> torch.Tensor:
+    """Random values in the layout the fused module hands a layer: channels_last images."""
+    x = torch.randn(size, dtype=dtype)
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+
+def _chain_call(module: torch.fx.GraphModule, chain: list[torch.fx.Node],
+                inputs: dict[torch.fx.Node, torch.Tensor]) -> Callable[[], torch.Tensor]:
+    """A call of the modules of `chain` in order, as the graph calls them, on `inputs` (the
+    values of the nodes the chain reads). Each call's arguments are looked up by position,
+    prepared once, so that timing it costs what the graph's own calls cost."""
+    index = {node: i for i, node in enumerate(inputs)}
+    for node in chain:
+        index[node] = len(index)
+    steps = []
+    for node in chain:
+        parts = [(False, index[a]) if isinstance(a, torch.fx.Node) else (True, [index[b] for b in a])
+                 for a in node.args]
+        steps.append((module.get_submodule(node.target), parts))
+    first = list(inputs.values())
+
+    def call() -> torch.Tensor:
+        values = first + [None] * len(steps)
+        at = len(first)
+        for layer, parts in steps:
+            values[at] = layer(*[[values[j] for j in i] if many else values[i] for many, i in parts])
+            at += 1
+        return values[-1]
+    return call
+
+
+def _faster(candidate: Callable[[], object], original: Callable[[], object], rounds: int, seconds: float) -> bool:
+    """Whether `candidate`'s fastest call beats `original`'s, in interleaved rounds after a
+    first call of each (which makes oneDNN's primitives): up to `rounds` of them, and none more
+    once `seconds` have passed. Calls that take longer than `seconds` each are compute-bound,
+    where the first calls tell: no rounds. The fastest: load on the machine only adds time."""
+    best = [math.inf, math.inf]
+    calls = (candidate, original)
+
+    def time_call(i: int) -> None:
+        start = time.perf_counter()
+        calls[i]()
+        best[i] = min(best[i], time.perf_counter() - start)
+
+    with torch.inference_mode():
+        time_call(0), time_call(1)
+        started, done = time.perf_counter(), 0
+        while done < rounds and min(best) < seconds and (done == 0 or time.perf_counter() - started < seconds):
+            for i in ((0, 1) if done % 2 == 0 else (1, 0)):
+                time_call(i)
+            done += 1
+    return best[0] < best[1]
 
 
 def _module(module: torch.fx.GraphModule, node: torch.fx.Node) -> Optional[nn.Module]:
@@ -188,12 +297,13 @@ def _drop_identities(module: torch.fx.GraphModule) -> None:
             _replace(module, [node], node.args[0])
 
 
-def _fuse_convolutions(module: torch.fx.GraphModule, batch: int) -> None:
+def _fuse_convolutions(module: torch.fx.GraphModule, choice: _Choice) -> None:
     from ..ops.modules import onednn_binary_op
     graph = module.graph
     for node in list(graph.nodes):
         conv = None if _erased(node) else _module(module, node)
-        if type(conv) is not nn.Conv2d or conv.weight.dtype != torch.float32 or conv.weight.device.type != "cpu":
+        if type(conv) is not nn.Conv2d or conv.weight.dtype != torch.float32 or conv.weight.device.type != "cpu" \
+                or not choice.allowed(node.target):
             continue
         shape = _shape(node.args[0]) if len(node.args) == 1 else None
         if shape is None or len(shape) != 3 or _padding(conv) is None or not channels_last_safe(conv, shape[1:]):
@@ -208,9 +318,13 @@ def _fuse_convolutions(module: torch.fx.GraphModule, batch: int) -> None:
             after = _sole_user(user)
             if after is not None and (p := _post_op(module, after, user, after_sum=True)) is not None:
                 chain, post = [node, user, after], p
+        reads = [node.args[0]] if binary is None else [node.args[0], other]
+        layer = OneDNNConv(conv, [choice.batch, *shape], post, binary)
+        if not choice.keeps(module, chain, layer, reads, torch.float32):
+            continue
         with graph.inserting_before(chain[-1]):  # where the join's other input is known too
-            fused = graph.call_module(node.target, (node.args[0],) if binary is None else (node.args[0], other))
-        _replace(module, chain, fused, OneDNNConv(conv, [batch, *shape], post, binary))
+            fused = graph.call_module(node.target, tuple(reads))
+        _replace(module, chain, fused, layer)
 
 
 def _other_input(join: torch.fx.Node, node: torch.fx.Node) -> Optional[torch.fx.Node]:
@@ -225,21 +339,24 @@ def _other_input(join: torch.fx.Node, node: torch.fx.Node) -> Optional[torch.fx.
     return other
 
 
-def _fuse_linears(module: torch.fx.GraphModule) -> None:
+def _fuse_linears(module: torch.fx.GraphModule, choice: _Choice) -> None:
     from ..ops.modules import ChannelLinear
     graph = module.graph
     for node in list(graph.nodes):
         linear = None if _erased(node) else _module(module, node)
         if type(linear) not in (nn.Linear, ChannelLinear) or linear.weight.device.type != "cpu" or \
-                linear.weight.dtype not in LINEAR_DTYPES:
+                linear.weight.dtype not in LINEAR_DTYPES or not choice.allowed(node.target):
             continue
         chain, post = [node], ("none", [], "")
         user = _sole_user(node)
         if user is not None and (p := _post_op(module, user, node)) is not None:
             chain, post = [node, user], p
+        layer = OneDNNLinear(linear, post, channels=type(linear) is ChannelLinear)
+        if len(node.args) != 1 or not choice.keeps(module, chain, layer, list(node.args), linear.weight.dtype):
+            continue
         with graph.inserting_before(chain[-1]):
             fused = graph.call_module(node.target, node.args)
-        _replace(module, chain, fused, OneDNNLinear(linear, post, channels=type(linear) is ChannelLinear))
+        _replace(module, chain, fused, layer)
 
 
 def _erased(node: torch.fx.Node) -> bool:

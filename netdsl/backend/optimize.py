@@ -42,6 +42,9 @@ def optimize(module: torch.nn.Module, level: str = "fuse") -> torch.nn.Module:
         optimized = channels_last(fold_batchnorms(optimized))
         if level == "compile":
             optimized = torch.compile(optimized)
+        else:
+            from .fx import direct_calls
+            direct_calls(optimized)
     except CompileError:
         raise
     except Exception as e:
