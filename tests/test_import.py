@@ -207,6 +207,21 @@ def test_a_compiled_net_imports_back_to_its_summary(path):
     assert again.total_macs() == original.total_macs() and again.total_params() == original.total_params()
 
 
+def test_a_bare_parameter_imports_back_wherever_its_scope_is():
+    """A bare op's parameter (`scale`, ConvNeXt's layer_scale) is read as a module attribute in
+    the generated forward, which is how a tracer tells it from a constant: under a named scope
+    and under a numbered one alike."""
+    text = ("net n { input 8x4x4  b: { conv(8, 1)  s: scale(0.5) }  f: seq { conv(8, 1)  scale(2.0) }"
+            "  global_avgpool  flatten  linear(3) }")
+    original = netdsl.loads(text)
+    module = original.compile()
+    assert "self.b.s" in module.code and 'getattr(self.f, "1")' in module.code
+    again = netdsl.loads(from_torch(module, original.input_shape, original.name))
+    # the rows less the op's text: a module holds the parameter's values, not the value it was made with
+    assert sorted((r[0], *r[2:]) for r in again.summary().rows()) == \
+        sorted((r[0], *r[2:]) for r in original.summary().rows())
+
+
 def test_every_import_target_exists():
     """The registry's class and function names (strings, so that it never imports torch) name
     what torch and torchvision have."""

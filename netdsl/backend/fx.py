@@ -313,7 +313,10 @@ def _direct_calls(module: torch.fx.GraphModule, src: str, hooks: bool = True) ->
     to nodes (its tracebacks) still holds."""
     replacements = {}
     for node in module.graph.nodes:
-        if node.op not in ("call_module", "get_attr") or not isinstance(node.target, str):
+        # Parameters (a bare op's, OpSpec.bare) stay attribute reads: a tracer (fx's, the
+        # importer's) sees a parameter read from a `_parameters` dict as a plain tensor, and
+        # `param * x` then as a tensor method, not the op it applies (ConvNeXt's layer_scale).
+        if node.op != "call_module" or not isinstance(node.target, str):
             continue
         parts = node.target.split(".")
         if not all(parts) or any("'" in p or '"' in p or "\\" in p for p in parts):
@@ -324,14 +327,12 @@ def _direct_calls(module: torch.fx.GraphModule, src: str, hooks: bool = True) ->
             if holder is None:
                 break
         else:
-            # a layer's module, or a bare op's parameter (OpSpec.bare: `x = self.a.b` then a call)
-            kind, end = ("_modules", "(") if node.op == "call_module" else ("_parameters", "")
-            if parts[-1] not in holder.__dict__.get(kind, {}):
+            if parts[-1] not in holder.__dict__.get("_modules", {}):
                 continue
-            direct = "self" + "".join(f"._modules[{p!r}]" for p in parts[:-1]) + f".{kind}[{parts[-1]!r}]"
-            if not hooks and node.op == "call_module" and not _has_hooks(holder._modules[parts[-1]]):
+            direct = "self" + "".join(f"._modules[{p!r}]" for p in parts)
+            if not hooks and not _has_hooks(holder._modules[parts[-1]]):
                 direct += ".forward"
-            replacements[f" = {_fx_target(node.target)}{end}"] = f" = {direct}{end}"
+            replacements[f" = {_fx_target(node.target)}("] = f" = {direct}("
     if not replacements:
         return None
     lines = src.split("\n")
@@ -341,10 +342,9 @@ def _direct_calls(module: torch.fx.GraphModule, src: str, hooks: bool = True) ->
         if found is None:
             continue
         end = found.end()
-        if line.startswith("(", end):  # a call
-            end += 1
-        elif line[end:end + 1] not in ("", ";"):  # an attribute read ends the line or its statement
+        if not line.startswith("(", end):  # not a call
             continue
+        end += 1
         direct = replacements.get(line[start:end])
         if direct is not None:
             lines[i] = line[:start] + direct + line[end:]
