@@ -33,7 +33,7 @@ import os
 import stat
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Literal, Optional, Union
 
 import torch
 
@@ -92,7 +92,7 @@ def _read_cache(path: Path) -> dict[str, Any]:
             if isinstance(k, str) and isinstance(v, dict) and v.get("path") in CANDIDATES and _layer_names(v) is not False}
 
 
-def _layer_names(entry: dict[str, Any]):
+def _layer_names(entry: dict[str, Any]) -> Union[list[str], None, Literal[False]]:
     """The entry's per-layer choice (`onednn`: layer names), None where it has none, False where
     it is not a list of strings (a corrupt entry)."""
     names = entry.get("layers")
